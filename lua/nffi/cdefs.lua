@@ -1,0 +1,89 @@
+-- The one place libnffi's C declarations are given to LuaJIT.
+-- Kept in step with native/include/nffi.h (test/cdefs.test.ts compares them).
+local ffi = require "ffi"
+
+ffi.cdef[[
+typedef struct nffi_runtime nffi_runtime;
+typedef struct nffi_task nffi_task;
+
+typedef struct nffi_stats {
+    uint64_t enqueued;
+    uint64_t polled;
+    uint64_t responded;
+    uint64_t resumed;
+    uint64_t timeouts;
+    uint64_t rejected;
+    uint64_t late;
+    int64_t depth;
+    int64_t in_flight;
+    int64_t live;
+    uint64_t lat_count[4];
+    uint64_t lat_sum_ns[4];
+    uint64_t lat_max_ns[4];
+} nffi_stats;
+
+typedef struct nffi_task_info {
+    uint64_t id;
+    int64_t t_enqueued;
+    int64_t t_polled;
+    int64_t t_responded;
+    int64_t t_resumed;
+    uint64_t req_len;
+    int32_t state;
+    int32_t rc;
+    uint32_t waiter;
+    uint32_t preview_len;
+    char method[32];
+    char preview[64];
+} nffi_task_info;
+
+const char *nffi_version(void);
+int nffi_instrumented(void);
+int64_t nffi_now_ns(void);
+
+nffi_runtime *nffi_runtime_new(const char *name, int max_queue);
+int nffi_runtime_finish(nffi_runtime *rt);
+int nffi_runtime_finished(const nffi_runtime *rt);
+void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out);
+double nffi_runtime_quantile(const nffi_runtime *rt, int lat_kind, double q);
+int nffi_runtime_tasks(const nffi_runtime *rt, uint64_t after_id,
+                       nffi_task_info *out, int max);
+void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
+
+nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, size_t method_len,
+                            const char *req, size_t req_len, uint32_t waiter,
+                            int *status);
+uint64_t nffi_task_id(const nffi_task *t);
+int nffi_task_state(const nffi_task *t);
+int nffi_task_spin(nffi_task *t, int64_t max_ns);
+int nffi_task_result(nffi_task *t, char **rsp, size_t *rsp_len);
+void nffi_task_release(nffi_task *t);
+int nffi_task_abandon(nffi_task *t);
+
+int nffi_wake_listen(char *path_out, int path_max);
+int nffi_wake_accept(int listen_fd, const char *path);
+void nffi_wake_kick(void);
+int nffi_drain(nffi_task **out, int max);
+
+int libffi_init(char *cfg, void *tq);
+int lib_nonblocking_ffi_init(char *cfg, void *tq);
+]]
+
+return {
+    OK = 0,
+    EFULL = -1,
+    EFINISHED = -2,
+    ENOMEM = -3,
+    EINVAL = -4,
+
+    TASK_PENDING = 0,
+    TASK_POLLED = 1,
+    TASK_DONE = 2,
+    TASK_READY = 3,
+    TASK_ABANDONED = 4,
+
+    LAT_QUEUE = 0,
+    LAT_SERVICE = 1,
+    LAT_WAKEUP = 2,
+    LAT_TOTAL = 3,
+}

@@ -1,0 +1,156 @@
+/*
+ * libnffi: the nonblocking FFI task queue for stock nginx + lua-nginx-module.
+ *
+ * Two kinds of callers, never mixed:
+ *   - the nginx worker's event-loop thread (through LuaJIT FFI): nffi_runtime_*,
+ *     nffi_task_*, nffi_wake_*, nffi_drain;
+ *   - runtime threads (the loaded runtime library): ngx_http_lua_ffi_task_poll,
+ *     ngx_http_lua_ffi_get_req, ngx_http_lua_ffi_respond and their
+ *     ngx_http_lua_nonblocking_ffi_ aliases, exactly as lua-resty-ffi defines them.
+ * Runtime threads never touch the Lua VM.
+ *
+ * Status convention: functions returning int give 0 on success and a negative
+ * NFFI_E* code on failure (errno values are returned negated by nffi_wake_*).
+ *
+ * This header is read as-is by ffi.cdef (lua/nffi/cdefs.lua holds the same
+ * declarations): no macros, no includes in the declarations below.
+ */
+#ifndef NFFI_H
+#define NFFI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes ---- */
+enum {
+    NFFI_OK = 0,
+    NFFI_EFULL = -1,      /* the runtime's queue holds max_queue tasks */
+    NFFI_EFINISHED = -2,  /* the runtime was unloaded (finish called) */
+    NFFI_ENOMEM = -3,
+    NFFI_EINVAL = -4
+};
+
+/* ---- task states, as seen by snapshots ---- */
+enum {
+    NFFI_TASK_PENDING = 0,   /* in the queue, not yet polled */
+    NFFI_TASK_POLLED = 1,    /* a runtime thread holds it */
+    NFFI_TASK_DONE = 2,      /* responded, on the done list */
+    NFFI_TASK_READY = 3,     /* drained by the pump, waiter not resumed yet */
+    NFFI_TASK_ABANDONED = 4  /* waiter timed out; freed once the runtime responds */
+};
+
+/* ---- latency kinds (histogram index) ---- */
+enum {
+    NFFI_LAT_QUEUE = 0,    /* polled - enqueued */
+    NFFI_LAT_SERVICE = 1,  /* responded - polled */
+    NFFI_LAT_WAKEUP = 2,   /* resumed - responded */
+    NFFI_LAT_TOTAL = 3     /* resumed - enqueued */
+};
+
+typedef struct nffi_runtime nffi_runtime;
+typedef struct nffi_task nffi_task;
+
+typedef struct nffi_stats {
+    uint64_t enqueued;     /* accepted by submit */
+    uint64_t polled;       /* handed to a runtime thread */
+    uint64_t responded;    /* respond() called */
+    uint64_t resumed;      /* result taken by the waiting coroutine */
+    uint64_t timeouts;     /* abandoned by a timed-out waiter */
+    uint64_t rejected;     /* refused: queue full or finished */
+    uint64_t late;         /* responses that arrived after their waiter gave up */
+    int64_t depth;         /* pending in the queue now */
+    int64_t in_flight;     /* polled, not yet responded */
+    int64_t live;          /* tasks allocated and not yet released */
+    uint64_t lat_count[4]; /* samples per latency kind */
+    uint64_t lat_sum_ns[4];
+    uint64_t lat_max_ns[4];
+} nffi_stats;
+
+typedef struct nffi_task_info {
+    uint64_t id;
+    int64_t t_enqueued;    /* CLOCK_MONOTONIC ns; 0 = not reached yet */
+    int64_t t_polled;
+    int64_t t_responded;
+    int64_t t_resumed;
+    uint64_t req_len;
+    int32_t state;         /* NFFI_TASK_* */
+    int32_t rc;            /* valid once responded */
+    uint32_t waiter;       /* the tag passed to nffi_task_submit */
+    uint32_t preview_len;  /* bytes valid in preview */
+    char method[32];       /* NUL-terminated, truncated */
+    char preview[64];      /* first bytes of the request */
+} nffi_task_info;
+
+/* ---- library ---- */
+const char *nffi_version(void);
+int nffi_instrumented(void);            /* 0 when built with NFFI_NO_INSTRUMENT */
+int64_t nffi_now_ns(void);              /* CLOCK_MONOTONIC, the clock of every timestamp */
+
+/* ---- runtimes (worker thread) ---- */
+/* name is copied; max_queue <= 0 means 65536. The returned pointer is the `tq`
+ * handed to the runtime library's init function. Never freed: runtime threads
+ * may still hold it after unload. */
+nffi_runtime *nffi_runtime_new(const char *name, int max_queue);
+/* After the pending tasks, every poll returns NULL (the "NULL task"). Idempotent. */
+int nffi_runtime_finish(nffi_runtime *rt);
+int nffi_runtime_finished(const nffi_runtime *rt);
+void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out);
+/* q in [0,1]; nanoseconds, from the histogram (bucket upper bound, <= max); 0 when empty. */
+double nffi_runtime_quantile(const nffi_runtime *rt, int lat_kind, double q);
+/* Copies up to max live tasks with id > after_id, in id order. Returns the count.
+ * Call repeatedly with the last id to page through without blocking anyone. */
+int nffi_runtime_tasks(const nffi_runtime *rt, uint64_t after_id, nffi_task_info *out, int max);
+/* Runtime-thread side spinning before sleeping in poll, microseconds (0 = none). */
+void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
+
+/* ---- tasks (worker thread) ---- */
+/* Copies req (NUL-terminated copy, NULs inside allowed). Returns NULL with *status
+ * set to NFFI_EFULL / NFFI_EFINISHED / NFFI_ENOMEM / NFFI_EINVAL. */
+nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, size_t method_len,
+                            const char *req, size_t req_len, uint32_t waiter, int *status);
+uint64_t nffi_task_id(const nffi_task *t);
+int nffi_task_state(const nffi_task *t);
+/* Busy-waits up to max_ns for the response without going through the done list.
+ * Returns 1 when the task is READY (take the result now), 0 otherwise (wait for
+ * the pump as usual). */
+int nffi_task_spin(nffi_task *t, int64_t max_ns);
+/* For a READY task: stamps `resumed`, records latencies, hands out the response
+ * (*rsp is NULL when the runtime sent none) and its length; returns rc. */
+int nffi_task_result(nffi_task *t, char **rsp, size_t *rsp_len);
+/* Frees the task and its response. NULL-safe. */
+void nffi_task_release(nffi_task *t);
+/* The waiter gave up. PENDING: removed from the queue and freed. POLLED/DONE:
+ * freed when drained, its response never delivered. READY: freed now.
+ * Returns 1 when freed now, 0 when deferred. The pointer is dead either way. */
+int nffi_task_abandon(nffi_task *t);
+
+/* ---- wake-up path (worker thread) ---- */
+/* Creates a private directory (0700) and a listening unix socket in it; writes the
+ * path into path_out (size path_max). Returns the listening fd or -errno. */
+int nffi_wake_listen(char *path_out, int path_max);
+/* After the worker's cosocket connected to that path: accepts the connection,
+ * checks the peer is this process, removes socket file and directory, closes the
+ * listening fd and keeps the accepted end as the write side. 0 or -errno. */
+int nffi_wake_accept(int listen_fd, const char *path);
+/* Writes one wake byte if none is pending (used at worker exit to unblock the pump). */
+void nffi_wake_kick(void);
+/* Takes up to max done tasks (all runtimes), in completion order, clearing the
+ * pending-wake flag first. Abandoned tasks are freed here and not returned. */
+int nffi_drain(nffi_task **out, int max);
+
+/* ---- runtime-thread ABI (lua-resty-ffi compatible) ---- */
+void *ngx_http_lua_ffi_task_poll(void *tq);
+char *ngx_http_lua_ffi_get_req(void *task, int *len);
+void ngx_http_lua_ffi_respond(void *task, int rc, char *rsp, int rsp_len);
+void *ngx_http_lua_nonblocking_ffi_task_poll(void *tq);
+char *ngx_http_lua_nonblocking_ffi_get_req(void *task, int *len);
+void ngx_http_lua_nonblocking_ffi_respond(void *task, int rc, char *rsp, int rsp_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,99 @@
+/* Internal shared definitions of libnffi. Not part of the contract. */
+#ifndef NFFI_INTERNAL_H
+#define NFFI_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include "nffi.h"
+
+#define NFFI_EXPORT __attribute__((visibility("default")))
+#define NFFI_HIDDEN __attribute__((visibility("hidden")))
+
+#ifdef NFFI_NO_INSTRUMENT
+#define NFFI_INST 0
+#else
+#define NFFI_INST 1
+#endif
+
+/* Relaxed atomics: enough for counters and snapshot fields that are only read
+ * for display; ordering-sensitive places spell out their own memory order. */
+#define NFFI_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define NFFI_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define NFFI_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+/* Single-writer counter: no RMW needed, the store is atomic only so that
+ * concurrent readers are not a data race. */
+#define NFFI_BUMP(p, v) NFFI_STORE((p), NFFI_LOAD(p) + (v))
+
+#define NFFI_HIST_SUB 4                 /* sub-buckets per power of two */
+#define NFFI_HIST_MAXEXP 40             /* values >= 2^41 ns share the last bucket */
+#define NFFI_HIST_N (NFFI_HIST_SUB + (NFFI_HIST_MAXEXP - 1) * NFFI_HIST_SUB)
+
+typedef struct nffi__hist {
+    uint64_t count, sum, max;
+    uint64_t bucket[NFFI_HIST_N];
+} nffi__hist;
+
+/* Values of nffi_task.direct (the spin handshake word). */
+enum { NFFI__DIRECT_IDLE = 0, NFFI__DIRECT_SPINNING = 1, NFFI__DIRECT_DONE = 2 };
+
+struct nffi_task {
+    nffi_runtime *rt;
+    nffi_task *qprev, *qnext;   /* pending queue; guarded by rt->qlock */
+    nffi_task *dnext;           /* done list / worker backlog */
+    nffi_task *lprev, *lnext;   /* live registry; worker-only */
+    uint64_t id;
+    int state;                  /* NFFI_TASK_*; atomic (read by snapshots) */
+    int direct;                 /* spin handshake; atomic */
+    int abandoned;              /* worker-only */
+    int resumed;                /* worker-only: latencies already recorded */
+    int rc;                     /* atomic: written by respond, read by snapshots */
+    uint32_t waiter;
+    char *rsp;
+    size_t rsp_len;
+    int64_t t_enqueued, t_polled, t_responded, t_resumed;
+    char method[32];
+    size_t req_len;
+    size_t cap;                 /* inline request capacity (a freelist class or exact) */
+    char req[];                 /* cap + 1 bytes, NUL-terminated */
+};
+
+struct nffi_runtime {
+    /* qlock guards the pending queue (qhead/qtail), sleepers, and serializes
+     * the PENDING -> POLLED transition against abandon. */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;       /* pollers sleep here; signalled by submit/finish */
+    nffi_task *qhead, *qtail;
+    int sleepers;               /* pollers blocked in qcond; under qlock */
+    int finished;               /* set under qlock, also read lock-free by spinners */
+    int64_t depth;              /* queue length; written under qlock, read lock-free */
+    int max_queue;
+    int spin_us;                /* atomic: set by the worker, read by pollers */
+
+    /* Worker-only from here (plus relaxed readers of the counters). */
+    char *name;
+    nffi_task *live_head, *live_tail;
+    uint64_t enqueued, rejected, timeouts, resumed, late;
+    int64_t live;
+    uint64_t polled, responded; /* atomic RMW from runtime threads */
+    int64_t in_flight;          /* atomic RMW: +1 in poll, -1 in respond */
+    nffi__hist hist[4];
+};
+
+NFFI_HIDDEN void nffi__hist_add(nffi__hist *h, int64_t v);
+NFFI_HIDDEN double nffi__hist_quantile(const nffi__hist *h, double q);
+
+NFFI_HIDDEN void nffi__task_free(nffi_task *t);
+NFFI_HIDDEN void nffi__fork_check(void);
+
+static inline void nffi__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+#endif

@@ -1,0 +1,147 @@
+/* Runtimes: creation, finish, statistics and the live-task snapshot. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "nffi_internal.h"
+
+NFFI_EXPORT const char *nffi_version(void)
+{
+    return "0.1.0";
+}
+
+NFFI_EXPORT int nffi_instrumented(void)
+{
+    return NFFI_INST;
+}
+
+NFFI_EXPORT int64_t nffi_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
+{
+    nffi_runtime *rt = calloc(1, sizeof(*rt));
+    if (rt == NULL)
+        return NULL;
+    rt->name = strdup(name ? name : "");
+    if (rt->name == NULL || pthread_mutex_init(&rt->qlock, NULL) != 0) {
+        free(rt->name);
+        free(rt);
+        return NULL;
+    }
+    if (pthread_cond_init(&rt->qcond, NULL) != 0) {
+        pthread_mutex_destroy(&rt->qlock);
+        free(rt->name);
+        free(rt);
+        return NULL;
+    }
+    rt->max_queue = max_queue > 0 ? max_queue : 65536;
+    const char *spin = getenv("NFFI_POLL_SPIN_US");
+    if (spin != NULL) {
+        long us = strtol(spin, NULL, 10);
+        rt->spin_us = us > 0 ? (us > 1000000 ? 1000000 : (int)us) : 0;
+    }
+    return rt;
+}
+
+NFFI_EXPORT int nffi_runtime_finish(nffi_runtime *rt)
+{
+    if (rt == NULL)
+        return NFFI_EINVAL;
+    pthread_mutex_lock(&rt->qlock);
+    __atomic_store_n(&rt->finished, 1, __ATOMIC_RELEASE);
+    /* Every sleeper must wake: each one returns NULL once the queue is empty. */
+    pthread_cond_broadcast(&rt->qcond);
+    pthread_mutex_unlock(&rt->qlock);
+    return NFFI_OK;
+}
+
+NFFI_EXPORT int nffi_runtime_finished(const nffi_runtime *rt)
+{
+    return rt != NULL && __atomic_load_n(&rt->finished, __ATOMIC_ACQUIRE);
+}
+
+NFFI_EXPORT void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us)
+{
+    if (rt != NULL)
+        NFFI_STORE(&rt->spin_us, spin_us > 0 ? (spin_us > 1000000 ? 1000000 : spin_us) : 0);
+}
+
+NFFI_EXPORT void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out)
+{
+    if (out == NULL)
+        return;
+    memset(out, 0, sizeof(*out));
+    if (rt == NULL)
+        return;
+    out->enqueued = NFFI_LOAD(&rt->enqueued);
+    out->polled = NFFI_LOAD(&rt->polled);
+    out->responded = NFFI_LOAD(&rt->responded);
+    out->resumed = NFFI_LOAD(&rt->resumed);
+    out->timeouts = NFFI_LOAD(&rt->timeouts);
+    out->rejected = NFFI_LOAD(&rt->rejected);
+    out->late = NFFI_LOAD(&rt->late);
+    out->depth = NFFI_LOAD(&rt->depth);
+    out->in_flight = NFFI_LOAD(&rt->in_flight);
+    out->live = NFFI_LOAD(&rt->live);
+    for (int k = 0; k < 4; k++) {
+        out->lat_count[k] = NFFI_LOAD(&rt->hist[k].count);
+        out->lat_sum_ns[k] = NFFI_LOAD(&rt->hist[k].sum);
+        out->lat_max_ns[k] = NFFI_LOAD(&rt->hist[k].max);
+    }
+}
+
+NFFI_EXPORT double nffi_runtime_quantile(const nffi_runtime *rt, int lat_kind, double q)
+{
+    if (rt == NULL || lat_kind < 0 || lat_kind > 3)
+        return 0;
+    return nffi__hist_quantile(&rt->hist[lat_kind], q);
+}
+
+static void nffi__info(const nffi_task *t, nffi_task_info *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->id = t->id;
+    /* state, rc and the runtime-side stamps are written by runtime threads. */
+    o->state = t->abandoned ? NFFI_TASK_ABANDONED : NFFI_LOAD(&t->state);
+    o->rc = NFFI_LOAD(&t->rc);
+    o->t_enqueued = t->t_enqueued;
+    o->t_polled = NFFI_LOAD(&t->t_polled);
+    o->t_responded = NFFI_LOAD(&t->t_responded);
+    o->t_resumed = t->t_resumed;
+    o->req_len = t->req_len;
+    o->waiter = t->waiter;
+    memcpy(o->method, t->method, sizeof(o->method));
+    if (NFFI_INST) {
+        size_t n = t->req_len < sizeof(o->preview) ? t->req_len : sizeof(o->preview);
+        memcpy(o->preview, t->req, n);
+        o->preview_len = (uint32_t)n;
+    }
+}
+
+NFFI_EXPORT int nffi_runtime_tasks(const nffi_runtime *rt, uint64_t after_id,
+                                   nffi_task_info *out, int max)
+{
+    if (rt == NULL || out == NULL || max <= 0 || rt->live_tail == NULL)
+        return 0;
+    if (after_id >= rt->live_tail->id)
+        return 0;
+    /* The list is in id order. Start from whichever end is nearer (by id) so
+     * that paging near the tail does not rescan the whole list every call. */
+    const nffi_task *t;
+    if (after_id < rt->live_head->id ||
+        after_id - rt->live_head->id < rt->live_tail->id - after_id) {
+        for (t = rt->live_head; t->id <= after_id; t = t->lnext)
+            ;
+    } else {
+        for (t = rt->live_tail; t->lprev != NULL && t->lprev->id > after_id; t = t->lprev)
+            ;
+    }
+    int n = 0;
+    for (; t != NULL && n < max; t = t->lnext)
+        nffi__info(t, &out[n++]);
+    return n;
+}

@@ -1,0 +1,360 @@
+/* Tasks: submit/poll (the bounded pending queue), spin, result, release, abandon. */
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include "nffi_internal.h"
+
+/* Recyclable inline capacities. Two classes so that a typical small request
+ * does not pin 4 KiB while queued; larger requests get an exact malloc. */
+#define NFFI__NCLASS 2
+static const size_t nffi__class_cap[NFFI__NCLASS] = {256, 4096};
+static const int nffi__class_keep[NFFI__NCLASS] = {256, 64};    /* ~330 KiB idle at most */
+
+/* Worker-only state: no locks. Tasks are allocated and freed only by the
+ * worker thread (submit, release, abandon, drain), so the freelists are too. */
+static nffi_task *nffi__freelist[NFFI__NCLASS];
+static int nffi__nfree[NFFI__NCLASS];
+static uint64_t nffi__last_id;
+
+static int nffi__class_of(size_t cap)
+{
+    for (int c = 0; c < NFFI__NCLASS; c++)
+        if (cap == nffi__class_cap[c])
+            return c;
+    return -1;
+}
+
+static nffi_task *nffi__task_alloc(size_t req_len)
+{
+    nffi_task *t = NULL;
+    size_t cap = req_len;
+    for (int c = 0; c < NFFI__NCLASS; c++) {
+        if (req_len <= nffi__class_cap[c]) {
+            cap = nffi__class_cap[c];
+            if ((t = nffi__freelist[c]) != NULL) {
+                nffi__freelist[c] = t->dnext;
+                nffi__nfree[c]--;
+            }
+            break;
+        }
+    }
+    if (t == NULL) {
+        if (cap > SIZE_MAX - sizeof(*t) - 1)
+            return NULL;
+        t = malloc(sizeof(*t) + cap + 1);
+        if (t == NULL)
+            return NULL;
+    }
+    memset(t, 0, sizeof(*t));
+    t->cap = cap;
+    return t;
+}
+
+static void nffi__task_recycle(nffi_task *t)
+{
+    int c = nffi__class_of(t->cap);
+    if (c >= 0 && nffi__nfree[c] < nffi__class_keep[c]) {
+        t->dnext = nffi__freelist[c];
+        nffi__freelist[c] = t;
+        nffi__nfree[c]++;
+    } else {
+        free(t);
+    }
+}
+
+void nffi__task_free(nffi_task *t)
+{
+    nffi_runtime *rt = t->rt;
+    if (t->lprev != NULL)
+        t->lprev->lnext = t->lnext;
+    else
+        rt->live_head = t->lnext;
+    if (t->lnext != NULL)
+        t->lnext->lprev = t->lprev;
+    else
+        rt->live_tail = t->lprev;
+    NFFI_BUMP(&rt->live, -1);
+    free(t->rsp);
+    nffi__task_recycle(t);
+}
+
+static nffi_task *nffi__reject(nffi_runtime *rt, int *status, int code)
+{
+    if (NFFI_INST)
+        NFFI_BUMP(&rt->rejected, 1);
+    *status = code;
+    return NULL;
+}
+
+NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, size_t method_len,
+                                        const char *req, size_t req_len, uint32_t waiter,
+                                        int *status)
+{
+    int ignored;
+    if (status == NULL)
+        status = &ignored;
+    if (rt == NULL || (req == NULL && req_len > 0) || (method == NULL && method_len > 0)) {
+        *status = NFFI_EINVAL;
+        return NULL;
+    }
+    /* Fail fast before copying what may be a large request; rechecked below. */
+    if (__atomic_load_n(&rt->finished, __ATOMIC_ACQUIRE))
+        return nffi__reject(rt, status, NFFI_EFINISHED);
+    if (NFFI_LOAD(&rt->depth) >= rt->max_queue)
+        return nffi__reject(rt, status, NFFI_EFULL);
+
+    nffi_task *t = nffi__task_alloc(req_len);
+    if (t == NULL) {
+        *status = NFFI_ENOMEM;
+        return NULL;
+    }
+    t->rt = rt;
+    t->waiter = waiter;
+    size_t ml = method_len < sizeof(t->method) ? method_len : sizeof(t->method) - 1;
+    if (ml > 0)
+        memcpy(t->method, method, ml);
+    if (req_len > 0)
+        memcpy(t->req, req, req_len);
+    t->req[req_len] = '\0';
+    t->req_len = req_len;
+    if (NFFI_INST)
+        t->t_enqueued = nffi_now_ns();
+
+    pthread_mutex_lock(&rt->qlock);
+    int code = rt->finished ? NFFI_EFINISHED : rt->depth >= rt->max_queue ? NFFI_EFULL : NFFI_OK;
+    if (code != NFFI_OK) {
+        pthread_mutex_unlock(&rt->qlock);
+        nffi__task_recycle(t);
+        return nffi__reject(rt, status, code);
+    }
+    t->id = ++nffi__last_id;
+    t->qprev = rt->qtail;
+    if (rt->qtail != NULL)
+        rt->qtail->qnext = t;
+    else
+        rt->qhead = t;
+    rt->qtail = t;
+    NFFI_STORE(&rt->depth, rt->depth + 1);
+    /* A spinning poller watches depth and needs no syscall; only a sleeper does. */
+    int wake = rt->sleepers > 0;
+    pthread_mutex_unlock(&rt->qlock);
+    if (wake)
+        pthread_cond_signal(&rt->qcond);
+
+    t->lprev = rt->live_tail;
+    if (rt->live_tail != NULL)
+        rt->live_tail->lnext = t;
+    else
+        rt->live_head = t;
+    rt->live_tail = t;
+    NFFI_BUMP(&rt->live, 1);
+    if (NFFI_INST)
+        NFFI_BUMP(&rt->enqueued, 1);
+    *status = NFFI_OK;
+    return t;
+}
+
+NFFI_EXPORT uint64_t nffi_task_id(const nffi_task *t)
+{
+    return t != NULL ? t->id : 0;
+}
+
+NFFI_EXPORT int nffi_task_state(const nffi_task *t)
+{
+    if (t == NULL)
+        return NFFI_EINVAL;
+    return t->abandoned ? NFFI_TASK_ABANDONED : __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
+}
+
+/* Bounded busy-wait so a poller that is handed work within spin_us never
+ * pays for a futex sleep + wake-up. Checks the clock only every 64 rounds. */
+static void nffi__poll_spin(nffi_runtime *rt, int spin_us)
+{
+    int64_t deadline = nffi_now_ns() + (int64_t)spin_us * 1000;
+    for (unsigned i = 1;; i++) {
+        if (NFFI_LOAD(&rt->depth) > 0 || NFFI_LOAD(&rt->finished))
+            return;
+        nffi__cpu_relax();
+        if ((i & 63) == 0 && nffi_now_ns() >= deadline)
+            return;
+    }
+}
+
+NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
+{
+    nffi_runtime *rt = tq;
+    if (rt == NULL)
+        return NULL;
+    int spin_us = NFFI_LOAD(&rt->spin_us);
+    if (spin_us > 0)
+        nffi__poll_spin(rt, spin_us);
+
+    pthread_mutex_lock(&rt->qlock);
+    while (rt->qhead == NULL) {
+        /* Finished and empty is terminal: nothing can be queued any more. */
+        if (rt->finished) {
+            pthread_mutex_unlock(&rt->qlock);
+            return NULL;
+        }
+        rt->sleepers++;
+        pthread_cond_wait(&rt->qcond, &rt->qlock);
+        rt->sleepers--;
+    }
+    nffi_task *t = rt->qhead;
+    rt->qhead = t->qnext;
+    if (rt->qhead != NULL)
+        rt->qhead->qprev = NULL;
+    else
+        rt->qtail = NULL;
+    t->qnext = t->qprev = NULL;
+    NFFI_STORE(&rt->depth, rt->depth - 1);
+    /* Under qlock: abandon decides PENDING vs POLLED under the same lock. */
+    NFFI_STORE(&t->state, NFFI_TASK_POLLED);
+    NFFI_ADD(&rt->in_flight, 1);
+    if (NFFI_INST)
+        NFFI_ADD(&rt->polled, 1);
+    pthread_mutex_unlock(&rt->qlock);
+    if (NFFI_INST)
+        NFFI_STORE(&t->t_polled, nffi_now_ns());
+    return t;
+}
+
+NFFI_EXPORT char *ngx_http_lua_ffi_get_req(void *task, int *len)
+{
+    nffi_task *t = task;
+    if (t == NULL) {
+        if (len != NULL)
+            *len = 0;
+        return NULL;
+    }
+    if (len != NULL)
+        *len = t->req_len > INT_MAX ? INT_MAX : (int)t->req_len;
+    return t->req;
+}
+
+void *ngx_http_lua_nonblocking_ffi_task_poll(void *tq)
+    __attribute__((alias("ngx_http_lua_ffi_task_poll")));
+char *ngx_http_lua_nonblocking_ffi_get_req(void *task, int *len)
+    __attribute__((alias("ngx_http_lua_ffi_get_req")));
+
+/*
+ * The direct-completion handshake. t->direct is IDLE, SPINNING or DONE and
+ * both sides only ever CAS it away from SPINNING:
+ *   worker:  IDLE -> SPINNING, spin, then SPINNING -> IDLE;
+ *   respond: SPINNING -> DONE, else the normal done-list path.
+ * Exactly one of the two CASes away from SPINNING wins, so a response is
+ * delivered exactly once: either respond won (it skipped the done list and
+ * the wake byte, and our failing CAS acquires its writes of rc/rsp) or we
+ * won (respond's CAS fails, it takes the normal path and the pump delivers).
+ * respond stores state DONE only after its CAS failed, so seeing DONE while
+ * spinning means the normal path was taken and further spinning is useless.
+ */
+NFFI_EXPORT int nffi_task_spin(nffi_task *t, int64_t max_ns)
+{
+    if (t == NULL || max_ns <= 0 || t->abandoned)
+        return 0;
+    int st = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
+    if (st == NFFI_TASK_DONE || st == NFFI_TASK_READY)
+        return 0;
+    int expect = NFFI__DIRECT_IDLE;
+    if (!__atomic_compare_exchange_n(&t->direct, &expect, NFFI__DIRECT_SPINNING, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return 0;
+    int64_t deadline = nffi_now_ns() + max_ns;
+    for (unsigned i = 1;; i++) {
+        if (__atomic_load_n(&t->direct, __ATOMIC_ACQUIRE) == NFFI__DIRECT_DONE ||
+            __atomic_load_n(&t->state, __ATOMIC_ACQUIRE) == NFFI_TASK_DONE)
+            break;
+        nffi__cpu_relax();
+        if ((i & 15) == 0 && nffi_now_ns() >= deadline)
+            break;
+    }
+    expect = NFFI__DIRECT_SPINNING;
+    if (__atomic_compare_exchange_n(&t->direct, &expect, NFFI__DIRECT_IDLE, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return 0;
+    /* respond claimed the direct path; it never touches the task again. */
+    __atomic_store_n(&t->direct, NFFI__DIRECT_IDLE, __ATOMIC_RELAXED);
+    __atomic_store_n(&t->state, NFFI_TASK_READY, __ATOMIC_RELAXED);
+    return 1;
+}
+
+NFFI_EXPORT int nffi_task_result(nffi_task *t, char **rsp, size_t *rsp_len)
+{
+    if (t == NULL || t->abandoned ||
+        __atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != NFFI_TASK_READY) {
+        if (rsp != NULL)
+            *rsp = NULL;
+        if (rsp_len != NULL)
+            *rsp_len = 0;
+        return NFFI_EINVAL;
+    }
+    if (NFFI_INST && !t->resumed) {
+        nffi_runtime *rt = t->rt;
+        t->t_resumed = nffi_now_ns();
+        nffi__hist_add(&rt->hist[NFFI_LAT_QUEUE], t->t_polled - t->t_enqueued);
+        nffi__hist_add(&rt->hist[NFFI_LAT_SERVICE], t->t_responded - t->t_polled);
+        nffi__hist_add(&rt->hist[NFFI_LAT_WAKEUP], t->t_resumed - t->t_responded);
+        nffi__hist_add(&rt->hist[NFFI_LAT_TOTAL], t->t_resumed - t->t_enqueued);
+        NFFI_BUMP(&rt->resumed, 1);
+    }
+    t->resumed = 1;
+    if (rsp != NULL)
+        *rsp = t->rsp;
+    if (rsp_len != NULL)
+        *rsp_len = t->rsp_len;
+    return t->rc;
+}
+
+NFFI_EXPORT int nffi_task_abandon(nffi_task *t)
+{
+    if (t == NULL)
+        return 0;
+    nffi_runtime *rt = t->rt;
+    if (NFFI_INST)
+        NFFI_BUMP(&rt->timeouts, 1);
+    /* Only the worker sets READY, so this read is stable. */
+    int st = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
+    if (st == NFFI_TASK_READY) {
+        nffi__task_free(t);
+        return 1;
+    }
+    if (st == NFFI_TASK_PENDING) {
+        /* Decide under qlock: poll moves PENDING -> POLLED only while holding it. */
+        pthread_mutex_lock(&rt->qlock);
+        if (NFFI_LOAD(&t->state) == NFFI_TASK_PENDING) {
+            if (t->qprev != NULL)
+                t->qprev->qnext = t->qnext;
+            else
+                rt->qhead = t->qnext;
+            if (t->qnext != NULL)
+                t->qnext->qprev = t->qprev;
+            else
+                rt->qtail = t->qprev;
+            NFFI_STORE(&rt->depth, rt->depth - 1);
+            pthread_mutex_unlock(&rt->qlock);
+            nffi__task_free(t);
+            return 1;
+        }
+        pthread_mutex_unlock(&rt->qlock);
+    }
+    /* POLLED or DONE: a runtime thread or the done list still references it.
+     * It reaches nffi_drain eventually, which frees it instead of returning it. */
+    t->abandoned = 1;
+    return 0;
+}
+
+NFFI_EXPORT void nffi_task_release(nffi_task *t)
+{
+    if (t == NULL)
+        return;
+    /* Releasing a task that is not READY would free memory a runtime thread or
+     * the done list still uses; treat it as an abandon instead. */
+    if (t->abandoned || __atomic_load_n(&t->state, __ATOMIC_ACQUIRE) != NFFI_TASK_READY) {
+        if (!t->abandoned)
+            nffi_task_abandon(t);
+        return;
+    }
+    nffi__task_free(t);
+}

@@ -1,0 +1,945 @@
+/* libnffi tests. Usage: test_nffi [examples_dir]. The main thread plays the
+ * nginx worker; test threads (and the example runtimes) play runtime threads. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "nffi.h"
+#include "nffi_internal.h"
+
+static int passed, failed;
+#define CHECK(c)                                                              \
+    do {                                                                      \
+        if (c)                                                                \
+            passed++;                                                         \
+        else {                                                                \
+            failed++;                                                         \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);      \
+        }                                                                     \
+    } while (0)
+
+static const char *examples_dir = "build/examples";
+#define SEC 1000000000LL
+#define INST (nffi_instrumented() != 0)
+
+/* ---------- helpers ---------- */
+
+/* Runtimes are never freed (by contract); keep them reachable for LSan. */
+static nffi_runtime *all_runtimes[64];
+static int n_runtimes;
+
+static nffi_runtime *new_rt(const char *name, int max_queue)
+{
+    nffi_runtime *rt = nffi_runtime_new(name, max_queue);
+    if (rt != NULL && n_runtimes < 64)
+        all_runtimes[n_runtimes++] = rt;
+    return rt;
+}
+
+/* Drains until `want` tasks were handed out or the timeout expires. */
+static int drain_wait(nffi_task **got, int want, int64_t timeout_ns)
+{
+    int n = 0;
+    int64_t deadline = nffi_now_ns() + timeout_ns;
+    while (n < want) {
+        int k = nffi_drain(got + n, want - n);
+        n += k;
+        if (k == 0) {
+            if (nffi_now_ns() > deadline)
+                break;
+            usleep(50);
+        }
+    }
+    return n;
+}
+
+struct rthread {
+    nffi_runtime *rt;
+    int jitter;
+    int served;
+    pthread_t th;
+};
+
+/* Echo runtime thread; rc = request length % 5 so rc travels too. */
+static void *test_echo(void *arg)
+{
+    struct rthread *r = arg;
+    unsigned seed = (unsigned)(uintptr_t)r;
+    void *task;
+    while ((task = ngx_http_lua_ffi_task_poll(r->rt)) != NULL) {
+        int len = -1;
+        char *req = ngx_http_lua_ffi_get_req(task, &len);
+        if (r->jitter == 1 && rand_r(&seed) % 8 == 0)
+            usleep(rand_r(&seed) % 30);
+        if (r->jitter == 2) {                   /* respond 0-30 us later, busily */
+            int64_t until = nffi_now_ns() + rand_r(&seed) % 30000;
+            while (nffi_now_ns() < until)
+                ;
+        }
+        char *rsp = malloc((size_t)len + 1);
+        memcpy(rsp, req, (size_t)len);
+        rsp[len] = '\0';
+        ngx_http_lua_ffi_respond(task, len % 5, rsp, len);
+        r->served++;
+    }
+    return NULL;
+}
+
+static void start_threads(struct rthread *th, int n, nffi_runtime *rt, int jitter)
+{
+    for (int i = 0; i < n; i++) {
+        th[i].rt = rt;
+        th[i].jitter = jitter;
+        th[i].served = 0;
+        pthread_create(&th[i].th, NULL, test_echo, &th[i]);
+    }
+}
+
+static int join_threads(struct rthread *th, int n)
+{
+    int served = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i].th, NULL);
+        served += th[i].served;
+    }
+    return served;
+}
+
+static nffi_stats stats_of(nffi_runtime *rt)
+{
+    nffi_stats s;
+    nffi_runtime_stats(rt, &s);
+    return s;
+}
+
+static char *random_bytes(size_t n, unsigned *seed)
+{
+    char *p = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)(rand_r(seed) % 4 == 0 ? 0 : rand_r(seed));
+    return p;
+}
+
+/* ---------- tests ---------- */
+
+static void test_basics(void)
+{
+    CHECK(strcmp(nffi_version(), "0.1.0") == 0);
+    int64_t a = nffi_now_ns(), b = nffi_now_ns();
+    CHECK(a > 0 && b >= a);
+    int st = 0;
+    CHECK(nffi_task_submit(NULL, "", 0, "x", 1, 0, &st) == NULL && st == NFFI_EINVAL);
+    setenv("NFFI_POLL_SPIN_US", "50", 1);
+    nffi_runtime *rt = new_rt("env", -5);
+    unsetenv("NFFI_POLL_SPIN_US");
+    CHECK(rt->spin_us == 50 && rt->max_queue == 65536);
+    nffi_runtime_set_poll_spin(rt, 0);
+    CHECK(rt->spin_us == 0);
+    CHECK(nffi_runtime_quantile(rt, NFFI_LAT_TOTAL, 0.5) == 0);
+    CHECK(nffi_runtime_finished(rt) == 0);
+    /* Small tasks are recycled: the hot path reuses memory instead of malloc. */
+    nffi_task *t = nffi_task_submit(rt, "", 0, "x", 1, 0, &st);
+    CHECK(ngx_http_lua_ffi_task_poll(rt) == t);
+    ngx_http_lua_ffi_respond(t, 0, NULL, 0);
+    nffi_task *got;
+    CHECK(nffi_drain(&got, 1) == 1 && got == t);
+    nffi_task_release(t);
+    CHECK(nffi_task_submit(rt, "", 0, "y", 1, 0, &st) == t && nffi_task_abandon(t) == 1);
+    int len = -1;
+    t = nffi_task_submit(rt, NULL, 0, NULL, 0, 0, &st);
+    CHECK(t != NULL && strcmp(ngx_http_lua_ffi_get_req(t, &len), "") == 0 && len == 0);
+    CHECK(ngx_http_lua_ffi_get_req(t, NULL) != NULL && nffi_task_abandon(t) == 1);
+    CHECK(nffi_runtime_finish(rt) == 0 && nffi_runtime_finish(rt) == 0);
+    CHECK(nffi_runtime_finished(rt) == 1);
+}
+
+static void test_roundtrip(void)
+{
+    enum { N = 3000, NT = 4 };
+    nffi_runtime *rt = new_rt("roundtrip", 0);
+    struct rthread th[NT];
+    start_threads(th, NT, rt, 1);
+
+    unsigned seed = 42;
+    static char *req[N];
+    static size_t len[N];
+    static nffi_task *tasks[N], *got[N];
+    for (int i = 0; i < N; i++) {
+        len[i] = i == 0 ? 0 : i == 1 ? (16u << 20) + 3 : i % 100 == 0 ? 4096 + (size_t)i * 7
+                                                                       : (size_t)rand_r(&seed) % 300;
+        req[i] = random_bytes(len[i], &seed);
+    }
+    uint64_t first = 0;
+    int ok = 1;
+    for (int i = 0; i < N; i++) {
+        int st = 1;
+        tasks[i] = nffi_task_submit(rt, "POST", 4, req[i], len[i], (uint32_t)i, &st);
+        ok &= tasks[i] != NULL && st == NFFI_OK;
+        if (i == 0)
+            first = nffi_task_id(tasks[0]);
+        ok &= nffi_task_id(tasks[i]) == first + (uint64_t)i;
+    }
+    CHECK(ok);
+    int n = drain_wait(got, N, 60 * SEC);
+    CHECK(n == N);
+    ok = 1;
+    for (int k = 0; k < n; k++) {
+        nffi_task *t = got[k];
+        uint64_t i = nffi_task_id(t) - first;
+        ok &= i < N && t == tasks[i] && nffi_task_state(t) == NFFI_TASK_READY;
+        char *rsp;
+        size_t rlen;
+        int rc = nffi_task_result(t, &rsp, &rlen);
+        ok &= rc == (int)(len[i] % 5) && rlen == len[i] && rsp != NULL &&
+              memcmp(rsp, req[i], rlen) == 0 && rsp[rlen] == '\0';
+        nffi_task_release(t);
+    }
+    CHECK(ok);
+    nffi_stats s = stats_of(rt);
+    CHECK(s.depth == 0 && s.in_flight == 0 && s.live == 0);
+    if (INST) {
+        CHECK(s.enqueued == N && s.polled == N && s.responded == N && s.resumed == N);
+        CHECK(s.rejected == 0 && s.timeouts == 0 && s.late == 0);
+        for (int k = 0; k < 4; k++) {
+            CHECK(s.lat_count[k] == N && s.lat_max_ns[k] > 0);
+            double q50 = nffi_runtime_quantile(rt, k, 0.5), q99 = nffi_runtime_quantile(rt, k, 0.99);
+            CHECK(q50 <= q99 && q99 <= (double)s.lat_max_ns[k]);
+            CHECK(nffi_runtime_quantile(rt, k, 1.0) == (double)s.lat_max_ns[k]);
+        }
+        CHECK(s.lat_sum_ns[NFFI_LAT_TOTAL] >= s.lat_sum_ns[NFFI_LAT_QUEUE]);
+        CHECK(nffi_runtime_quantile(rt, NFFI_LAT_TOTAL, 0.5) > 0);
+    } else {
+        CHECK(s.enqueued == 0 && s.lat_count[NFFI_LAT_TOTAL] == 0);
+        CHECK(nffi_runtime_quantile(rt, NFFI_LAT_TOTAL, 0.5) == 0);
+    }
+    nffi_runtime_finish(rt);
+    CHECK(join_threads(th, NT) == N);
+    for (int i = 0; i < N; i++)
+        free(req[i]);
+}
+
+static void test_queue_full(void)
+{
+    nffi_runtime *rt = new_rt("full", 3);
+    int st;
+    nffi_task *t1 = nffi_task_submit(rt, "a", 1, "1", 1, 1, &st);
+    nffi_task *t2 = nffi_task_submit(rt, "a", 1, "2", 1, 2, &st);
+    nffi_task *t3 = nffi_task_submit(rt, "a", 1, "3", 1, 3, &st);
+    CHECK(t1 && t2 && t3);
+    CHECK(nffi_task_submit(rt, "a", 1, "4", 1, 4, &st) == NULL && st == NFFI_EFULL);
+    nffi_stats s = stats_of(rt);
+    CHECK(s.depth == 3 && s.live == 3 && s.rejected == (INST ? 1u : 0u));
+
+    CHECK(nffi_task_abandon(t2) == 1);                   /* PENDING, mid-queue */
+    s = stats_of(rt);
+    CHECK(s.depth == 2 && s.live == 2 && s.timeouts == (INST ? 1u : 0u));
+    CHECK(ngx_http_lua_ffi_task_poll(rt) == t1);
+    CHECK(ngx_http_lua_ffi_task_poll(rt) == t3);         /* order survives the unlink */
+    CHECK(stats_of(rt).in_flight == 2);
+    ngx_http_lua_ffi_respond(t3, 3, strdup("three"), 0);
+    ngx_http_lua_ffi_respond(t1, 1, NULL, 0);
+    nffi_task *got[4];
+    CHECK(drain_wait(got, 2, SEC) == 2 && got[0] == t3 && got[1] == t1);  /* completion order */
+    char *rsp = (char *)1;
+    size_t rl = 9;
+    CHECK(nffi_task_result(t1, &rsp, &rl) == 1 && rsp == NULL && rl == 0);
+    CHECK(nffi_task_result(t3, &rsp, &rl) == 3 && rl == 5 && memcmp(rsp, "three", 5) == 0);
+    nffi_task_release(t1);
+    nffi_task_release(t3);
+    nffi_task_release(NULL);
+
+    nffi_runtime_finish(rt);
+    CHECK(nffi_task_submit(rt, "a", 1, "5", 1, 5, &st) == NULL && st == NFFI_EFINISHED);
+    CHECK(ngx_http_lua_ffi_task_poll(rt) == NULL && ngx_http_lua_ffi_task_poll(rt) == NULL);
+    s = stats_of(rt);
+    CHECK(s.live == 0 && s.depth == 0 && s.in_flight == 0);
+    if (INST)
+        CHECK(s.rejected == 2 && s.enqueued == 3 && s.resumed == 2);
+}
+
+static void *timed_join(struct rthread *th, int n, int64_t timeout_ns, int *all)
+{
+    *all = 1;
+    for (int i = 0; i < n; i++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)(timeout_ns / SEC);
+        *all &= pthread_timedjoin_np(th[i].th, NULL, &ts) == 0;
+    }
+    return NULL;
+}
+
+static void test_finish(void)
+{
+    enum { N = 20, NT = 4 };
+    nffi_runtime *rt = new_rt("finish", 0);
+    nffi_task *got[N];
+    int st;
+    for (int i = 0; i < N; i++)
+        CHECK(nffi_task_submit(rt, "", 0, "abc", 3, 0, &st) != NULL);
+    nffi_runtime_finish(rt);
+    CHECK(nffi_task_submit(rt, "", 0, "abc", 3, 0, &st) == NULL && st == NFFI_EFINISHED);
+    struct rthread th[NT];
+    start_threads(th, NT, rt, 1);
+    int all;
+    timed_join(th, NT, 10 * SEC, &all);                  /* each poller saw NULL */
+    CHECK(all);
+    int served = 0;
+    for (int i = 0; i < NT; i++)
+        served += th[i].served;
+    CHECK(served == N);
+    CHECK(ngx_http_lua_ffi_task_poll(rt) == NULL);
+    CHECK(drain_wait(got, N, SEC) == N);
+    for (int i = 0; i < N; i++) {
+        char *rsp;
+        size_t rl;
+        CHECK(nffi_task_result(got[i], &rsp, &rl) == 3 && rl == 3 && memcmp(rsp, "abc", 3) == 0);
+        nffi_task_release(got[i]);
+    }
+
+    /* Pollers asleep on an empty queue all wake up on finish. */
+    nffi_runtime *rt2 = new_rt("finish2", 0);
+    start_threads(th, NT, rt2, 0);
+    usleep(20000);
+    nffi_runtime_finish(rt2);
+    timed_join(th, NT, 10 * SEC, &all);
+    CHECK(all);
+    CHECK(stats_of(rt).live == 0 && stats_of(rt2).live == 0);
+}
+
+static void test_abandon(void)
+{
+    nffi_runtime *rt = new_rt("abandon", 0);
+    nffi_task *got[4];
+    int st;
+
+    /* POLLED: deferred, freed by drain when the late response arrives. */
+    nffi_task *t = nffi_task_submit(rt, "m", 1, "p", 1, 0, &st);
+    void *p = ngx_http_lua_ffi_task_poll(rt);
+    CHECK(p == t && nffi_task_state(t) == NFFI_TASK_POLLED);
+    CHECK(nffi_task_abandon(t) == 0);
+    CHECK(nffi_task_state(t) == NFFI_TASK_ABANDONED);
+    nffi_task_info info;
+    CHECK(nffi_runtime_tasks(rt, 0, &info, 1) == 1 && info.state == NFFI_TASK_ABANDONED);
+    ngx_http_lua_ffi_respond(p, 0, strdup("late"), 0);
+    CHECK(drain_wait(got, 1, SEC / 20) == 0);
+    nffi_stats s = stats_of(rt);
+    CHECK(s.live == 0 && s.in_flight == 0);
+    if (INST)
+        CHECK(s.late == 1 && s.timeouts == 1);
+
+    /* DONE: on the done list when abandoned. */
+    t = nffi_task_submit(rt, "m", 1, "d", 1, 0, &st);
+    p = ngx_http_lua_ffi_task_poll(rt);
+    ngx_http_lua_ffi_respond(p, 0, strdup("x"), 1);
+    CHECK(nffi_task_state(t) == NFFI_TASK_DONE);
+    CHECK(nffi_task_abandon(t) == 0);
+    CHECK(drain_wait(got, 1, SEC / 20) == 0);
+    s = stats_of(rt);
+    CHECK(s.live == 0);
+    if (INST)
+        CHECK(s.late == 2 && s.timeouts == 2);
+
+    /* READY: drained but the waiter gave up before resuming. */
+    t = nffi_task_submit(rt, "m", 1, "r", 1, 0, &st);
+    p = ngx_http_lua_ffi_task_poll(rt);
+    ngx_http_lua_ffi_respond(p, 0, strdup("y"), 0);
+    CHECK(drain_wait(got, 1, SEC) == 1 && got[0] == t && nffi_task_state(t) == NFFI_TASK_READY);
+    CHECK(nffi_task_abandon(t) == 1);
+    s = stats_of(rt);
+    CHECK(s.live == 0);
+    if (INST)
+        CHECK(s.late == 2 && s.timeouts == 3);
+
+    /* DONE but already swapped into drain's backlog (array was full). */
+    nffi_task *a = nffi_task_submit(rt, "m", 1, "a", 1, 0, &st);
+    nffi_task *b = nffi_task_submit(rt, "m", 1, "b", 1, 0, &st);
+    void *pa = ngx_http_lua_ffi_task_poll(rt), *pb = ngx_http_lua_ffi_task_poll(rt);
+    ngx_http_lua_ffi_respond(pa, 0, strdup("a"), 0);
+    ngx_http_lua_ffi_respond(pb, 0, strdup("b"), 0);
+    CHECK(nffi_drain(got, 1) == 1 && got[0] == a);
+    CHECK(nffi_task_abandon(b) == 0);
+    CHECK(nffi_drain(got, 4) == 0);
+    nffi_task_release(a);
+    s = stats_of(rt);
+    CHECK(s.live == 0);
+    if (INST)
+        CHECK(s.late == 3 && s.timeouts == 4);
+
+    /* PENDING at the queue tail, then the queue keeps working. */
+    t = nffi_task_submit(rt, "m", 1, "q", 1, 0, &st);
+    CHECK(nffi_task_abandon(t) == 1 && stats_of(rt).depth == 0);
+    t = nffi_task_submit(rt, "m", 1, "z", 1, 0, &st);
+    CHECK(ngx_http_lua_ffi_task_poll(rt) == t);
+    /* Releasing a task that is not READY is treated as an abandon. */
+    nffi_task_release(t);
+    ngx_http_lua_ffi_respond(t, 0, NULL, 0);
+    CHECK(drain_wait(got, 1, SEC / 20) == 0);
+    s = stats_of(rt);
+    CHECK(s.live == 0 && s.depth == 0 && s.in_flight == 0);
+    if (INST)
+        CHECK(s.late == 4 && s.timeouts == 6 && s.resumed == 0);
+    nffi_runtime_finish(rt);
+}
+
+/* Responds to one task only once the worker is inside nffi_task_spin. */
+static void *respond_while_spinning(void *arg)
+{
+    nffi_task *t = ngx_http_lua_ffi_task_poll(arg);
+    while (__atomic_load_n(&t->direct, __ATOMIC_ACQUIRE) != NFFI__DIRECT_SPINNING)
+        sched_yield();
+    ngx_http_lua_ffi_respond(t, 42, strdup("direct"), 0);
+    return NULL;
+}
+
+static void test_spin_paths(void)
+{
+    nffi_runtime *rt = new_rt("spin1", 0);
+    int st;
+    char *rsp;
+    size_t rl;
+    nffi_task *t = nffi_task_submit(rt, "", 0, "q", 1, 0, &st), *got[2];
+    pthread_t th;
+    pthread_create(&th, NULL, respond_while_spinning, rt);
+    CHECK(nffi_task_spin(t, 30 * SEC) == 1 && nffi_task_state(t) == NFFI_TASK_READY);
+    CHECK(nffi_task_result(t, &rsp, &rl) == 42 && rl == 6 && memcmp(rsp, "direct", 6) == 0);
+    nffi_task_release(t);
+    pthread_join(th, NULL);
+    CHECK(nffi_drain(got, 2) == 0);                      /* skipped the done list */
+
+    /* Already responded: spin declines, the pump delivers. */
+    t = nffi_task_submit(rt, "", 0, "q", 1, 0, &st);
+    ngx_http_lua_ffi_respond(ngx_http_lua_ffi_task_poll(rt), 1, NULL, 0);
+    CHECK(nffi_task_spin(t, SEC) == 0 && nffi_task_state(t) == NFFI_TASK_DONE);
+    CHECK(nffi_drain(got, 2) == 1 && got[0] == t && nffi_task_spin(t, SEC) == 0);
+    CHECK(nffi_task_result(t, NULL, NULL) == 1);
+    nffi_task_release(t);
+
+    /* Nobody responds: spin times out and a later respond takes the normal path. */
+    t = nffi_task_submit(rt, "", 0, "q", 1, 0, &st);
+    void *p = ngx_http_lua_ffi_task_poll(rt);
+    int64_t t0 = nffi_now_ns();
+    CHECK(nffi_task_spin(t, 2000000) == 0 && nffi_now_ns() - t0 >= 2000000);
+    CHECK(nffi_task_state(t) == NFFI_TASK_POLLED);
+    ngx_http_lua_ffi_respond(p, 2, NULL, 0);
+    CHECK(nffi_drain(got, 2) == 1 && got[0] == t && nffi_task_result(t, NULL, NULL) == 2);
+    nffi_task_release(t);
+    CHECK(stats_of(rt).live == 0 && stats_of(rt).in_flight == 0);
+    nffi_runtime_finish(rt);
+}
+
+/* Race the direct-completion handshake against respond, many times. Which
+ * path wins is up to the scheduler; every response must arrive exactly once. */
+static void test_spin(void)
+{
+    enum { NT = 1, BATCH = 2 };
+    int iters = 6000;
+    nffi_runtime *rt = new_rt("spin", 0);
+    nffi_runtime_set_poll_spin(rt, 2000);      /* keep the poller awake */
+    struct rthread th[NT];
+    start_threads(th, NT, rt, 2);
+    unsigned seed = 7;
+    int direct = 0, pumped = 0, ok = 1, delivered = 0;
+    for (int i = 0; i < iters; i += BATCH) {
+        nffi_task *t[BATCH];
+        char buf[BATCH][32];
+        int done[BATCH] = {0};
+        for (int j = 0; j < BATCH; j++) {
+            int st;
+            int n = snprintf(buf[j], sizeof(buf[j]), "spin-%d", i + j);
+            t[j] = nffi_task_submit(rt, "", 0, buf[j], (size_t)n, (uint32_t)j, &st);
+            ok &= t[j] != NULL;
+        }
+        for (int j = 0; j < BATCH; j++) {
+            int64_t max_ns = rand_r(&seed) % 4 == 0 ? 0 : rand_r(&seed) % 40000;
+            if (nffi_task_spin(t[j], max_ns)) {
+                ok &= nffi_task_state(t[j]) == NFFI_TASK_READY;
+                char *rsp;
+                size_t rl;
+                ok &= nffi_task_result(t[j], &rsp, &rl) == (int)(strlen(buf[j]) % 5) &&
+                      rl == strlen(buf[j]) && memcmp(rsp, buf[j], rl) == 0;
+                nffi_task_release(t[j]);
+                done[j] = 1;
+                direct++;
+                delivered++;
+            }
+        }
+        int64_t deadline = nffi_now_ns() + 10 * SEC;
+        while (nffi_now_ns() < deadline) {
+            int rest = 0;
+            for (int j = 0; j < BATCH; j++)
+                rest += !done[j];
+            if (rest == 0)
+                break;
+            nffi_task *got[BATCH];
+            int n = nffi_drain(got, BATCH);
+            for (int k = 0; k < n; k++) {
+                int j = 0;
+                while (j < BATCH && (done[j] || got[k] != t[j]))
+                    j++;
+                ok &= j < BATCH;                         /* never delivered twice */
+                if (j == BATCH)
+                    continue;
+                char *rsp;
+                size_t rl;
+                ok &= nffi_task_result(got[k], &rsp, &rl) >= 0 && memcmp(rsp, buf[j], rl) == 0;
+                nffi_task_release(got[k]);
+                done[j] = 1;
+                pumped++;
+                delivered++;
+            }
+            if (n == 0)
+                usleep(10);
+        }
+    }
+    CHECK(ok);
+    CHECK(delivered == iters);
+    CHECK(direct + pumped == iters);
+    nffi_task *extra[1];
+    CHECK(nffi_drain(extra, 1) == 0);
+    nffi_stats s = stats_of(rt);
+    CHECK(s.live == 0 && s.in_flight == 0);
+    if (INST)
+        CHECK(s.resumed == (uint64_t)iters && s.responded == (uint64_t)iters);
+    nffi_runtime_finish(rt);
+    CHECK(join_threads(th, NT) == iters);
+    printf("spin: %d direct, %d via the done list\n", direct, pumped);
+}
+
+static void test_snapshot(void)
+{
+    enum { N = 10 };
+    nffi_runtime *rt = new_rt("snap", 0);
+    nffi_task *t[N];
+    char big[100];
+    memset(big, 'B', sizeof(big));
+    int st;
+    for (int i = 0; i < N; i++) {
+        char req[16];
+        int n = snprintf(req, sizeof(req), "req-%d", i);
+        t[i] = i == 5 ? nffi_task_submit(rt, "A-VERY-LONG-METHOD-NAME-EXCEEDING-32", 36, big,
+                                          sizeof(big), 500, &st)
+                      : nffi_task_submit(rt, "GET", 3, req, (size_t)n, (uint32_t)(100 + i), &st);
+    }
+    nffi_task_info out[N + 2];
+    uint64_t after = 0, prev = 0;
+    int total = 0, pages = 0, ok = 1;
+    for (;;) {
+        int n = nffi_runtime_tasks(rt, after, out, 3);
+        if (n == 0)
+            break;
+        pages++;
+        for (int k = 0; k < n; k++) {
+            ok &= out[k].id > prev && out[k].id == nffi_task_id(t[total]);
+            ok &= out[k].state == NFFI_TASK_PENDING && out[k].t_polled == 0;
+            ok &= INST ? out[k].t_enqueued > 0 : out[k].t_enqueued == 0;
+            prev = out[k].id;
+            total++;
+        }
+        after = out[n - 1].id;
+    }
+    CHECK(ok && total == N && pages == 4);
+    CHECK(nffi_runtime_tasks(rt, 0, out, N + 2) == N);
+    CHECK(strcmp(out[0].method, "GET") == 0 && out[0].waiter == 100 && out[0].req_len == 5);
+    CHECK(strlen(out[5].method) == 31 && out[5].waiter == 500 && out[5].req_len == 100);
+    if (INST) {
+        CHECK(out[0].preview_len == 5 && memcmp(out[0].preview, "req-0", 5) == 0);
+        CHECK(out[5].preview_len == 64 && out[5].preview[63] == 'B');
+    } else {
+        CHECK(out[0].preview_len == 0 && out[5].preview_len == 0);
+    }
+    /* From near the tail (walks backwards) and past the tail. */
+    CHECK(nffi_runtime_tasks(rt, nffi_task_id(t[7]), out, N) == 2 && out[0].id == nffi_task_id(t[8]));
+    CHECK(nffi_runtime_tasks(rt, nffi_task_id(t[9]), out, N) == 0);
+    CHECK(nffi_runtime_tasks(rt, nffi_task_id(t[2]), out, 1) == 1 && out[0].id == nffi_task_id(t[3]));
+
+    /* States move; removed tasks vanish from the listing. */
+    CHECK(nffi_task_abandon(t[3]) == 1);
+    void *p = ngx_http_lua_ffi_task_poll(rt);
+    CHECK(p == t[0]);
+    ngx_http_lua_ffi_respond(p, 9, NULL, 0);
+    CHECK(nffi_runtime_tasks(rt, 0, out, N) == N - 1);
+    CHECK(out[0].state == NFFI_TASK_DONE && out[0].rc == 9 && out[2].id == nffi_task_id(t[2]) &&
+          out[3].id == nffi_task_id(t[4]));
+    if (INST)
+        CHECK(out[0].t_polled >= out[0].t_enqueued && out[0].t_responded >= out[0].t_polled);
+    nffi_task *got[1];
+    CHECK(drain_wait(got, 1, SEC) == 1 && got[0] == t[0]);
+    CHECK(nffi_runtime_tasks(rt, 0, out, 1) == 1 && out[0].state == NFFI_TASK_READY);
+    nffi_task_release(t[0]);
+    for (int i = 1; i < N; i++)
+        if (i != 3)
+            CHECK(nffi_task_abandon(t[i]) == 1);
+    CHECK(nffi_runtime_tasks(rt, 0, out, N) == 0 && stats_of(rt).live == 0);
+    nffi_runtime_finish(rt);
+}
+
+static void test_hist(void)
+{
+    static nffi__hist h;
+    CHECK(nffi__hist_quantile(&h, 0.5) == 0);
+    for (int v = 1; v <= 1000; v++)
+        nffi__hist_add(&h, v);
+    double q50 = nffi__hist_quantile(&h, 0.5);
+    CHECK(q50 >= 500 && q50 <= 625);
+    double q90 = nffi__hist_quantile(&h, 0.9);
+    CHECK(q90 >= 900 && q90 <= 1125);
+    CHECK(nffi__hist_quantile(&h, 1.0) == 1000);
+    CHECK(nffi__hist_quantile(&h, 0.0) == 1);
+    CHECK(nffi__hist_quantile(&h, 7.0) == 1000 && nffi__hist_quantile(&h, -1) == 1);
+    CHECK(h.count == 1000 && h.sum == 500500 && h.max == 1000);
+    nffi__hist_add(&h, (int64_t)1 << 45);                /* beyond the last bucket */
+    CHECK(nffi__hist_quantile(&h, 1.0) == (double)((int64_t)1 << 45));
+    nffi__hist_add(&h, -5);                              /* clamped to 0 */
+    CHECK(nffi__hist_quantile(&h, 0.0) == 0);
+    /* Bucket bounds stay within 25% of every sampled value. */
+    static nffi__hist g;
+    int ok = 1;
+    for (int64_t v = 3; v < ((int64_t)1 << 40); v = v * 3 / 2 + 1) {
+        memset(&g, 0, sizeof(g));
+        nffi__hist_add(&g, v);
+        nffi__hist_add(&g, v * 2);
+        double q = nffi__hist_quantile(&g, 0.5);
+        ok &= q >= (double)v && q <= (double)v * 1.25 + 1;
+    }
+    CHECK(ok);
+}
+
+/* ---------- wake socket ---------- */
+
+static int connect_to(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Bytes readable within timeout_ms (all of them, without blocking after). */
+static int read_bytes(int fd, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) <= 0)
+        return 0;
+    char buf[256];
+    int total = 0;
+    for (;;) {
+        ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (r <= 0)
+            break;
+        total += (int)r;
+    }
+    return total;
+}
+
+static void test_wake(void)
+{
+    char path[256];
+    nffi_task *got[64];
+    CHECK(nffi_wake_listen(path, 10) == -ENAMETOOLONG);
+
+    /* A peer that never connects cannot hang the worker; the path is removed. */
+    int lfd = nffi_wake_listen(path, sizeof(path));
+    CHECK(lfd >= 0);
+    CHECK(nffi_wake_accept(lfd, path) == -ETIMEDOUT && access(path, F_OK) != 0);
+
+    /* Another process is refused. */
+    lfd = nffi_wake_listen(path, sizeof(path));
+    pid_t child = fork();
+    if (child == 0) {
+        int c = connect_to(path);
+        sleep(5);
+        _exit(c >= 0 ? 0 : 1);
+    }
+    usleep(100000);
+    CHECK(nffi_wake_accept(lfd, path) == -EPERM);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+
+    lfd = nffi_wake_listen(path, sizeof(path));
+    CHECK(lfd >= 0 && strstr(path, "/nffi-wake-") != NULL && strstr(path, "/w.sock") != NULL);
+    struct stat sb;
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s", path);
+    *strrchr(dir, '/') = '\0';
+    CHECK(stat(dir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600 && S_ISSOCK(sb.st_mode));
+
+    /* A response before the socket exists still produces a byte at accept. */
+    nffi_drain(got, 64);
+    nffi_runtime *rt = new_rt("wake", 0);
+    int st;
+    nffi_task *t = nffi_task_submit(rt, "", 0, "early", 5, 0, &st);
+    ngx_http_lua_ffi_respond(ngx_http_lua_ffi_task_poll(rt), 0, NULL, 0);
+    int cfd = connect_to(path);
+    CHECK(cfd >= 0);
+    CHECK(nffi_wake_accept(lfd, path) == 0);
+    CHECK(access(path, F_OK) != 0 && access(dir, F_OK) != 0);
+    CHECK(read_bytes(cfd, 1000) == 1);
+    CHECK(nffi_drain(got, 64) == 1 && got[0] == t);
+    nffi_task_release(t);
+
+    /* Coalescing: ten responses, one byte, until the next drain. */
+    nffi_task *ts[10];
+    for (int i = 0; i < 10; i++)
+        ts[i] = nffi_task_submit(rt, "", 0, "c", 1, 0, &st);
+    for (int i = 0; i < 10; i++)
+        ngx_http_lua_ffi_respond(ngx_http_lua_ffi_task_poll(rt), i, NULL, 0);
+    CHECK(read_bytes(cfd, 1000) == 1);
+    CHECK(read_bytes(cfd, 20) == 0);
+    int n = nffi_drain(got, 64);
+    CHECK(n == 10);
+    for (int i = 0; i < n; i++) {
+        CHECK(got[i] == ts[i] && nffi_task_result(got[i], NULL, NULL) == i);
+        nffi_task_release(got[i]);
+    }
+    CHECK(read_bytes(cfd, 20) == 0);
+
+    /* Kick: one byte while none is pending. */
+    nffi_wake_kick();
+    nffi_wake_kick();
+    CHECK(read_bytes(cfd, 1000) == 1);
+    CHECK(nffi_drain(got, 64) == 0);
+    nffi_wake_kick();
+    CHECK(read_bytes(cfd, 1000) == 1);
+    nffi_drain(got, 64);
+
+    /* A child forked after load must not write into our socket. */
+    child = fork();
+    if (child == 0) {
+        nffi_wake_kick();
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    CHECK(read_bytes(cfd, 50) == 0);
+
+    /* Pump emulation: sleep on the socket only, drain in batches until short.
+     * Small rounds keep the pump going idle while responses race with its
+     * drains; a lost wake-up shows up as a 3 s silence with work left. */
+    enum { ROUNDS = 3000, NT = 4 };
+    struct rthread th[NT];
+    start_threads(th, NT, rt, 1);
+    unsigned seed = 11;
+    int done = 0, lost = 0, ok = 1, wakes = 0, N = 0;
+    for (int r = 0; r < ROUNDS && !lost; r++) {
+        int batch = 1 + rand_r(&seed) % 8;
+        for (int i = 0; i < batch; i++)
+            ok &= nffi_task_submit(rt, "", 0, "stress", 6, 0, &st) != NULL;
+        N += batch;
+        while (done < N) {
+            if (read_bytes(cfd, 3000) == 0) {
+                lost = 1;
+                break;
+            }
+            wakes++;
+            int k;
+            do {
+                k = nffi_drain(got, 64);
+                for (int i = 0; i < k; i++) {
+                    char *rsp;
+                    size_t rl;
+                    ok &= nffi_task_result(got[i], &rsp, &rl) == 1 && rl == 6;
+                    nffi_task_release(got[i]);
+                }
+                done += k;
+            } while (k == 64);
+        }
+    }
+    CHECK(ok && !lost && done == N);
+    printf("wake: %d tasks delivered on %d wake-ups\n", done, wakes);
+    nffi_runtime_finish(rt);
+    CHECK(join_threads(th, NT) == N);
+    CHECK(stats_of(rt).live == 0);
+    close(cfd);
+}
+
+/* ---------- example runtimes ---------- */
+
+typedef int (*init_fn)(char *cfg, void *tq);
+
+static nffi_runtime *load_example(const char *name, const char *sym, const char *cfg)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/libnffi_%s.so", examples_dir, name);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        fprintf(stderr, "dlopen: %s\n", dlerror());
+        return NULL;
+    }
+    init_fn init = (init_fn)(uintptr_t)dlsym(h, sym);
+    if (init == NULL)
+        return NULL;
+    nffi_runtime *rt = new_rt(name, 0);
+    char *c = cfg ? strdup(cfg) : NULL;
+    int rc = init(c, rt);
+    free(c);                                             /* the caller owns cfg */
+    return rc == 0 ? rt : NULL;
+}
+
+/* One request, waited for by draining. Returns rc; *out is a copy. */
+static int call(nffi_runtime *rt, const char *req, size_t len, char **out, size_t *out_len)
+{
+    int st;
+    nffi_task *t = nffi_task_submit(rt, "", 0, req, len, 0, &st), *got;
+    *out = NULL;
+    *out_len = 0;
+    if (t == NULL || drain_wait(&got, 1, 10 * SEC) != 1 || got != t)
+        return -1000;
+    char *rsp;
+    int rc = nffi_task_result(t, &rsp, out_len);
+    if (rsp != NULL) {
+        *out = malloc(*out_len + 1);
+        memcpy(*out, rsp, *out_len + 1);
+    }
+    nffi_task_release(t);
+    return rc;
+}
+
+static void test_examples(void)
+{
+    char *out;
+    size_t ol;
+    nffi_runtime *echo = load_example("echo", "libffi_init", NULL);
+    CHECK(echo != NULL);
+    if (echo != NULL) {
+        CHECK(call(echo, "hello", 5, &out, &ol) == 0 && ol == 5 && memcmp(out, "hello", 5) == 0);
+        free(out);
+        CHECK(call(echo, "", 0, &out, &ol) == 0 && out != NULL && ol == 0);
+        free(out);
+        unsigned seed = 3;
+        size_t n = 1 << 20;
+        char *big = random_bytes(n, &seed);
+        CHECK(call(echo, big, n, &out, &ol) == 0 && ol == n && memcmp(out, big, n) == 0);
+        free(out);
+        free(big);
+        nffi_runtime_finish(echo);
+    }
+
+    nffi_runtime *nb = load_example("nb_echo", "lib_nonblocking_ffi_init", NULL);
+    CHECK(nb != NULL);
+    if (nb != NULL) {
+        CHECK(call(nb, "abc\0def", 7, &out, &ol) == 0 && ol == 7 && memcmp(out, "abc\0def", 7) == 0);
+        free(out);
+        nffi_runtime_finish(nb);
+    }
+
+    nffi_runtime *fail = load_example("fail", "libffi_init", "7");
+    nffi_runtime *fail1 = load_example("fail", "libffi_init", NULL);
+    CHECK(fail != NULL && fail1 != NULL);
+    if (fail != NULL && fail1 != NULL) {
+        CHECK(call(fail, "boom", 4, &out, &ol) == 7 && ol == 11 && memcmp(out, "error: boom", 11) == 0);
+        free(out);
+        CHECK(call(fail1, "x", 1, &out, &ol) == 1 && ol == 8 && strcmp(out, "error: x") == 0);
+        free(out);
+        nffi_runtime_finish(fail);
+        nffi_runtime_finish(fail1);
+    }
+
+    nffi_runtime *mt = load_example("echo_mt", "libffi_init", "3");
+    CHECK(mt != NULL);
+    if (mt != NULL) {
+        enum { N = 2000 };
+        static nffi_task *t[N], *got[N];
+        int st, ok = 1;
+        for (int i = 0; i < N; i++) {
+            char req[16];
+            int n = snprintf(req, sizeof(req), "%d", i);
+            t[i] = nffi_task_submit(mt, "", 0, req, (size_t)n, (uint32_t)i, &st);
+        }
+        CHECK(drain_wait(got, N, 30 * SEC) == N);
+        for (int i = 0; i < N; i++) {
+            char *rsp, req[16];
+            size_t rl;
+            int n = snprintf(req, sizeof(req), "%d", i);
+            ok &= nffi_task_state(t[i]) == NFFI_TASK_READY &&
+                  nffi_task_result(t[i], &rsp, &rl) == 0 && rl == (size_t)n && memcmp(rsp, req, rl) == 0;
+            nffi_task_release(t[i]);
+        }
+        CHECK(ok);
+        nffi_runtime_finish(mt);
+    }
+
+    nffi_runtime *slow = load_example("slow", "libffi_init", "20");
+    CHECK(slow != NULL);
+    if (slow != NULL) {
+        int64_t t0 = nffi_now_ns();
+        CHECK(call(slow, "x", 1, &out, &ol) == 0 && ol == 1 && out[0] == 'x');
+        CHECK(nffi_now_ns() - t0 >= 20 * 1000000LL);
+        free(out);
+        CHECK(call(slow, "delay=5;abc", 11, &out, &ol) == 0 && ol == 3 && memcmp(out, "abc", 3) == 0);
+        free(out);
+        CHECK(call(slow, "delay=0;", 8, &out, &ol) == 0 && ol == 0);
+        free(out);
+
+        /* Later-submitted, earlier-due comes back first. */
+        int st;
+        nffi_task *a = nffi_task_submit(slow, "", 0, "delay=300;a", 11, 0, &st);
+        nffi_task *b = nffi_task_submit(slow, "", 0, "delay=10;b", 10, 0, &st);
+        nffi_task *got2[2];
+        CHECK(drain_wait(got2, 2, 10 * SEC) == 2 && got2[0] == b && got2[1] == a);
+        nffi_task_release(a);
+        nffi_task_release(b);
+
+        /* Thousands of concurrent delays overlap instead of queueing up. */
+        enum { N = 3000 };
+        static nffi_task *got[N];
+        t0 = nffi_now_ns();
+        for (int i = 0; i < N; i++)
+            nffi_task_submit(slow, "", 0, "delay=200;zz", 12, 0, &st);
+        CHECK(drain_wait(got, N, 20 * SEC) == N);
+        int64_t el = nffi_now_ns() - t0;
+        printf("slow: %d tasks of 200 ms took %.0f ms\n", N, (double)el / 1e6);
+        CHECK(el >= 200 * 1000000LL && el < 5 * SEC);
+        int ok = 1;
+        for (int i = 0; i < N; i++) {
+            char *rsp;
+            size_t rl;
+            ok &= nffi_task_result(got[i], &rsp, &rl) == 0 && rl == 2 && memcmp(rsp, "zz", 2) == 0;
+            nffi_task_release(got[i]);
+        }
+        CHECK(ok);
+        /* Pending delayed tasks are still answered after finish. */
+        nffi_task *late = nffi_task_submit(slow, "", 0, "delay=50;end", 12, 0, &st);
+        nffi_runtime_finish(slow);
+        CHECK(drain_wait(got, 1, 10 * SEC) == 1 && got[0] == late);
+        nffi_task_release(late);
+        CHECK(stats_of(slow).live == 0);
+    }
+    usleep(100000);                                      /* let detached threads exit */
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        examples_dir = argv[1];
+    setvbuf(stdout, NULL, _IONBF, 0);
+    printf("libnffi %s, instrumented=%d\n", nffi_version(), nffi_instrumented());
+    test_basics();
+    test_wake();            /* forks: run before long-lived threads exist */
+    test_hist();
+    test_queue_full();
+    test_abandon();
+    test_finish();
+    test_snapshot();
+    test_roundtrip();
+    test_spin_paths();
+    test_spin();
+    test_examples();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
