@@ -11,6 +11,7 @@ local semaphore = require "ngx.semaphore"
 local ngx = ngx
 local get_phase = ngx.get_phase
 local worker_pid = ngx.worker.pid
+local worker_exiting = ngx.worker.exiting
 local ngx_sleep = ngx.sleep
 local ffi_new = ffi.new
 local ffi_string = ffi.string
@@ -35,8 +36,9 @@ local waiting = pump.waiting
 local _M = { _VERSION = "0.1.0" }
 
 local DEFAULT_MAX_QUEUE = 65536
--- ngx.semaphore's wait limit is large but finite; "no timeout" waits this long.
-local FOREVER_S = 31536000
+-- "No timeout" waits this long: ngx.semaphore takes milliseconds as a C int,
+-- so anything past ~24 days wraps and times out at once.
+local FOREVER_S = 1000000
 -- fallback wait step when the pump cannot run (worker exiting)
 local FALLBACK_STEP_S = 0.002
 
@@ -243,6 +245,10 @@ local function call(st, method, req)
         local id = tonumber(C.nffi_task_id(t))
         if not wait_ready(C, t, id, st.timeout_s) then
             C.nffi_task_abandon(t)
+            if worker_exiting() then
+                -- the pump may be idle waiting for this task: let it re-check
+                C.nffi_wake_kick()
+            end
             return false, nil, "timeout"
         end
     end

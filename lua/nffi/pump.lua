@@ -21,8 +21,11 @@ local pcall = pcall
 local _M = { _VERSION = "0.1.0" }
 
 local DRAIN_BATCH = 256
--- Idle wake-ups are this rare; at worker exit nffi_wake_kick ends the wait early.
-local READ_TIMEOUT_MS = 5000
+-- The pump never wakes on its own: a read timeout would cost an error-log line
+-- ("lua tcp socket read timed out") each time. Completions write a byte; at
+-- worker exit the exit watch below kicks it, and so does a waiter that times
+-- out while the worker exits.
+local READ_TIMEOUT_MS = 2147483647
 local RETRY_DELAY_S = 0.5
 -- ~0.5 years: only ever fires prematurely, at worker shutdown.
 local EXIT_WATCH_DELAY_S = 15552000
@@ -76,7 +79,7 @@ local function connect(C)
         sock:close()
         return nil, "nffi_wake_accept failed: errno " .. -rc
     end
-    sock:settimeout(READ_TIMEOUT_MS)
+    sock:settimeouts(1000, 1000, READ_TIMEOUT_MS)
     return sock
 end
 
