@@ -1,0 +1,120 @@
+// nffi vs the unix-domain-socket way vs ngx.run_worker_thread, same payloads,
+// same machine, one run. Calls are timed inside the worker (bench/lua/bench_ffi.lua).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startNginx, type NginxInstance } from '../scripts/nginx-instance.js';
+import { formatTable } from '../cli/format/table.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BENCH_LUA = join(ROOT, 'bench', 'lua');
+const UDS_ECHO = join(ROOT, 'native', 'build', 'uds_echo');
+
+interface Result { mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number }
+
+interface Variant { label: string; mode: string; instance: 'inst' | 'noinst'; query?: string }
+
+const VARIANTS: Variant[] = [
+  { label: 'nffi', mode: 'nffi', instance: 'inst' },
+  { label: 'nffi (no instrumentation)', mode: 'nffi', instance: 'noinst' },
+  { label: 'nffi + spin', mode: 'nffi', instance: 'inst', query: 'cfg=spin&poll_spin=50&wait_spin=30' },
+  { label: 'unix socket', mode: 'uds', instance: 'inst' },
+  { label: 'run_worker_thread', mode: 'worker_thread', instance: 'inst' },
+];
+
+const SIZES = [64, 4096, 65536];
+const CONCURRENCY = [1, 32];
+const REPEATS = 3;
+
+function benchHttp(variant: 'inst' | 'noinst'): string {
+  const init = variant === 'noinst'
+    ? 'init_by_lua_block { assert(require("nffi.native").use("noinst")) }'
+    : '';
+  return `
+${init}
+server {
+    listen 127.0.0.1:$PORT;
+    location = /bench { content_by_lua_block { require("bench_ffi").run() } }
+}`;
+}
+
+async function startUdsEcho(dir: string): Promise<{ path: string; proc: ChildProcess }> {
+  if (!existsSync(UDS_ECHO)) throw new Error(`${UDS_ECHO} is missing: run make -C native`);
+  const path = join(dir, 'echo.sock');
+  const proc = spawn(UDS_ECHO, [path], { stdio: 'inherit' });
+  for (let i = 0; i < 100 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 20));
+  if (!existsSync(path)) throw new Error('uds_echo did not start');
+  return { path, proc };
+}
+
+function callsFor(size: number, conc: number): number {
+  const base = size >= 65536 ? 4000 : 16000;
+  return conc > 1 ? base * 2 : base;
+}
+
+async function runOne(nginx: NginxInstance, v: Variant, size: number, conc: number, uds: string): Promise<Result> {
+  const q = `mode=${v.mode}&size=${size}&conc=${conc}&n=${callsFor(size, conc)}&uds=${encodeURIComponent(uds)}`
+    + (v.query ? `&${v.query}` : '');
+  const res = await fetch(nginx.url(`/bench?${q}`));
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${v.label} failed: ${res.status} ${text.slice(0, 300)}\n${nginx.errorLogTail(10)}`);
+  return JSON.parse(text) as Result;
+}
+
+function median(rs: Result[]): Result {
+  const sorted = [...rs].sort((a, b) => a.ops_per_s - b.ops_per_s);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+export async function runFfiBench(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'nffi-bench-'));
+  chmodSync(dir, 0o755); // workers run as nobody and must reach the socket
+  const uds = await startUdsEcho(dir);
+  const opts = { workers: 1, luaPath: [BENCH_LUA], main: 'thread_pool nffi_bench threads=4;' };
+  const instances = {
+    inst: await startNginx({ ...opts, http: benchHttp('inst') }),
+    noinst: await startNginx({ ...opts, http: benchHttp('noinst') }),
+  };
+  try {
+    const rows: string[][] = [];
+    const ratios: string[][] = [];
+    for (const size of SIZES) {
+      for (const conc of CONCURRENCY) {
+        const results = new Map<string, Result>();
+        const runs = new Map<string, Result[]>();
+        // interleave repeats so drift hits every variant alike
+        for (let r = 0; r < REPEATS; r++) {
+          for (const v of VARIANTS) {
+            const one = await runOne(instances[v.instance], v, size, conc, uds.path);
+            runs.set(v.label, [...(runs.get(v.label) ?? []), one]);
+          }
+        }
+        for (const v of VARIANTS) {
+          const m = median(runs.get(v.label)!);
+          results.set(v.label, m);
+          rows.push([String(size), String(conc), v.label, m.ops_per_s.toFixed(0), m.p50_us.toFixed(1), m.p99_us.toFixed(1)]);
+        }
+        const ops = (l: string) => results.get(l)!.ops_per_s;
+        ratios.push([
+          String(size), String(conc),
+          (ops('nffi') / ops('unix socket')).toFixed(2),
+          (ops('nffi + spin') / ops('unix socket')).toFixed(2),
+          (ops('nffi') / ops('run_worker_thread')).toFixed(2),
+          `${((1 - ops('nffi') / ops('nffi (no instrumentation)')) * 100).toFixed(1)}%`,
+        ]);
+      }
+    }
+    process.stdout.write('ffi round trips (median of 3, timed inside one nginx worker)\n');
+    process.stdout.write(formatTable(['bytes', 'conc', 'way', 'calls/s', 'p50 µs', 'p99 µs'], rows) + '\n\n');
+    process.stdout.write('ratios (calls/s)\n');
+    process.stdout.write(formatTable(
+      ['bytes', 'conc', 'nffi/uds', 'nffi+spin/uds', 'nffi/worker_thread', 'instrumentation cost'], ratios) + '\n');
+  } finally {
+    await instances.inst.stop();
+    await instances.noinst.stop();
+    uds.proc.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

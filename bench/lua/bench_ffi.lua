@@ -1,0 +1,135 @@
+-- Round-trip benchmark run inside one nginx worker: the same echo payload
+-- through nffi, a unix-domain-socket echo server, and ngx.run_worker_thread.
+-- Timing happens here, next to the calls, so the HTTP client adds nothing.
+local nffi = require "nffi"
+local native = require "nffi.native"
+local cjson = require "cjson.safe"
+
+local ngx = ngx
+local var = ngx.var
+local spawn = ngx.thread.spawn
+local wait = ngx.thread.wait
+local run_worker_thread = ngx.run_worker_thread -- luacheck: ignore (not in the std yet)
+local socket_tcp = ngx.socket.tcp
+local str_rep = string.rep
+local str_char = string.char
+local str_byte = string.byte
+local table_sort = table.sort
+local floor = math.floor
+local tonumber = tonumber
+local tostring = tostring
+
+local _M = {}
+
+local C = native.lib()
+local now_ns = C.nffi_now_ns
+
+local function be32(n)
+    return str_char(floor(n / 16777216) % 256, floor(n / 65536) % 256,
+                    floor(n / 256) % 256, n % 256)
+end
+
+local function unbe32(s)
+    local a, b, c, d = str_byte(s, 1, 4)
+    return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+local callers = {}
+
+function callers.nffi(opts)
+    local rt = assert(nffi.load("nffi_echo", opts.cfg, {
+        name = "bench", poll_spin_us = opts.poll_spin_us, wait_spin_us = opts.wait_spin_us,
+    }))
+    return function(payload)
+        local ok, res = rt:echo(payload)
+        return ok and res
+    end
+end
+
+function callers.uds(opts)
+    local sock = socket_tcp()
+    assert(sock:connect("unix:" .. opts.uds_path))
+    return function(payload)
+        assert(sock:send(be32(#payload) .. payload))
+        local hdr = assert(sock:receive(4))
+        return assert(sock:receive(unbe32(hdr)))
+    end, function()
+        sock:setkeepalive()
+    end
+end
+
+function callers.worker_thread(opts)
+    return function(payload)
+        local ok, res = run_worker_thread(opts.pool, "bench_thread_echo", "echo", payload)
+        return ok and res
+    end
+end
+
+-- n calls in a loop; latencies (ns) appended to lat
+local function loop(make, opts, payload, n, lat)
+    local call, close = make(opts)
+    for _ = 1, n do
+        local t0 = now_ns()
+        local res = call(payload)
+        lat[#lat + 1] = tonumber(now_ns() - t0)
+        if res ~= payload then
+            error("bad echo of " .. #payload .. " bytes")
+        end
+    end
+    if close then
+        close()
+    end
+end
+
+local function quantile(sorted, q)
+    return sorted[floor((#sorted - 1) * q) + 1] or 0
+end
+
+function _M.run()
+    local mode = var.arg_mode
+    local make = callers[mode]
+    if not make then
+        ngx.status = 400
+        return ngx.say("unknown mode ", tostring(mode))
+    end
+    local opts = {
+        uds_path = var.arg_uds, pool = var.arg_pool or "nffi_bench",
+        poll_spin_us = tonumber(var.arg_poll_spin), wait_spin_us = tonumber(var.arg_wait_spin),
+        cfg = var.arg_cfg,
+    }
+    local size = tonumber(var.arg_size) or 64
+    local conc = tonumber(var.arg_conc) or 1
+    local n = tonumber(var.arg_n) or 1000
+    local payload = str_rep("a", size)
+    local lat = {}
+    -- warm up: connect, load, start threads, get traces compiled
+    loop(make, opts, payload, 50, {})
+
+    ngx.update_time()
+    local t0 = now_ns()
+    if conc == 1 then
+        loop(make, opts, payload, n, lat)
+    else
+        local threads = {}
+        for i = 1, conc do
+            threads[i] = spawn(loop, make, opts, payload, floor(n / conc), lat)
+        end
+        for i = 1, conc do
+            local ok, err = wait(threads[i])
+            if not ok then
+                error(err)
+            end
+        end
+    end
+    local elapsed_s = tonumber(now_ns() - t0) / 1e9
+    table_sort(lat)
+    ngx.say(cjson.encode({
+        mode = mode, size = size, conc = conc, calls = #lat,
+        ops_per_s = #lat / elapsed_s,
+        p50_us = quantile(lat, 0.5) / 1000,
+        p99_us = quantile(lat, 0.99) / 1000,
+        instrumented = nffi.instrumented(),
+    }))
+end
+
+return _M

@@ -1,0 +1,49 @@
+// CLI entry (bin/nffi-inspect.js imports this). The only place errors are turned into a
+// message and an exit code: `nffi-inspect: <message>` on stderr, 1 for failures, 2 for
+// usage errors. No stack traces for expected errors.
+import { CommanderError } from 'commander';
+import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
+import { buildProgram } from './program.js';
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    return report(err);
+  }
+}
+
+function report(err: unknown): number {
+  if (err instanceof CommanderError) return reportCommander(err);
+  if (err instanceof CliError) {
+    printError(err.message);
+    return err.exitCode;
+  }
+  // Anything else is a bug in nffi-inspect: keep the stack, it is what a bug report needs.
+  const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  printError(`internal error: ${detail}`);
+  return EXIT_FAILURE;
+}
+
+function reportCommander(err: CommanderError): number {
+  // --help and --version end through exitOverride too, with exit code 0.
+  if (err.exitCode === 0) return 0;
+  // 'commander.help': no command given; the help text already went to stderr.
+  if (err.code !== 'commander.help') {
+    printError(oneLine(err.message.replace(/^error:\s*/, '')));
+  }
+  return EXIT_USAGE;
+}
+
+/** Commander puts suggestions ("(Did you mean config?)") on a second line. */
+function oneLine(message: string): string {
+  return message.split('\n').map((s) => s.trim()).filter(Boolean).join(' ');
+}
+
+function printError(message: string): void {
+  process.stderr.write(`nffi-inspect: ${message}\n`);
+}
+
+// process.exitCode, not process.exit(): let stdout drain when piped.
+process.exitCode = await main(process.argv);

@@ -1,0 +1,58 @@
+// What a user adds to nginx.conf to load the agent. Pure: `nffi-inspect config` prints it,
+// and the test/demo/bench nginx launcher (scripts/nginx-instance.ts) writes the same lines,
+// so what we test is what we tell users to do.
+import { join } from 'node:path';
+import { repoRoot } from './repo-root.js';
+
+export interface NginxConfig {
+  /** A fragment of lua_package_path: users append their own entries and the ';;' default. */
+  lua_package_path: string;
+  /** Lines for the main (top-level) context of nginx.conf; empty when none are needed. */
+  nginx_main: string;
+  /** Lines for the http {} block besides lua_package_path (later: the agent's init_worker). */
+  nginx_http: string;
+  /** libnffi.so lives here. */
+  native_dir: string;
+  /** The example runtimes (*.so) live here. */
+  examples_dir: string;
+}
+
+export function nginxConfig(root: string = repoRoot()): NginxConfig {
+  const lua = join(root, 'lua');
+  const nativeDir = join(root, 'native', 'build');
+  return {
+    lua_package_path: `${lua}/?.lua;${lua}/?/init.lua;`,
+    nginx_main: '',
+    nginx_http: '',
+    native_dir: nativeDir,
+    examples_dir: join(nativeDir, 'examples'),
+  };
+}
+
+/** The human form of `nffi-inspect config`: nginx.conf lines with short comments. */
+export function renderNginxConfig(cfg: NginxConfig): string {
+  const out: string[] = [
+    '# nffi-inspect: add these lines to nginx.conf.',
+    '#',
+    '# The Lua module must be loaded. Debian/Ubuntu nginx does that through',
+    '# /etc/nginx/modules-enabled/ (package libnginx-mod-http-lua); elsewhere put',
+    '#   load_module modules/ndk_http_module.so;',
+    '#   load_module modules/ngx_http_lua_module.so;',
+    '# at the top of nginx.conf. OpenResty has it built in.',
+  ];
+  if (cfg.nginx_main) out.push('', '# top level (main context):', cfg.nginx_main);
+  out.push(
+    '',
+    'http {',
+    '    # Keep your own entries after ours; the trailing ";;" keeps the default path.',
+    `    lua_package_path "${cfg.lua_package_path};";`,
+  );
+  if (cfg.nginx_http) out.push(...indent(cfg.nginx_http));
+  out.push('    # ... your servers ...', '}', '', `# native libraries: ${cfg.native_dir}`);
+  out.push(`# example runtimes: ${cfg.examples_dir}`);
+  return out.join('\n') + '\n';
+}
+
+function indent(text: string): string[] {
+  return text.split('\n').map((line) => (line ? `    ${line}` : line));
+}
