@@ -93,7 +93,8 @@ function _M.run()
         return ngx.say("unknown mode ", tostring(mode))
     end
     local opts = {
-        uds_path = var.arg_uds, pool = var.arg_pool or "nffi_bench",
+        uds_path = var.arg_uds and ngx.unescape_uri(var.arg_uds),
+        pool = var.arg_pool or "nffi_bench",
         poll_spin_us = tonumber(var.arg_poll_spin), wait_spin_us = tonumber(var.arg_wait_spin),
         cfg = var.arg_cfg,
     }
