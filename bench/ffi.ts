@@ -40,17 +40,29 @@ server {
 }`;
 }
 
-async function startUdsEcho(dir: string): Promise<{ path: string; proc: ChildProcess }> {
+// Where the worker (and the runtime threads it starts, which inherit its CPU mask) runs.
+interface Placement { label: string; nginxMain: string; udsPrefix: string[] }
+
+const PLACEMENTS: Placement[] = [
+  { label: 'unpinned (threads on any core)', nginxMain: '', udsPrefix: [] },
+  // production gateways often use worker_cpu_affinity: the worker, its runtime threads
+  // and (for fairness) the unix-socket server then share one core
+  { label: 'pinned (worker_cpu_affinity: one core for everything)', nginxMain: 'worker_cpu_affinity 01;',
+    udsPrefix: ['taskset', '-c', '0'] },
+];
+
+async function startUdsEcho(dir: string, prefix: string[]): Promise<{ path: string; proc: ChildProcess }> {
   if (!existsSync(UDS_ECHO)) throw new Error(`${UDS_ECHO} is missing: run make -C native`);
   const path = join(dir, 'echo.sock');
-  const proc = spawn(UDS_ECHO, [path], { stdio: 'inherit' });
+  const argv = [...prefix, UDS_ECHO, path];
+  const proc = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
   for (let i = 0; i < 100 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 20));
   if (!existsSync(path)) throw new Error('uds_echo did not start');
   return { path, proc };
 }
 
 function callsFor(size: number, conc: number): number {
-  const base = size >= 65536 ? 4000 : 16000;
+  const base = size >= 65536 ? 3000 : 10000;
   return conc > 1 ? base * 2 : base;
 }
 
@@ -68,11 +80,11 @@ function median(rs: Result[]): Result {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-export async function runFfiBench(): Promise<void> {
+async function benchPlacement(place: Placement): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nffi-bench-'));
   chmodSync(dir, 0o755); // workers run as nobody and must reach the socket
-  const uds = await startUdsEcho(dir);
-  const opts = { workers: 1, luaPath: [BENCH_LUA], main: 'thread_pool nffi_bench threads=4;' };
+  const uds = await startUdsEcho(dir, place.udsPrefix);
+  const opts = { workers: 1, luaPath: [BENCH_LUA], main: `${place.nginxMain}\nthread_pool nffi_bench threads=4;` };
   const instances = {
     inst: await startNginx({ ...opts, http: benchHttp('inst') }),
     noinst: await startNginx({ ...opts, http: benchHttp('noinst') }),
@@ -82,7 +94,6 @@ export async function runFfiBench(): Promise<void> {
     const ratios: string[][] = [];
     for (const size of SIZES) {
       for (const conc of CONCURRENCY) {
-        const results = new Map<string, Result>();
         const runs = new Map<string, Result[]>();
         // interleave repeats so drift hits every variant alike
         for (let r = 0; r < REPEATS; r++) {
@@ -91,6 +102,7 @@ export async function runFfiBench(): Promise<void> {
             runs.set(v.label, [...(runs.get(v.label) ?? []), one]);
           }
         }
+        const results = new Map<string, Result>();
         for (const v of VARIANTS) {
           const m = median(runs.get(v.label)!);
           results.set(v.label, m);
@@ -106,7 +118,7 @@ export async function runFfiBench(): Promise<void> {
         ]);
       }
     }
-    process.stdout.write('ffi round trips (median of 3, timed inside one nginx worker)\n');
+    process.stdout.write(`\n== ${place.label}: FFI round trips, median of ${REPEATS}, timed inside one nginx worker\n`);
     process.stdout.write(formatTable(['bytes', 'conc', 'way', 'calls/s', 'p50 µs', 'p99 µs'], rows) + '\n\n');
     process.stdout.write('ratios (calls/s)\n');
     process.stdout.write(formatTable(
@@ -117,4 +129,8 @@ export async function runFfiBench(): Promise<void> {
     uds.proc.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+export async function runFfiBench(): Promise<void> {
+  for (const place of PLACEMENTS) await benchPlacement(place);
 }

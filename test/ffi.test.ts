@@ -101,6 +101,7 @@ describe('unload', () => {
     const doc = await getJson('/unload');
     expect(doc.served).toEqual(['p1', 'p2', 'p3']);
     expect(doc.after).toEqual({ ok: false, rc: null, err: 'unloaded' });
+    expect(doc.same_before_unload).toBe(true);
     expect(doc.reload_is_new).toBe(true);
   });
 });

@@ -24,6 +24,7 @@ local type = type
 local error = error
 local pcall = pcall
 local ipairs = ipairs
+local next = next
 local str_find = string.find
 local str_gmatch = string.gmatch
 local str_match = string.match
@@ -241,7 +242,9 @@ local function call(st, method, req)
         return false, nil, "submit failed: " .. tonumber(status)
     end
 
-    if not (st.spin_ns > 0 and C.nffi_task_spin(t, st.spin_ns) == 1) then
+    -- spin only when nobody else waits: then the event loop has no other task
+    -- completion to serve, and a short busy-wait beats two thread wake-ups
+    if not (st.spin_ns > 0 and next(waiting) == nil and C.nffi_task_spin(t, st.spin_ns) == 1) then
         local id = tonumber(C.nffi_task_id(t))
         if not wait_ready(C, t, id, st.timeout_s) then
             C.nffi_task_abandon(t)

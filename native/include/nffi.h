@@ -104,7 +104,8 @@ double nffi_runtime_quantile(const nffi_runtime *rt, int lat_kind, double q);
 /* Copies up to max live tasks with id > after_id, in id order. Returns the count.
  * Call repeatedly with the last id to page through without blocking anyone. */
 int nffi_runtime_tasks(const nffi_runtime *rt, uint64_t after_id, nffi_task_info *out, int max);
-/* Runtime-thread side spinning before sleeping in poll, microseconds (0 = none). */
+/* Runtime-thread side spinning before sleeping in poll, microseconds (0 = none).
+ * A poller pinned to a single CPU never spins. */
 void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
 
 /* ---- tasks (worker thread) ---- */
@@ -116,7 +117,7 @@ uint64_t nffi_task_id(const nffi_task *t);
 int nffi_task_state(const nffi_task *t);
 /* Busy-waits up to max_ns for the response without going through the done list.
  * Returns 1 when the task is READY (take the result now), 0 otherwise (wait for
- * the pump as usual). */
+ * the pump as usual). Returns 0 at once when the caller is pinned to one CPU. */
 int nffi_task_spin(nffi_task *t, int64_t max_ns);
 /* For a READY task: stamps `resumed`, records latencies, hands out the response
  * (*rsp is NULL when the runtime sent none) and its length; returns rc. */

@@ -1,4 +1,5 @@
 /* Tasks: submit/poll (the bounded pending queue), spin, result, release, abandon. */
+#include <sched.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -167,6 +168,24 @@ NFFI_EXPORT int nffi_task_state(const nffi_task *t)
     return t->abandoned ? NFFI_TASK_ABANDONED : __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
 }
 
+/* Spinning only pays when the other side runs on another CPU at the same
+ * time. A thread pinned to a single CPU (worker_cpu_affinity pins the worker,
+ * and the runtime threads it creates inherit the mask) would only steal the
+ * time slice of the very thread it waits for, so it never spins. Cached per
+ * thread: nginx sets the affinity once, before any Lua runs. */
+static int nffi__may_spin(void)
+{
+    static __thread int cached;         /* 0 unknown, 1 may spin, 2 may not */
+    if (cached == 0) {
+        cpu_set_t set;
+        int cpus = 0;
+        if (sched_getaffinity(0, sizeof(set), &set) == 0)
+            cpus = CPU_COUNT(&set);
+        cached = cpus > 1 ? 1 : 2;
+    }
+    return cached == 1;
+}
+
 /* Bounded busy-wait so a poller that is handed work within spin_us never
  * pays for a futex sleep + wake-up. Checks the clock only every 64 rounds. */
 static void nffi__poll_spin(nffi_runtime *rt, int spin_us)
@@ -187,7 +206,7 @@ NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
     if (rt == NULL)
         return NULL;
     int spin_us = NFFI_LOAD(&rt->spin_us);
-    if (spin_us > 0)
+    if (spin_us > 0 && nffi__may_spin())
         nffi__poll_spin(rt, spin_us);
 
     pthread_mutex_lock(&rt->qlock);
@@ -252,7 +271,7 @@ char *ngx_http_lua_nonblocking_ffi_get_req(void *task, int *len)
  */
 NFFI_EXPORT int nffi_task_spin(nffi_task *t, int64_t max_ns)
 {
-    if (t == NULL || max_ns <= 0 || t->abandoned)
+    if (t == NULL || max_ns <= 0 || t->abandoned || !nffi__may_spin())
         return 0;
     int st = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
     if (st == NFFI_TASK_DONE || st == NFFI_TASK_READY)
