@@ -1,4 +1,6 @@
-/* Example runtime: one thread answering every request with its exact bytes. */
+/* Example runtime: answers every request with its exact bytes. cfg: the number
+ * of threads polling the queue (default ECHO_THREADS: 1 for libnffi_echo, 4 for
+ * libnffi_echo_mt, which is built from this file too). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +29,20 @@ static void *echo_loop(void *tq)
     return NULL;
 }
 
+#ifndef ECHO_THREADS
+#define ECHO_THREADS 1
+#endif
+
 int libffi_init(char *cfg, void *tq)
 {
-    (void)cfg;
-    pthread_t th;
-    if (pthread_create(&th, NULL, echo_loop, tq) != 0)
-        return 1;
-    pthread_detach(th);
+    long n = cfg != NULL && *cfg != '\0' ? strtol(cfg, NULL, 10) : ECHO_THREADS;
+    if (n < 1 || n > 256)
+        n = ECHO_THREADS;
+    for (long i = 0; i < n; i++) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, echo_loop, tq) != 0)
+            return i == 0 ? 1 : 0;  /* fewer threads still serve the queue */
+        pthread_detach(th);
+    }
     return 0;
 }
