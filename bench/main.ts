@@ -1,9 +1,11 @@
 // `npm run bench -- [suite...]`: runs the named benchmark suites (all when none
 // is named) and prints their side-by-side tables.
+import { runAttachBench } from './attach.js';
 import { runFfiBench } from './ffi.js';
 
 const suites: Record<string, () => Promise<void>> = {
   ffi: runFfiBench,
+  attach: runAttachBench,
 };
 
 async function main(): Promise<void> {

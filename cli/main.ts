@@ -2,6 +2,7 @@
 // message and an exit code: `nffi-inspect: <message>` on stderr, 1 for failures, 2 for
 // usage errors. No stack traces for expected errors.
 import { CommanderError } from 'commander';
+import { ProbeError } from '../probe/errors.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
 import { buildProgram } from './program.js';
 
@@ -19,6 +20,11 @@ function report(err: unknown): number {
   if (err instanceof CliError) {
     printError(err.message);
     return err.exitCode;
+  }
+  // The probe's expected failures (not nginx, no agent, permission denied, timeouts).
+  if (err instanceof ProbeError) {
+    printError(err.message);
+    return EXIT_FAILURE;
   }
   // Anything else is a bug in nffi-inspect: keep the stack, it is what a bug report needs.
   const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);

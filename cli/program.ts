@@ -2,6 +2,14 @@
 // themselves through program.command() so they inherit exitOverride/configureOutput below.
 import { Command } from 'commander';
 import { registerConfig } from './commands/config.js';
+import { registerCoroutines } from './commands/coroutines.js';
+import { registerDetach } from './commands/detach.js';
+import { registerPs } from './commands/ps.js';
+import { registerQueue } from './commands/queue.js';
+import { registerServe } from './commands/serve.js';
+import { registerStack } from './commands/stack.js';
+import { registerTasks } from './commands/tasks.js';
+import { registerWorkers } from './commands/workers.js';
 
 export const VERSION = '0.1.0';
 
@@ -14,6 +22,14 @@ export function buildProgram(): Command {
     // Commander prints "error: ..." itself; main.ts prints our one-line form instead.
     .configureOutput({ outputError: () => {} })
     .showSuggestionAfterError(true);
+  registerPs(program);
+  registerWorkers(program);
+  registerCoroutines(program);
+  registerStack(program);
+  registerQueue(program);
+  registerTasks(program);
+  registerDetach(program);
+  registerServe(program);
   registerConfig(program);
   return program;
 }

@@ -65,6 +65,9 @@ int nffi_wake_accept(int listen_fd, const char *path);
 void nffi_wake_kick(void);
 int nffi_drain(nffi_task **out, int max);
 
+unsigned nffi_euid(void);
+int nffi_path_check(const char *path, unsigned uid, uint64_t *sig);
+
 int libffi_init(char *cfg, void *tq);
 int lib_nonblocking_ffi_init(char *cfg, void *tq);
 ]]
@@ -86,4 +89,12 @@ return {
     LAT_SERVICE = 1,
     LAT_WAKEUP = 2,
     LAT_TOTAL = 3,
+
+    PATH_FILE = 0,
+    PATH_DIR = 1,
+    PATH_MISSING = -1,
+    PATH_SYMLINK = -2,
+    PATH_TYPE = -3,
+    PATH_OWNER = -4,
+    PATH_MODE = -5,
 }

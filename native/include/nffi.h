@@ -143,6 +143,23 @@ void nffi_wake_kick(void);
  * pending-wake flag first. Abandoned tasks are freed here and not returned. */
 int nffi_drain(nffi_task **out, int max);
 
+/* ---- inspector agent helpers (worker thread) ---- */
+/* nffi_path_check results: >= 0 accepted (what it is), < 0 refused (why). */
+enum {
+    NFFI_PATH_FILE = 0,      /* a regular file owned by uid, no group/other bits */
+    NFFI_PATH_DIR = 1,       /* a directory owned by uid, no group/other bits */
+    NFFI_PATH_MISSING = -1,  /* lstat failed */
+    NFFI_PATH_SYMLINK = -2,
+    NFFI_PATH_TYPE = -3,     /* neither a regular file nor a directory */
+    NFFI_PATH_OWNER = -4,    /* not owned by uid */
+    NFFI_PATH_MODE = -5      /* some group/other permission bit set */
+};
+unsigned nffi_euid(void);
+/* lstat()s path (never follows a symlink) and checks owner, type and mode. *sig
+ * (when not NULL) gets a hash of dev, inode, mode, owner and ctime, which changes
+ * whenever the path is replaced, chmod'ed or chown'ed; 0 when lstat fails. */
+int nffi_path_check(const char *path, unsigned uid, uint64_t *sig);
+
 /* ---- runtime-thread ABI (lua-resty-ffi compatible) ---- */
 void *ngx_http_lua_ffi_task_poll(void *tq);
 char *ngx_http_lua_ffi_get_req(void *task, int *len);

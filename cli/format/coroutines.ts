@@ -1,0 +1,39 @@
+// Coroutines of each worker as one table: id, kind, state, what it waits on, request, top frame.
+import type { Lua } from '../../probe/protocol-types.js';
+import { formatTable } from './table.js';
+
+export interface FrameBrief { function: string; source: string; line: number }
+
+export interface CoroutineRow {
+  id: number;
+  kind: string;
+  state: string;
+  wait: Lua.Wait | null;
+  frames: FrameBrief[];
+  request: Lua.Request | null;
+}
+
+export interface WorkerCoroutines { pid: number; coroutines: CoroutineRow[]; error?: string }
+
+export function where(f: FrameBrief | undefined): string {
+  if (!f) return '-';
+  return `${f.function || '?'} ${f.line >= 0 ? `${f.source}:${f.line}` : f.source}`;
+}
+
+export function waitText(w: Lua.Wait | null | undefined): string {
+  if (!w) return '-';
+  const extra = [w.task_id !== undefined ? `task ${w.task_id}` : '', w.detail ?? ''].filter(Boolean).join(' ');
+  return extra ? `${w.kind} (${extra})` : w.kind;
+}
+
+const HEADER = ['worker', 'id', 'kind', 'state', 'wait', 'request', 'top frame'];
+
+export function formatCoroutines(workers: WorkerCoroutines[]): string {
+  const rows = workers.flatMap((w) => w.coroutines.map((c) => [
+    String(w.pid), String(c.id), c.kind, c.state, waitText(c.wait),
+    c.request ? `${c.request.method} ${c.request.uri}` : '-', where(c.frames[0]),
+  ]));
+  const errors = workers.filter((w) => w.error).map((w) => `worker ${w.pid}: ${w.error}`);
+  const table = rows.length ? formatTable(HEADER, rows) : '(no coroutines)';
+  return [table, ...errors].join('\n');
+}

@@ -1,0 +1,24 @@
+// Stacks like gdb's `bt full`: `#0 handler at /app/handler.lua:42`, then locals, upvalues and
+// varargs indented under each frame.
+import type { Lua } from '../../probe/protocol-types.js';
+import { renderValue } from './value.js';
+
+const arr = <T>(x: T[] | undefined): T[] => (Array.isArray(x) ? x : []);
+
+export function frameLine(level: number, f: { function: string; source: string; line: number }): string {
+  const where = f.line >= 0 ? `${f.source}:${f.line}` : f.source;
+  return `#${level} ${f.function || '?'} at ${where}`;
+}
+
+export function formatStack(frames: Lua.StackFrame[], width = 100): string {
+  if (frames.length === 0) return '(no frames: the coroutine is dead or has not started)';
+  const out: string[] = [];
+  frames.forEach((f, i) => {
+    out.push(frameLine(f.level ?? i, f));
+    for (const v of arr(f.locals)) out.push(`    ${v.name} = ${renderValue(v.value, width)}`);
+    for (const v of arr(f.upvalues)) out.push(`    (upvalue) ${v.name} = ${renderValue(v.value, width)}`);
+    const va = arr(f.varargs);
+    if (va.length) out.push(`    ... = ${va.map((v) => renderValue(v, width)).join(', ')}`);
+  });
+  return out.join('\n');
+}

@@ -1,0 +1,44 @@
+// Pending nffi tasks as a table, then the Lua stack of each waiting coroutine.
+import { where, type FrameBrief } from './coroutines.js';
+import { frameLine } from './stack.js';
+import { formatTable } from './table.js';
+
+export interface TaskRow {
+  id: number;
+  runtime: string;
+  method: string;
+  state: string;
+  age_ms: number;
+  req_len: number;
+  req_preview: string;
+  coroutine: { id: number; frames: FrameBrief[] } | null;
+}
+
+export interface WorkerTasks { pid: number; tasks: TaskRow[]; error?: string }
+
+const HEADER = ['worker', 'task', 'runtime', 'method', 'state', 'age ms', 'req bytes', 'coroutine', 'waiting at'];
+
+function age(ms: number): string {
+  return ms >= 100 ? ms.toFixed(0) : ms.toFixed(1);
+}
+
+function preview(s: string, width = 40): string {
+  const flat = JSON.stringify(s).slice(1, -1);
+  return flat.length > width ? flat.slice(0, width - 1) + '…' : flat;
+}
+
+export function formatTasks(workers: WorkerTasks[]): string {
+  const all = workers.flatMap((w) => w.tasks.map((t) => ({ pid: w.pid, t })));
+  const errors = workers.filter((w) => w.error).map((w) => `worker ${w.pid}: ${w.error}`);
+  if (all.length === 0) return ['(no pending tasks)', ...errors].join('\n');
+  const rows = all.map(({ pid, t }) => [
+    String(pid), String(t.id), t.runtime, t.method, t.state, age(t.age_ms), String(t.req_len),
+    t.coroutine ? String(t.coroutine.id) : '-', where(t.coroutine?.frames[0]),
+  ]);
+  const stacks = all.filter(({ t }) => t.coroutine && t.coroutine.frames.length).flatMap(({ pid, t }) => [
+    '',
+    `task ${t.id} (worker ${pid}, ${t.runtime}.${t.method}, req "${preview(t.req_preview)}"), coroutine ${t.coroutine!.id}:`,
+    ...t.coroutine!.frames.map((f, i) => `  ${frameLine(i, f)}`),
+  ]);
+  return [formatTable(HEADER, rows), ...stacks, ...errors].join('\n');
+}

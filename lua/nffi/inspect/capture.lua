@@ -1,0 +1,253 @@
+-- Bounded raw capture of values and stacks (Lua.getStack). Reads with rawget /
+-- next only: no metamethod runs, no tostring on a table, userdata or cdata that
+-- could carry __tostring. Tables: `depth` levels, `keys` entries each; strings:
+-- `string_bytes` bytes. A table met again within one variable is a
+-- {type = "cycle", ref = <its ref>}.
+local ffi = require "ffi"
+local json = require "nffi.inspect.json"
+local coroutines = require "nffi.inspect.coroutines"
+
+local debug_getinfo = debug.getinfo
+local debug_getlocal = debug.getlocal
+local debug_getupvalue = debug.getupvalue
+local co_running = coroutine.running
+local ffi_typeof = ffi.typeof
+local ffi_istype = ffi.istype
+local ffi_cast = ffi.cast
+local type = type
+local next = next
+local pcall = pcall
+local tostring = tostring
+local tonumber = tonumber
+local str_byte = string.byte
+local str_sub = string.sub
+local str_match = string.match
+local str_format = string.format
+local math_huge = math.huge
+local array = json.array
+
+local _M = { _VERSION = "0.1.0" }
+
+local DEFAULTS = { depth = 2, keys = 50, string_bytes = 256 }
+local LIMITS = { depth = 8, keys = 1000, string_bytes = 65536 }
+local MAX_STACK = 100
+local MAX_LOCALS = 200
+local MAX_UPVALUES = 60
+local MAX_VARARGS = 50
+
+local function number_value(v)
+    if v ~= v then
+        return "nan"
+    elseif v == math_huge then
+        return "inf"
+    elseif v == -math_huge then
+        return "-inf"
+    end
+    return v
+end
+
+local function ctype_name(v)
+    local ok, ct = pcall(ffi_typeof, v)
+    if not ok then
+        return "?"
+    end
+    local s = tostring(ct)  -- a ctype object: its own tostring, never a metatype's
+    return str_match(s, "^ctype<(.*)>$") or s
+end
+
+local function cdata_value(v, ctype)
+    if ffi_istype("int64_t", v) or ffi_istype("uint64_t", v) then
+        -- plain 64-bit boxes print as 42LL / 42ULL
+        local s = tostring(ffi_cast(ffi_istype("int64_t", v) and "int64_t" or "uint64_t", v))
+        return (str_match(s, "^(-?%d+)U?LL$") or s)
+    end
+    local last = str_sub(ctype, -1)
+    if last == "*" then
+        local ok, addr = pcall(ffi_cast, "uintptr_t", v)
+        if ok then
+            return str_format("0x%x", tonumber(addr))
+        end
+        return nil
+    end
+    if last == "&" or last == "]" or last == ")" then
+        return nil
+    end
+    local ok, n = pcall(tonumber, v)
+    if ok and type(n) == "number" then
+        return tostring(number_value(n))
+    end
+    return nil
+end
+
+local capture
+
+local function capture_table(t, level, st)
+    local ref = st.seen[t]
+    if ref then
+        return { type = "cycle", ref = ref }
+    end
+    st.nref = st.nref + 1
+    ref = "t" .. st.nref
+    local out = { type = "table", ref = ref }
+    if level > st.depth then
+        out.truncated = true
+        return out
+    end
+    st.seen[t] = ref
+    local entries = array()
+    local n = 0
+    local ok, k, v = pcall(next, t)
+    while ok and k ~= nil do
+        if n >= st.keys then
+            out.truncated = true
+            break
+        end
+        n = n + 1
+        entries[n] = { key = capture(k, level + 1, st), value = capture(v, level + 1, st) }
+        ok, k, v = pcall(next, t, k)
+    end
+    out.entries = entries
+    return out
+end
+
+capture = function(v, level, st)
+    local t = type(v)
+    if t == "nil" then
+        return { type = "nil" }
+    elseif t == "boolean" then
+        return { type = "boolean", value = v }
+    elseif t == "number" then
+        return { type = "number", value = number_value(v) }
+    elseif t == "string" then
+        local len = #v
+        if len > st.string_bytes then
+            return { type = "string", value = str_sub(v, 1, st.string_bytes), length = len,
+                     truncated = true }
+        end
+        return { type = "string", value = v }
+    elseif t == "table" then
+        return capture_table(v, level, st)
+    elseif t == "function" then
+        local info = debug_getinfo(v, "S")
+        if info.what == "C" then
+            return { type = "function", value = "function [C]" }
+        end
+        return { type = "function",
+                 value = "function " .. coroutines.source_of(info) .. ":" .. info.linedefined }
+    elseif t == "thread" then
+        return { type = "thread", value = coroutines.id_of(v) }
+    elseif t == "cdata" then
+        local ctype = ctype_name(v)
+        return { type = "cdata", ctype = ctype, value = cdata_value(v, ctype) }
+    end
+    return { type = "userdata" }
+end
+
+local function new_state(opts, shared)
+    return { depth = opts.depth, keys = opts.keys, string_bytes = opts.string_bytes,
+             seen = {}, nref = shared.nref }
+end
+
+-- One variable's value; refs stay unique across the whole answer.
+local function capture_var(v, opts, shared)
+    local st = new_state(opts, shared)
+    local out = capture(v, 1, st)
+    shared.nref = st.nref
+    return out
+end
+_M.capture_value = capture_var
+
+local function is_internal(name)
+    return str_byte(name, 1) == 40  -- "(" : (for …), (*temporary), (*vararg)
+end
+
+local function frame_vars(co, level, info, opts, shared, b)
+    local locals = array()
+    for i = 1, MAX_LOCALS do
+        local name, v = debug_getlocal(co, level, i)
+        if not name then
+            break
+        end
+        if not is_internal(name) then
+            locals[#locals + 1] = { name = name, value = capture_var(v, opts, shared) }
+            b:check()
+        end
+    end
+    local varargs = array()
+    if info.isvararg then
+        for i = 1, MAX_VARARGS do
+            local name, v = debug_getlocal(co, level, -i)
+            if not name then
+                break
+            end
+            varargs[#varargs + 1] = capture_var(v, opts, shared)
+        end
+    end
+    local upvalues = array()
+    local fn = info.func
+    if info.what ~= "C" and type(fn) == "function" then
+        for i = 1, MAX_UPVALUES do
+            local name, v = debug_getupvalue(fn, i)
+            if not name then
+                break
+            end
+            upvalues[#upvalues + 1] = { name = name, value = capture_var(v, opts, shared) }
+            b:check()
+        end
+    end
+    return locals, upvalues, varargs
+end
+
+local function option(params, name)
+    local v = params[name]
+    if v == nil then
+        return DEFAULTS[name]
+    end
+    if type(v) ~= "number" or v < 0 then
+        return nil, name .. " must be a non-negative integer"
+    end
+    if v > LIMITS[name] then
+        return LIMITS[name]
+    end
+    return v
+end
+
+-- Lua.getStack
+function _M.get_stack(params, b)
+    local id = params.coroutine
+    if type(id) ~= "number" then
+        return nil, "coroutine must be an id from Lua.getCoroutines"
+    end
+    local co = coroutines.by_id(id)
+    if not co then
+        return nil, "unknown coroutine " .. tostring(id)
+            .. " (ids come from Lua.getCoroutines in this session)"
+    end
+    local opts = {}
+    for name in next, DEFAULTS do
+        local v, err = option(params, name)
+        if not v then
+            return nil, err
+        end
+        opts[name] = v
+    end
+    local shared = { nref = 0 }
+    local frames = array()
+    local base = co == co_running() and 1 or 0
+    for level = base, base + MAX_STACK - 1 do
+        local info = debug_getinfo(co, level, "nSluf")
+        if not info then
+            break
+        end
+        local f = coroutines.frame_of(info)
+        f.level = level - base
+        if params.locals then
+            f.locals, f.upvalues, f.varargs = frame_vars(co, level, info, opts, shared, b)
+        end
+        frames[#frames + 1] = f
+        b:check()
+    end
+    return { frames = frames }
+end
+
+return _M

@@ -1,0 +1,444 @@
+-- Every coroutine of the worker: the ones lua-nginx-module anchors in its
+-- registry table (request entry threads, light threads, timers) and the user
+-- coroutines reachable from their frames. States come from the thread itself
+-- (coroutine._status, the original LuaJIT builtin), not from lua-nginx-module's
+-- request-relative coroutine.status. Wait reasons compare the functions in the
+-- top frames with the known blocking functions, by identity: no guessing.
+local json = require "nffi.inspect.json"
+
+local ngx = ngx
+local debug_getinfo = debug.getinfo
+local debug_getlocal = debug.getlocal
+local debug_getupvalue = debug.getupvalue
+local debug_getregistry = debug.getregistry
+local co_running = coroutine.running
+-- lua-nginx-module keeps the LuaJIT builtins as coroutine._status/_yield
+local co_status = rawget(coroutine, "_status") or coroutine.status
+local type = type
+local next = next
+local pcall = pcall
+local pairs = pairs
+local rawget = rawget
+local setmetatable = setmetatable
+local str_byte = string.byte
+local str_sub = string.sub
+local array = json.array
+
+local _M = { _VERSION = "0.1.0" }
+
+local MAX_COROUTINES = 20000
+local MAX_LEVELS = 200          -- frames walked to find the bottom of a stack
+local WAIT_LEVELS = 6           -- top frames searched for a blocking function
+local USER_DEPTH = 8            -- user coroutines found from user coroutines, at most
+local MAX_SCAN_LOCALS = 200     -- per frame, when looking for user coroutines
+local DEFAULT_FRAMES = 3
+local MAX_FRAMES = 50
+
+-- coroutine <-> id, stable for the worker's lifetime (weak on both sides, so
+-- nothing is kept alive): `coroutines PID` then `stack PID ID` are two sessions.
+local ids = setmetatable({}, { __mode = "k" })
+local by_id = setmetatable({}, { __mode = "v" })
+local next_id = 0
+
+-- The registry table lua-nginx-module anchors its coroutines in (found once).
+local anchor
+
+-- function -> { kind, detail }; built once per session (needs a cosocket context)
+local known
+-- the nffi binding's waiting function: its frame holds the task id in local `id`
+local nffi_wait
+-- functions of the agent itself, to name its own coroutines: fn -> kind
+local own = setmetatable({}, { __mode = "k" })
+
+function _M.mark_own(fn, kind)
+    own[fn] = kind
+end
+
+function _M.id_of(co)
+    local id = ids[co]
+    if not id then
+        next_id = next_id + 1
+        id = next_id
+        ids[co] = id
+        by_id[id] = co
+    end
+    return id
+end
+
+function _M.by_id(id)
+    return by_id[id]
+end
+
+-- Ends a session: drops the caches it built. Ids stay (see above).
+function _M.reset()
+    known = nil
+    nffi_wait = nil
+end
+
+local function source_of(info)
+    local src = info.source or "?"
+    if str_byte(src, 1) == 64 then  -- '@'
+        return str_sub(src, 2)
+    end
+    return src
+end
+_M.source_of = source_of
+
+local function add_known(map, fn, kind, detail)
+    if type(fn) == "function" and not map[fn] then
+        map[fn] = { kind = kind, detail = detail }
+    end
+end
+
+local function add_methods(map, obj, kind)
+    local mt = obj and debug.getmetatable(obj)
+    if type(mt) ~= "table" then
+        return
+    end
+    local idx = rawget(mt, "__index")
+    for _, t in pairs({ mt, type(idx) == "table" and idx or nil }) do
+        for name, fn in next, t do
+            if type(name) == "string" and str_byte(name, 1) ~= 95 then  -- not "__*"
+                add_known(map, fn, kind, name)
+            end
+        end
+    end
+end
+
+local function build_known()
+    local map = {}
+    add_known(map, ngx.sleep, "ngx.sleep")
+    add_known(map, ngx.thread.wait, "thread.wait")
+    add_known(map, ngx.location.capture, "subrequest", "capture")
+    add_known(map, ngx.location.capture_multi, "subrequest", "capture_multi")
+    add_known(map, ngx.socket.connect, "cosocket", "connect")
+    local ok, tcp = pcall(ngx.socket.tcp)
+    if ok then
+        add_methods(map, tcp, "cosocket")
+    end
+    local ok2, udp = pcall(ngx.socket.udp)
+    if ok2 then
+        add_methods(map, udp, "cosocket")
+    end
+    local ok3, semaphore = pcall(require, "ngx.semaphore")
+    if ok3 and type(semaphore) == "table" then
+        add_known(map, semaphore.wait, "semaphore", "wait")
+        local ok4, sema = pcall(semaphore.new, 0)
+        if ok4 and sema then
+            add_known(map, sema.wait, "semaphore", "wait")
+        end
+    end
+    -- yielding to the resumer: not a wait kind of its own, the weakest match
+    add_known(map, coroutine.yield, "unknown", "coroutine.yield")
+    add_known(map, rawget(coroutine, "_yield"), "unknown", "coroutine.yield")
+    add_known(map, rawget(coroutine, "__yield"), "unknown", "coroutine.yield")
+    local nffi = package.loaded["nffi"]
+    nffi_wait = type(nffi) == "table" and nffi._wait_ready or nil
+    return map
+end
+
+local function task_id_of(co, level)
+    for i = 1, 50 do
+        local name, v = debug_getlocal(co, level, i)
+        if not name then
+            return nil
+        end
+        if name == "id" and type(v) == "number" then
+            return v
+        end
+    end
+    return nil
+end
+
+-- What a suspended coroutine waits in, from its top frames.
+local function wait_of(co)
+    if not known then
+        known = build_known()
+    end
+    local found
+    for level = 0, WAIT_LEVELS - 1 do
+        local info = debug_getinfo(co, level, "f")
+        if not info then
+            break
+        end
+        local fn = info.func
+        if fn == nffi_wait and fn ~= nil then
+            return { kind = "ffi", task_id = task_id_of(co, level) }
+        end
+        local k = known[fn]
+        if k and (not found or found.kind == "unknown") then
+            found = k
+        end
+    end
+    if found then
+        return { kind = found.kind, detail = found.detail }
+    end
+    return { kind = "unknown" }
+end
+_M.wait_of = wait_of
+
+local function frame_of(info)
+    return {
+        ["function"] = info.name or "?",
+        source = source_of(info),
+        line = info.currentline or -1,
+        what = info.what,
+    }
+end
+_M.frame_of = frame_of
+
+-- Top frames first. The agent's own running coroutine starts below this call.
+local function frames_of(co, n)
+    local out = array()
+    local base = co == co_running() and 2 or 0
+    for level = base, base + n - 1 do
+        local info = debug_getinfo(co, level, "nSl")
+        if not info then
+            break
+        end
+        out[#out + 1] = frame_of(info)
+    end
+    return out
+end
+_M.frames_of = frames_of
+
+local function state_of(co)
+    if co == co_running() then
+        return "running"
+    end
+    return co_status(co)
+end
+_M.state_of = state_of
+
+-- request / timer / thread, for an anchored coroutine. lua-nginx-module calls a
+-- timer callback with `premature` (a boolean) first; a light thread gets the
+-- arguments of ngx.thread.spawn. So the first argument of the bottom frame
+-- tells them apart, when the function declares one (or takes varargs).
+local function anchored_kind(co)
+    local bottom, info
+    for level = 0, MAX_LEVELS do
+        local i = debug_getinfo(co, level, "Su")
+        if not i then
+            break
+        end
+        bottom, info = level, i
+    end
+    if not info then
+        return "thread"
+    end
+    if info.what == "main" then
+        return "request"
+    end
+    local f = debug_getinfo(co, bottom, "f")
+    local mine = f and own[f.func]
+    if mine then
+        return mine, true
+    end
+    local first
+    if (info.nparams or 0) >= 1 then
+        local _, v = debug_getlocal(co, bottom, 1)
+        first = v
+    elseif info.isvararg then
+        local _, v = debug_getlocal(co, bottom, -1)
+        first = v
+    end
+    if type(first) == "boolean" then
+        return "timer"
+    end
+    return "thread"
+end
+_M.anchored_kind = anchored_kind
+
+-- lua-nginx-module anchors with luaL_ref, whose free list leaves a nil hole in
+-- the array (luaL_unref stores the old list head, nil at first), so `#t` may
+-- stop short: walk with next. One pass without yielding: next is a fast
+-- builtin (~20 ns per slot), and the table holds only live coroutines.
+local function threads_of(t, max)
+    local out, n = {}, 0
+    local ok, k, v = pcall(next, t)
+    while ok and k ~= nil do
+        if type(v) == "thread" then
+            if n >= max then
+                return out, true
+            end
+            n = n + 1
+            out[n] = v
+        end
+        ok, k, v = pcall(next, t, k)
+    end
+    return out, false
+end
+
+local function holds(t, co)
+    local ok, k, v = pcall(next, t)
+    while ok and k ~= nil do
+        if v == co then
+            return true
+        end
+        ok, k, v = pcall(next, t, k)
+    end
+    return false
+end
+
+-- The registry table holding our own (timer) coroutine is the anchor table.
+local function find_anchor(b)
+    if anchor then
+        return anchor
+    end
+    local reg = debug_getregistry()
+    local me = co_running()
+    local tables = {}
+    local ok, k, v = pcall(next, reg)
+    while ok and k ~= nil do
+        if type(v) == "table" and v ~= reg then
+            tables[#tables + 1] = v
+        end
+        ok, k, v = pcall(next, reg, k)
+    end
+    for _, t in pairs(tables) do
+        if holds(t, me) then
+            anchor = t
+            return t
+        end
+        b:check()
+    end
+    if holds(reg, me) then
+        anchor = reg
+        return reg
+    end
+    return nil, "cannot find lua-nginx-module's coroutine table in the registry"
+end
+
+-- Threads held directly in the locals, varargs and upvalues of co's frames.
+local function scan_user(co, found, b)
+    local base = co == co_running() and 2 or 0
+    for level = base, MAX_LEVELS do
+        local info = debug_getinfo(co, level, "f")
+        if not info then
+            break
+        end
+        for i = 1, MAX_SCAN_LOCALS do
+            local name, v = debug_getlocal(co, level, i)
+            if not name then
+                break
+            end
+            if type(v) == "thread" then
+                found[#found + 1] = v
+            end
+        end
+        for i = 1, 20 do
+            local name, v = debug_getlocal(co, level, -i)
+            if not name then
+                break
+            end
+            if type(v) == "thread" then
+                found[#found + 1] = v
+            end
+        end
+        local fn = info.func
+        if type(fn) == "function" then
+            for i = 1, 60 do
+                local name, v = debug_getupvalue(fn, i)
+                if not name then
+                    break
+                end
+                if type(v) == "thread" then
+                    found[#found + 1] = v
+                end
+            end
+        end
+        b:step()
+    end
+end
+
+-- { {co=, kind=} ... }, truncated
+function _M.collect(b)
+    local t, err = find_anchor(b)
+    if not t then
+        return nil, err
+    end
+    local threads, truncated = threads_of(t, MAX_COROUTINES)
+    b:check()
+    local list, seen = {}, {}
+    for i = 1, #threads do
+        local v = threads[i]
+        if not seen[v] then
+            seen[v] = true
+            list[#list + 1] = { co = v, depth = 0 }
+        end
+    end
+    -- breadth first: user coroutines found from anchored ones, then from those
+    local j = 1
+    while j <= #list and not truncated do
+        local e = list[j]
+        if e.depth < USER_DEPTH then
+            local found = {}
+            scan_user(e.co, found, b)
+            for _, uco in pairs(found) do
+                if not seen[uco] then
+                    if #list >= MAX_COROUTINES then
+                        truncated = true
+                        break
+                    end
+                    seen[uco] = true
+                    list[#list + 1] = { co = uco, depth = e.depth + 1, user = true }
+                end
+            end
+        end
+        j = j + 1
+    end
+    return list, truncated
+end
+
+-- nil for the agent's own coroutines: the inspector does not show itself
+function _M.describe(e, nframes)
+    local co = e.co
+    local kind, mine = "user", false
+    if not e.user then
+        kind, mine = anchored_kind(co)
+    end
+    if mine then
+        return nil
+    end
+    local state = state_of(co)
+    local out = {
+        id = _M.id_of(co),
+        kind = kind,
+        state = state,
+        frames = frames_of(co, nframes),
+    }
+    if state == "suspended" then
+        out.wait = wait_of(co)
+    end
+    return out
+end
+
+-- Lua.getCoroutines
+function _M.get_coroutines(params, b)
+    local nframes = params.frames
+    if nframes == nil then
+        nframes = DEFAULT_FRAMES
+    end
+    if type(nframes) ~= "number" or nframes < 0 then
+        return nil, "frames must be a non-negative integer"
+    end
+    if nframes > MAX_FRAMES then
+        nframes = MAX_FRAMES
+    end
+    local list, truncated = _M.collect(b)
+    if not list then
+        return nil, truncated
+    end
+    local out = array()
+    for i = 1, #list do
+        out[#out + 1] = _M.describe(list[i], nframes)
+        b:step()
+    end
+    local res = { coroutines = out }
+    if truncated then
+        res.truncated = true
+    end
+    return res
+end
+
+return _M

@@ -1,0 +1,116 @@
+// nginx processes, read straight from /proc (no ps(1)): masters, their workers, who runs them.
+import { readFileSync, readdirSync } from 'node:fs';
+
+export type Role = 'master' | 'worker';
+
+export interface NginxProc {
+  pid: number;
+  ppid: number;
+  uid: number;
+  gid: number;
+  user: string;
+  role: Role;
+  /** A worker left over from a reload, finishing its requests. */
+  shuttingDown: boolean;
+  title: string;
+}
+
+export interface NginxMaster extends NginxProc {
+  workers: NginxProc[];
+}
+
+const MASTER = 'nginx: master process';
+const WORKER = 'nginx: worker process';
+
+/** nginx rewrites argv to its title, padded with NULs or spaces. */
+function title(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/[\0 ]+$/, '').replace(/\0/g, ' ');
+  } catch {
+    return undefined;
+  }
+}
+
+function status(pid: number): Map<string, string> | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const fields = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  return fields;
+}
+
+let passwd: Map<number, string> | undefined;
+
+/** User name from /etc/passwd, or the uid as a string. */
+export function userName(uid: number): string {
+  if (!passwd) {
+    passwd = new Map();
+    try {
+      for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+        const [name, , id] = line.split(':');
+        if (name && id !== undefined && !passwd.has(Number(id))) passwd.set(Number(id), name);
+      }
+    } catch {
+      // no /etc/passwd: numbers it is
+    }
+  }
+  return passwd.get(uid) ?? String(uid);
+}
+
+export function roleOf(t: string): { role: Role; shuttingDown: boolean } | undefined {
+  if (t.startsWith(MASTER)) return { role: 'master', shuttingDown: false };
+  if (t.startsWith(WORKER)) return { role: 'worker', shuttingDown: t.includes('is shutting down') };
+  return undefined;
+}
+
+/** The nginx process `pid`, or undefined when it is gone, a zombie or not nginx. */
+export function readNginxProc(pid: number): NginxProc | undefined {
+  const t = title(pid);
+  const r = t === undefined ? undefined : roleOf(t);
+  if (!r || !t) return undefined;
+  const st = status(pid);
+  if (!st || st.get('State')?.startsWith('Z')) return undefined;
+  const uid = Number(st.get('Uid')?.split(/\s+/)[0] ?? NaN);
+  const gid = Number(st.get('Gid')?.split(/\s+/)[0] ?? NaN);
+  return { pid, ppid: Number(st.get('PPid')), uid, gid, user: userName(uid), title: t, ...r };
+}
+
+function allPids(): number[] {
+  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => a - b);
+}
+
+export interface WorkerFilter {
+  /** Also list workers left over from a reload; default false. */
+  shuttingDown?: boolean;
+}
+
+export function workersOf(master: number, f: WorkerFilter = {}, pids = allPids()): NginxProc[] {
+  const out: NginxProc[] = [];
+  for (const pid of pids) {
+    const t = title(pid);
+    if (!t?.startsWith(WORKER)) continue;
+    const p = readNginxProc(pid);
+    if (p && p.ppid === master && (f.shuttingDown || !p.shuttingDown)) out.push(p);
+  }
+  return out;
+}
+
+/** Every nginx master on this host with its workers (shutting-down ones included). */
+export function listMasters(): NginxMaster[] {
+  const procs = allPids().flatMap((pid) => {
+    const t = title(pid);
+    if (!t || !roleOf(t)) return [];
+    const p = readNginxProc(pid);
+    return p ? [p] : [];
+  });
+  return procs
+    .filter((p) => p.role === 'master')
+    .map((m) => ({ ...m, workers: procs.filter((w) => w.role === 'worker' && w.ppid === m.pid) }));
+}

@@ -1,0 +1,214 @@
+// generated — do not edit. Source: probe/protocol.json; regenerate with
+// `node dist/scripts/gen-protocol-types.js` (npm run build does it).
+/* eslint-disable */
+export const PROTOCOL_VERSION = '0.1';
+
+/** The link between the probe and the agent inside one worker (length-prefixed JSON frames over the probe's unix socket). Front ends never call it. */
+export namespace Agent {
+  export interface Versions {
+    nginx: string;
+    ngx_lua: string;
+    luajit: string;
+    agent: string;
+  }
+  export interface JitState {
+    enabled: boolean;
+    /** jit.status() flags, e.g. SSE2, fold, cse */
+    flags: string[];
+  }
+  /** The agent removes everything it installed, replies, closes the link and goes dormant. */
+  export interface DetachParams {}
+  export interface DetachResult {}
+  /** First frame from the agent after it connects. */
+  export interface HelloEvent {
+    /** The token from the attach file. */
+    token: string;
+    pid: number;
+    /** ngx.worker.id() */
+    worker_id: number;
+    uid: number;
+    versions: Versions;
+    jit: JitState;
+  }
+  /** Heartbeat, both ways, every second. Silence past the timeout (default 5 s) ends the session. */
+  export interface PingEvent {}
+}
+
+/** The workers a probe session covers. Served by the probe itself. */
+export namespace Target {
+  export interface TargetInfo {
+    pid: number;
+    master_pid?: number;
+    worker_id?: number;
+    attached: boolean;
+    user?: string;
+    versions?: Agent.Versions;
+    jit?: Agent.JitState;
+    /** Why the worker is not attached. */
+    error?: string;
+  }
+  export interface GetTargetsParams {}
+  export interface GetTargetsResult {
+    targets: TargetInfo[];
+  }
+  export interface AttachedToTargetEvent {
+    target: TargetInfo;
+  }
+  export interface DetachedFromTargetEvent {
+    pid: number;
+    reason: string;
+  }
+}
+
+/** Coroutines, stacks and values of one worker. Served by the agent; every walk is chunked so the worker never stalls. */
+export namespace Lua {
+  export interface Frame {
+    /** Name as debug.getinfo gives it, or '?' */
+    function: string;
+    /** Chunk name without the leading '@', e.g. /app/handler.lua or =content_by_lua(nginx.conf:40) */
+    source: string;
+    /** Current line, -1 for C functions */
+    line: number;
+    what: "Lua" | "C" | "main" | "tail";
+  }
+  /** A captured value, read raw (no metamethods, no __tostring). Tables are bounded (default 2 levels, 50 keys, strings 256 bytes). */
+  export interface Value {
+    type: "nil" | "boolean" | "number" | "string" | "table" | "function" | "thread" | "userdata" | "cdata" | "cycle" | "more";
+    /** boolean/number/string value; 'function source:line' for functions; cdata scalar value as a string */
+    value?: unknown;
+    /** cdata type */
+    ctype?: string;
+    /** Full string length, when truncated */
+    length?: number;
+    /** String cut at the byte limit, or table keys/depth cut */
+    truncated?: boolean;
+    /** Table id; a 'cycle' value names the table it refers back to */
+    ref?: string;
+    entries?: Entry[];
+  }
+  export interface Entry {
+    key: Value;
+    value: Value;
+  }
+  export interface Variable {
+    name: string;
+    value: Value;
+  }
+  export interface StackFrame {
+    level: number;
+    function: string;
+    source: string;
+    line: number;
+    what: string;
+    locals?: Variable[];
+    upvalues?: Variable[];
+    varargs?: Value[];
+  }
+  export interface Wait {
+    kind: "ngx.sleep" | "cosocket" | "semaphore" | "ffi" | "thread.wait" | "subrequest" | "unknown";
+    /** For ffi: the task the coroutine waits on */
+    task_id?: number;
+    /** e.g. the cosocket method (receive, connect) */
+    detail?: string;
+  }
+  export interface Request {
+    method: string;
+    uri: string;
+  }
+  export interface Coroutine {
+    /** Stable for the worker's lifetime, across sessions */
+    id: number;
+    kind: "request" | "thread" | "timer" | "user";
+    state: "running" | "suspended" | "normal" | "dead";
+    /** When suspended */
+    wait?: Wait;
+    /** Top frames first */
+    frames: Frame[];
+    request?: Request;
+  }
+  export interface GetCoroutinesParams {
+    /** Top frames per coroutine, default 3 */
+    frames?: number;
+  }
+  export interface GetCoroutinesResult {
+    coroutines: Coroutine[];
+    truncated?: boolean;
+  }
+  export interface GetStackParams {
+    coroutine: number;
+    /** Add locals, upvalues and varargs per frame */
+    locals?: boolean;
+    depth?: number;
+    keys?: number;
+    string_bytes?: number;
+  }
+  export interface GetStackResult {
+    frames: StackFrame[];
+  }
+}
+
+/** The nffi runtimes of one worker and their tasks. Served by the agent from the nffi instrumentation, without stopping any runtime thread. */
+export namespace FFI {
+  export interface Latency {
+    p50: number;
+    p99: number;
+    max: number;
+    count: number;
+  }
+  export interface RuntimeStats {
+    name: string;
+    lib: string;
+    depth: number;
+    in_flight: number;
+    enqueued: number;
+    completed: number;
+    timeouts: number;
+    rejected: number;
+    late: number;
+    max_queue: number;
+    /** queue, service, wakeup, total: each a Latency */
+    latency_ms: Record<string, unknown>;
+  }
+  export interface Task {
+    id: number;
+    runtime: string;
+    method: string;
+    state: "pending" | "polled" | "done" | "ready" | "abandoned";
+    age_ms: number;
+    req_len: number;
+    req_preview: string;
+    /** {id, frames}: the waiting coroutine (Lua.Coroutine id) and its top frames */
+    coroutine?: Record<string, unknown>;
+  }
+  export interface GetRuntimesParams {}
+  export interface GetRuntimesResult {
+    runtimes: RuntimeStats[];
+  }
+  export interface GetTasksParams {
+    older_than_ms?: number;
+    /** Default 1000 */
+    max?: number;
+  }
+  export interface GetTasksResult {
+    tasks: Task[];
+    truncated?: boolean;
+  }
+}
+
+/** Every command: "Domain.method" → its params and result. */
+export interface Commands {
+  'Agent.detach': { params: Agent.DetachParams; result: Agent.DetachResult };
+  'Target.getTargets': { params: Target.GetTargetsParams; result: Target.GetTargetsResult };
+  'Lua.getCoroutines': { params: Lua.GetCoroutinesParams; result: Lua.GetCoroutinesResult };
+  'Lua.getStack': { params: Lua.GetStackParams; result: Lua.GetStackResult };
+  'FFI.getRuntimes': { params: FFI.GetRuntimesParams; result: FFI.GetRuntimesResult };
+  'FFI.getTasks': { params: FFI.GetTasksParams; result: FFI.GetTasksResult };
+}
+
+/** Every event: "Domain.event" → its params. */
+export interface Events {
+  'Agent.hello': Agent.HelloEvent;
+  'Agent.ping': Agent.PingEvent;
+  'Target.attachedToTarget': Target.AttachedToTargetEvent;
+  'Target.detachedFromTarget': Target.DetachedFromTargetEvent;
+}

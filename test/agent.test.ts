@@ -1,0 +1,271 @@
+// The Lua agent (lua/nffi/inspect*) against real nginx (2 workers, running as
+// nobody): attach through the run dir, every parked wait kind, raw locals,
+// FFI tasks, refusals and a probe that vanishes. Speaks the wire protocol of
+// probe/README.md directly (test/harness/agent-client.ts).
+import { request, type ClientRequest } from 'node:http';
+import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { useNginx, waitFor, http } from './harness/nginx.js';
+import { FIXTURE_LUA, PARK_APP_HTTP } from './harness/park-app.js';
+import { AgentClient, AgentError, makeRunDir, workerUid, writeAttachFile } from './harness/agent-client.js';
+
+// mkdtemp gives 0700: the workers (nobody) must be able to traverse it to reach run/
+const TMP = mkdtempSync(join(tmpdir(), 'nffi-agent-test-'));
+chmodSync(TMP, 0o755);
+const RUN_DIR = join(TMP, 'run');
+const nginx = useNginx({
+  workers: 2,
+  http: PARK_APP_HTTP,
+  luaPath: [FIXTURE_LUA],
+  env: { NFFI_INSPECT_RUN_DIR: RUN_DIR, PARK_HOLD_S: '25' },
+});
+
+const held: ClientRequest[] = [];
+const clients: AgentClient[] = [];
+afterAll(() => {
+  for (const r of held) r.destroy();
+  for (const c of clients) c.close();
+  rmSync(TMP, { recursive: true, force: true });
+});
+
+/** Starts a parked request; resolves with the worker pid once headers arrive. */
+function park(path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(nginx().url(path), { agent: false }, (res) => {
+      res.on('data', () => undefined);
+      res.on('error', () => undefined);
+      resolve(Number(res.headers['x-pid']));
+    });
+    req.on('error', (e) => reject(e));
+    req.end();
+    held.push(req);
+  });
+}
+
+async function attach(pid: number): Promise<AgentClient> {
+  const c = await AgentClient.attach({ runDir: RUN_DIR, pid });
+  clients.push(c);
+  return c;
+}
+
+const sessions = new Map<number, AgentClient>();
+async function session(pid: number): Promise<AgentClient> {
+  let c = sessions.get(pid);
+  if (!c || c.closed) {
+    c = await attach(pid);
+    sessions.set(pid, c);
+  }
+  return c;
+}
+
+async function coroutinesOf(pid: number): Promise<any[]> {
+  const res = await (await session(pid)).request('Lua.getCoroutines', { frames: 8 });
+  return res.coroutines;
+}
+
+function hasFrame(co: any, name: string): boolean {
+  return co.frames.some((f: any) => f.function === name);
+}
+
+async function pong(): Promise<void> {
+  const res = await http(nginx().url('/ping'), { timeout: 2000 });
+  expect(res.status).toBe(200);
+}
+
+describe('attach', () => {
+  it('hello carries token, pid, uid, versions and JIT state', async () => {
+    const pid = nginx().workerPids()[0];
+    const c = await session(pid);
+    expect(c.hello).toMatchObject({ pid, uid: workerUid() });
+    expect(c.hello.versions).toMatchObject({ nginx: '1.22.1', ngx_lua: '0.10.23', agent: '0.1.0' });
+    expect(c.hello.versions.luajit).toMatch(/^LuaJIT 2\.1/);
+    expect(typeof c.hello.jit.enabled).toBe('boolean');
+    expect(Array.isArray(c.hello.jit.flags)).toBe(true);
+    expect([0, 1]).toContain(c.hello.worker_id);
+    await waitFor(() => nginx().errorLog().includes(`[nffi inspect attached probe=${c.socketPath}]`), { what: 'attached log line' });
+  });
+
+  it('unknown methods and bad params give error responses; the session goes on', async () => {
+    const c = await session(nginx().workerPids()[0]);
+    await expect(c.request('Lua.nope')).rejects.toMatchObject({ code: -32601, message: 'unknown method Lua.nope' });
+    const err = await c.request('Lua.getStack', { coroutine: 99999 }).catch((e: AgentError) => e);
+    expect(err).toBeInstanceOf(AgentError);
+    expect((err as AgentError).message).toMatch(/unknown coroutine 99999/);
+    expect(await c.request('FFI.getRuntimes')).toHaveProperty('runtimes');
+  });
+});
+
+describe('parked coroutines', () => {
+  const want: Array<[string, string, string, string]> = [
+    // route, kind, wait kind, top function
+    ['sleep', 'request', 'ngx.sleep', 'sleep'],
+    ['cosocket', 'request', 'cosocket', 'receive'],
+    ['sema', 'request', 'semaphore', 'wait'],
+    ['thread', 'request', 'thread.wait', 'thread_wait'],
+    ['timer', 'timer', 'ngx.sleep', 'sleep'],
+  ];
+  const pids = new Map<string, number>();
+
+  it('park one coroutine per wait kind', async () => {
+    for (const [route] of want) pids.set(route, await park(`/park/${route}`));
+    pids.set('ffi', await park('/park/ffi'));
+    pids.set('user', await park('/park/user'));
+    pids.set('locals', await park('/park/locals'));
+    expect([...pids.values()].every((p) => p > 0)).toBe(true);
+  });
+
+  it.each(want)('/park/%s shows as kind %s waiting in %s (top %s)', async (route, kind, wait, top) => {
+    const pid = pids.get(route)!;
+    const cos = await waitFor(async () => {
+      const all = await coroutinesOf(pid);
+      const mine = all.filter((c) => c.kind === kind && c.wait?.kind === wait && c.frames.slice(0, 2).some((f: any) => f.function === top));
+      const inRoute = mine.filter((c) => c.frames.some((f: any) => f.source.endsWith('park_app.lua')) || route === 'cosocket');
+      return inRoute.length ? inRoute : undefined;
+    }, { what: `${route} parked`, timeout: 4000 });
+    expect(cos[0].state).toBe('suspended');
+    expect(cos[0].frames[0]).toMatchObject({ source: '=[C]', line: -1, what: 'C' });
+    if (route === 'sema') expect(cos[0].frames[1].source).toMatch(/ngx\/semaphore\.lua$/);
+    if (route === 'cosocket') expect(cos[0].wait.detail).toBe('receive');
+  });
+
+  it('the light thread of /park/thread is kind thread, in ngx.sleep', async () => {
+    const all = await coroutinesOf(pids.get('thread')!);
+    const t = all.find((c) => c.kind === 'thread' && hasFrame(c, 'sleeper') === false && c.frames[1]?.source.endsWith('park_app.lua') && c.wait?.kind === 'ngx.sleep');
+    expect(t, JSON.stringify(all, null, 1)).toBeDefined();
+  });
+
+  it('an FFI wait names its task, and FFI.getTasks names the same coroutine', async () => {
+    const pid = pids.get('ffi')!;
+    const co = await waitFor(async () => (await coroutinesOf(pid)).find((c) => c.wait?.kind === 'ffi'), { what: 'ffi wait' });
+    expect(co.kind).toBe('request');
+    expect(co.state).toBe('suspended');
+    expect(typeof co.wait.task_id).toBe('number');
+    const c = await session(pid);
+    const { tasks } = await c.request('FFI.getTasks', { older_than_ms: 0 });
+    const task = tasks.find((t: any) => t.id === co.wait.task_id);
+    expect(task).toMatchObject({ runtime: 'slow', method: 'work', state: 'polled', req_preview: 'delay=25000;parked' });
+    expect(task.coroutine.id).toBe(co.id);
+    expect(task.coroutine.frames.length).toBeGreaterThan(0);
+    const { runtimes } = await c.request('FFI.getRuntimes');
+    expect(runtimes.find((r: any) => r.name === 'slow')).toMatchObject({ in_flight: expect.any(Number) });
+    const young = await c.request('FFI.getTasks', { older_than_ms: 3_600_000 });
+    expect(young.tasks).toEqual([]);
+  });
+
+  it('a user coroutine held in a local shows as kind user, suspended', async () => {
+    const all = await coroutinesOf(pids.get('user')!);
+    const u = all.find((c) => c.kind === 'user' && c.frames.some((f: any) => f.function === 'yield' || f.source.endsWith('park_app.lua')));
+    expect(u, JSON.stringify(all, null, 1)).toBeDefined();
+    expect(u.state).toBe('suspended');
+    expect(u.wait).toMatchObject({ kind: 'unknown', detail: 'coroutine.yield' });
+  });
+
+  it('locals are captured raw: number, string, nested table, cycle, cdata', async () => {
+    const pid = pids.get('locals')!;
+    const all = await coroutinesOf(pid);
+    const co = all.find((c) => hasFrame(c, 'hold_locals'));
+    expect(co).toBeDefined();
+    const c = await session(pid);
+    const { frames } = await c.request('Lua.getStack', { coroutine: co.id, locals: true });
+    const frame = frames.find((f: any) => f.function === 'hold_locals');
+    expect(frame.source).toMatch(/park_app\.lua$/);
+    const vars = Object.fromEntries(frame.locals.map((v: any) => [v.name, v.value]));
+    expect(vars.n).toEqual({ type: 'number', value: 42 });
+    expect(vars.s).toEqual({ type: 'string', value: 'hello' });
+    expect(vars.cd).toEqual({ type: 'cdata', ctype: 'int64_t', value: '42' });
+    const entry = (t: any, k: string) => t.entries.find((e: any) => e.key.value === k)?.value;
+    expect(vars.nested.type).toBe('table');
+    const a = entry(vars.nested, 'a');
+    expect(a.type).toBe('table');
+    expect(entry(a, 'b')).toMatchObject({ type: 'table', truncated: true }); // depth 2
+    expect(entry(vars.nested, 'list').entries.map((e: any) => e.value.value)).toEqual([10, 20]);
+    expect(entry(vars.cyc, 'name')).toEqual({ type: 'string', value: 'cyc' });
+    expect(entry(vars.cyc, 'self')).toEqual({ type: 'cycle', ref: vars.cyc.ref });
+    expect(frame.locals.some((v: any) => v.name.startsWith('('))).toBe(false);
+    expect(frames[0].level).toBe(0);
+    // deeper tables on request
+    const deep = await c.request('Lua.getStack', { coroutine: co.id, locals: true, depth: 4, string_bytes: 2 });
+    const dvars = Object.fromEntries(deep.frames.find((f: any) => f.function === 'hold_locals').locals.map((v: any) => [v.name, v.value]));
+    expect(entry(entry(entry(dvars.nested, 'a'), 'b'), 'c')).toEqual({ type: 'number', value: 1 });
+    expect(dvars.s).toEqual({ type: 'string', value: 'he', length: 5, truncated: true });
+    await pong();
+  });
+});
+
+describe('refusals and probe loss', () => {
+  it('an attach file with mode 0644 is refused and logged; a correct one then works', async () => {
+    const pid = nginx().workerPids()[1];
+    sessions.get(pid)?.close();
+    makeRunDir(RUN_DIR);
+    const path = writeAttachFile(RUN_DIR, pid, { socket: '/nonexistent.sock', token: 'x'.repeat(32) }, 0o644);
+    await waitFor(() => nginx().errorLog().includes(`[nffi inspect refused ${path}: attach file has group/other permission bits]`), { what: 'refusal log' });
+    const c = await attach(pid); // renames a 0600 file over it
+    expect(c.hello.pid).toBe(pid);
+    c.close();
+  });
+
+  it('a run dir with the wrong owner is refused and logged; fixed, attach works', async () => {
+    const pid = nginx().workerPids()[1];
+    await new Promise((r) => setTimeout(r, 200));
+    makeRunDir(RUN_DIR);
+    chownSync(RUN_DIR, 0, 0);
+    chmodSync(RUN_DIR, 0o711); // the worker can still reach the file
+    const path = writeAttachFile(RUN_DIR, pid, { socket: '/nonexistent.sock', token: 'y'.repeat(32) });
+    await waitFor(() => nginx().errorLog().includes(`[nffi inspect refused ${path}: run directory ${RUN_DIR} not owned by uid ${workerUid()}]`), { what: 'refusal log' });
+    const c = await attach(pid); // makeRunDir restores owner and mode
+    expect(c.hello.pid).toBe(pid);
+    c.close();
+  });
+
+  it('closing the probe socket ends the session; a new attach works; the worker keeps serving', async () => {
+    const pid = nginx().workerPids()[0];
+    const c = await session(pid);
+    const first = await c.request('Lua.getCoroutines', { frames: 1 });
+    c.close();
+    await waitFor(() => nginx().errorLog().includes('[nffi inspect detached reason=closed]'), { what: 'detached log' });
+    await pong();
+    const again = await attach(pid);
+    sessions.set(pid, again);
+    const res = await again.request('Lua.getCoroutines', { frames: 1 });
+    expect(res.coroutines.length).toBeGreaterThan(0);
+    // ids survive the session (one-shot CLI commands are separate sessions) ...
+    const kindBefore = new Map(first.coroutines.map((x: any) => [x.id, x.kind]));
+    const kept = res.coroutines.filter((x: any) => kindBefore.has(x.id));
+    expect(kept.length).toBeGreaterThan(0);
+    for (const x of kept) expect(x.kind).toBe(kindBefore.get(x.id));
+    // ... and the agent does not list its own coroutines
+    expect(res.coroutines.filter((x: any) => x.state === 'running')).toEqual([]);
+    await again.request('Agent.detach');
+    await again.waitClosed();
+    await waitFor(() => nginx().errorLog().includes('[nffi inspect detached reason=detach]'), { what: 'detach log' });
+    await pong();
+  });
+});
+
+describe('scale', () => {
+  it('10,000 light threads: enumerated in slices while the worker keeps answering', async () => {
+    const pid = await park('/park/many?n=10000');
+    const c = await session(pid);
+    let worst = 0;
+    let done = false;
+    const pinger = (async () => {
+      while (!done) {
+        const t0 = Date.now();
+        await pong();
+        worst = Math.max(worst, Date.now() - t0);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const t0 = Date.now();
+    const res = await c.request('Lua.getCoroutines', { frames: 3 }, 30_000);
+    const took = Date.now() - t0;
+    done = true;
+    await pinger;
+    const threads = res.coroutines.filter((x: any) => x.kind === 'thread' && x.wait?.kind === 'ngx.sleep');
+    expect(threads.length).toBeGreaterThanOrEqual(10_000);
+    console.log(`getCoroutines: ${res.coroutines.length} coroutines in ${took} ms; worst /ping ${worst} ms`);
+    expect(worst).toBeLessThan(100);
+  });
+});

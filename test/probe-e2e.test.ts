@@ -1,0 +1,168 @@
+// The probe and the one-shot commands against a real nginx (2 workers) running the agent:
+// JSON shapes, errors users see, permissions, and a session that follows a reload.
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { Session } from '../probe/session.js';
+import type { Target } from '../probe/protocol-types.js';
+import { oneLineError, ROOT, runCli, runCliUntil } from './harness/cli.js';
+import { FFI_APP_HTTP, FIXTURE_LUA } from './harness/ffi-app.js';
+import { http, useNginx, waitFor } from './harness/nginx.js';
+import { PARK_HTTP } from './harness/probe-app.js';
+
+const haveAgent = existsSync(`${ROOT}/lua/nffi/inspect.lua`);
+
+const json = (s: string) => JSON.parse(s);
+
+describe.skipIf(!haveAgent)('probe against nginx with the agent', () => {
+  const nginx = useNginx({ workers: 2, http: PARK_HTTP });
+
+  it('coroutines MASTER --json lists both workers with the documented shape', async () => {
+    const parked = http(nginx().url('/sleep?s=2'));
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await runCli(['coroutines', String(nginx().masterPid), '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const doc = json(r.stdout);
+    expect(doc.workers.map((w: any) => w.pid).sort()).toEqual(nginx().workerPids().sort());
+    const all = doc.workers.flatMap((w: any) => w.coroutines);
+    for (const c of all) {
+      expect(Object.keys(c).sort()).toEqual(['frames', 'id', 'kind', 'request', 'state', 'wait']);
+      for (const f of c.frames) expect(Object.keys(f).sort()).toEqual(['function', 'line', 'source']);
+    }
+    // `request` is optional in the descriptor: the agent fills it in when it can read it
+    const sleeping = all.find((c: any) => c.kind === 'request' && c.wait?.kind === 'ngx.sleep');
+    expect(sleeping, r.stdout).toBeDefined();
+    if (sleeping.request) expect(sleeping.request.uri).toBe('/sleep');
+    await parked;
+  });
+
+  it('tasks and stack show a coroutine parked on an nffi task', async () => {
+    const parked = http(nginx().url('/park?ms=2500'));
+    const found = await waitFor(async () => {
+      const r = await runCli(['tasks', String(nginx().masterPid), '--older-than', '100ms', '--json']);
+      if (r.status !== 0) throw new Error(r.stderr);
+      const doc = json(r.stdout);
+      const w = doc.workers.find((x: any) => x.tasks.length > 0);
+      return w ? { pid: w.pid as number, task: w.tasks[0], doc } : undefined;
+    }, { timeout: 2_000, interval: 100, what: 'a pending task older than 100 ms' });
+    expect(Object.keys(found.task).sort()).toEqual(
+      ['age_ms', 'coroutine', 'id', 'method', 'req_len', 'req_preview', 'runtime', 'state'].sort());
+    expect(found.task.runtime).toBe('e2e_slow');
+    expect(found.task.method).toBe('wait');
+    expect(found.task.age_ms).toBeGreaterThanOrEqual(100);
+    expect(found.task.coroutine).toMatchObject({ id: expect.any(Number), frames: expect.any(Array) });
+
+    const co = found.task.coroutine.id as number;
+    const st = await runCli(['stack', String(found.pid), String(co), '--locals', '--json']);
+    expect(st.stderr).toBe('');
+    const stack = json(st.stdout);
+    expect(stack.frames.length).toBeGreaterThan(0);
+    const human = await runCli(['stack', String(found.pid), String(co), '--locals']);
+    expect(human.stdout).toMatch(/^#0 .+ at .+/m);
+    await parked;
+  });
+
+  it('queue MASTER --json has the documented runtime shape', async () => {
+    await http(nginx().url('/park?ms=10'));
+    await http(nginx().url('/park?ms=10'));
+    const r = await runCli(['queue', String(nginx().masterPid), '--json']);
+    expect(r.stderr).toBe('');
+    const doc = json(r.stdout);
+    expect(doc.workers).toHaveLength(2);
+    const rts = doc.workers.flatMap((w: any) => w.runtimes);
+    expect(rts.length).toBeGreaterThan(0);
+    for (const rt of rts) {
+      expect(Object.keys(rt).sort()).toEqual(
+        ['completed', 'depth', 'enqueued', 'in_flight', 'latency_ms', 'name', 'rejected', 'timeouts'].sort());
+      expect(Object.keys(rt.latency_ms).sort()).toEqual(['queue', 'service', 'total', 'wakeup']);
+      for (const l of Object.values(rt.latency_ms)) expect(Object.keys(l as object).sort()).toEqual(['p50', 'p99']);
+    }
+    const human = await runCli(['queue', String(nginx().masterPid)]);
+    expect(human.stdout).toMatch(/runtime\s+depth/);
+  });
+
+  it('queue --watch --json prints NDJSON until interrupted', async () => {
+    const r = await runCliUntil(['queue', String(nginx().masterPid), '--watch', '--json', '--interval', '200ms'], 1_200);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    for (const l of lines) expect(json(l).workers).toHaveLength(2);
+    expect(r.status).toBe(0);
+  });
+
+  it('workers and ps report the agent', async () => {
+    const w = json((await runCli(['workers', String(nginx().masterPid), '--json'])).stdout);
+    expect(w.workers).toHaveLength(2);
+    expect(w.workers[0]).toMatchObject({ user: 'nobody', versions: { agent: expect.any(String) }, jit: { enabled: expect.any(Boolean) } });
+    const ps = json((await runCli(['ps', String(nginx().masterPid), '--json'])).stdout);
+    const mine = ps.masters.find((m: any) => m.pid === nginx().masterPid);
+    expect(mine.workers.map((x: any) => x.agent)).toEqual(['ready', 'ready']);
+  });
+
+  it('a user that is neither root nor the workers\' user gets a one-line permission error', async () => {
+    const r = await runCli(['coroutines', String(nginx().masterPid)], { user: 'daemon' });
+    expect(r.status).toBe(1);
+    expect(oneLineError(r)).toMatch(/^nffi-inspect: permission denied: attaching to worker \d+ \(user nobody\) needs root or nobody$/);
+  });
+
+  it('a master session attaches the new workers after a reload', async () => {
+    const session = await Session.open(nginx().masterPid);
+    try {
+      const attached: Target.TargetInfo[] = [];
+      session.onTargetEvent((method, params) => {
+        if (method === 'Target.attachedToTarget') attached.push((params as Target.AttachedToTargetEvent).target);
+      });
+      const before = session.targets().map((t) => t.pid);
+      await nginx().reload();
+      const after = nginx().workerPids();
+      await waitFor(() => after.every((p) => session.targets().some((t) => t.pid === p && t.attached)),
+        { timeout: 5_000, what: `new workers ${after} attached; targets ${JSON.stringify(session.targets())}` });
+      expect(attached.map((t) => t.pid).sort()).toEqual([...after].sort());
+      expect(session.targets().map((t) => t.pid).filter((p) => before.includes(p))).toEqual([]);
+      const results = await session.callAll('Lua.getCoroutines', {});
+      expect(results.map((x) => x.pid).sort()).toEqual([...after].sort());
+      expect(results.every((x) => x.error === undefined)).toBe(true);
+    } finally {
+      await session.close();
+    }
+  });
+});
+
+describe('errors users see', () => {
+  it('a pid that is not nginx: exit 1, one line', async () => {
+    const r = await runCli(['coroutines', String(process.pid)]);
+    expect(r.status).toBe(1);
+    expect(oneLineError(r)).toBe(`nffi-inspect: ${process.pid} is not an nginx master or worker`);
+  });
+
+  it.each([[['stack', '12', 'x']], [['coroutines', 'abc']], [['tasks', '1', '--older-than', 'soon']]])(
+    '%j is a usage error (exit 2)', async (args) => {
+      const r = await runCli(args);
+      expect(r.status).toBe(2);
+      oneLineError(r);
+    });
+
+  it('detach of a pid that is not nginx: exit 1, one line', async () => {
+    const r = await runCli(['detach', String(process.pid)]);
+    expect(r.status).toBe(1);
+    expect(oneLineError(r)).toContain('is not an nginx master or worker');
+  });
+});
+
+describe('nginx without the agent', () => {
+  const nginx = useNginx({ workers: 2, http: FFI_APP_HTTP, luaPath: [FIXTURE_LUA] });
+
+  it('names the line to add, exit 1', async () => {
+    const r = await runCli(['coroutines', String(nginx().masterPid)]);
+    expect(r.status).toBe(1);
+    const line = oneLineError(r);
+    expect(line).toContain('has no agent');
+    expect(line).toContain('init_worker_by_lua_block { require("nffi.inspect").start() }');
+    expect(line).toContain('lua_package_path');
+  });
+
+  it('detach: not attached, exit 0', async () => {
+    const r = await runCli(['detach', String(nginx().masterPid)]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`${nginx().masterPid}: not attached\n`);
+  });
+});
