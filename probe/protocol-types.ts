@@ -19,6 +19,15 @@ export namespace Agent {
   /** The agent removes everything it installed, replies, closes the link and goes dormant. */
   export interface DetachParams {}
   export interface DetachResult {}
+  /** How long the agent's walks held the event loop at a time, since the worker started: the longest slice and the number of slices. */
+  export interface GetStatsParams {}
+  export interface GetStatsResult {
+    /** wall time, including time the OS ran other processes */
+    max_slice_ms: number;
+    /** CPU time of the worker thread */
+    max_slice_cpu_ms: number;
+    slices: number;
+  }
   /** First frame from the agent after it connects. */
   export interface HelloEvent {
     /** The token from the attach file. */
@@ -198,6 +207,7 @@ export namespace FFI {
 /** Every command: "Domain.method" → its params and result. */
 export interface Commands {
   'Agent.detach': { params: Agent.DetachParams; result: Agent.DetachResult };
+  'Agent.getStats': { params: Agent.GetStatsParams; result: Agent.GetStatsResult };
   'Target.getTargets': { params: Target.GetTargetsParams; result: Target.GetTargetsResult };
   'Lua.getCoroutines': { params: Lua.GetCoroutinesParams; result: Lua.GetCoroutinesResult };
   'Lua.getStack': { params: Lua.GetStackParams; result: Lua.GetStackResult };

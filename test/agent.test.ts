@@ -265,7 +265,17 @@ describe('scale', () => {
     await pinger;
     const threads = res.coroutines.filter((x: any) => x.kind === 'thread' && x.wait?.kind === 'ngx.sleep');
     expect(threads.length).toBeGreaterThanOrEqual(10_000);
-    console.log(`getCoroutines: ${res.coroutines.length} coroutines in ${took} ms; worst /ping ${worst} ms`);
-    expect(worst).toBeLessThan(100);
+    const stats = await c.request('Agent.getStats');
+    console.log(`getCoroutines: ${res.coroutines.length} coroutines in ${took} ms; worst /ping ${worst} ms; `
+      + `longest agent slice ${stats.max_slice_ms.toFixed(3)} ms wall, ${stats.max_slice_cpu_ms.toFixed(3)} ms CPU, `
+      + `over ${stats.slices} slices`);
+    // wall time, shared with whatever else runs on the machine: a sanity bound only
+    expect(worst).toBeLessThan(500);
+    // the promise itself, as the agent measured it around every slice of the walk.
+    // Slices are cut at 0.75 ms; with 10,000 live coroutines a LuaJIT GC step (its
+    // atomic phase re-traverses every coroutine stack) that an allocation triggers
+    // inside a slice adds up to ~1.5 ms more: measured 2.06-2.5 ms CPU at worst.
+    expect(stats.slices).toBeGreaterThan(10);
+    expect(stats.max_slice_cpu_ms).toBeLessThan(3);
   });
 });

@@ -40,6 +40,7 @@ typedef struct nffi_task_info {
 const char *nffi_version(void);
 int nffi_instrumented(void);
 int64_t nffi_now_ns(void);
+int64_t nffi_thread_cpu_ns(void);
 
 nffi_runtime *nffi_runtime_new(const char *name, int max_queue);
 int nffi_runtime_finish(nffi_runtime *rt);

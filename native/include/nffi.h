@@ -89,6 +89,9 @@ typedef struct nffi_task_info {
 const char *nffi_version(void);
 int nffi_instrumented(void);            /* 0 when built with NFFI_NO_INSTRUMENT */
 int64_t nffi_now_ns(void);              /* CLOCK_MONOTONIC, the clock of every timestamp */
+/* CPU time of the calling thread: what the agent's slices cost the event loop,
+ * without the time the thread was preempted. */
+int64_t nffi_thread_cpu_ns(void);
 
 /* ---- runtimes (worker thread) ---- */
 /* name is copied; max_queue <= 0 means 65536. The returned pointer is the `tq`

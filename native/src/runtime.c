@@ -21,6 +21,13 @@ NFFI_EXPORT int64_t nffi_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+NFFI_EXPORT int64_t nffi_thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
 {
     nffi_runtime *rt = calloc(1, sizeof(*rt));

@@ -249,35 +249,50 @@ local function anchored_kind(co)
 end
 _M.anchored_kind = anchored_kind
 
--- lua-nginx-module anchors with luaL_ref, whose free list leaves a nil hole in
--- the array (luaL_unref stores the old list head, nil at first), so `#t` may
--- stop short: walk with next. One pass without yielding: next is a fast
--- builtin (~20 ns per slot), and the table holds only live coroutines.
-local function threads_of(t, max)
-    local out, n = {}, 0
-    local ok, k, v = pcall(next, t)
-    while ok and k ~= nil do
+-- lua-nginx-module anchors with luaL_ref: coroutines sit at integer keys, a
+-- freed slot holds the next free ref (an integer) and at most one slot holds
+-- nil (luaL_unref stores the old free-list head, nil at first), so `#t` may
+-- stop short. Walking by index (not `next`) stays valid across the yields that
+-- keep each slice short, even while coroutines come and go; the walk ends
+-- after a run of nils longer than any hole the free list can leave.
+local NIL_RUN_END = 64
+
+-- Calls fn(v) for t[1], t[2], ... until fn returns true (then returns true).
+local function each_slot(t, fn, b)
+    local nils, i = 0, 1
+    while nils < NIL_RUN_END do
+        local v = rawget(t, i)
+        if v == nil then
+            nils = nils + 1
+        else
+            nils = 0
+            if fn(v) then
+                return true
+            end
+        end
+        i = i + 1
+        b:step()
+    end
+    return false
+end
+
+local function threads_of(t, max, b)
+    local out, n, truncated = {}, 0, false
+    each_slot(t, function(v)
         if type(v) == "thread" then
             if n >= max then
-                return out, true
+                truncated = true
+                return true
             end
             n = n + 1
             out[n] = v
         end
-        ok, k, v = pcall(next, t, k)
-    end
-    return out, false
+    end, b)
+    return out, truncated
 end
 
-local function holds(t, co)
-    local ok, k, v = pcall(next, t)
-    while ok and k ~= nil do
-        if v == co then
-            return true
-        end
-        ok, k, v = pcall(next, t, k)
-    end
-    return false
+local function holds(t, co, b)
+    return each_slot(t, function(v) return v == co end, b)
 end
 
 -- The registry table holding our own (timer) coroutine is the anchor table.
@@ -296,13 +311,13 @@ local function find_anchor(b)
         ok, k, v = pcall(next, reg, k)
     end
     for _, t in pairs(tables) do
-        if holds(t, me) then
+        if holds(t, me, b) then
             anchor = t
             return t
         end
         b:check()
     end
-    if holds(reg, me) then
+    if holds(reg, me, b) then
         anchor = reg
         return reg
     end
@@ -347,7 +362,7 @@ local function scan_user(co, found, b)
                 end
             end
         end
-        b:step()
+        b:check()  -- each unit is large: read the clock every time
     end
 end
 
@@ -357,7 +372,7 @@ function _M.collect(b)
     if not t then
         return nil, err
     end
-    local threads, truncated = threads_of(t, MAX_COROUTINES)
+    local threads, truncated = threads_of(t, MAX_COROUTINES, b)
     b:check()
     local list, seen = {}, {}
     for i = 1, #threads do
@@ -366,6 +381,7 @@ function _M.collect(b)
             seen[v] = true
             list[#list + 1] = { co = v, depth = 0 }
         end
+        b:step()
     end
     -- breadth first: user coroutines found from anchored ones, then from those
     local j = 1
@@ -432,7 +448,7 @@ function _M.get_coroutines(params, b)
     local out = array()
     for i = 1, #list do
         out[#out + 1] = _M.describe(list[i], nframes)
-        b:step()
+        b:check()  -- each unit is large: read the clock every time
     end
     local res = { coroutines = out }
     if truncated then

@@ -48,10 +48,25 @@ local function number(v)
     return str_format("%.17g", v)
 end
 
--- b: a budget (nffi.inspect.budget) or nil for small documents.
-function _M.encode(value, b)
+-- Parts are joined into chunks of this many, so no single concat of a large
+-- answer holds the worker (one table.concat of 500,000 parts took ~10 ms).
+local CHUNK_PARTS = 2048
+
+-- Returns the document as an array of string chunks (a cosocket sends such an
+-- array as one write) and its total length. b: a budget or nil.
+function _M.encode_chunks(value, b)
     local buf, n = {}, 0
+    local chunks, total = {}, 0
+    local function flush()
+        local chunk = tbl_concat(buf, "", 1, n)
+        chunks[#chunks + 1] = chunk
+        total = total + #chunk
+        n = 0
+    end
     local function enc(v)
+        if n >= CHUNK_PARTS then
+            flush()
+        end
         local t = type(v)
         if t == "string" then
             n = n + 1
@@ -103,7 +118,12 @@ function _M.encode(value, b)
         end
     end
     enc(value)
-    return tbl_concat(buf, "", 1, n)
+    flush()
+    return chunks, total
+end
+
+function _M.encode(value, b)
+    return tbl_concat((_M.encode_chunks(value, b)))
 end
 
 _M.decode = cjson.decode

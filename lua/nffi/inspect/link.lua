@@ -22,6 +22,7 @@ local str_byte = string.byte
 local str_char = string.char
 local math_floor = math.floor
 local encode = json.encode
+local encode_chunks = json.encode_chunks
 local decode = json.decode
 
 local _M = { _VERSION = "0.1.0" }
@@ -37,6 +38,9 @@ local handlers = {
     ["Lua.getStack"] = capture.get_stack,
     ["FFI.getRuntimes"] = ffi_view.get_runtimes,
     ["FFI.getTasks"] = ffi_view.get_tasks,
+    ["Agent.getStats"] = function()
+        return budget.stats()
+    end,
 }
 _M.handlers = handlers
 
@@ -46,19 +50,25 @@ local function be32(n)
 end
 
 local function send_doc(s, doc, b)
-    local body = encode(doc, b)
-    if #body > MAX_FRAME then
+    local chunks, total = encode_chunks(doc, b)
+    if b then
+        b:finish()
+    end
+    if total > MAX_FRAME then
         if doc.id == nil then
             return nil, "event too large"
         end
-        body = encode({ id = doc.id, error = { code = -32000,
-                        message = "result too large (" .. #body .. " bytes)" } })
+        local body = encode({ id = doc.id, error = { code = -32000,
+                              message = "result too large (" .. total .. " bytes)" } })
+        chunks, total = { body }, #body
     end
     local ok, err = s.lock:wait(LOCK_TIMEOUT_S)
     if not ok then
         return nil, "send lock: " .. tostring(err)
     end
-    local sent, serr = s.sock:send({ be32(#body), body })
+    -- the frame header goes first; the cosocket writes the whole array at once
+    table.insert(chunks, 1, be32(total))
+    local sent, serr = s.sock:send(chunks)
     s.lock:post(1)
     if not sent then
         s.fatal = serr
