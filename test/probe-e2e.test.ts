@@ -1,6 +1,5 @@
 // The probe and the one-shot commands against a real nginx (2 workers) running the agent:
 // JSON shapes, errors users see, permissions, and a session that follows a reload.
-import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Session } from '../probe/session.js';
 import type { Target } from '../probe/protocol-types.js';
@@ -9,11 +8,9 @@ import { FFI_APP_HTTP, FIXTURE_LUA } from './harness/ffi-app.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
 import { PARK_HTTP } from './harness/probe-app.js';
 
-const haveAgent = existsSync(`${ROOT}/lua/nffi/inspect.lua`);
-
 const json = (s: string) => JSON.parse(s);
 
-describe.skipIf(!haveAgent)('probe against nginx with the agent', () => {
+describe('probe against nginx with the agent', () => {
   const nginx = useNginx({ workers: 2, http: PARK_HTTP });
 
   it('coroutines MASTER --json lists both workers with the documented shape', async () => {

@@ -8,7 +8,6 @@ import { BIN, ROOT, runCli } from './harness/cli.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
 import { PARK_HTTP } from './harness/probe-app.js';
 
-const haveAgent = existsSync(`${ROOT}/lua/nffi/inspect.lua`);
 const protocol = JSON.parse(readFileSync(`${ROOT}/probe/protocol.json`, 'utf8'));
 
 async function getJson(port: number, path: string): Promise<any> {
@@ -16,7 +15,7 @@ async function getJson(port: number, path: string): Promise<any> {
   return JSON.parse(r.body.toString());
 }
 
-describe.skipIf(!haveAgent)('serve', () => {
+describe('serve', () => {
   const nginx = useNginx({ workers: 2, http: PARK_HTTP });
   let serve: ChildProcess | undefined;
   let out = '';
