@@ -20,6 +20,9 @@ server { listen 127.0.0.1:$PORT; location / { return 200; } }`,
     if (!worker) throw new Error('worker vanished');
     const times: number[] = [];
     for (let i = 0; i < SAMPLES; i++) {
+      // a user attaches at a random moment, not right after the last detach, so the
+      // phase of the agent's 100 ms poll is random too
+      await new Promise((r) => setTimeout(r, Math.random() * 150));
       const t0 = performance.now();
       const link = await attachWorker(worker);
       times.push(performance.now() - t0);

@@ -6,9 +6,18 @@ const run = promisify(execFile);
 
 export interface WrkResult { rps: number; requests: number; errors: number }
 
-export async function wrk(url: string, opts: { seconds: number; connections: number; threads?: number }): Promise<WrkResult> {
+export interface WrkOptions {
+  seconds: number;
+  connections: number;
+  threads?: number;
+  /** Run wrk on this CPU only (taskset), away from a pinned nginx worker. */
+  cpu?: number;
+}
+
+export async function wrk(url: string, opts: WrkOptions): Promise<WrkResult> {
   const args = [`-t${opts.threads ?? 1}`, `-c${opts.connections}`, `-d${opts.seconds}s`, url];
-  const { stdout } = await run('wrk', args, { timeout: (opts.seconds + 30) * 1000 });
+  const [cmd, argv] = opts.cpu === undefined ? ['wrk', args] : ['taskset', ['-c', String(opts.cpu), 'wrk', ...args]];
+  const { stdout } = await run(cmd, argv, { timeout: (opts.seconds + 30) * 1000 });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
   const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
