@@ -204,6 +204,87 @@ export namespace FFI {
   }
 }
 
+/** Breakpoints that never stop the worker: each hit takes a bounded snapshot (or renders a log message) and the request goes on. Served by the agent; the probe keeps the desired set and re-applies it to new workers. */
+export namespace Debugger {
+  export interface BreakpointSpec {
+    /** FILE: path suffix of the chunk source (handler.lua, app/handler.lua, /abs/path.lua) or a chunk name like =content_by_lua(nginx.conf:40) */
+    url: string;
+    line: number;
+    /** Side-effect-free Lua expression over locals, upvalues, globals and request reads */
+    condition?: string;
+    /** Logpoint template: 'n={n} user={ctx.user}' */
+    log?: string;
+    /** Remove after this many hits */
+    count?: number;
+    /** Hits per second per worker, default 50 */
+    rate?: number;
+    /** Always expires; default 600000 */
+    timeout_ms?: number;
+  }
+  export interface Breakpoint {
+    id: number;
+    spec: BreakpointSpec;
+    /** pending: the file is not loaded yet */
+    state: "armed" | "pending" | "disabled";
+    /** The chunk the breakpoint resolved to */
+    source?: string;
+    /** The line it resolved to (the next line with code) */
+    line?: number;
+    hits: number;
+    dropped: number;
+  }
+  export interface SetBreakpointParams {
+    spec: BreakpointSpec;
+    /** Probe-chosen id, kept across workers */
+    id?: number;
+  }
+  export interface SetBreakpointResult {
+    breakpoint: Breakpoint;
+    /** The requested line, when it had no code */
+    moved_from?: number;
+  }
+  export interface RemoveBreakpointParams {
+    id: number;
+  }
+  export interface RemoveBreakpointResult {}
+  export interface GetBreakpointsParams {}
+  export interface GetBreakpointsResult {
+    breakpoints: Breakpoint[];
+  }
+  export interface HitEvent {
+    id: number;
+    pid: number;
+    /** Unix time, seconds */
+    time: number;
+    source: string;
+    line: number;
+    frames: Lua.Frame[];
+    /** name -> Lua.Value */
+    locals?: Record<string, unknown>;
+    upvalues?: Record<string, unknown>;
+    varargs?: Lua.Value[];
+    /** For a logpoint, instead of locals */
+    message?: string;
+    request?: Lua.Request;
+  }
+  export interface ArmedEvent {
+    breakpoint: Breakpoint;
+  }
+  export interface RemovedEvent {
+    id: number;
+    /** count, timeout, deleted, error, detach */
+    reason: string;
+  }
+  export interface ErrorEvent {
+    id: number;
+    message: string;
+  }
+  export interface DroppedEvent {
+    id: number;
+    count: number;
+  }
+}
+
 /** Every command: "Domain.method" → its params and result. */
 export interface Commands {
   'Agent.detach': { params: Agent.DetachParams; result: Agent.DetachResult };
@@ -213,6 +294,9 @@ export interface Commands {
   'Lua.getStack': { params: Lua.GetStackParams; result: Lua.GetStackResult };
   'FFI.getRuntimes': { params: FFI.GetRuntimesParams; result: FFI.GetRuntimesResult };
   'FFI.getTasks': { params: FFI.GetTasksParams; result: FFI.GetTasksResult };
+  'Debugger.setBreakpoint': { params: Debugger.SetBreakpointParams; result: Debugger.SetBreakpointResult };
+  'Debugger.removeBreakpoint': { params: Debugger.RemoveBreakpointParams; result: Debugger.RemoveBreakpointResult };
+  'Debugger.getBreakpoints': { params: Debugger.GetBreakpointsParams; result: Debugger.GetBreakpointsResult };
 }
 
 /** Every event: "Domain.event" → its params. */
@@ -221,4 +305,9 @@ export interface Events {
   'Agent.ping': Agent.PingEvent;
   'Target.attachedToTarget': Target.AttachedToTargetEvent;
   'Target.detachedFromTarget': Target.DetachedFromTargetEvent;
+  'Debugger.hit': Debugger.HitEvent;
+  'Debugger.armed': Debugger.ArmedEvent;
+  'Debugger.removed': Debugger.RemovedEvent;
+  'Debugger.error': Debugger.ErrorEvent;
+  'Debugger.dropped': Debugger.DroppedEvent;
 }
