@@ -76,7 +76,9 @@ async function main(): Promise<void> {
     `nffi demo: nginx master ${nginx.masterPid}, workers ${nginx.workerPids().join(', ')}, `
     + `serving ${nginx.url('/api/echo')} (also /api/slow, /api/fail, /api/fanout)\n`
     + `light load running; runtime stats every second. Ctrl-C stops it.\n`
-    + `try: curl '${nginx.url('/api/slow?ms=200')}'\n`,
+    + `try: curl '${nginx.url('/api/slow?ms=200')}'\n`
+    + `inspect it live (another terminal): npx nffi-inspect coroutines ${nginx.masterPid}`
+    + ` | queue ${nginx.masterPid} --watch | tasks ${nginx.masterPid}\n`,
   );
   const started = Date.now();
   const ticker = setInterval(() => {

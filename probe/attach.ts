@@ -24,12 +24,10 @@ export interface AttachOptions extends LinkOptions {
   helloTimeoutMs?: number;
 }
 
-export const AGENT_LINE = 'init_worker_by_lua_block { require("nffi.inspect").start() }';
-
 export function noAgentMessage(pid: number, waitedMs: number): string {
-  const path = nginxConfig().lua_package_path;
+  const { lua_package_path: path, nginx_http: agentLine } = nginxConfig();
   return `worker ${pid} has no agent (no answer within ${waitedMs} ms); add to the http {} block of ` +
-    `nginx.conf: ${AGENT_LINE} and lua_package_path "${path};"; then reload (nffi-inspect config prints both)`;
+    `nginx.conf: ${agentLine} and lua_package_path "${path};"; then reload (nffi-inspect config prints both)`;
 }
 
 export function checkPermission(w: NginxProc): void {

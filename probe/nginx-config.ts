@@ -1,6 +1,7 @@
 // What a user adds to nginx.conf to load the agent. Pure: `nffi-inspect config` prints it,
-// and the test/demo/bench nginx launcher (scripts/nginx-instance.ts) writes the same lines,
-// so what we test is what we tell users to do.
+// and the test/demo/bench nginx launcher (scripts/nginx-instance.ts) writes the same
+// lua_package_path, so what we test is what we tell users to do. The agent's line goes
+// into each app's own init_worker_by_lua_block there (nginx allows one per http {}).
 import { join } from 'node:path';
 import { repoRoot } from './repo-root.js';
 
@@ -9,7 +10,7 @@ export interface NginxConfig {
   lua_package_path: string;
   /** Lines for the main (top-level) context of nginx.conf; empty when none are needed. */
   nginx_main: string;
-  /** Lines for the http {} block besides lua_package_path (later: the agent's init_worker). */
+  /** Lines for the http {} block besides lua_package_path: the agent's init_worker. */
   nginx_http: string;
   /** libnffi.so lives here. */
   native_dir: string;
@@ -17,13 +18,16 @@ export interface NginxConfig {
   examples_dir: string;
 }
 
+/** The Lua statement that starts the (dormant) agent in each worker. */
+export const AGENT_START = 'require("nffi.inspect").start()';
+
 export function nginxConfig(root: string = repoRoot()): NginxConfig {
   const lua = join(root, 'lua');
   const nativeDir = join(root, 'native', 'build');
   return {
     lua_package_path: `${lua}/?.lua;${lua}/?/init.lua;`,
     nginx_main: '',
-    nginx_http: '',
+    nginx_http: `init_worker_by_lua_block { ${AGENT_START} }`,
     native_dir: nativeDir,
     examples_dir: join(nativeDir, 'examples'),
   };
@@ -47,7 +51,13 @@ export function renderNginxConfig(cfg: NginxConfig): string {
     '    # Keep your own entries after ours; the trailing ";;" keeps the default path.',
     `    lua_package_path "${cfg.lua_package_path};";`,
   );
-  if (cfg.nginx_http) out.push(...indent(cfg.nginx_http));
+  if (cfg.nginx_http) {
+    out.push(
+      '    # The dormant agent: one cheap file check per 100 ms until you attach. nginx allows',
+      `    # one init_worker_by_lua_block: if you have one, put ${AGENT_START} inside it.`,
+      ...indent(cfg.nginx_http),
+    );
+  }
   out.push('    # ... your servers ...', '}', '', `# native libraries: ${cfg.native_dir}`);
   out.push(`# example runtimes: ${cfg.examples_dir}`);
   return out.join('\n') + '\n';

@@ -21,6 +21,8 @@ function _M.init_worker()
     runtimes.fail = assert(nffi.load("nffi_fail", "3", { name = "fail" }))
     runtimes.pool = assert(nffi.load("nffi_echo_mt", "4", { name = "pool" }))
     assert(stats_share.start("nffi_stats", 1))
+    -- dormant until someone attaches: `nffi-inspect coroutines <master pid>`
+    assert(require("nffi.inspect").start())
 end
 
 local function reply(ok, res, err)

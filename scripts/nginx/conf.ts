@@ -41,7 +41,8 @@ export function renderConf(c: ConfInput): string {
     ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(
       (t) => `    ${t}_temp_path tmp/${t};`,
     ),
-    indent(c.lua.nginx_http),
+    // nginx_http (the agent's init_worker) is not added here: each app has its own
+    // init_worker_by_lua_block and adds the agent to it, or leaves it out on purpose.
     indent(substitutePort(c.http, c.port)),
     '}',
   ];
