@@ -9,6 +9,7 @@ local native = require "nffi.native"
 local json = require "nffi.inspect.json"
 local link = require "nffi.inspect.link"
 local coroutines = require "nffi.inspect.coroutines"
+local breakpoints = require "nffi.inspect.breakpoints"
 
 local ngx = ngx
 local ngx_log = ngx.log
@@ -115,7 +116,9 @@ local function read_attach()
 end
 
 local function end_session()
-    -- everything a session installs is undone here (for now: the id map)
+    -- everything a session installs is undone here: breakpoints (hook, JIT
+    -- state, bc handler) and the id map
+    breakpoints.reset()
     coroutines.reset()
 end
 

@@ -8,6 +8,7 @@ local budget = require "nffi.inspect.budget"
 local coroutines = require "nffi.inspect.coroutines"
 local capture = require "nffi.inspect.capture"
 local ffi_view = require "nffi.inspect.ffi_view"
+local breakpoints = require "nffi.inspect.breakpoints"
 local semaphore = require "ngx.semaphore"
 
 local ngx = ngx
@@ -38,8 +39,13 @@ local handlers = {
     ["Lua.getStack"] = capture.get_stack,
     ["FFI.getRuntimes"] = ffi_view.get_runtimes,
     ["FFI.getTasks"] = ffi_view.get_tasks,
+    ["Debugger.setBreakpoint"] = breakpoints.set_breakpoint,
+    ["Debugger.removeBreakpoint"] = breakpoints.remove_breakpoint,
+    ["Debugger.getBreakpoints"] = breakpoints.get_breakpoints,
     ["Agent.getStats"] = function()
-        return budget.stats()
+        local st = budget.stats()
+        st.breakpoints = breakpoints.get_stats()
+        return st
     end,
 }
 _M.handlers = handlers
@@ -179,6 +185,10 @@ function _M.run(socket_path, hello, opts)
         opts.on_attached()
     end
     local th = spawn(server, s)
+    -- the breakpoint writer ships hits as events through the same send lock
+    local wth = breakpoints.start_session(function(doc)
+        return send_doc(s, doc)
+    end)
     local reason
     while true do
         local frame, rerr = read_frame(sock)
@@ -211,6 +221,8 @@ function _M.run(socket_path, hello, opts)
     end
     s.closing = true
     kill(th)
+    kill(wth)
+    breakpoints.reset()
     sock:close()
     return reason
 end

@@ -1,0 +1,657 @@
+-- Breakpoints that never stop the worker (Debugger domain of probe/protocol.json).
+-- Arming: find the chunk (finder.lua), move LINE to the next line with code,
+-- turn JIT off for the prototypes that run that line and flush traces
+-- (jitctl.lua), index the line, install the line hook. The hook rejects any
+-- line not in the index with one table lookup, then checks the source, the
+-- condition (cond.lua), count, timeout and rate, and takes a bounded snapshot
+-- (capture.lua) into a ring. It never yields and never raises. A writer light
+-- thread of the session, woken through a semaphore, ships the ring as events.
+-- A FILE with no loaded chunk is pending: a jit.attach "bc" handler arms it
+-- when its chunk is compiled, before that chunk runs.
+local json = require "nffi.inspect.json"
+local capture = require "nffi.inspect.capture"
+local coroutines = require "nffi.inspect.coroutines"
+local cond = require "nffi.inspect.cond"
+local finder = require "nffi.inspect.finder"
+local jitctl = require "nffi.inspect.jitctl"
+local semaphore = require "ngx.semaphore"
+local jutil = require "jit.util"
+
+local ngx = ngx
+local ngx_now = ngx.now
+local ngx_log = ngx.log
+local WARN = ngx.WARN
+local INFO = ngx.INFO
+local worker_pid = ngx.worker.pid
+local jit_attach = jit.attach
+local funcinfo = jutil.funcinfo
+local debug_sethook = debug.sethook
+local debug_gethook = debug.gethook
+local debug_getinfo = debug.getinfo
+local debug_getlocal = debug.getlocal
+local debug_getupvalue = debug.getupvalue
+local type = type
+local next = next
+local pcall = pcall
+local tostring = tostring
+local math_floor = math.floor
+local str_byte = string.byte
+local array = json.array
+local NIL = cond.NIL
+
+local _M = { _VERSION = "0.1.0" }
+
+local DEFAULT_RATE = 50
+local DEFAULT_TIMEOUT_MS = 600000
+local RING_MAX = 256
+local MAX_HIT_FRAMES = 20
+local MAX_LOCALS = 200
+local MAX_UPVALUES = 60
+local MAX_VARARGS = 50
+local CAPTURE_OPTS = { depth = 2, keys = 50, string_bytes = 256 }
+local SERVICE_S = 0.25      -- writer wake-up when idle: timeouts, drop reports
+-- Stack level of the breakpoint frame inside on_hit: on_hit, pcall, hook, frame
+local LEVEL = 4
+
+local bps = {}              -- id -> bp
+local by_line = {}          -- line -> { [source] = { bp, ... } }: the hook's index
+local narmed, npending = 0, 0
+local next_id = 0
+local hook_on = false
+local bc_on = false
+
+-- ring of docs to ship; control events (armed/removed/error/dropped) in ctl
+local ring, rhead, rtail = {}, 1, 1
+local ctl, chead, ctail = {}, 1, 1
+local to_remove = {}        -- bps the hook retired: { bp, reason }
+local wake                  -- semaphore of the current session's writer
+local stats = { hook_calls = 0, hits = 0, ring_drops = 0, writer_loops = 0 }
+_M.stats = stats
+
+local function dropped_event(bp)
+    local doc = { method = "Debugger.dropped", params = { id = bp.id, count = bp.unreported } }
+    bp.unreported = 0
+    return doc
+end
+
+local function push_ctl(doc)
+    ctl[ctail] = doc
+    ctail = ctail + 1
+end
+
+local function signal()
+    if wake then
+        pcall(wake.post, wake, 1)
+    end
+end
+
+local function describe(bp)
+    return {
+        id = bp.id, spec = bp.spec, state = bp.state,
+        source = bp.source and finder.name_of(bp.source) or nil,
+        line = bp.line, hits = bp.hits, dropped = bp.dropped,
+    }
+end
+
+-- Hit path ---------------------------------------------------------------
+
+local function retire(bp, reason)
+    if not bp.dead then
+        bp.dead = reason
+        to_remove[#to_remove + 1] = { bp, reason }
+    end
+end
+
+-- level: of the breakpoint frame as the caller sees it
+local function frame_vars(level, want_values)
+    level = level + 1
+    local locals, upvalues, varargs = {}, {}, nil
+    for i = 1, MAX_LOCALS do
+        local name, v = debug_getlocal(level, i)
+        if not name then
+            break
+        end
+        if str_byte(name, 1) ~= 40 then  -- "(": (for …), (*temporary)
+            if v == nil then
+                v = NIL
+            end
+            locals[name] = v
+        end
+    end
+    local info = debug_getinfo(level, "fu")
+    local fn = info.func
+    for i = 1, MAX_UPVALUES do
+        local name, v = debug_getupvalue(fn, i)
+        if not name then
+            break
+        end
+        if v == nil then
+            v = NIL
+        end
+        upvalues[name] = v
+    end
+    if want_values and info.isvararg then
+        varargs = {}
+        for i = 1, MAX_VARARGS do
+            local name, v = debug_getlocal(level, -i)
+            if not name then
+                break
+            end
+            varargs[i] = v == nil and NIL or v
+        end
+    end
+    return locals, upvalues, varargs
+end
+
+local function capture_map(vars, shared)
+    local out = {}
+    for name, v in next, vars do
+        if v == NIL then
+            v = nil
+        end
+        out[name] = capture.capture_value(v, CAPTURE_OPTS, shared)
+    end
+    return out
+end
+
+local function request_of()
+    local ok, method = pcall(ngx.req.get_method)
+    if not ok then
+        return nil
+    end
+    local ok2, uri = pcall(function() return ngx.var.request_uri end)
+    return { method = method, uri = ok2 and uri or "" }
+end
+
+local function hit_one(bp, now)
+    if bp.dead or bp.state ~= "armed" then
+        return
+    end
+    if now >= bp.expires then
+        return retire(bp, "timeout")
+    end
+    local locals, upvalues
+    if bp.cond or bp.log then
+        locals, upvalues = frame_vars(LEVEL + 1, false)
+        cond.set_frame(locals, upvalues)
+    end
+    if bp.cond then
+        local ok, res = pcall(bp.cond)
+        if not ok then
+            push_ctl({ method = "Debugger.error", params = { id = bp.id,
+                       message = "condition: " .. tostring(res) } })
+            return retire(bp, "error")
+        end
+        if not res then
+            return
+        end
+    end
+    bp.hits = bp.hits + 1
+    stats.hits = stats.hits + 1
+    if bp.count and bp.hits >= bp.count then
+        retire(bp, "count")
+    end
+    -- rate: a token bucket refilled at bp.rate per second
+    local tokens = bp.tokens + (now - bp.t_last) * bp.rate
+    if tokens > bp.burst then
+        tokens = bp.burst
+    end
+    bp.t_last = now
+    if tokens < 1 or rtail - rhead >= RING_MAX then
+        bp.tokens = tokens
+        bp.dropped = bp.dropped + 1
+        bp.unreported = bp.unreported + 1
+        if tokens >= 1 then
+            stats.ring_drops = stats.ring_drops + 1
+        end
+        return
+    end
+    bp.tokens = tokens - 1
+    local level = LEVEL + 1
+    local frames = array()
+    for l = level, level + MAX_HIT_FRAMES - 1 do
+        local info = debug_getinfo(l, "nSl")
+        if not info then
+            break
+        end
+        frames[#frames + 1] = coroutines.frame_of(info)
+    end
+    local params = { id = bp.id, pid = worker_pid(), time = now,
+                     source = finder.name_of(bp.source), line = bp.line, frames = frames,
+                     request = request_of() }
+    if bp.log then
+        local ok, msg = pcall(cond.render, bp.log)
+        if not ok then
+            push_ctl({ method = "Debugger.error", params = { id = bp.id,
+                       message = "log: " .. tostring(msg) } })
+            return retire(bp, "error")
+        end
+        params.message = msg
+    else
+        local shared = { nref = 0 }
+        local vargs
+        locals, upvalues, vargs = frame_vars(level, true)
+        params.locals = capture_map(locals, shared)
+        params.upvalues = capture_map(upvalues, shared)
+        local va = array()
+        if vargs then
+            for i = 1, #vargs do
+                local v = vargs[i]
+                if v == NIL then
+                    v = nil
+                end
+                va[i] = capture.capture_value(v, CAPTURE_OPTS, shared)
+            end
+        end
+        params.varargs = va
+    end
+    ring[rtail] = { method = "Debugger.hit", params = params }
+    rtail = rtail + 1
+end
+
+local function on_hit(list)
+    local now = ngx_now()
+    for i = 1, #list do
+        hit_one(list[i], now)
+    end
+    cond.set_frame(NIL, NIL)
+    signal()
+end
+
+-- The line hook: one table lookup rejects every line no breakpoint is on.
+local function hook(_, line)
+    local m = by_line[line]
+    if not m then
+        return
+    end
+    stats.hook_calls = stats.hook_calls + 1
+    local list = m[debug_getinfo(2, "S").source]
+    if list then
+        pcall(on_hit, list)
+    end
+end
+
+-- Arming --------------------------------------------------------------------
+
+local function set_hook(on)
+    if on and not hook_on then
+        local h = debug_gethook()
+        if h ~= nil and h ~= hook then
+            return nil, "another debug hook is installed in this worker"
+        end
+        debug_sethook(hook, "l")
+        hook_on = true
+    elseif not on and hook_on then
+        debug_sethook()
+        hook_on = false
+    end
+    return true
+end
+
+local function index(bp)
+    local m = by_line[bp.line]
+    if not m then
+        m = {}
+        by_line[bp.line] = m
+    end
+    local list = m[bp.source]
+    if not list then
+        list = {}
+        m[bp.source] = list
+    end
+    list[#list + 1] = bp
+end
+
+local function unindex(bp)
+    local m = bp.line and by_line[bp.line]
+    local list = m and m[bp.source]
+    if not list then
+        return
+    end
+    local new = {}
+    for i = 1, #list do
+        if list[i] ~= bp then
+            new[#new + 1] = list[i]
+        end
+    end
+    -- replaced, not edited: a hook walking the old list is never disturbed
+    if #new == 0 then
+        m[bp.source] = nil
+        if next(m) == nil then
+            by_line[bp.line] = nil
+        end
+    else
+        m[bp.source] = new
+    end
+end
+
+local bc_handler
+
+local function set_bc(on)
+    if on and not bc_on then
+        bc_on = true
+        jit_attach(bc_handler, "bc")
+    elseif not on and bc_on then
+        bc_on = false
+        jit_attach(bc_handler)
+    end
+end
+
+-- Arms bp at s (a finder source entry). flush: whether traces may hold it.
+local function arm(bp, s, flush)
+    local line, objs = finder.resolve_line(s, bp.spec.line)
+    if not line then
+        return nil, "no code at or after line " .. bp.spec.line .. " in "
+                    .. finder.name_of(s.source)
+    end
+    local ok, err = set_hook(true)
+    if not ok then
+        return nil, err
+    end
+    jitctl.watch()
+    jitctl.off(objs)
+    if flush then
+        jitctl.flush()
+    end
+    if bp.state == "pending" then
+        npending = npending - 1
+    end
+    bp.source, bp.line, bp.objs, bp.state = s.source, line, objs, "armed"
+    bp.t_last = ngx_now()
+    narmed = narmed + 1
+    index(bp)
+    return line
+end
+
+local function stop_if_idle()
+    if npending == 0 then
+        set_bc(false)
+    end
+    if narmed == 0 then
+        set_hook(false)
+        jitctl.restore_all()
+    end
+end
+
+-- Removes bp for good; queues the removed event when reason is given.
+local function remove(bp, reason)
+    if bps[bp.id] ~= bp then
+        return
+    end
+    bps[bp.id] = nil
+    bp.dead = bp.dead or reason or "deleted"
+    if bp.state == "armed" then
+        unindex(bp)
+        jitctl.release(bp.objs)
+        narmed = narmed - 1
+    elseif bp.state == "pending" then
+        npending = npending - 1
+    end
+    bp.state = "disabled"
+    stop_if_idle()
+    if reason then
+        if bp.unreported > 0 then
+            push_ctl(dropped_event(bp))
+        end
+        push_ctl({ method = "Debugger.removed", params = { id = bp.id, reason = reason } })
+        ngx_log(INFO, "[nffi bp ", bp.id, " removed ", reason, "]")
+    end
+end
+
+-- Code compiled while breakpoints are pending: prototypes arrive innermost
+-- first, the chunk's main function last; the chunk is armed when its main
+-- function arrives, before any of it has run.
+bc_handler = function(proto)
+    local ok, err = pcall(function()
+        local info = funcinfo(proto)
+        local src = info.source
+        if not src then
+            return
+        end
+        for _, bp in next, bps do
+            if bp.state == "pending" and finder.matches(bp.spec.url, src) then
+                local acc = bp.acc
+                if not acc or acc.source ~= src then
+                    acc = { source = src, protos = {} }
+                    bp.acc = acc
+                end
+                acc.protos[#acc.protos + 1] = { obj = proto, linedefined = info.linedefined,
+                                                lastlinedefined = info.lastlinedefined,
+                                                bytecodes = info.bytecodes }
+                if info.linedefined == 0 then
+                    bp.acc = nil
+                    local line, aerr = arm(bp, acc, false)
+                    if line then
+                        push_ctl({ method = "Debugger.armed",
+                                   params = { breakpoint = describe(bp),
+                                              moved_from = line ~= bp.spec.line
+                                                           and bp.spec.line or nil } })
+                        ngx_log(INFO, "[nffi bp ", bp.id, " armed ", finder.name_of(src), ":",
+                                line, "]")
+                    else
+                        push_ctl({ method = "Debugger.error", params = { id = bp.id,
+                                   message = aerr } })
+                    end
+                    signal()
+                end
+            end
+        end
+    end)
+    if not ok then
+        ngx_log(WARN, "[nffi bp bc handler error] ", err)
+    end
+end
+
+-- Handlers ------------------------------------------------------------------
+
+local function positive(spec, name, dflt)
+    local v = spec[name]
+    if v == nil then
+        return dflt
+    end
+    if type(v) ~= "number" or v <= 0 then
+        return nil, name .. " must be a positive number"
+    end
+    return v
+end
+
+-- Debugger.setBreakpoint {spec, id?}
+function _M.set_breakpoint(params, b)
+    local spec = params.spec
+    if type(spec) ~= "table" then
+        return nil, "spec must be an object"
+    end
+    if type(spec.url) ~= "string" or spec.url == "" then
+        return nil, "spec.url must be a FILE (path suffix or chunk name)"
+    end
+    if type(spec.line) ~= "number" or spec.line < 1 or spec.line ~= math_floor(spec.line) then
+        return nil, "spec.line must be a positive integer"
+    end
+    local bp = { spec = spec, state = "pending", hits = 0, dropped = 0, unreported = 0 }
+    local err
+    if spec.condition ~= nil then
+        if type(spec.condition) ~= "string" then
+            return nil, "condition must be a string"
+        end
+        bp.cond, err = cond.compile(spec.condition)
+        if not bp.cond then
+            return nil, "condition rejected: " .. err
+        end
+    end
+    if spec.log ~= nil then
+        bp.log, err = cond.compile_template(spec.log)
+        if not bp.log then
+            return nil, "log rejected: " .. err
+        end
+    end
+    bp.count, err = positive(spec, "count", nil)
+    if err then
+        return nil, err
+    end
+    bp.rate, err = positive(spec, "rate", DEFAULT_RATE)
+    if not bp.rate then
+        return nil, err
+    end
+    local timeout_ms
+    timeout_ms, err = positive(spec, "timeout_ms", DEFAULT_TIMEOUT_MS)
+    if not timeout_ms then
+        return nil, err
+    end
+    bp.burst = bp.rate < 1 and 1 or bp.rate
+    bp.tokens = bp.burst
+    bp.expires = ngx_now() + timeout_ms / 1000
+    local id = params.id
+    if id ~= nil and (type(id) ~= "number" or id ~= math_floor(id)) then
+        return nil, "id must be an integer"
+    end
+    if id == nil then
+        repeat
+            next_id = next_id + 1
+        until not bps[next_id]
+        id = next_id
+    end
+    bp.id = id
+
+    local sources = finder.collect(b)
+    local cands = finder.candidates(spec.url, sources)
+    if #cands > 1 then
+        local names = {}
+        for i = 1, #cands do
+            names[i] = finder.name_of(cands[i])
+        end
+        return nil, "ambiguous FILE " .. spec.url .. ": " .. #cands .. " candidates: "
+                    .. table.concat(names, ", ")
+    end
+    if bps[id] then
+        remove(bps[id], nil)  -- the probe re-sends an id to replace it
+    end
+    local res = {}
+    if #cands == 0 then
+        bps[id] = bp
+        npending = npending + 1
+        set_bc(true)
+    else
+        local line, aerr = arm(bp, sources[cands[1]], true)
+        if not line then
+            stop_if_idle()
+            return nil, aerr
+        end
+        bps[id] = bp
+        if line ~= spec.line then
+            res.moved_from = spec.line
+        end
+        push_ctl({ method = "Debugger.armed", params = { breakpoint = describe(bp),
+                                                          moved_from = res.moved_from } })
+        signal()
+        ngx_log(INFO, "[nffi bp ", id, " armed ", finder.name_of(bp.source), ":", line, "]")
+    end
+    res.breakpoint = describe(bp)
+    return res
+end
+
+-- Debugger.removeBreakpoint {id}
+function _M.remove_breakpoint(params)
+    local bp = bps[params.id]
+    if not bp then
+        return nil, "unknown breakpoint " .. tostring(params.id)
+    end
+    remove(bp, "deleted")
+    signal()
+    return {}
+end
+
+-- Debugger.getBreakpoints
+function _M.get_breakpoints()
+    local out = array()
+    for _, bp in next, bps do
+        out[#out + 1] = describe(bp)
+    end
+    table.sort(out, function(x, y) return x.id < y.id end)
+    return { breakpoints = out }
+end
+
+-- Agent.getStats extras (hook and JIT counters; tests and bench read them)
+function _M.get_stats()
+    return { hook_calls = stats.hook_calls, hits = stats.hits, ring_drops = stats.ring_drops,
+             hook = debug_gethook() ~= nil, armed = narmed, pending = npending,
+             writer_loops = stats.writer_loops,
+             jit = jitctl.stats }
+end
+
+-- Session ---------------------------------------------------------------------
+
+-- Retired bps, timeouts and drop reports; runs in the writer, never in the hook.
+local function service()
+    local list = to_remove
+    if #list > 0 then
+        to_remove = {}
+        for i = 1, #list do
+            remove(list[i][1], list[i][2])
+        end
+    end
+    local now = ngx_now()
+    for _, bp in next, bps do
+        if now >= bp.expires then
+            remove(bp, "timeout")
+        elseif bp.unreported > 0 then
+            push_ctl(dropped_event(bp))
+        end
+    end
+    if narmed > 0 and debug_gethook() ~= hook then
+        hook_on = false
+        set_hook(true)
+    end
+end
+
+local function writer(send)
+    local last = 0
+    while true do
+        wake:wait(SERVICE_S)
+        stats.writer_loops = stats.writer_loops + 1
+        local now = ngx_now()
+        if #to_remove > 0 or now - last >= SERVICE_S then
+            last = now
+            service()
+        end
+        while chead < ctail do
+            local doc = ctl[chead]
+            ctl[chead] = nil
+            chead = chead + 1
+            if not send(doc) then
+                return
+            end
+        end
+        while rhead < rtail do
+            local doc = ring[rhead]
+            ring[rhead] = nil
+            rhead = rhead + 1
+            if not send(doc) then
+                return
+            end
+        end
+    end
+end
+coroutines.mark_own(writer, "thread")
+
+-- Called by link.run in the session timer: spawns the writer light thread.
+function _M.start_session(send)
+    wake = semaphore.new(0)
+    return ngx.thread.spawn(writer, send)
+end
+
+-- Session end: every breakpoint removed (reason detach), hook off, JIT restored.
+function _M.reset()
+    for _, bp in next, bps do
+        remove(bp, nil)
+    end
+    bps, by_line, narmed, npending = {}, {}, 0, 0
+    to_remove = {}
+    ring, rhead, rtail = {}, 1, 1
+    ctl, chead, ctail = {}, 1, 1
+    set_bc(false)
+    set_hook(false)
+    jitctl.restore_all()
+    wake = nil
+end
+
+return _M

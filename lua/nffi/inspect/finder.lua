@@ -1,0 +1,204 @@
+-- Finds the code loaded in this worker, by chunk source: a sliced walk from
+-- package.loaded, the registry (lua-nginx-module's code cache and coroutine
+-- anchors), _G and the frames of the anchored coroutines, through tables and
+-- function upvalues, then down each function's child prototypes
+-- (jit.util.funck with negative indexes). Also resolves FILE to one source and
+-- LINE to the next line that has code.
+local coroutines = require "nffi.inspect.coroutines"
+local jutil = require "jit.util"
+
+local funcinfo = jutil.funcinfo
+local funck = jutil.funck
+local debug_getupvalue = debug.getupvalue
+local debug_getinfo = debug.getinfo
+local debug_getregistry = debug.getregistry
+local type = type
+local next = next
+local pcall = pcall
+local str_byte = string.byte
+local str_sub = string.sub
+local tbl_sort = table.sort
+
+local _M = { _VERSION = "0.1.0" }
+
+local MAX_OBJECTS = 300000
+local MAX_KEYS = 20000     -- per table
+local MAX_DEPTH = 10
+local MAX_FRAMES = 100
+
+local function name_of(src)
+    if str_byte(src, 1) == 64 then  -- '@'
+        return str_sub(src, 2)
+    end
+    return src
+end
+_M.name_of = name_of
+
+-- Does FILE (url) name this chunk source?
+local function matches(url, src)
+    local name = name_of(src)
+    if name == url or src == url then
+        return true
+    end
+    local n = #url
+    return #name > n and str_sub(name, -n) == url and str_byte(name, -n - 1) == 47  -- '/'
+end
+_M.matches = matches
+
+local function proto_key(info)
+    return info.linedefined .. ":" .. info.lastlinedefined .. ":" .. info.bytecodes
+end
+
+-- Adds fn (a function or a prototype) and its child prototypes to sources.
+local function add_code(sources, seen_keys, o, b)
+    local info = funcinfo(o)
+    local src = info.source
+    if not src then
+        return  -- a C function
+    end
+    local key = src .. ":" .. proto_key(info)
+    if seen_keys[key] then
+        return
+    end
+    seen_keys[key] = true
+    local s = sources[src]
+    if not s then
+        s = { source = src, protos = {} }
+        sources[src] = s
+    end
+    s.protos[#s.protos + 1] = { obj = o, linedefined = info.linedefined,
+                                lastlinedefined = info.lastlinedefined,
+                                bytecodes = info.bytecodes }
+    if info.children then
+        for i = 1, 100000 do
+            local k = funck(o, -i)
+            if k == nil then
+                break
+            end
+            if type(k) == "proto" then
+                add_code(sources, seen_keys, k, b)
+            end
+        end
+    end
+    b:step()
+end
+_M.add_code = add_code
+
+-- source -> { source, protos = { {obj, linedefined, lastlinedefined, bytecodes} } }
+function _M.collect(b)
+    local sources, seen_keys = {}, {}
+    local seen = {}
+    local queue, depths, qh, qt = {}, {}, 1, 0
+    local function push(v, d)
+        local t = type(v)
+        if (t == "table" or t == "function" or t == "thread") and not seen[v] and d <= MAX_DEPTH
+           and qt < MAX_OBJECTS then
+            seen[v] = true
+            qt = qt + 1
+            queue[qt], depths[qt] = v, d
+        end
+    end
+    push(package.loaded, 0)
+    push(debug_getregistry(), 0)
+    push(_G, 0)
+    local list = coroutines.collect(b)
+    if list then
+        for i = 1, #list do
+            push(list[i].co, 1)
+        end
+    end
+    seen[sources] = true
+    while qh <= qt do
+        local v, d = queue[qh], depths[qh]
+        queue[qh] = nil
+        qh = qh + 1
+        local t = type(v)
+        if t == "table" then
+            local n = 0
+            local ok, k, val = pcall(next, v)
+            while ok and k ~= nil and n < MAX_KEYS do
+                n = n + 1
+                push(k, d + 1)
+                push(val, d + 1)
+                b:step()
+                ok, k, val = pcall(next, v, k)
+            end
+        elseif t == "function" then
+            add_code(sources, seen_keys, v, b)
+            for i = 1, 255 do
+                local name, uv = debug_getupvalue(v, i)
+                if not name then
+                    break
+                end
+                push(uv, d + 1)
+            end
+        else
+            for level = 0, MAX_FRAMES do
+                local info = debug_getinfo(v, level, "f")
+                if not info then
+                    break
+                end
+                push(info.func, d + 1)
+            end
+        end
+        b:step()
+    end
+    return sources
+end
+
+-- Lines with code of one prototype: { [line] = true }, cached on the entry.
+local function code_lines(p)
+    if p.lines then
+        return p.lines
+    end
+    local lines = {}
+    for pc = 1, p.bytecodes - 1 do
+        local info = funcinfo(p.obj, pc)
+        local l = info and info.currentline
+        if l then
+            lines[l] = true
+        end
+    end
+    p.lines = lines
+    return lines
+end
+
+-- The first line >= line with code in s, and the prototypes it runs in.
+function _M.resolve_line(s, line)
+    local best
+    for i = 1, #s.protos do
+        local p = s.protos[i]
+        if p.lastlinedefined >= line or p.linedefined == 0 then
+            for l in next, code_lines(p) do
+                if l >= line and (not best or l < best) then
+                    best = l
+                end
+            end
+        end
+    end
+    if not best then
+        return nil
+    end
+    local objs = {}
+    for i = 1, #s.protos do
+        local p = s.protos[i]
+        if code_lines(p)[best] then
+            objs[#objs + 1] = p.obj
+        end
+    end
+    return best, objs
+end
+
+-- Sources named by url, sorted.
+function _M.candidates(url, sources)
+    local out = {}
+    for src in next, sources do
+        if matches(url, src) then
+            out[#out + 1] = src
+        end
+    end
+    tbl_sort(out)
+    return out
+end
+
+return _M

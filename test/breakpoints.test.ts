@@ -1,0 +1,347 @@
+// Breakpoints in the Lua agent (lua/nffi/inspect/breakpoints.lua) against real
+// nginx (2 workers as nobody), over the raw wire protocol: JIT-compiled and
+// inlined code fires on every execution, conditions, count, rate, timeout,
+// logpoints, pending, ambiguous FILE, moved lines, and everything undone after.
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http, useNginx, waitFor } from './harness/nginx.js';
+import { AgentClient, type AgentError } from './harness/agent-client.js';
+import { BP_APP_HTTP, FIXTURE_LUA, markerLine } from './harness/bp-app.js';
+
+const TMP = mkdtempSync(join(tmpdir(), 'nffi-bp-test-'));
+chmodSync(TMP, 0o755);
+const RUN_DIR = join(TMP, 'run');
+const nginx = useNginx({
+  workers: 2,
+  http: BP_APP_HTTP,
+  luaPath: [FIXTURE_LUA],
+  env: { NFFI_INSPECT_RUN_DIR: RUN_DIR },
+});
+
+const APP = 'bp_app.lua';
+const L = {
+  hot: markerLine(APP, 'hot'),
+  blank: markerLine(APP, 'blank'),
+  inl: markerLine(APP, 'inl'),
+  locals: markerLine(APP, 'locals'),
+  late: markerLine('bp_late.lua', 'late'),
+};
+
+let clients: AgentClient[] = [];
+beforeAll(async () => {
+  clients = await Promise.all(nginx().workerPids().map((pid) => AgentClient.attach({ runDir: RUN_DIR, pid })));
+});
+afterAll(() => {
+  for (const c of clients) c.close();
+  rmSync(TMP, { recursive: true, force: true });
+});
+
+async function get(path: string): Promise<string> {
+  const res = await http(nginx().url(path), { timeout: 10_000 });
+  expect(res.status, path).toBe(200);
+  return res.body.toString('utf8');
+}
+
+interface Status { pid: number; hook: boolean; traces: { hot: number; inl: number }; oracle: { hot: number; inl: number } }
+
+/** /status from every worker (requests land on either one). */
+async function statusAll(): Promise<Map<number, Status>> {
+  const seen = new Map<number, Status>();
+  const pids = nginx().workerPids();
+  await waitFor(async () => {
+    const s: Status = JSON.parse(await get('/status'));
+    seen.set(s.pid, s);
+    return pids.every((p) => seen.has(p));
+  }, { what: 'status from both workers', interval: 0 });
+  return seen;
+}
+
+async function oracle(): Promise<{ hot: number; inl: number }> {
+  return JSON.parse(await get('/status')).oracle;
+}
+
+let nextId = 100;
+/** Sets the breakpoint on both workers with the same id; returns the results. */
+async function setBp(spec: object): Promise<{ id: number; results: any[] }> {
+  const id = nextId++;
+  const results = await Promise.all(clients.map((c) => c.request('Debugger.setBreakpoint', { spec, id })));
+  return { id, results };
+}
+
+async function bpsOf(id: number): Promise<any[]> {
+  const lists = await Promise.all(clients.map((c) => c.request('Debugger.getBreakpoints')));
+  return lists.flatMap((l) => l.breakpoints.filter((b: any) => b.id === id));
+}
+
+async function hitsOf(id: number): Promise<number> {
+  return (await bpsOf(id)).reduce((n, b) => n + b.hits, 0);
+}
+
+async function remove(id: number): Promise<void> {
+  await Promise.all(clients.map((c) => c.request('Debugger.removeBreakpoint', { id }).catch(() => undefined)));
+}
+
+function events(method: string, id?: number): any[] {
+  return clients.flatMap((c) => c.events.filter((e) => e.method === method && (id === undefined || (e.params.id ?? e.params.breakpoint?.id) === id)));
+}
+
+async function rejection(spec: object): Promise<string> {
+  const err = await clients[0].request('Debugger.setBreakpoint', { spec }).catch((e: AgentError) => e);
+  expect(err).toBeInstanceOf(Error);
+  return (err as Error).message;
+}
+
+/** Requests path until every worker has served it at least `each` times; returns the count. */
+async function runBoth(path: string, each = 3): Promise<number> {
+  const served = new Map<number, number>();
+  const pids = nginx().workerPids();
+  let n = 0;
+  while (!pids.every((p) => (served.get(p) ?? 0) >= each)) {
+    if (n > 400) throw new Error(`${path}: workers served ${JSON.stringify([...served])} after ${n} requests`);
+    const res = await http(nginx().url(path), { timeout: 10_000 });
+    expect(res.status, path).toBe(200);
+    const pid = Number(res.headers['x-pid']);
+    served.set(pid, (served.get(pid) ?? 0) + 1);
+    n++;
+  }
+  return n;
+}
+
+describe('JIT-compiled code', () => {
+  it('the hot loop and the inlining caller are compiled before arming', async () => {
+    await runBoth('/hot?n=10000');
+    await runBoth('/inl?n=10000');
+    const st = await statusAll();
+    for (const s of st.values()) {
+      expect(s.ops, JSON.stringify(s)).toEqual({ hot: 'JFORL', inl: 'JFORL' });
+      expect(s.hook).toBe(false);
+    }
+  });
+
+  it('a breakpoint in the compiled hot loop fires on every execution', async () => {
+    const { id, results } = await setBp({ url: APP, line: L.hot, rate: 1e9, count: 1e9 });
+    for (const r of results) expect(r.breakpoint).toMatchObject({ id, state: 'armed', line: L.hot, hits: 0 });
+    expect(results[0].breakpoint.source).toMatch(/bp_app\.lua$/);
+    expect(results[0].moved_from).toBeUndefined();
+    const before = (await oracle()).hot;
+    const n = await runBoth('/hot?n=2000');
+    const delta = (await oracle()).hot - before;
+    expect(delta).toBe(2000 * n);
+    expect(await hitsOf(id)).toBe(delta);
+    // while armed the loop runs interpreted: no trace holds it
+    for (const st of (await statusAll()).values()) {
+      expect(st.hook).toBe(true);
+      expect(st.ops.hot).not.toBe('JFORL');
+    }
+    await remove(id);
+  });
+
+  it('a breakpoint in a function inlined into its caller trace fires on every execution', async () => {
+    const { id } = await setBp({ url: APP, line: L.inl, rate: 1e9, count: 1e9 });
+    const before = (await oracle()).inl;
+    const n = await runBoth('/inl?n=3000');
+    const delta = (await oracle()).inl - before;
+    expect(delta).toBe(3000 * n);
+    expect(await hitsOf(id)).toBe(delta);
+    await remove(id);
+  });
+
+  it('after removal: no hook, and the hot loops compile again', async () => {
+    const st0 = await statusAll();
+    for (const s of st0.values()) expect(s.hook).toBe(false);
+    await runBoth('/hot?n=10000');
+    await runBoth('/inl?n=10000');
+    const st1 = await statusAll();
+    for (const [pid, s] of st1) {
+      expect(s.ops, `worker ${pid} ${JSON.stringify(s)}`).toEqual({ hot: 'JFORL', inl: 'JFORL' });
+    }
+  });
+});
+
+describe('conditions', () => {
+  it.each([
+    ['i % 2 == 0', 0.5],
+    ['i < 0', 0],
+    ['i > 0 and n == 100', 1],
+    ['math.floor(i / 10) == 3 or string.len(tostring(i)) == 3', 0.11],
+  ])('%s fires on the matching share of executions', async (condition, share) => {
+    const { id } = await setBp({ url: APP, line: L.hot, condition, rate: 1e9 });
+    const before = (await oracle()).hot;
+    const n = await runBoth('/hot?n=100', 1);
+    const delta = (await oracle()).hot - before;
+    expect(delta).toBe(100 * n);
+    expect(await hitsOf(id)).toBe(Math.round(delta * share));
+    await remove(id);
+  });
+
+  it.each([
+    ['i ==', /syntax error/],
+    ['x = 1', /assignment/],
+    ['os.execute("id")', /call to os\.execute is not allowed/],
+    ['s:upper() == "X"', /method calls/],
+    ['(function() return 1 end)()', /'function' is not allowed/],
+    ['string.rep("x", 1e9)', /call to string\.rep is not allowed/],
+    ['ngx.req.set_header("a", "b")', /not allowed/],
+    ['t[1]("x")', /call to an expression is not allowed/],
+  ])('%s is rejected before arming', async (condition, reason) => {
+    const msg = await rejection({ url: APP, line: L.hot, condition });
+    expect(msg).toMatch(reason);
+    expect((await clients[0].request('Debugger.getBreakpoints')).breakpoints).toEqual([]);
+  });
+
+  it('a runtime error in the condition: one error event per worker, removed with reason error', async () => {
+    const { id } = await setBp({ url: APP, line: L.hot, condition: 'i.x > 1' });
+    await runBoth('/hot?n=50', 1);
+    await waitFor(() => events('Debugger.removed', id).length === 2, { what: 'removed on both workers' });
+    expect(events('Debugger.removed', id).map((e) => e.params.reason)).toEqual(['error', 'error']);
+    const errs = events('Debugger.error', id);
+    expect(errs).toHaveLength(2);
+    expect(errs[0].params.message).toMatch(/attempt to index/);
+    expect(await bpsOf(id)).toEqual([]);
+    for (const st of (await statusAll()).values()) expect(st.hook).toBe(false);
+  });
+});
+
+describe('options', () => {
+  it('count: exactly N hit events, then removed with reason count', async () => {
+    const { id } = await setBp({ url: APP, line: L.hot, count: 5 });
+    await runBoth('/hot?n=100', 1);
+    await waitFor(() => events('Debugger.removed', id).length === 2, { what: 'removed on both workers' });
+    expect(events('Debugger.removed', id).every((e) => e.params.reason === 'count')).toBe(true);
+    await waitFor(() => events('Debugger.hit', id).length === 10, { what: '5 hits per worker' });
+    const hit = events('Debugger.hit', id)[0].params;
+    expect(hit).toMatchObject({ id, line: L.hot, source: expect.stringMatching(/bp_app\.lua$/) });
+    expect(hit.frames[0]).toMatchObject({ function: 'hot_loop', line: L.hot, what: 'Lua' });
+    expect(hit.locals.i.type).toBe('number');
+    expect(hit.locals.n).toEqual({ type: 'number', value: 100 });
+    expect(hit.request).toEqual({ method: 'GET', uri: '/hot?n=100' });
+    expect(typeof hit.pid).toBe('number');
+    expect(hit.time).toBeGreaterThan(1e9);
+  });
+
+  it('rate: hits over the rate are dropped and reported', async () => {
+    const { id } = await setBp({ url: APP, line: L.hot, rate: 10 });
+    await runBoth('/hot?n=200', 1);
+    await waitFor(() => events('Debugger.dropped', id).length >= 2, { what: 'dropped on both workers' });
+    const dropped = events('Debugger.dropped', id).reduce((n, e) => n + e.params.count, 0);
+    const bps = await bpsOf(id);
+    const hits = bps.reduce((n, b) => n + b.hits, 0);
+    expect(bps.reduce((n, b) => n + b.dropped, 0)).toBe(dropped);
+    await waitFor(() => events('Debugger.hit', id).length + dropped === hits, { what: 'shipped + dropped == hits' });
+    expect(events('Debugger.hit', id).length).toBeLessThanOrEqual(2 * 12);
+    await remove(id);
+  });
+
+  it('timeout: removed with reason timeout, also when the line never runs', async () => {
+    const { id } = await setBp({ url: APP, line: L.hot, timeout_ms: 300 });
+    await waitFor(() => events('Debugger.removed', id).length === 2, { what: 'timeout on both workers', timeout: 3000 });
+    expect(events('Debugger.removed', id).every((e) => e.params.reason === 'timeout')).toBe(true);
+    for (const st of (await statusAll()).values()) expect(st.hook).toBe(false);
+  });
+
+  it('logpoint: the rendered message instead of locals', async () => {
+    const { id } = await setBp({ url: APP, line: L.locals, log: 'n={n} s={s} up={up_str} t={t} none={nothing} len={#s}', count: 1 });
+    await runBoth('/locals', 1);
+    await waitFor(() => events('Debugger.hit', id).length === 2, { what: 'one hit per worker' });
+    const hit = events('Debugger.hit', id)[0].params;
+    expect(hit.message).toBe('n=42 s=hello up=upvalue! t=' + hit.message.match(/t=(table: 0x[0-9a-f]+)/)?.[1] + ' none=nil len=5');
+    expect(hit.locals).toBeUndefined();
+  });
+
+  it('snapshot: locals, upvalues and varargs, raw and bounded', async () => {
+    const { id } = await setBp({ url: APP, line: L.locals, count: 1 });
+    await runBoth('/locals', 1);
+    await waitFor(() => events('Debugger.hit', id).length === 2, { what: 'one hit per worker' });
+    const hit = events('Debugger.hit', id)[0].params;
+    expect(hit.locals.a).toEqual({ type: 'string', value: 'arg' });
+    expect(hit.locals.n).toEqual({ type: 'number', value: 42 });
+    expect(hit.locals.b).toEqual({ type: 'boolean', value: true });
+    expect(hit.locals.nothing).toEqual({ type: 'nil' });
+    expect(hit.locals.cd).toEqual({ type: 'cdata', ctype: 'int64_t', value: '7' });
+    const nested = hit.locals.t.entries.find((e: any) => e.key.value === 'nested').value;
+    expect(nested.entries[0].value).toMatchObject({ type: 'table', truncated: true });
+    expect(hit.upvalues.up_str).toEqual({ type: 'string', value: 'upvalue!' });
+    expect(hit.varargs).toEqual([{ type: 'string', value: 'va1' }, { type: 'number', value: 2 }]);
+    expect(hit.frames[0].function).toBe('with_locals');
+  });
+});
+
+describe('FILE and LINE', () => {
+  it('a line without code moves to the next line with code', async () => {
+    const { id, results } = await setBp({ url: 'lua/bp_app.lua', line: L.blank, count: 1 });
+    expect(results[0].moved_from).toBe(L.blank);
+    expect(results[0].breakpoint.line).toBe(L.hot);
+    await remove(id);
+  });
+
+  it('an ambiguous FILE is an error listing the candidates', async () => {
+    const msg = await rejection({ url: 'util.lua', line: 5 });
+    expect(msg).toMatch(/ambiguous/);
+    expect(msg).toMatch(/amb\/util\.lua/);
+    expect(msg).toMatch(/amb2\/util\.lua/);
+    const { id, results } = await setBp({ url: 'amb2/util.lua', line: 5 });
+    expect(results[0].breakpoint).toMatchObject({ state: 'armed', line: 5 });
+    await remove(id);
+  });
+
+  it('a module not loaded yet: pending, armed when it loads, fires at once', async () => {
+    const { id, results } = await setBp({ url: 'bp_late.lua', line: L.late });
+    for (const r of results) expect(r.breakpoint).toMatchObject({ state: 'pending', hits: 0 });
+    await runBoth('/late', 1);
+    await waitFor(() => events('Debugger.armed', id).length === 2, { what: 'armed on both workers' });
+    expect(events('Debugger.armed', id)[0].params.breakpoint).toMatchObject({ state: 'armed', line: L.late });
+    const bps = await bpsOf(id);
+    expect(bps.every((b) => b.hits >= 1)).toBe(true);
+    await waitFor(() => events('Debugger.hit', id).length >= 2, { what: 'hits' });
+    expect(events('Debugger.hit', id)[0].params.locals.x).toEqual({ type: 'number', value: 1 });
+    await remove(id);
+  });
+
+  it('everything undone: no hook, no breakpoints, loops compiled', async () => {
+    for (const c of clients) expect((await c.request('Debugger.getBreakpoints')).breakpoints).toEqual([]);
+    await runBoth('/hot?n=10000');
+    for (const st of (await statusAll()).values()) {
+      expect(st.hook).toBe(false);
+      expect(st.ops.hot).toBe('JFORL');
+    }
+  });
+});
+
+describe('cost and session end', () => {
+  /** Median CPU µs the route reports over `times` requests. */
+  async function cpu(path: string, times = 9): Promise<number> {
+    const v: number[] = [];
+    for (let i = 0; i < times; i++) v.push(Number(await get(path)));
+    v.sort((a, b) => a - b);
+    return v[Math.floor(v.length / 2)];
+  }
+
+  it('prints the hook cost: unarmed, armed elsewhere, per hit', async () => {
+    const base = await cpu('/hotc?n=200000');
+    const other = await setBp({ url: 'amb2/util.lua', line: 5 });
+    const armedElsewhere = await cpu('/hotc?n=200000');
+    await remove(other.id);
+    const many0 = await cpu('/many?n=200');
+    const { id } = await setBp({ url: APP, line: L.locals, rate: 1e9 });
+    const many1 = await cpu('/many?n=200');
+    await remove(id);
+    const perHit = (many1 - many0) / 200;
+    console.log(`[bp cost] hot loop 200k iterations: ${base.toFixed(0)} µs unarmed (JIT), ${armedElsewhere.toFixed(0)} µs with a breakpoint armed on another file (${(armedElsewhere / base).toFixed(1)}x); snapshot hit: ${perHit.toFixed(1)} µs`);
+    expect(perHit).toBeGreaterThan(0);
+    expect(perHit).toBeLessThan(500);
+  });
+
+  it('session end removes every breakpoint, the hook and the JIT changes', async () => {
+    await setBp({ url: APP, line: L.hot });
+    for (const st of (await statusAll()).values()) expect(st.hook).toBe(true);
+    for (const c of clients) c.close();
+    await waitFor(async () => [...(await statusAll()).values()].every((s) => !s.hook), { what: 'hook removed on both workers' });
+    await runBoth('/hot?n=10000');
+    for (const st of (await statusAll()).values()) expect(st.ops.hot).toBe('JFORL');
+    const again = await AgentClient.attach({ runDir: RUN_DIR, pid: nginx().workerPids()[0] });
+    clients.push(again);
+    expect((await again.request('Debugger.getBreakpoints')).breakpoints).toEqual([]);
+  });
+});
