@@ -1,6 +1,8 @@
 // Builds the commander program. Commands live one per file under cli/commands/ and register
 // themselves through program.command() so they inherit exitOverride/configureOutput below.
 import { Command } from 'commander';
+import { registerBreakpoint } from './commands/breakpoint.js';
+import { registerBreakpoints } from './commands/breakpoints.js';
 import { registerConfig } from './commands/config.js';
 import { registerCoroutines } from './commands/coroutines.js';
 import { registerDetach } from './commands/detach.js';
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
   registerStack(program);
   registerQueue(program);
   registerTasks(program);
+  registerBreakpoint(program);
+  registerBreakpoints(program);
   registerDetach(program);
   registerServe(program);
   registerConfig(program);

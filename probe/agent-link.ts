@@ -159,7 +159,7 @@ export class AgentLink {
     clearTimeout(p.timer);
     if (m.error) {
       p.error.message = `${p.method} in worker ${this.pid}: ${m.error.message ?? 'error'}`;
-      if (p.error instanceof AgentError) Object.assign(p.error, { agentCode: m.error.code });
+      if (p.error instanceof AgentError) Object.assign(p.error, { agentCode: m.error.code, agentMessage: m.error.message });
       p.reject(p.error);
     } else {
       p.resolve(m.result ?? {});

@@ -10,6 +10,9 @@ export class ProbeError extends Error {
 
 /** An error response from an agent: `{code, message}` in the frame. */
 export class AgentError extends ProbeError {
+  /** The agent's own message, without the method/worker prefix. */
+  readonly agentMessage?: string;
+
   constructor(message: string, readonly agentCode?: number) {
     super(message, 'agent');
     this.name = 'AgentError';

@@ -269,19 +269,29 @@ export namespace Debugger {
   }
   export interface ArmedEvent {
     breakpoint: Breakpoint;
+    /** The worker, added by the probe on serve's sockets (agents' own events name no pid) */
+    pid?: number;
+    /** The requested line, when it had no code (probe-added, as pid) */
+    moved_from?: number;
   }
   export interface RemovedEvent {
     id: number;
     /** count, timeout, deleted, error, detach */
     reason: string;
+    /** The worker, added by the probe on serve's sockets; none: the breakpoint left the probe's set */
+    pid?: number;
   }
   export interface ErrorEvent {
     id: number;
     message: string;
+    /** The worker, added by the probe on serve's sockets (agents' own events name no pid) */
+    pid?: number;
   }
   export interface DroppedEvent {
     id: number;
     count: number;
+    /** The worker, added by the probe on serve's sockets (agents' own events name no pid) */
+    pid?: number;
   }
 }
 

@@ -1,11 +1,14 @@
 // `serve`'s HTTP side, on 127.0.0.1 only (probe/README.md): /json/version, /json/list,
-// /json/protocol, /json/close/<worker pid>, and the WebSocket upgrades /devtools/browser and
+// /json/protocol, /json/close/<worker pid>, /json/breakpoints (GET: the list; DELETE
+// /json/breakpoints/<id>: remove one), and the WebSocket upgrades /devtools/browser and
 // /devtools/worker/<pid>.
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import { overall } from './breakpoint-wire.js';
+import { Breakpoints } from './breakpoints.js';
 import { PROTOCOL_VERSION } from './protocol-types.js';
 import { repoRoot } from './repo-root.js';
 import { SocketHub } from './serve-ws.js';
@@ -13,6 +16,7 @@ import type { Session } from './session.js';
 
 export interface ServeHandle {
   port: number;
+  breakpoints: Breakpoints;
   close(): Promise<void>;
 }
 
@@ -35,8 +39,22 @@ export function targetList(session: Session, port: number): unknown[] {
   }));
 }
 
-function route(session: Session, port: number, req: IncomingMessage, res: ServerResponse): void {
+function breakpointRoute(bps: Breakpoints, path: string, req: IncomingMessage, res: ServerResponse): boolean {
+  if (path === '/json/breakpoints' && req.method === 'GET') {
+    bps.list().then((all) => json(res, 200, all.map(overall)), (err: Error) => json(res, 500, err.message));
+    return true;
+  }
+  const one = /^\/json\/breakpoints\/(\d+)$/.exec(path);
+  if (one && req.method === 'DELETE') {
+    bps.remove(Number(one[1])).then(() => json(res, 200, {}), (err: Error) => json(res, 404, err.message));
+    return true;
+  }
+  return false;
+}
+
+function route(session: Session, bps: Breakpoints, port: number, req: IncomingMessage, res: ServerResponse): void {
   const path = (req.url ?? '/').split('?')[0]!.replace(/\/$/, '');
+  if (breakpointRoute(bps, path, req, res)) return;
   if (path === '/json/version') {
     return json(res, 200, {
       Browser: PRODUCT, 'Protocol-Version': PROTOCOL_VERSION,
@@ -59,10 +77,11 @@ function route(session: Session, port: number, req: IncomingMessage, res: Server
 }
 
 export function serveSession(session: Session, port = 0): Promise<ServeHandle> {
-  const hub = new SocketHub(session);
+  const breakpoints = new Breakpoints(session);
+  const hub = new SocketHub(session, breakpoints);
   const wss = new WebSocketServer({ noServer: true });
   let bound = 0;
-  const server: Server = createServer((req, res) => route(session, bound, req, res));
+  const server: Server = createServer((req, res) => route(session, breakpoints, bound, req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0]!;
     const worker = /^\/devtools\/worker\/(\d+)$/.exec(path);
@@ -81,6 +100,7 @@ export function serveSession(session: Session, port = 0): Promise<ServeHandle> {
       bound = typeof addr === 'object' && addr ? addr.port : port;
       resolve({
         port: bound,
+        breakpoints,
         close: () => new Promise<void>((done) => {
           hub.closeAll();
           wss.close();

@@ -1,8 +1,15 @@
-// The CDP-style WebSocket side of `serve`: a per-worker socket forwards every domain but Agent
-// and Target to that worker's agent; the browser socket answers Target.getTargets and carries
-// the Target events. Messages are {id, method, params} / {id, result | error} / {method, params}.
+// The CDP-style WebSocket side of `serve`: a per-worker socket forwards every domain but Agent,
+// Target and Debugger to that worker's agent; the browser socket answers Target.getTargets and
+// carries the Target events. The Debugger domain goes through the session's Breakpoints on both
+// (ids shared by all workers): a worker socket sees its worker's view and events, the browser
+// socket every worker's (probe/breakpoint-wire.ts). Messages are {id, method, params} /
+// {id, result | error} / {method, params}.
 import { debuglog } from 'node:util';
 import type { WebSocket } from 'ws';
+import { overall, toWire } from './breakpoint-wire.js';
+import { Breakpoints, type BreakpointInfo } from './breakpoints.js';
+import { ProbeError } from './errors.js';
+import type { Debugger } from './protocol-types.js';
 import type { Session } from './session.js';
 
 const trace = debuglog('nffi');
@@ -45,12 +52,31 @@ function serveRequests(ws: WebSocket, handle: Handler): void {
 const refuse = (method: string): Promise<never> =>
   Promise.reject(Object.assign(new Error(`'${method}' wasn't found`), { agentCode: -32601 }));
 
+const invalid = (message: string): Error => Object.assign(new ProbeError(message), { agentCode: -32602 });
+
+function specOf(params: unknown): Debugger.BreakpointSpec {
+  const spec = (params as { spec?: Debugger.BreakpointSpec } | undefined)?.spec;
+  if (!spec || typeof spec.url !== 'string' || !Number.isInteger(spec.line)) {
+    throw invalid('setBreakpoint needs spec: {url: string, line: integer, ...}');
+  }
+  return spec;
+}
+
+function idOf(params: unknown): number {
+  const id = (params as { id?: unknown } | undefined)?.id;
+  if (typeof id !== 'number') throw invalid('removeBreakpoint needs id: integer');
+  return id;
+}
+
 /** Hub of the open sockets of one serve, so session events reach the right ones. */
 export class SocketHub {
   private readonly browsers = new Set<WebSocket>();
   private readonly workers = new Map<number, Set<WebSocket>>();
 
-  constructor(private readonly session: Session) {
+  constructor(
+    private readonly session: Session,
+    private readonly breakpoints: Breakpoints,
+  ) {
     session.onTargetEvent((method, params) => {
       for (const ws of this.browsers) send(ws, { method, params });
       if (method === 'Target.detachedFromTarget') {
@@ -59,16 +85,53 @@ export class SocketHub {
       }
     });
     session.onAgentEvent((pid, method, params) => {
-      if (method.startsWith('Agent.')) return;
+      // Debugger events come through Breakpoints (count, shared ids) instead.
+      if (method.startsWith('Agent.') || method.startsWith('Debugger.')) return;
       for (const ws of this.workers.get(pid) ?? []) send(ws, { method, params });
     });
+    breakpoints.onEvent((e) => {
+      const wire = toWire(e, breakpoints.get(e.id));
+      for (const ws of this.browsers) send(ws, wire);
+      const to = 'pid' in e ? [this.workers.get(e.pid) ?? []] : [...this.workers.values()];
+      for (const set of to) for (const ws of set) send(ws, wire);
+    });
+  }
+
+  /** The Debugger domain of the browser socket (every worker) or of worker `pid`. */
+  private async debugger(method: string, params: unknown, pid?: number): Promise<unknown> {
+    const bps = this.breakpoints;
+    const mine = (info: BreakpointInfo): Debugger.Breakpoint =>
+      Breakpoints.view(info, info.workers.find((w) => w.pid === pid));
+    switch (method) {
+      case 'Debugger.setBreakpoint': {
+        const r = await bps.set(specOf(params));
+        const info = bps.get(r.id);
+        if (!info) throw new ProbeError(`breakpoint ${r.id} ended at once`);
+        if (pid === undefined) return { breakpoint: overall(info) };
+        const w = r.workers.find((x) => x.pid === pid);
+        const out: Debugger.SetBreakpointResult = { breakpoint: mine(info) };
+        if (w?.moved_from !== undefined) out.moved_from = w.moved_from;
+        return out;
+      }
+      case 'Debugger.removeBreakpoint':
+        await bps.remove(idOf(params));
+        return {};
+      case 'Debugger.getBreakpoints': {
+        const all = await bps.list();
+        if (pid === undefined) return { breakpoints: all.map(overall) };
+        return { breakpoints: all.filter((i) => i.workers.some((w) => w.pid === pid)).map(mine) };
+      }
+      default:
+        return refuse(method);
+    }
   }
 
   addBrowser(ws: WebSocket): void {
     this.browsers.add(ws);
     ws.on('close', () => this.browsers.delete(ws));
-    serveRequests(ws, async (method) => {
+    serveRequests(ws, async (method, params) => {
       if (method === 'Target.getTargets') return { targets: this.session.targets() };
+      if (method.startsWith('Debugger.')) return this.debugger(method, params);
       return refuse(method);
     });
   }
@@ -81,6 +144,7 @@ export class SocketHub {
     serveRequests(ws, async (method, params) => {
       if (method === 'Target.getTargets') return { targets: this.session.targets() };
       if (method.startsWith('Agent.') || method.startsWith('Target.')) return refuse(method);
+      if (method.startsWith('Debugger.')) return this.debugger(method, params, pid);
       return this.session.call(pid, method, params);
     });
   }

@@ -1,0 +1,93 @@
+// `nffi-inspect breakpoint PID FILE:LINE [if COND] [--count N] [--rate N/s] [--timeout DUR]
+// [--log TEMPLATE] [--json]`: arm on every worker (through the running `serve` probe for PID
+// when there is one, else in-process), print each hit as it comes, and remove the breakpoint on
+// Ctrl-C, after N hits or at the timeout (default 10m); exit 0 then. --count is a total over
+// all workers: exactly N hits are printed (probe/breakpoints.ts holds back later ones).
+import type { Command } from 'commander';
+import { openBreakpointHost } from '../../probe/breakpoint-host.js';
+import type { BreakpointEvent } from '../../probe/breakpoints.js';
+import { buildSpec, DEFAULT_TIMEOUT, type SpecOptions } from '../breakpoint-args.js';
+import { CliError } from '../errors.js';
+import { eventJson, formatEvent } from '../format/hit.js';
+import { parsePid, sessionOptions, withProbeOptions, type ProbeOptions } from '../pid.js';
+
+interface Options extends ProbeOptions, SpecOptions {}
+
+/** Beyond the deadline the probe enforces, before the command gives up waiting for it. */
+const GRACE_MS = 3_000;
+
+function interrupted(): { promise: Promise<string>; dispose(): void } {
+  let on: (() => void) | undefined;
+  const promise = new Promise<string>((resolve) => {
+    on = () => resolve('interrupted');
+    process.once('SIGINT', on);
+    process.once('SIGTERM', on);
+  });
+  return {
+    promise,
+    dispose: () => {
+      process.off('SIGINT', on!);
+      process.off('SIGTERM', on!);
+    },
+  };
+}
+
+function printer(json: boolean): (e: BreakpointEvent) => void {
+  return (e) => {
+    const line = json ? JSON.stringify(eventJson(e) ?? null) : formatEvent(e);
+    if (line !== undefined && line !== 'null') process.stdout.write(line + '\n');
+  };
+}
+
+export function registerBreakpoint(program: Command): void {
+  withProbeOptions(program
+    .command('breakpoint')
+    .description('snapshot (or log) each time a Lua line runs, on every worker, without stopping it')
+    .argument('<PID>', 'nginx master (all workers, also after a reload) or worker pid')
+    .argument('<FILE:LINE>', 'path suffix of the chunk (handler.lua, app/handler.lua) and line')
+    .argument('[if COND...]', "condition: if 'n > 3 and ctx.user == \"bob\"'")
+    .option('--count <N>', 'remove after N hits in total (all workers)')
+    .option('--rate <N/s>', 'at most N hits per second per worker (default 50/s)')
+    .option('--timeout <DUR>', 'remove after this long', DEFAULT_TIMEOUT)
+    .option('--log <TEMPLATE>', "a logpoint: print 'n={n} user={ctx.user}' instead of a snapshot")
+    .option('--json', 'NDJSON: one line per hit, armed, removed, error, dropped'))
+    .action(async (pidText: string, location: string, words: string[], opts: Options) => {
+      const pid = parsePid(pidText);
+      const spec = buildSpec(location, words ?? [], opts);
+      const print = printer(Boolean(opts.json));
+      const host = await openBreakpointHost(pid, sessionOptions(opts));
+      const stop = interrupted();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        let id: number | undefined;
+        let hits = 0;
+        const early: BreakpointEvent[] = [];
+        let end!: (reason: string) => void;
+        const ended = new Promise<string>((resolve) => (end = resolve));
+        const onEvent = (e: BreakpointEvent): void => {
+          if (id === undefined) return void early.push(e);
+          if (e.id !== id) return;
+          if (e.event === 'hit') hits++;
+          if (e.event === 'ended') return end(e.reason);
+          print(e);
+        };
+        host.onEvent(onEvent);
+        try {
+          id = (await host.set(spec)).id;
+        } catch (err) {
+          throw new CliError(`${location}: ${(err as Error).message}`);
+        }
+        early.splice(0).forEach(onEvent);
+        timer = setTimeout(() => end('timeout'), spec.timeout_ms! + GRACE_MS);
+        const why = await Promise.race([ended, stop.promise]);
+        await host.remove(id);
+        if (why === 'serve probe gone') throw new CliError(`bp ${id}: the serve probe went away`);
+        if (why === 'error') throw new CliError(`bp ${id} removed: its condition or log template failed in every worker`);
+        if (!opts.json) process.stdout.write(`bp ${id} ended (${why}) after ${hits} hit${hits === 1 ? '' : 's'}\n`);
+      } finally {
+        if (timer) clearTimeout(timer);
+        stop.dispose();
+        await host.close();
+      }
+    });
+}

@@ -1,0 +1,113 @@
+// Breakpoint events for people and for NDJSON. A hit is one header line
+// `[hit bp 1] pid 4243 app/handler.lua:42 12:00:01.123 GET /items` then the frames, with the
+// locals, upvalues and varargs of the breakpoint frame under #0 (as `stack --locals` shows them);
+// a logpoint hit is the header followed by its message, on one line.
+import type { BreakpointEvent } from '../../probe/breakpoints.js';
+import type { Debugger, Lua } from '../../probe/protocol-types.js';
+import { frameLine } from './stack.js';
+import { renderValue } from './value.js';
+
+type Hit = Extract<BreakpointEvent, { event: 'hit' }>;
+
+const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
+
+/** Local wall-clock time of a unix time in seconds: 12:00:01.123. */
+export function clock(seconds: number): string {
+  const d = new Date(Math.round(seconds * 1000));
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+/** name → value, from the descriptor's object or a list of {name, value} (an empty Lua table may come as []). */
+export function variables(raw: unknown): [string, Lua.Value][] {
+  if (Array.isArray(raw)) {
+    return raw.filter((v) => v && typeof v === 'object' && 'name' in v).map((v: Lua.Variable) => [v.name, v.value]);
+  }
+  if (raw && typeof raw === 'object') return Object.entries(raw as Record<string, Lua.Value>);
+  return [];
+}
+
+const list = <T>(x: T[] | undefined | unknown): T[] => (Array.isArray(x) ? (x as T[]) : []);
+
+export function hitHeader(h: Hit): string {
+  const req = h.request && h.request.method ? ` ${h.request.method} ${h.request.uri}` : '';
+  return `[hit bp ${h.id}] pid ${h.pid} ${h.source}:${h.line} ${clock(h.time)}${req}`;
+}
+
+export function formatHit(h: Hit, width = 100): string {
+  if (typeof h.message === 'string') return `${hitHeader(h)} ${h.message.replace(/\n/g, '\\n')}`;
+  const out = [hitHeader(h)];
+  const frames = list<Lua.Frame>(h.frames);
+  const vars = [
+    ...variables(h.locals).map(([n, v]) => `      ${n} = ${renderValue(v, width)}`),
+    ...variables(h.upvalues).map(([n, v]) => `      (upvalue) ${n} = ${renderValue(v, width)}`),
+  ];
+  const va = list<Lua.Value>(h.varargs);
+  if (va.length) vars.push(`      ... = ${va.map((v) => renderValue(v, width)).join(', ')}`);
+  if (frames.length === 0) out.push(...vars);
+  frames.forEach((f, i) => {
+    out.push(`  ${frameLine(i, f)}`);
+    if (i === 0) out.push(...vars);
+  });
+  return out.join('\n');
+}
+
+/** One human line (or block) per event; `ended` is the command's to say. */
+export function formatEvent(e: BreakpointEvent): string | undefined {
+  switch (e.event) {
+    case 'hit':
+      return formatHit(e);
+    case 'armed': {
+      const at = e.source !== undefined ? `${e.source}:${e.line ?? '?'}` : '';
+      if (e.state === 'pending') return `bp ${e.id} pending on worker ${e.pid}: the file is not loaded yet, it arms when it loads`;
+      const moved = e.moved_from !== undefined ? ` (moved to line ${e.line}: line ${e.moved_from} has no code)` : '';
+      return `bp ${e.id} ${e.state} on worker ${e.pid}${at ? ` at ${at}` : ''}${moved}`;
+    }
+    case 'removed':
+      return `bp ${e.id} removed on worker ${e.pid} (${e.reason})`;
+    case 'error':
+      return `bp ${e.id} error on worker ${e.pid}: ${e.message}`;
+    case 'dropped':
+      return `bp ${e.id} dropped ${e.count} hit${e.count === 1 ? '' : 's'} on worker ${e.pid}`;
+    case 'ended':
+      return undefined;
+  }
+}
+
+/** The NDJSON object of an event (undefined for `ended`), keys in a fixed order. */
+export function eventJson(e: BreakpointEvent): Record<string, unknown> | undefined {
+  switch (e.event) {
+    case 'hit': {
+      const base = { event: 'hit', id: e.id, pid: e.pid, time: e.time, source: e.source, line: e.line, frames: list<Lua.Frame>(e.frames) };
+      const request = e.request ?? {};
+      if (typeof e.message === 'string') return { ...base, message: e.message, request };
+      return {
+        ...base,
+        locals: Object.fromEntries(variables(e.locals)),
+        upvalues: Object.fromEntries(variables(e.upvalues)),
+        varargs: list<Lua.Value>(e.varargs),
+        request,
+      };
+    }
+    case 'armed': {
+      const o: Record<string, unknown> = { event: 'armed', id: e.id, pid: e.pid, state: e.state };
+      if (e.source !== undefined) o.source = e.source;
+      if (e.line !== undefined) o.line = e.line;
+      if (e.moved_from !== undefined) o.moved_from = e.moved_from;
+      return o;
+    }
+    case 'removed':
+      return { event: 'removed', id: e.id, pid: e.pid, reason: e.reason };
+    case 'error':
+      return { event: 'error', id: e.id, pid: e.pid, message: e.message };
+    case 'dropped':
+      return { event: 'dropped', id: e.id, pid: e.pid, count: e.count };
+    case 'ended':
+      return undefined;
+  }
+}
+
+/** `app/handler.lua:42 if n > 3` / `… log "n={n}"`, for lists. */
+export function describeSpec(spec: Debugger.BreakpointSpec): { location: string; condition: string } {
+  const cond = [spec.condition ? `if ${spec.condition}` : '', spec.log ? `log ${JSON.stringify(spec.log)}` : ''].filter(Boolean).join(' ');
+  return { location: `${spec.url}:${spec.line}`, condition: cond || '-' };
+}

@@ -1,0 +1,347 @@
+// The desired breakpoints of one session. Ids are chosen here and are the same on every worker;
+// each breakpoint is set on every attached worker and on every worker that attaches later (the
+// new workers of a master after `nginx -s reload`). Per-worker state (armed/pending/disabled,
+// hits, drops) is kept from the agents' answers and events, and the agents' Debugger events are
+// relayed to listeners with the worker pid. --count is a total across workers and --timeout a
+// deadline for the whole breakpoint: both are enforced here, so a worker that joins late gets
+// what is left of them. Set, remove and re-apply go through one promise chain.
+import { debuglog } from 'node:util';
+import { AgentError, ProbeError } from './errors.js';
+import type { Commands, Debugger, Events, Target } from './protocol-types.js';
+
+const trace = debuglog('nffi');
+
+export const DEFAULT_TIMEOUT_MS = 600_000;
+/** setTimeout's limit; longer timeouts are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** What Breakpoints needs of a Session (a fake one in unit tests). */
+export interface BreakpointSession {
+  targets(): Target.TargetInfo[];
+  call<M extends keyof Commands>(pid: number, method: M, params?: Commands[M]['params']): Promise<Commands[M]['result']>;
+  onTargetEvent(listener: <E extends 'Target.attachedToTarget' | 'Target.detachedFromTarget'>(method: E, params: Events[E]) => void): void;
+  onAgentEvent(listener: (pid: number, method: string, params: unknown) => void): void;
+}
+
+/** One breakpoint on one worker. `failed`: the worker refused it; `removed`: the agent dropped it. */
+export interface WorkerBreakpoint {
+  pid: number;
+  state: Debugger.Breakpoint['state'] | 'failed' | 'removed';
+  source?: string;
+  line?: number;
+  moved_from?: number;
+  hits: number;
+  dropped: number;
+  error?: string;
+  reason?: string;
+}
+
+export interface BreakpointInfo {
+  id: number;
+  spec: Debugger.BreakpointSpec;
+  /** Unix time (ms) the breakpoint expires. */
+  expires: number;
+  hits: number;
+  dropped: number;
+  workers: WorkerBreakpoint[];
+}
+
+/** Events for front ends: the agents' Debugger events with the pid, and `ended` when the
+ * breakpoint leaves the set (deleted, count reached, timed out, removed by every agent). */
+export type BreakpointEvent =
+  | ({ event: 'hit' } & Debugger.HitEvent)
+  | { event: 'armed'; id: number; pid: number; state: WorkerBreakpoint['state']; source?: string; line?: number; moved_from?: number }
+  | { event: 'removed'; id: number; pid: number; reason: string }
+  | { event: 'error'; id: number; pid: number; message: string }
+  | { event: 'dropped'; id: number; pid: number; count: number }
+  | { event: 'ended'; id: number; reason: string };
+
+export type BreakpointListener = (e: BreakpointEvent) => void;
+
+export interface SetResult {
+  id: number;
+  workers: WorkerBreakpoint[];
+}
+
+interface Entry {
+  id: number;
+  spec: Debugger.BreakpointSpec;
+  expires: number;
+  hits: number;
+  dropped: number;
+  workers: Map<number, WorkerBreakpoint>;
+  timer?: NodeJS.Timeout;
+}
+
+const ACTIVE = new Set<WorkerBreakpoint['state']>(['armed', 'pending', 'disabled']);
+
+/** The agent's own words for a refusal, else the whole message. */
+function reason(err: unknown): string {
+  if (err instanceof AgentError && err.agentMessage) return err.agentMessage;
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class Breakpoints {
+  private readonly entries = new Map<number, Entry>();
+  private readonly listeners: BreakpointListener[] = [];
+  private chain: Promise<unknown> = Promise.resolve();
+  private nextId = 1;
+
+  constructor(private readonly session: BreakpointSession) {
+    session.onTargetEvent((method, params) => {
+      if (method === 'Target.attachedToTarget') {
+        const pid = (params as Target.AttachedToTargetEvent).target.pid;
+        void this.serial(() => this.applyAll(pid)).catch((err) => trace('re-apply to %d: %s', pid, err));
+      } else {
+        const pid = (params as Target.DetachedFromTargetEvent).pid;
+        for (const e of this.entries.values()) e.workers.delete(pid);
+      }
+    });
+    session.onAgentEvent((pid, method, params) => this.onAgentEvent(pid, method, params));
+  }
+
+  onEvent(listener: BreakpointListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  /** Set on every attached worker. Rejects (ProbeError) when no worker accepted the spec. */
+  set(spec: Debugger.BreakpointSpec): Promise<SetResult> {
+    return this.serial(async () => {
+      const timeout = spec.timeout_ms ?? DEFAULT_TIMEOUT_MS;
+      if (!(timeout > 0)) throw new ProbeError('the timeout must be positive');
+      if (spec.count !== undefined && !(spec.count > 0)) throw new ProbeError('the count must be positive');
+      const e: Entry = { id: this.nextId++, spec: { ...spec, timeout_ms: timeout }, expires: Date.now() + timeout, hits: 0, dropped: 0, workers: new Map() };
+      const pids = this.session.targets().filter((t) => t.attached).map((t) => t.pid);
+      if (pids.length === 0) throw new ProbeError('no worker is attached');
+      this.entries.set(e.id, e);
+      const results = await Promise.all(pids.map((pid) => this.applyOne(e, pid, false)));
+      if (results.every((w) => w.state === 'failed')) {
+        this.entries.delete(e.id);
+        const msgs = [...new Set(results.map((w) => w.error))];
+        throw new ProbeError(msgs.length === 1 ? msgs[0]! : results.map((w) => `worker ${w.pid}: ${w.error}`).join('; '), 'REJECTED');
+      }
+      for (const w of results) this.emitState(e, w);
+      this.schedule(e);
+      return { id: e.id, workers: results.map((w) => ({ ...w })) };
+    });
+  }
+
+  /** Remove everywhere. Rejects when there is no such breakpoint. */
+  remove(id: number, why = 'deleted'): Promise<void> {
+    return this.serial(async () => {
+      if (!this.entries.has(id)) throw new ProbeError(`no breakpoint ${id}`, 'NOTFOUND');
+      await this.drop(id, why);
+    });
+  }
+
+  /** Remove every breakpoint (a front end going away). */
+  clear(why = 'deleted'): Promise<void> {
+    return this.serial(async () => {
+      for (const id of [...this.entries.keys()]) await this.drop(id, why);
+    });
+  }
+
+  /** One breakpoint as last known (no round trip to the agents). */
+  get(id: number): BreakpointInfo | undefined {
+    const e = this.entries.get(id);
+    return e ? this.info(e) : undefined;
+  }
+
+  /** The set, with the per-worker states refreshed from the agents when they answer. */
+  async list(): Promise<BreakpointInfo[]> {
+    if (this.entries.size > 0) await this.refresh();
+    return [...this.entries.values()].map((e) => this.info(e));
+  }
+
+  /** A worker's view of one breakpoint, as the Debugger domain describes it. */
+  static view(info: BreakpointInfo, w?: WorkerBreakpoint): Debugger.Breakpoint {
+    const state = w && ACTIVE.has(w.state) ? (w.state as Debugger.Breakpoint['state']) : 'disabled';
+    const b: Debugger.Breakpoint = { id: info.id, spec: info.spec, state, hits: w?.hits ?? info.hits, dropped: w?.dropped ?? info.dropped };
+    const at = w ?? info.workers.find((x) => x.source);
+    if (at?.source !== undefined) b.source = at.source;
+    if (at?.line !== undefined) b.line = at.line;
+    return b;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private emit(e: BreakpointEvent): void {
+    for (const l of [...this.listeners]) l(e);
+  }
+
+  private emitState(e: Entry, w: WorkerBreakpoint): void {
+    if (w.state === 'failed') return this.emit({ event: 'error', id: e.id, pid: w.pid, message: w.error ?? 'refused' });
+    const ev: BreakpointEvent = { event: 'armed', id: e.id, pid: w.pid, state: w.state };
+    if (w.source !== undefined) ev.source = w.source;
+    if (w.line !== undefined) ev.line = w.line;
+    if (w.moved_from !== undefined) ev.moved_from = w.moved_from;
+    this.emit(ev);
+  }
+
+  /** What is left of count and timeout, for a worker that gets the breakpoint now. */
+  private specNow(e: Entry): Debugger.BreakpointSpec {
+    const spec = { ...e.spec, timeout_ms: Math.max(1, Math.round(e.expires - Date.now())) };
+    if (e.spec.count !== undefined) spec.count = Math.max(1, e.spec.count - e.hits);
+    return spec;
+  }
+
+  private async applyOne(e: Entry, pid: number, announce: boolean): Promise<WorkerBreakpoint> {
+    let w: WorkerBreakpoint;
+    try {
+      const r = await this.session.call(pid, 'Debugger.setBreakpoint', { spec: this.specNow(e), id: e.id });
+      const b = r.breakpoint;
+      w = { pid, state: b?.state ?? 'armed', hits: 0, dropped: 0 };
+      if (b?.source !== undefined) w.source = b.source;
+      if (b?.line !== undefined) w.line = b.line;
+      if (r.moved_from !== undefined) w.moved_from = r.moved_from;
+    } catch (err) {
+      w = { pid, state: 'failed', hits: 0, dropped: 0, error: reason(err) };
+    }
+    // A breakpoint removed while the call was out: do not leave it on this worker.
+    if (!this.entries.has(e.id)) {
+      if (w.state !== 'failed') await this.session.call(pid, 'Debugger.removeBreakpoint', { id: e.id }).catch(() => undefined);
+      return w;
+    }
+    // Hits that overtook the answer were counted already.
+    const early = e.workers.get(pid);
+    if (early) Object.assign(w, { hits: early.hits, dropped: early.dropped });
+    e.workers.set(pid, w);
+    if (announce) this.emitState(e, w);
+    return w;
+  }
+
+  private async applyAll(pid: number): Promise<void> {
+    for (const e of [...this.entries.values()]) {
+      if (e.workers.has(pid)) continue;
+      if (Date.now() >= e.expires) {
+        await this.drop(e.id, 'timeout');
+        continue;
+      }
+      await this.applyOne(e, pid, true);
+    }
+  }
+
+  private schedule(e: Entry): void {
+    const left = e.expires - Date.now();
+    e.timer = setTimeout(() => {
+      if (Date.now() < e.expires) return this.schedule(e);
+      void this.serial(async () => {
+        if (this.entries.get(e.id) === e) await this.drop(e.id, 'timeout');
+      });
+    }, Math.min(Math.max(0, left), MAX_TIMER_MS));
+    e.timer.unref();
+  }
+
+  /** Take `id` out of the set and off every worker; inside the chain. */
+  private async drop(id: number, why: string): Promise<void> {
+    const e = this.entries.get(id);
+    if (!e) return;
+    this.entries.delete(id);
+    if (e.timer) clearTimeout(e.timer);
+    const on = [...e.workers.values()].filter((w) => ACTIVE.has(w.state));
+    await Promise.all(on.map(async (w) => {
+      try {
+        await this.session.call(w.pid, 'Debugger.removeBreakpoint', { id });
+      } catch (err) {
+        trace('removeBreakpoint %d on %d: %s', id, w.pid, reason(err));
+      }
+      w.state = 'removed';
+      w.reason = why;
+      this.emit({ event: 'removed', id, pid: w.pid, reason: why });
+    }));
+    this.emit({ event: 'ended', id, reason: why });
+  }
+
+  private async refresh(): Promise<void> {
+    const pids = this.session.targets().filter((t) => t.attached).map((t) => t.pid);
+    await Promise.all(pids.map(async (pid) => {
+      let got: Debugger.Breakpoint[];
+      try {
+        const r = await this.session.call(pid, 'Debugger.getBreakpoints', {});
+        got = Array.isArray(r.breakpoints) ? r.breakpoints : [];
+      } catch {
+        return; // keep what the events said
+      }
+      for (const b of got) {
+        const w = this.entries.get(b.id)?.workers.get(pid);
+        if (!w || !ACTIVE.has(w.state)) continue;
+        w.state = b.state;
+        if (typeof b.hits === 'number') w.hits = Math.max(w.hits, b.hits);
+        if (typeof b.dropped === 'number') w.dropped = Math.max(w.dropped, b.dropped);
+        if (b.source !== undefined) w.source = b.source;
+        if (b.line !== undefined) w.line = b.line;
+      }
+    }));
+  }
+
+  private info(e: Entry): BreakpointInfo {
+    const workers = [...e.workers.values()].sort((a, b) => a.pid - b.pid).map((w) => ({ ...w }));
+    return { id: e.id, spec: { ...e.spec }, expires: e.expires, hits: e.hits, dropped: e.dropped, workers };
+  }
+
+  private onAgentEvent(pid: number, method: string, params: unknown): void {
+    if (!method.startsWith('Debugger.')) return;
+    const p = (params ?? {}) as { id?: unknown };
+    const id = method === 'Debugger.armed' ? (params as Debugger.ArmedEvent)?.breakpoint?.id : p.id;
+    const e = typeof id === 'number' ? this.entries.get(id) : undefined;
+    if (!e) return; // removed already, or not ours
+    // The agent announces what setBreakpoint answers: the answer, still in flight, says it.
+    if (method === 'Debugger.armed' && !e.workers.has(pid)) return;
+    const w = e.workers.get(pid) ?? { pid, state: 'armed', hits: 0, dropped: 0 };
+    e.workers.set(pid, w);
+    switch (method) {
+      case 'Debugger.hit': return this.onHit(e, w, params as Debugger.HitEvent);
+      case 'Debugger.armed': {
+        const b = (params as Debugger.ArmedEvent).breakpoint;
+        if (w.state === b.state && w.line === b.line && w.source === b.source) return;
+        Object.assign(w, { state: b.state }, b.source !== undefined ? { source: b.source } : {}, b.line !== undefined ? { line: b.line } : {});
+        return this.emitState(e, w);
+      }
+      case 'Debugger.removed': {
+        const why = String((params as Debugger.RemovedEvent).reason ?? 'removed');
+        w.state = 'removed';
+        w.reason = why;
+        this.emit({ event: 'removed', id: e.id, pid, reason: why });
+        // Every agent let go on its own (its timeout, or errors): the breakpoint is over.
+        if (why !== 'detach' && ![...e.workers.values()].some((x) => ACTIVE.has(x.state))) {
+          void this.serial(() => this.drop(e.id, why));
+        }
+        return;
+      }
+      case 'Debugger.error': {
+        const message = String((params as Debugger.ErrorEvent).message ?? 'error');
+        w.error = message;
+        return this.emit({ event: 'error', id: e.id, pid, message });
+      }
+      case 'Debugger.dropped': {
+        const count = Number((params as Debugger.DroppedEvent).count) || 0;
+        w.dropped += count;
+        e.dropped += count;
+        return this.emit({ event: 'dropped', id: e.id, pid, count });
+      }
+      default:
+        return;
+    }
+  }
+
+  private onHit(e: Entry, w: WorkerBreakpoint, hit: Debugger.HitEvent): void {
+    const count = e.spec.count;
+    if (count !== undefined && e.hits >= count) return; // in flight when the count was reached
+    e.hits++;
+    w.hits++;
+    this.emit({ ...hit, event: 'hit', id: e.id, pid: w.pid });
+    if (count !== undefined && e.hits >= count) {
+      void this.serial(async () => {
+        if (this.entries.get(e.id) === e) await this.drop(e.id, 'count');
+      });
+    }
+  }
+}
