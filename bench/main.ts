@@ -1,11 +1,13 @@
 // `npm run bench -- [suite...]`: runs the named benchmark suites (all when none
 // is named) and prints their side-by-side tables.
 import { runAttachBench } from './attach.js';
+import { runBreakpointsBench } from './breakpoints.js';
 import { runFfiBench } from './ffi.js';
 
 const suites: Record<string, () => Promise<void>> = {
   ffi: runFfiBench,
   attach: runAttachBench,
+  breakpoints: runBreakpointsBench,
 };
 
 async function main(): Promise<void> {

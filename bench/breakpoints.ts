@@ -1,0 +1,97 @@
+// What an armed breakpoint costs, side by side in one run: req/s of a JIT-heavy and an
+// interpreter-heavy handler with no hook, with a breakpoint armed on a line they never
+// run, and with lua-resty-inspect's way (a Lua line hook calling debug.getinfo per
+// line); and the cost of one hit (a frame with 10 locals), timed inside the worker.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Breakpoints } from '../probe/breakpoints.js';
+import { Session } from '../probe/session.js';
+import { startNginx, type NginxInstance } from '../scripts/nginx-instance.js';
+import { formatTable } from '../cli/format/table.js';
+import { wrk } from './wrk.js';
+
+const BENCH_LUA = fileURLToPath(new URL('../../bench/lua', import.meta.url));
+const FILE = 'bench_bp.lua';
+const ROUNDS = 3;
+const SECONDS = 3;
+
+function lineOf(marker: string): number {
+  return readFileSync(`${BENCH_LUA}/${FILE}`, 'utf8').split('\n').findIndex((l) => l.includes(marker)) + 1;
+}
+
+const HTTP = `
+init_worker_by_lua_block { require("nffi.inspect").start() }
+server {
+    listen 127.0.0.1:$PORT;
+    location = /jit { content_by_lua_block { require("bench_bp").jit_heavy() } }
+    location = /interp { content_by_lua_block { require("bench_bp").interp_heavy() } }
+    location = /hitloop { content_by_lua_block { require("bench_bp").hit_loop() } }
+    location = /inspect_on { content_by_lua_block { require("bench_bp").resty_inspect(true) } }
+    location = /inspect_off { content_by_lua_block { require("bench_bp").resty_inspect(false) } }
+}`;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function get(nginx: NginxInstance, path: string): Promise<string> {
+  const res = await fetch(nginx.url(path));
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${path}: ${res.status} ${text}`);
+  return text;
+}
+
+async function withBreakpoint<T>(bps: Breakpoints, line: number, fn: () => Promise<T>): Promise<T> {
+  const { id } = await bps.set({ url: FILE, line, rate: 1e6, count: 1e9, timeout_ms: 600_000 });
+  try {
+    return await fn();
+  } finally {
+    await bps.remove(id);
+  }
+}
+
+async function reqPerSec(nginx: NginxInstance, bps: Breakpoints, path: string): Promise<string[]> {
+  const runs: Record<string, number[]> = { none: [], armed: [], resty: [] };
+  let errors = 0;
+  const measure = async (key: string) => {
+    const r = await wrk(nginx.url(path), { seconds: SECONDS, connections: 16, cpu: 1 });
+    runs[key]!.push(r.rps);
+    errors += r.errors;
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    await measure('none');
+    await withBreakpoint(bps, lineOf('BP-NEVER'), () => measure('armed'));
+    await get(nginx, '/inspect_on');
+    try { await measure('resty'); } finally { await get(nginx, '/inspect_off'); }
+  }
+  const none = median(runs.none!), armed = median(runs.armed!), resty = median(runs.resty!);
+  return [path, none.toFixed(0), armed.toFixed(0), `${((1 - armed / none) * 100).toFixed(1)}%`,
+    resty.toFixed(0), `${(none / resty).toFixed(1)}×`, String(errors)];
+}
+
+async function hitCost(nginx: NginxInstance, bps: Breakpoints): Promise<string[]> {
+  const perCall = async () => {
+    const xs: number[] = [];
+    for (let i = 0; i < 5; i++) xs.push(Number((await get(nginx, '/hitloop?n=2000')).split(' ')[0]));
+    return Math.min(...xs);
+  };
+  const plain = await perCall();
+  const armed = await withBreakpoint(bps, lineOf('BP-HIT'), perCall);
+  return [plain.toFixed(2), armed.toFixed(2), (armed - plain).toFixed(1)];
+}
+
+export async function runBreakpointsBench(): Promise<void> {
+  const nginx = await startNginx({ workers: 1, main: 'worker_cpu_affinity 01;', luaPath: [BENCH_LUA], http: HTTP });
+  const session = await Session.open(nginx.masterPid);
+  try {
+    const bps = new Breakpoints(session);
+    const rows = [await reqPerSec(nginx, bps, '/jit'), await reqPerSec(nginx, bps, '/interp')];
+    process.stdout.write(`\n== breakpoints: req/s, median of ${ROUNDS} wrk runs of ${SECONDS} s (worker on CPU 0, wrk on CPU 1)\n`);
+    process.stdout.write(formatTable(
+      ['handler', 'no hook', 'armed elsewhere', 'loss', 'resty-inspect way', 'slower', 'errors'], rows) + '\n');
+    const hit = await hitCost(nginx, bps);
+    process.stdout.write('\n== one hit: a frame with 10 locals, µs per call timed inside the worker\n');
+    process.stdout.write(formatTable(['no breakpoint', 'breakpoint on the line', 'cost per hit µs'], [hit]) + '\n');
+  } finally {
+    await session.close();
+    await nginx.stop();
+  }
+}
