@@ -8,11 +8,17 @@ import { UsageError } from './errors.js';
 
 export interface Location {
   url: string;
-  line: number;
+  line?: number;
 }
 
 export function parseLocation(text: string): Location {
-  if (/^ffi:/.test(text)) throw new UsageError(`task breakpoints (${text}) are not supported yet`);
+  if (/^ffi:/.test(text)) {
+    // ffi:RUNTIME.METHOD, either part `*` (or a glob); the method is after the last '.'
+    if (!/^ffi:[^.\s]+(?:\.[^.\s]+)*\.[^.\s]+$/.test(text)) {
+      throw new UsageError(`invalid task breakpoint '${text}' (expected ffi:RUNTIME.METHOD, e.g. ffi:echo.* or ffi:*.*)`);
+    }
+    return { url: text };
+  }
   const at = text.lastIndexOf(':');
   const url = at > 0 ? text.slice(0, at) : '';
   const line = at > 0 ? text.slice(at + 1) : '';

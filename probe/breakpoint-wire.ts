@@ -15,7 +15,7 @@ export function toWire(e: BreakpointEvent, info?: BreakpointInfo): WireEvent {
   const { event, ...rest } = e;
   switch (e.event) {
     case 'armed': {
-      const w = { pid: e.pid, state: e.state, source: e.source, line: e.line, hits: 0, dropped: 0 };
+      const w = { pid: e.pid, state: e.state, source: e.source, line: e.line, original: e.original, hits: 0, dropped: 0 };
       const base: BreakpointInfo = info ?? { id: e.id, spec: { url: e.source ?? '?', line: e.line ?? 0 }, expires: 0, hits: 0, dropped: 0, workers: [] };
       const known = info?.workers.find((x) => x.pid === e.pid);
       const breakpoint = Breakpoints.view(base, known ? { ...known, ...w, hits: known.hits, dropped: known.dropped } : w);
@@ -41,6 +41,7 @@ export function fromWire(method: string, params: unknown): BreakpointEvent | und
       const e: BreakpointEvent = { event: 'armed', id: b.id, pid: Number(p.pid), state: b.state };
       if (b.source !== undefined) e.source = b.source;
       if (b.line !== undefined) e.line = b.line;
+      if (b.original !== undefined) e.original = b.original;
       if (typeof p.moved_from === 'number') e.moved_from = p.moved_from;
       return e;
     }

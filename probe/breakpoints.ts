@@ -7,7 +7,8 @@
 // what is left of them. Set, remove and re-apply go through one promise chain.
 import { debuglog } from 'node:util';
 import { AgentError, ProbeError } from './errors.js';
-import type { Commands, Debugger, Events, Target } from './protocol-types.js';
+import type { Commands, Debugger, Events, Lua, Target } from './protocol-types.js';
+import { mayBeOriginal, SourceMaps, type Resolution } from './source-maps.js';
 
 const trace = debuglog('nffi');
 
@@ -30,6 +31,8 @@ export interface WorkerBreakpoint {
   source?: string;
   line?: number;
   moved_from?: number;
+  /** Through a source map: the original position of source:line. */
+  original?: Debugger.OriginalPosition;
   hits: number;
   dropped: number;
   error?: string;
@@ -50,7 +53,7 @@ export interface BreakpointInfo {
  * breakpoint leaves the set (deleted, count reached, timed out, removed by every agent). */
 export type BreakpointEvent =
   | ({ event: 'hit' } & Debugger.HitEvent)
-  | { event: 'armed'; id: number; pid: number; state: WorkerBreakpoint['state']; source?: string; line?: number; moved_from?: number }
+  | { event: 'armed'; id: number; pid: number; state: WorkerBreakpoint['state']; source?: string; line?: number; moved_from?: number; original?: Debugger.OriginalPosition }
   | { event: 'removed'; id: number; pid: number; reason: string }
   | { event: 'error'; id: number; pid: number; message: string }
   | { event: 'dropped'; id: number; pid: number; count: number }
@@ -71,6 +74,8 @@ interface Entry {
   dropped: number;
   workers: Map<number, WorkerBreakpoint>;
   timer?: NodeJS.Timeout;
+  /** FILE:LINE named an original source: the generated chunk and line armed instead. */
+  target?: Resolution;
 }
 
 const ACTIVE = new Set<WorkerBreakpoint['state']>(['armed', 'pending', 'disabled']);
@@ -86,6 +91,8 @@ export class Breakpoints {
   private readonly listeners: BreakpointListener[] = [];
   private chain: Promise<unknown> = Promise.resolve();
   private nextId = 1;
+  /** Source maps of the chunks breakpoints and hits name. */
+  readonly maps = new SourceMaps();
 
   constructor(private readonly session: BreakpointSession) {
     session.onTargetEvent((method, params) => {
@@ -117,6 +124,10 @@ export class Breakpoints {
       const e: Entry = { id: this.nextId++, spec: { ...spec, timeout_ms: timeout }, expires: Date.now() + timeout, hits: 0, dropped: 0, workers: new Map() };
       const pids = this.session.targets().filter((t) => t.attached).map((t) => t.pid);
       if (pids.length === 0) throw new ProbeError('no worker is attached');
+      if (spec.line !== undefined && mayBeOriginal(spec.url)) {
+        const target = await this.viaSourceMap(spec.url, spec.line, pids);
+        if (target) e.target = target;
+      }
       this.entries.set(e.id, e);
       const results = await Promise.all(pids.map((pid) => this.applyOne(e, pid, false)));
       if (results.every((w) => w.state === 'failed')) {
@@ -164,6 +175,7 @@ export class Breakpoints {
     const at = w ?? info.workers.find((x) => x.source);
     if (at?.source !== undefined) b.source = at.source;
     if (at?.line !== undefined) b.line = at.line;
+    if (at?.original !== undefined) b.original = at.original;
     return b;
   }
 
@@ -183,12 +195,14 @@ export class Breakpoints {
     if (w.source !== undefined) ev.source = w.source;
     if (w.line !== undefined) ev.line = w.line;
     if (w.moved_from !== undefined) ev.moved_from = w.moved_from;
+    if (w.original !== undefined) ev.original = w.original;
     this.emit(ev);
   }
 
   /** What is left of count and timeout, for a worker that gets the breakpoint now. */
   private specNow(e: Entry): Debugger.BreakpointSpec {
     const spec = { ...e.spec, timeout_ms: Math.max(1, Math.round(e.expires - Date.now())) };
+    if (e.target) Object.assign(spec, { url: e.target.url, line: e.target.line });
     if (e.spec.count !== undefined) spec.count = Math.max(1, e.spec.count - e.hits);
     return spec;
   }
@@ -202,6 +216,7 @@ export class Breakpoints {
       if (b?.source !== undefined) w.source = b.source;
       if (b?.line !== undefined) w.line = b.line;
       if (r.moved_from !== undefined) w.moved_from = r.moved_from;
+      await this.withOriginal(e, w);
     } catch (err) {
       w = { pid, state: 'failed', hits: 0, dropped: 0, error: reason(err) };
     }
@@ -287,6 +302,55 @@ export class Breakpoints {
     return { id: e.id, spec: { ...e.spec }, expires: e.expires, hits: e.hits, dropped: e.dropped, workers };
   }
 
+  /** FILE names an original source in the source map of a loaded chunk: where to arm instead.
+   * Undefined when no map names it (FILE goes to the agents as it is). */
+  private async viaSourceMap(url: string, line: number, pids: number[]): Promise<Resolution | undefined> {
+    const scripts = new Map<string, string>();
+    await Promise.all(pids.map(async (pid) => {
+      try {
+        const r = await this.session.call(pid, 'Debugger.getScripts', {});
+        for (const s of Array.isArray(r.scripts) ? r.scripts : []) if (!scripts.has(s.source)) scripts.set(s.source, cwdOf(pid));
+      } catch (err) {
+        trace('getScripts on %d: %s', pid, reason(err)); // an older agent: no source maps
+      }
+    }));
+    try {
+      const list = [...scripts].map(([source, cwd]) => ({ source, cwd }));
+      const r = await this.maps.resolve(url, line, list);
+      if (r) trace('bp %s:%d -> %s:%d', url, line, r.url, r.line);
+      return r;
+    } catch (err) {
+      throw new ProbeError((err as Error).message, 'REJECTED');
+    }
+  }
+
+  /** Fill in w.original (and the original moved_from) from the source map of w.source. */
+  private async withOriginal(e: Entry, w: WorkerBreakpoint): Promise<void> {
+    if (w.source === undefined || w.line === undefined) return;
+    const map = await this.maps.load(w.source, cwdOf(w.pid)).catch(() => undefined);
+    const original = map?.original(w.line) ?? (e.target && w.line === e.target.line ? e.target.original : undefined);
+    if (!original) return;
+    w.original = original;
+    if (e.target) {
+      if (e.target.moved_from !== undefined) w.moved_from = e.target.moved_from;
+      else if (original.line === e.spec.line) delete w.moved_from;
+      else w.moved_from = e.spec.line;
+    }
+  }
+
+  /** The hit with the original positions of its location and frames, where maps cover them. */
+  private originals(hit: Debugger.HitEvent, pid: number): Debugger.HitEvent {
+    const cwd = cwdOf(pid);
+    const top = this.maps.original(hit.source, hit.line, cwd);
+    const frames = Array.isArray(hit.frames)
+      ? hit.frames.map((f: Lua.Frame) => {
+        const o = f.line >= 0 && typeof f.source === 'string' ? this.maps.original(f.source, f.line, cwd) : undefined;
+        return o ? { ...f, original: o } : f;
+      })
+      : hit.frames;
+    return top ? { ...hit, frames, original: top } : { ...hit, frames };
+  }
+
   private onAgentEvent(pid: number, method: string, params: unknown): void {
     if (!method.startsWith('Debugger.')) return;
     const p = (params ?? {}) as { id?: unknown };
@@ -303,7 +367,7 @@ export class Breakpoints {
         const b = (params as Debugger.ArmedEvent).breakpoint;
         if (w.state === b.state && w.line === b.line && w.source === b.source) return;
         Object.assign(w, { state: b.state }, b.source !== undefined ? { source: b.source } : {}, b.line !== undefined ? { line: b.line } : {});
-        return this.emitState(e, w);
+        return void this.withOriginal(e, w).then(() => this.emitState(e, w));
       }
       case 'Debugger.removed': {
         const why = String((params as Debugger.RemovedEvent).reason ?? 'removed');
@@ -337,11 +401,16 @@ export class Breakpoints {
     if (count !== undefined && e.hits >= count) return; // in flight when the count was reached
     e.hits++;
     w.hits++;
-    this.emit({ ...hit, event: 'hit', id: e.id, pid: w.pid });
+    this.emit({ ...this.originals(hit, w.pid), event: 'hit', id: e.id, pid: w.pid });
     if (count !== undefined && e.hits >= count) {
       void this.serial(async () => {
         if (this.entries.get(e.id) === e) await this.drop(e.id, 'count');
       });
     }
   }
+}
+
+/** Where a worker's relative chunk names (a relative lua_package_path) are rooted. */
+function cwdOf(pid: number): string {
+  return `/proc/${pid}/cwd`;
 }

@@ -79,6 +79,8 @@ export namespace Lua {
     /** Current line, -1 for C functions */
     line: number;
     what: "Lua" | "C" | "main" | "tail";
+    /** Where the line comes from in the original source, when a source map covers the chunk (probe-added) */
+    original?: Debugger.OriginalPosition;
   }
   /** A captured value, read raw (no metamethods, no __tostring). Tables are bounded (default 2 levels, 50 keys, strings 256 bytes). */
   export interface Value {
@@ -207,9 +209,10 @@ export namespace FFI {
 /** Breakpoints that never stop the worker: each hit takes a bounded snapshot (or renders a log message) and the request goes on. Served by the agent; the probe keeps the desired set and re-applies it to new workers. */
 export namespace Debugger {
   export interface BreakpointSpec {
-    /** FILE: path suffix of the chunk source (handler.lua, app/handler.lua, /abs/path.lua) or a chunk name like =content_by_lua(nginx.conf:40) */
+    /** FILE: path suffix of the chunk source (handler.lua, app/handler.lua, /abs/path.lua) or a chunk name like =content_by_lua(nginx.conf:40); or ffi:RUNTIME.METHOD (either part may be * or a glob) for a task breakpoint on the FFI queue, fired on enqueue and on resume */
     url: string;
-    line: number;
+    /** Required for FILE; none for ffi:RUNTIME.METHOD */
+    line?: number;
     /** Side-effect-free Lua expression over locals, upvalues, globals and request reads */
     condition?: string;
     /** Logpoint template: 'n={n} user={ctx.user}' */
@@ -232,6 +235,53 @@ export namespace Debugger {
     line?: number;
     hits: number;
     dropped: number;
+    /** For a breakpoint set on an original source (FILE:LINE through a source map): the original position it armed on (probe-added) */
+    original?: OriginalPosition;
+  }
+  /** The task part of a task breakpoint hit: on enqueue the request, on resume the outcome and latencies */
+  export interface TaskHit {
+    phase: "enqueue" | "resume";
+    runtime: string;
+    method: string;
+    /** enqueue: request bytes */
+    req_len?: number;
+    /** enqueue: the first 256 bytes of the request */
+    req_preview?: string;
+    /** resume: the call's first result */
+    ok?: boolean;
+    /** resume: the runtime's rc; none when no response came (timeout, queue full) */
+    rc?: number;
+    /** resume: the error (the response body for rc ~= 0, else timeout, queue full, ...) */
+    err?: string;
+    res_len?: number;
+    /** resume: the first 256 bytes of the response */
+    res_preview?: string;
+    /** resume: from the task's timestamps (none when libnffi is built without instrumentation) */
+    latency_ms?: TaskLatency;
+  }
+  export interface TaskLatency {
+    /** polled - enqueued */
+    queue: number;
+    /** responded - polled */
+    service: number;
+    /** resumed - responded */
+    wakeup: number;
+    /** resumed - enqueued */
+    total: number;
+  }
+  /** A position in the original source of a generated Lua chunk (e.g. TypeScriptToLua's handler.ts), from the chunk's source map */
+  export interface OriginalPosition {
+    /** Path of the original source as the map names it, resolved against the map's directory */
+    source: string;
+    line: number;
+  }
+  /** A loaded Lua chunk */
+  export interface Script {
+    /** Chunk name without the leading '@' (a file path), or a '=name' chunk name */
+    source: string;
+    /** Lines spanned by the chunk's functions the walk reached (the main chunk's own function is usually collected after it ran) */
+    first_line?: number;
+    last_line?: number;
   }
   export interface SetBreakpointParams {
     spec: BreakpointSpec;
@@ -251,6 +301,11 @@ export namespace Debugger {
   export interface GetBreakpointsResult {
     breakpoints: Breakpoint[];
   }
+  /** The chunks of the Lua code loaded in the worker (a sliced walk), for source-map lookups */
+  export interface GetScriptsParams {}
+  export interface GetScriptsResult {
+    scripts: Script[];
+  }
   export interface HitEvent {
     id: number;
     pid: number;
@@ -266,6 +321,10 @@ export namespace Debugger {
     /** For a logpoint, instead of locals */
     message?: string;
     request?: Lua.Request;
+    /** For a task breakpoint (ffi:RUNTIME.METHOD): the task; source, line and frames are then the caller of rt:method(...) */
+    task?: TaskHit;
+    /** The original position of source:line when a source map covers it (probe-added; the frames carry theirs) */
+    original?: OriginalPosition;
   }
   export interface ArmedEvent {
     breakpoint: Breakpoint;
@@ -307,6 +366,7 @@ export interface Commands {
   'Debugger.setBreakpoint': { params: Debugger.SetBreakpointParams; result: Debugger.SetBreakpointResult };
   'Debugger.removeBreakpoint': { params: Debugger.RemoveBreakpointParams; result: Debugger.RemoveBreakpointResult };
   'Debugger.getBreakpoints': { params: Debugger.GetBreakpointsParams; result: Debugger.GetBreakpointsResult };
+  'Debugger.getScripts': { params: Debugger.GetScriptsParams; result: Debugger.GetScriptsResult };
 }
 
 /** Every event: "Domain.event" → its params. */

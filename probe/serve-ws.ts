@@ -56,8 +56,8 @@ const invalid = (message: string): Error => Object.assign(new ProbeError(message
 
 function specOf(params: unknown): Debugger.BreakpointSpec {
   const spec = (params as { spec?: Debugger.BreakpointSpec } | undefined)?.spec;
-  if (!spec || typeof spec.url !== 'string' || !Number.isInteger(spec.line)) {
-    throw invalid('setBreakpoint needs spec: {url: string, line: integer, ...}');
+  if (!spec || typeof spec.url !== 'string' || (!Number.isInteger(spec.line) && !spec.url.startsWith('ffi:'))) {
+    throw invalid('setBreakpoint needs spec: {url: string, line: integer, ...} (no line for ffi:RUNTIME.METHOD)');
   }
   return spec;
 }

@@ -28,8 +28,13 @@ describe('FILE:LINE', () => {
       expect(() => parseLocation(text)).toThrow(UsageError);
     });
 
-  it('names task breakpoints as not supported yet', () => {
-    expect(() => parseLocation('ffi:rt.method')).toThrow(/task breakpoints .* not supported yet/);
+  it.each(['ffi:rt.method', 'ffi:*.*', 'ffi:slow.*', 'ffi:*.echo', 'ffi:echo#2.x', 'ffi:my.rt.method'])(
+    'task breakpoint %s: the url as it is, no line', (text) => {
+      expect(parseLocation(text)).toEqual({ url: text });
+    });
+
+  it.each(['ffi:', 'ffi:rt', 'ffi:rt.', 'ffi:.m', 'ffi:a b.c'])('task breakpoint %j is a usage error', (text) => {
+    expect(() => parseLocation(text)).toThrow(/expected ffi:RUNTIME\.METHOD/);
   });
 });
 

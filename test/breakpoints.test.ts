@@ -120,6 +120,22 @@ describe('JIT-compiled code', () => {
     }
   });
 
+  it('a compiled loop elsewhere keeps running compiled while a breakpoint is armed', async () => {
+    const before = await statusAll();
+    const { id } = await setBp({ url: APP, line: L.locals, rate: 1e9 });
+    await runBoth('/hot?n=10000');
+    const after = await statusAll();
+    for (const [pid, s] of after) {
+      expect(s.hook).toBe(true);
+      // the trace compiled before arming still runs: not flushed, never re-recorded
+      expect(s.ops.hot, `worker ${pid}`).toBe('JFORL');
+      expect(s.traces.hot, `worker ${pid}`).toBe(before.get(pid)!.traces.hot);
+    }
+    const stats = await clients[0].request('Agent.getStats');
+    console.log(`[bp jit] ${JSON.stringify(stats.breakpoints?.jit ?? stats.jit ?? stats)}`);
+    await remove(id);
+  });
+
   it('a breakpoint in the compiled hot loop fires on every execution', async () => {
     const { id, results } = await setBp({ url: APP, line: L.hot, rate: 1e9, count: 1e9 });
     for (const r of results) expect(r.breakpoint).toMatchObject({ id, state: 'armed', line: L.hot, hits: 0 });
@@ -318,17 +334,35 @@ describe('cost and session end', () => {
     return v[Math.floor(v.length / 2)];
   }
 
+  /** cpu() of path with a breakpoint armed on another file, on whichever hook kind is set. */
+  async function armedElsewhere(path: string): Promise<{ kind: string; us: number }> {
+    const other = await setBp({ url: 'amb2/util.lua', line: 5 });
+    const us = await cpu(path);
+    const kind = (await clients[0].request('Agent.getStats')).breakpoints.hook_kind;
+    await remove(other.id);
+    return { kind, us };
+  }
+
   it('prints the hook cost: unarmed, armed elsewhere, per hit', async () => {
     const base = await cpu('/hotc?n=200000');
-    const other = await setBp({ url: 'amb2/util.lua', line: 5 });
-    const armedElsewhere = await cpu('/hotc?n=200000');
-    await remove(other.id);
+    const hot = await armedElsewhere('/hotc?n=200000');
+    const interp0 = await cpu('/interp?n=20000');
+    const interpC = await armedElsewhere('/interp?n=20000');
+    await runBoth('/hookkind?lua=1', 1);
+    const interpLua = await armedElsewhere('/interp?n=20000');
+    await runBoth('/hookkind?lua=0', 1);
     const many0 = await cpu('/many?n=200');
     const { id } = await setBp({ url: APP, line: L.locals, rate: 1e9 });
     const many1 = await cpu('/many?n=200');
+    // every call hit, even with /many's loop compiled (and inlining it) before arming
+    expect(await hitsOf(id)).toBe(9 * 200);
     await remove(id);
     const perHit = (many1 - many0) / 200;
-    console.log(`[bp cost] hot loop 200k iterations: ${base.toFixed(0)} µs unarmed (JIT), ${armedElsewhere.toFixed(0)} µs with a breakpoint armed on another file (${(armedElsewhere / base).toFixed(1)}x); snapshot hit: ${perHit.toFixed(1)} µs`);
+    console.log(`[bp cost] hot loop 200k iterations: ${base.toFixed(0)} µs unarmed (JIT), ${hot.us.toFixed(0)} µs with a breakpoint armed on another file (${(hot.us / base).toFixed(1)}x, ${hot.kind} hook); snapshot hit: ${perHit.toFixed(1)} µs`);
+    console.log(`[bp cost] interpreted loop 20k iterations: ${interp0.toFixed(0)} µs unarmed, armed elsewhere ${interpC.us.toFixed(0)} µs with the ${interpC.kind} hook (${(interpC.us / interp0).toFixed(2)}x), ${interpLua.us.toFixed(0)} µs with the ${interpLua.kind} hook (${(interpLua.us / interp0).toFixed(2)}x)`);
+    expect(hot.kind).toBe('c');
+    expect(interpLua.kind).toBe('lua');
+    expect(hot.us / base).toBeLessThan(3);
     expect(perHit).toBeGreaterThan(0);
     expect(perHit).toBeLessThan(500);
   });

@@ -44,7 +44,7 @@ export function registerBreakpoint(program: Command): void {
     .command('breakpoint')
     .description('snapshot (or log) each time a Lua line runs, on every worker, without stopping it')
     .argument('<PID>', 'nginx master (all workers, also after a reload) or worker pid')
-    .argument('<FILE:LINE>', 'path suffix of the chunk (handler.lua, app/handler.lua) and line')
+    .argument('<FILE:LINE>', 'path suffix of the chunk (handler.lua, app/handler.lua) or of an original source a loaded chunk\'s source map names (handler.ts), and line; or ffi:RUNTIME.METHOD (either part may be *) for FFI tasks on enqueue and resume')
     .argument('[if COND...]', "condition: if 'n > 3 and ctx.user == \"bob\"'")
     .option('--count <N>', 'remove after N hits in total (all workers)')
     .option('--rate <N/s>', 'at most N hits per second per worker (default 50/s)')

@@ -4,7 +4,7 @@
 // a logpoint hit is the header followed by its message, on one line.
 import type { BreakpointEvent } from '../../probe/breakpoints.js';
 import type { Debugger, Lua } from '../../probe/protocol-types.js';
-import { frameLine } from './stack.js';
+import { frameLine, position } from './stack.js';
 import { renderValue } from './value.js';
 
 type Hit = Extract<BreakpointEvent, { event: 'hit' }>;
@@ -30,12 +30,34 @@ const list = <T>(x: T[] | undefined | unknown): T[] => (Array.isArray(x) ? (x as
 
 export function hitHeader(h: Hit): string {
   const req = h.request && h.request.method ? ` ${h.request.method} ${h.request.uri}` : '';
-  return `[hit bp ${h.id}] pid ${h.pid} ${h.source}:${h.line} ${clock(h.time)}${req}`;
+  return `[hit bp ${h.id}] pid ${h.pid} ${position(h.source, h.line, h.original)} ${clock(h.time)}${req}`;
+}
+
+const ms = (n: number): string => `${n < 10 ? n.toFixed(3) : n.toFixed(1)}ms`;
+
+/** The task line of a task breakpoint hit: `  task enqueue echo.echo req 12 B "hello…"` /
+ * `  task resume fail.x ok=false rc=1 err="error: x" res 8 B latency queue 0.010ms …`. */
+export function taskLine(t: Debugger.TaskHit, width = 100): string {
+  const max = Math.max(16, Math.floor(width / 3));
+  const str = (s: string): string => JSON.stringify(s.length > max ? s.slice(0, max) : s) + (s.length > max ? '…' : '');
+  const preview = (s: string | undefined, len: number | undefined): string =>
+    s === undefined ? '' : ` ${len ?? s.length} B ${str(s)}`;
+  const head = `  task ${t.phase} ${t.runtime}.${t.method}`;
+  if (t.phase === 'enqueue') return `${head} req${preview(t.req_preview ?? '', t.req_len)}`;
+  const parts = [`ok=${t.ok}`];
+  if (t.rc !== undefined) parts.push(`rc=${t.rc}`);
+  if (t.err !== undefined) parts.push(`err=${str(t.err)}`);
+  if (t.res_preview !== undefined) parts.push(`res${preview(t.res_preview, t.res_len)}`);
+  const l = t.latency_ms;
+  if (l) parts.push(`latency queue ${ms(l.queue)} service ${ms(l.service)} wakeup ${ms(l.wakeup)} total ${ms(l.total)}`);
+  return `${head} ${parts.join(' ')}`;
 }
 
 export function formatHit(h: Hit, width = 100): string {
-  if (typeof h.message === 'string') return `${hitHeader(h)} ${h.message.replace(/\n/g, '\\n')}`;
+  const task = h.task ? taskLine(h.task, width) : undefined;
+  if (typeof h.message === 'string') return `${hitHeader(h)} ${h.message.replace(/\n/g, '\\n')}${task ? '\n' + task : ''}`;
   const out = [hitHeader(h)];
+  if (task) out.push(task);
   const frames = list<Lua.Frame>(h.frames);
   const vars = [
     ...variables(h.locals).map(([n, v]) => `      ${n} = ${renderValue(v, width)}`),
@@ -57,9 +79,9 @@ export function formatEvent(e: BreakpointEvent): string | undefined {
     case 'hit':
       return formatHit(e);
     case 'armed': {
-      const at = e.source !== undefined ? `${e.source}:${e.line ?? '?'}` : '';
+      const at = e.source !== undefined ? (e.line !== undefined ? position(e.source, e.line, e.original) : `${e.source}:?`) : '';
       if (e.state === 'pending') return `bp ${e.id} pending on worker ${e.pid}: the file is not loaded yet, it arms when it loads`;
-      const moved = e.moved_from !== undefined ? ` (moved to line ${e.line}: line ${e.moved_from} has no code)` : '';
+      const moved = e.moved_from !== undefined ? ` (moved to line ${e.original?.line ?? e.line}: line ${e.moved_from} has no code)` : '';
       return `bp ${e.id} ${e.state} on worker ${e.pid}${at ? ` at ${at}` : ''}${moved}`;
     }
     case 'removed':
@@ -77,15 +99,17 @@ export function formatEvent(e: BreakpointEvent): string | undefined {
 export function eventJson(e: BreakpointEvent): Record<string, unknown> | undefined {
   switch (e.event) {
     case 'hit': {
-      const base = { event: 'hit', id: e.id, pid: e.pid, time: e.time, source: e.source, line: e.line, frames: list<Lua.Frame>(e.frames) };
+      const base = { event: 'hit', id: e.id, pid: e.pid, time: e.time, source: e.source, line: e.line, ...(e.original ? { original: e.original } : {}), frames: list<Lua.Frame>(e.frames) };
       const request = e.request ?? {};
-      if (typeof e.message === 'string') return { ...base, message: e.message, request };
+      const task = e.task ? { task: e.task } : {};
+      if (typeof e.message === 'string') return { ...base, message: e.message, request, ...task };
       return {
         ...base,
         locals: Object.fromEntries(variables(e.locals)),
         upvalues: Object.fromEntries(variables(e.upvalues)),
         varargs: list<Lua.Value>(e.varargs),
         request,
+        ...task,
       };
     }
     case 'armed': {
@@ -93,6 +117,7 @@ export function eventJson(e: BreakpointEvent): Record<string, unknown> | undefin
       if (e.source !== undefined) o.source = e.source;
       if (e.line !== undefined) o.line = e.line;
       if (e.moved_from !== undefined) o.moved_from = e.moved_from;
+      if (e.original !== undefined) o.original = e.original;
       return o;
     }
     case 'removed':
@@ -109,5 +134,5 @@ export function eventJson(e: BreakpointEvent): Record<string, unknown> | undefin
 /** `app/handler.lua:42 if n > 3` / `… log "n={n}"`, for lists. */
 export function describeSpec(spec: Debugger.BreakpointSpec): { location: string; condition: string } {
   const cond = [spec.condition ? `if ${spec.condition}` : '', spec.log ? `log ${JSON.stringify(spec.log)}` : ''].filter(Boolean).join(' ');
-  return { location: `${spec.url}:${spec.line}`, condition: cond || '-' };
+  return { location: spec.line === undefined ? spec.url : `${spec.url}:${spec.line}`, condition: cond || '-' };
 }

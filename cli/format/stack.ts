@@ -5,8 +5,15 @@ import { renderValue } from './value.js';
 
 const arr = <T>(x: T[] | undefined): T[] => (Array.isArray(x) ? x : []);
 
-export function frameLine(level: number, f: { function: string; source: string; line: number }): string {
-  const where = f.line >= 0 ? `${f.source}:${f.line}` : f.source;
+/** `src/handler.ts:12 (handler.lua:30)` when a source map gives the original position, else
+ * `/app/handler.lua:42`. */
+export function position(source: string, line: number, original?: { source: string; line: number }): string {
+  if (!original) return `${source}:${line}`;
+  return `${original.source}:${original.line} (${source.slice(source.lastIndexOf('/') + 1)}:${line})`;
+}
+
+export function frameLine(level: number, f: { function: string; source: string; line: number; original?: { source: string; line: number } }): string {
+  const where = f.line >= 0 ? position(f.source, f.line, f.original) : f.source;
   return `#${level} ${f.function || '?'} at ${where}`;
 }
 

@@ -60,6 +60,7 @@ int nffi_task_spin(nffi_task *t, int64_t max_ns);
 int nffi_task_result(nffi_task *t, char **rsp, size_t *rsp_len);
 void nffi_task_release(nffi_task *t);
 int nffi_task_abandon(nffi_task *t);
+int nffi_task_get_info(const nffi_task *t, nffi_task_info *out);
 
 int nffi_wake_listen(char *path_out, int path_max);
 int nffi_wake_accept(int listen_fd, const char *path);
@@ -68,6 +69,15 @@ int nffi_drain(nffi_task **out, int max);
 
 unsigned nffi_euid(void);
 int nffi_path_check(const char *path, unsigned uid, uint64_t *sig);
+
+int nffi_hook_available(void);
+int nffi_hook_install(void *L);
+int nffi_hook_remove(void *L);
+int nffi_hook_installed(void *L);
+int nffi_hook_set_line(int line, int on);
+void nffi_hook_clear_lines(void);
+uint64_t nffi_hook_matches(void);
+uint64_t nffi_hook_errors(void);
 
 int libffi_init(char *cfg, void *tq);
 int lib_nonblocking_ffi_init(char *cfg, void *tq);

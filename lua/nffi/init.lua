@@ -59,6 +59,8 @@ local tag_co = setmetatable({}, { __mode = "v" })
 local next_tag = 0
 
 local status_buf = ffi_new("int[1]")
+-- scratch for the task hook's latencies: filled and read with no yield between
+local info_buf = ffi_new("nffi_task_info")
 local rsp_buf = ffi_new("char *[1]")
 local rsp_len_buf = ffi_new("size_t[1]")
 
@@ -214,6 +216,43 @@ end
 -- stack waits for the task whose id is its local `id`. Costs nothing here.
 _M._wait_ready = wait_ready
 
+-- Task breakpoints (lua/nffi/inspect/taskbp.lua): nil unless one is armed, so
+-- call() pays one upvalue test before submit and one after the result. When
+-- set, it runs in the calling coroutine under pcall and must never yield:
+--   hook("enqueue", runtime, method, req)
+--   hook("resume", runtime, method, req, ok, res, rc, err, latency_ms)
+local task_hook
+
+function _M._set_task_hook(fn)
+    if fn ~= nil and type(fn) ~= "function" then
+        error("nffi._set_task_hook: a function or nil", 2)
+    end
+    task_hook = fn
+end
+
+function _M._task_hook()
+    return task_hook
+end
+
+local MS = 1e-6
+
+-- Latencies of a READY task in ms from its stamps (nil when not instrumented).
+local function task_latency(C, t)
+    if C.nffi_task_get_info(t, info_buf) ~= 0 or info_buf.t_enqueued == 0 then
+        return nil
+    end
+    local enq, pol = tonumber(info_buf.t_enqueued), tonumber(info_buf.t_polled)
+    local rsp, res = tonumber(info_buf.t_responded), tonumber(info_buf.t_resumed)
+    return { queue = (pol - enq) * MS, service = (rsp - pol) * MS,
+             wakeup = (res - rsp) * MS, total = (res - enq) * MS }
+end
+
+-- The resume phase of a call that failed before any response (no latencies).
+local function task_failed(hook, st, method, req, err)
+    pcall(hook, "resume", st.name, method, req, false, nil, nil, err, nil)
+    return false, nil, err
+end
+
 local function call(st, method, req)
     if st.unloaded then
         return false, nil, "unloaded"
@@ -233,17 +272,27 @@ local function call(st, method, req)
         return false, nil, err
     end
 
+    local hook = task_hook
+    if hook then
+        pcall(hook, "enqueue", st.name, method, req)
+    end
     local C = native.lib()
     local t = C.nffi_task_submit(st.rt, method, #method, req, #req,
                                  tag_of(co_running()), status_buf)
     if t == nil then
         local status = status_buf[0]
         if status == consts.EFULL then
-            return false, nil, "queue full"
+            err = "queue full"
         elseif status == consts.EFINISHED then
-            return false, nil, "unloaded"
+            err = "unloaded"
+        else
+            err = "submit failed: " .. tonumber(status)
         end
-        return false, nil, "submit failed: " .. tonumber(status)
+        hook = task_hook
+        if hook then
+            return task_failed(hook, st, method, req, err)
+        end
+        return false, nil, err
     end
 
     -- spin only when nobody else waits: then the event loop has no other task
@@ -256,6 +305,10 @@ local function call(st, method, req)
                 -- the pump may be idle waiting for this task: let it re-check
                 C.nffi_wake_kick()
             end
+            hook = task_hook
+            if hook then
+                return task_failed(hook, st, method, req, "timeout")
+            end
             return false, nil, "timeout"
         end
     end
@@ -265,12 +318,26 @@ local function call(st, method, req)
     if rsp_buf[0] ~= nil then
         res = ffi_string(rsp_buf[0], rsp_len_buf[0])
     end
+    hook = task_hook
+    if hook then
+        local lat = task_latency(C, t)
+        C.nffi_task_release(t)
+        rc = tonumber(rc)
+        if rc == 0 then
+            pcall(hook, "resume", st.name, method, req, true, res, 0, nil, lat)
+            return true, res
+        end
+        pcall(hook, "resume", st.name, method, req, false, res, rc, res, lat)
+        return false, rc, res
+    end
     C.nffi_task_release(t)
     if rc == 0 then
         return true, res
     end
     return false, tonumber(rc), res
 end
+-- The inspector finds the caller of rt:method(...) as the frame above this one.
+_M._call = call
 
 local function unload(self)
     local st = state_of[self]

@@ -131,6 +131,9 @@ void nffi_task_release(nffi_task *t);
  * freed when drained, its response never delivered. READY: freed now.
  * Returns 1 when freed now, 0 when deferred. The pointer is dead either way. */
 int nffi_task_abandon(nffi_task *t);
+/* Copies one task's snapshot (stamps, rc, preview) as nffi_runtime_tasks does;
+ * the task binding reads its latencies with it before release. 0 or NFFI_EINVAL. */
+int nffi_task_get_info(const nffi_task *t, nffi_task_info *out);
 
 /* ---- wake-up path (worker thread) ---- */
 /* Creates a private directory (0700) and a listening unix socket in it; writes the
@@ -162,6 +165,21 @@ unsigned nffi_euid(void);
  * (when not NULL) gets a hash of dev, inode, mode, owner and ctime, which changes
  * whenever the path is replaced, chmod'ed or chown'ed; 0 when lstat fails. */
 int nffi_path_check(const char *path, unsigned uid, uint64_t *sig);
+
+/* ---- breakpoint line hook (worker thread, inspector agent) ---- */
+/* A C line hook installed with lua_sethook: a line not set in its bitmap
+ * returns at once; a set line calls registry["nffi.inspect.bp_hook"](nil, line)
+ * under lua_pcall. L is any lua_State of the VM (hooks are per VM), never NULL.
+ * lua_* are resolved from the host process; nffi_hook_available() is 0 when
+ * they are not (use a Lua hook then). */
+int nffi_hook_available(void);
+int nffi_hook_install(void *L);          /* NFFI_EINVAL when L is NULL or unavailable */
+int nffi_hook_remove(void *L);           /* only when the current hook is this one */
+int nffi_hook_installed(void *L);        /* 1 when the VM's current hook is this one */
+int nffi_hook_set_line(int line, int on); /* NFFI_EINVAL outside [0, 2^20) */
+void nffi_hook_clear_lines(void);
+uint64_t nffi_hook_matches(void);        /* line events that passed the bitmap */
+uint64_t nffi_hook_errors(void);         /* callback errors dropped */
 
 /* ---- runtime-thread ABI (lua-resty-ffi compatible) ---- */
 void *ngx_http_lua_ffi_task_poll(void *tq);

@@ -129,6 +129,14 @@ static void nffi__info(const nffi_task *t, nffi_task_info *o)
     }
 }
 
+NFFI_EXPORT int nffi_task_get_info(const nffi_task *t, nffi_task_info *out)
+{
+    if (t == NULL || out == NULL)
+        return NFFI_EINVAL;
+    nffi__info(t, out);
+    return NFFI_OK;
+}
+
 NFFI_EXPORT int nffi_runtime_tasks(const nffi_runtime *rt, uint64_t after_id,
                                    nffi_task_info *out, int max)
 {

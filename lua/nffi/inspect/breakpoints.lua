@@ -14,8 +14,11 @@ local coroutines = require "nffi.inspect.coroutines"
 local cond = require "nffi.inspect.cond"
 local finder = require "nffi.inspect.finder"
 local jitctl = require "nffi.inspect.jitctl"
+local taskbp = require "nffi.inspect.taskbp"
 local semaphore = require "ngx.semaphore"
 local jutil = require "jit.util"
+local native = require "nffi.native"
+local ffi = require "ffi"
 
 local ngx = ngx
 local ngx_now = ngx.now
@@ -34,12 +37,16 @@ local type = type
 local next = next
 local pcall = pcall
 local tostring = tostring
+local tonumber = tonumber
+local co_running = coroutine.running
+local debug_getregistry = debug.getregistry
+local ffi_cast = ffi.cast
 local math_floor = math.floor
 local str_byte = string.byte
 local array = json.array
 local NIL = cond.NIL
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.1.0", use_c_hook = true }  -- false: Lua hook (bench)
 
 local DEFAULT_RATE = 50
 local DEFAULT_TIMEOUT_MS = 600000
@@ -58,6 +65,9 @@ local by_line = {}          -- line -> { [source] = { bp, ... } }: the hook's in
 local narmed, npending = 0, 0
 local next_id = 0
 local hook_on = false
+local HOOK_KEY = "nffi.inspect.bp_hook"  -- registry slot the C hook calls (native/src/hook.c)
+local C                     -- libnffi when its C line hook can be used, else false
+local hook_kind             -- "c" or "lua" while hook_on
 local bc_on = false
 
 -- ring of docs to ship; control events (armed/removed/error/dropped) in ctl
@@ -154,12 +164,16 @@ local function capture_map(vars, shared)
     return out
 end
 
+local function request_uri()
+    return ngx.var.request_uri
+end
+
 local function request_of()
     local ok, method = pcall(ngx.req.get_method)
     if not ok then
         return nil
     end
-    local ok2, uri = pcall(function() return ngx.var.request_uri end)
+    local ok2, uri = pcall(request_uri)
     return { method = method, uri = ok2 and uri or "" }
 end
 
@@ -273,17 +287,71 @@ end
 
 -- Arming --------------------------------------------------------------------
 
+-- libnffi's C line hook (a bitmap test per line, Lua only on a breakpoint
+-- line), or nil when the library or the host's lua_* symbols are missing.
+local function c_hook()
+    if C == nil then
+        local ok, lib = pcall(native.lib)
+        C = ok and lib.nffi_hook_available() == 1 and lib or false
+    end
+    return C or nil
+end
+
+-- lua_State* of the running coroutine (any state of the VM will do: LuaJIT
+-- hooks are per VM); nil in the main thread. Never NULL: that kills the worker.
+local function state_ptr()
+    local co = co_running()
+    local addr = co and tostring(co):match("^thread: 0x(%x+)$")
+    local n = addr and tonumber(addr, 16)
+    if not n or n == 0 then
+        return nil
+    end
+    return ffi_cast("void *", ffi_cast("uintptr_t", n))
+end
+
+-- Whether the VM's current hook is the one we installed.
+local function hook_ours()
+    if hook_kind == "c" then
+        local L = state_ptr()
+        return L ~= nil and C.nffi_hook_installed(L) == 1
+    end
+    return debug_gethook() == hook
+end
+
 local function set_hook(on)
     if on and not hook_on then
         local h = debug_gethook()
         if h ~= nil and h ~= hook then
             return nil, "another debug hook is installed in this worker"
         end
-        debug_sethook(hook, "l")
+        local lib, L = _M.use_c_hook and c_hook(), state_ptr()
+        if lib and L ~= nil then
+            debug_getregistry()[HOOK_KEY] = hook
+            for line in next, by_line do
+                lib.nffi_hook_set_line(line, 1)
+            end
+            lib.nffi_hook_install(L)
+            hook_kind = "c"
+        else
+            debug_sethook(hook, "l")
+            hook_kind = "lua"
+        end
         hook_on = true
     elseif not on and hook_on then
-        debug_sethook()
+        if hook_kind == "c" then
+            local L = state_ptr()
+            if L ~= nil then
+                C.nffi_hook_remove(L)
+            else
+                debug_sethook()
+            end
+            C.nffi_hook_clear_lines()
+            debug_getregistry()[HOOK_KEY] = nil
+        else
+            debug_sethook()
+        end
         hook_on = false
+        hook_kind = nil
     end
     return true
 end
@@ -300,6 +368,9 @@ local function index(bp)
         m[bp.source] = list
     end
     list[#list + 1] = bp
+    if hook_kind == "c" then
+        C.nffi_hook_set_line(bp.line, 1)
+    end
 end
 
 local function unindex(bp)
@@ -319,6 +390,9 @@ local function unindex(bp)
         m[bp.source] = nil
         if next(m) == nil then
             by_line[bp.line] = nil
+            if hook_kind == "c" then
+                C.nffi_hook_set_line(bp.line, 0)
+            end
         end
     else
         m[bp.source] = new
@@ -344,14 +418,20 @@ local function arm(bp, s, flush)
         return nil, "no code at or after line " .. bp.spec.line .. " in "
                     .. finder.name_of(s.source)
     end
-    local ok, err = set_hook(true)
-    if not ok then
-        return nil, err
+    local h = debug_gethook()
+    if h ~= nil and not hook_ours() then
+        return nil, "another debug hook is installed in this worker"
     end
+    -- JIT work first: the trace scan runs before the hook slows this code down
     jitctl.watch()
     jitctl.off(objs)
     if flush then
-        jitctl.flush()
+        jitctl.flush_covering(objs)
+    end
+    local ok, err = set_hook(true)
+    if not ok then
+        jitctl.release(objs)
+        return nil, err
     end
     if bp.state == "pending" then
         npending = npending - 1
@@ -442,6 +522,22 @@ bc_handler = function(proto)
     end
 end
 
+-- Task breakpoints (ffi:RUNTIME.METHOD, taskbp.lua) share the ring, the
+-- control events and the writer.
+taskbp.init({
+    emit = function(doc)
+        if rtail - rhead >= RING_MAX then
+            stats.ring_drops = stats.ring_drops + 1
+            return false
+        end
+        ring[rtail] = doc
+        rtail = rtail + 1
+        return true
+    end,
+    control = push_ctl,
+    signal = signal,
+})
+
 -- Handlers ------------------------------------------------------------------
 
 local function positive(spec, name, dflt)
@@ -463,6 +559,22 @@ function _M.set_breakpoint(params, b)
     end
     if type(spec.url) ~= "string" or spec.url == "" then
         return nil, "spec.url must be a FILE (path suffix or chunk name)"
+    end
+    if taskbp.is_task(spec.url) then
+        local tbp, terr = taskbp.compile(spec)
+        if not tbp then
+            return nil, terr
+        end
+        local tid = params.id
+        if tid == nil then
+            repeat
+                next_id = next_id + 1
+            until not bps[next_id] and not taskbp.has(next_id)
+            tid = next_id
+        elseif bps[tid] then
+            remove(bps[tid], nil)  -- the probe re-sends an id to replace it
+        end
+        return taskbp.add(tbp, tid)
     end
     if type(spec.line) ~= "number" or spec.line < 1 or spec.line ~= math_floor(spec.line) then
         return nil, "spec.line must be a positive integer"
@@ -507,7 +619,7 @@ function _M.set_breakpoint(params, b)
     if id == nil then
         repeat
             next_id = next_id + 1
-        until not bps[next_id]
+        until not bps[next_id] and not taskbp.has(next_id)
         id = next_id
     end
     bp.id = id
@@ -525,6 +637,7 @@ function _M.set_breakpoint(params, b)
     if bps[id] then
         remove(bps[id], nil)  -- the probe re-sends an id to replace it
     end
+    taskbp.remove(id, nil)
     local res = {}
     if #cands == 0 then
         bps[id] = bp
@@ -552,6 +665,10 @@ end
 -- Debugger.removeBreakpoint {id}
 function _M.remove_breakpoint(params)
     local bp = bps[params.id]
+    if not bp and taskbp.remove(params.id, "deleted") then
+        signal()
+        return {}
+    end
     if not bp then
         return nil, "unknown breakpoint " .. tostring(params.id)
     end
@@ -566,6 +683,7 @@ function _M.get_breakpoints()
     for _, bp in next, bps do
         out[#out + 1] = describe(bp)
     end
+    taskbp.list(out)
     table.sort(out, function(x, y) return x.id < y.id end)
     return { breakpoints = out }
 end
@@ -573,8 +691,9 @@ end
 -- Agent.getStats extras (hook and JIT counters; tests and bench read them)
 function _M.get_stats()
     return { hook_calls = stats.hook_calls, hits = stats.hits, ring_drops = stats.ring_drops,
-             hook = debug_gethook() ~= nil, armed = narmed, pending = npending,
-             writer_loops = stats.writer_loops,
+             hook = debug_gethook() ~= nil, hook_kind = hook_kind,
+             armed = narmed, pending = npending,
+             writer_loops = stats.writer_loops, tasks = taskbp.get_stats(),
              jit = jitctl.stats }
 end
 
@@ -597,8 +716,9 @@ local function service()
             push_ctl(dropped_event(bp))
         end
     end
-    if narmed > 0 and debug_gethook() ~= hook then
-        hook_on = false
+    taskbp.service(now)
+    if narmed > 0 and not hook_ours() then
+        hook_on, hook_kind = false, nil
         set_hook(true)
     end
 end
@@ -648,6 +768,7 @@ function _M.reset()
     to_remove = {}
     ring, rhead, rtail = {}, 1, 1
     ctl, chead, ctail = {}, 1, 1
+    taskbp.reset()
     set_bc(false)
     set_hook(false)
     jitctl.restore_all()

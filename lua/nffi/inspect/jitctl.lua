@@ -1,11 +1,20 @@
 -- JIT bookkeeping for breakpoints. Compiled traces never call hooks, so the
 -- prototypes covering a breakpoint line are turned off (jit.off(proto): no
 -- trace records or inlines them) and traces that may contain them are flushed.
--- First version: jit.flush() of every trace (the rest of the VM recompiles on
--- its own). While a hook is armed, any trace recording it interrupts aborts;
--- after ~11 aborts LuaJIT blacklists that loop for good and only
--- jit.on(func) undoes it, so every function whose trace aborted while armed is
--- recorded and turned on again when the last breakpoint goes.
+-- Only the traces that can run the breakpoint line are flushed (flush_covering):
+-- jit.off(proto) already flushes the root traces that start in a prototype, and
+-- a trace that inlined a Lua function guards on it with a constant (the
+-- function, or its prototype for polymorphic closures), which jit.util.tracek
+-- shows. jit.flush(tr) only flushes root traces; a looping trace is always a
+-- root, so a match on any other trace (possibly a side trace, whose root
+-- jit.util cannot name) falls back to flushing everything. Traces elsewhere keep
+-- running compiled (a flushed root stays listed by traceinfo until the next GC
+-- cycle frees it, and its number is reused after that, so every match is
+-- flushed again rather than remembered). While a hook is
+-- armed, any trace recording it interrupts aborts; after ~11 aborts LuaJIT
+-- blacklists that loop for good and only jit.on(func) undoes it, so every
+-- function whose trace aborted while armed is recorded and turned on again
+-- when the last breakpoint goes.
 -- Known limit: jit.util does not expose a prototype's own "JIT off" flag, so
 -- a prototype the application had turned off itself is turned on at release.
 local jit = jit
@@ -13,8 +22,15 @@ local jit_on = jit.on
 local jit_off = jit.off
 local jit_flush = jit.flush
 local jit_attach = jit.attach
+local jutil = require "jit.util"
+local funcinfo = jutil.funcinfo
+local traceinfo = jutil.traceinfo
+local tracek = jutil.tracek
+local type = type
+local setmetatable = setmetatable
 local next = next
 local pcall = pcall
+local os_clock = os.clock
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -22,7 +38,8 @@ local offs = {}        -- proto or function -> reference count
 local started = {}     -- trace number -> function it started in
 local aborted = {}     -- function -> true
 local watching = false
-local stats = { off = 0, flushes = 0, aborts = 0, restored = 0 }
+local stats = { off = 0, flushes = 0, full_flushes = 0, trace_flushes = 0, aborts = 0,
+                restored = 0, scan_us = 0 }
 _M.stats = stats
 
 local function on_trace(what, tr, func)
@@ -65,7 +82,81 @@ end
 
 function _M.flush()
     stats.flushes = stats.flushes + 1
+    stats.full_flushes = stats.full_flushes + 1
     jit_flush()
+end
+
+local MAX_TRACE = 65535
+local MAX_GAP = 1000       -- trace numbers are reused lowest first: live ones are dense
+
+local keys_of = setmetatable({}, { __mode = "k" })  -- function or proto -> key | false
+
+local function key_of(o)
+    local k = keys_of[o]
+    if k == nil then
+        local info = funcinfo(o)
+        local src = info.source
+        k = src and src .. ":" .. info.linedefined .. ":" .. info.lastlinedefined or false
+        keys_of[o] = k
+    end
+    return k
+end
+
+-- Flushes the traces that may run code of the objects of list (functions or
+-- prototypes, already turned off with off()). Returns the number flushed.
+function _M.flush_covering(list)
+    stats.flushes = stats.flushes + 1
+    local t0 = os_clock()
+    local keys = {}
+    for i = 1, #list do
+        local k = key_of(list[i])
+        if k then
+            keys[k] = true
+        end
+    end
+    local hits, gap, full, ntr, nk = {}, 0, false, 0, 0
+    for tr = 1, MAX_TRACE do
+        local info = traceinfo(tr)
+        if not info then
+            gap = gap + 1
+            if gap > MAX_GAP then
+                break
+            end
+        else
+            gap = 0
+            ntr = ntr + 1
+            nk = nk + info.nk
+            for idx = -info.nk, -1 do
+                local k = tracek(tr, idx)
+                local t = type(k)
+                if (t == "function" or t == "proto") and keys[key_of(k)] then
+                    -- flushed again even if we flushed this number before: numbers
+                    -- are reused once a flushed trace is freed, and flushing a
+                    -- root twice is harmless
+                    if info.linktype ~= "loop" then
+                        full = true
+                    end
+                    hits[#hits + 1] = tr
+                    break
+                end
+            end
+        end
+        if full then
+            break
+        end
+    end
+    if full then
+        _M.flush()
+        stats.flushes = stats.flushes - 1
+    else
+        for i = 1, #hits do
+            jit_flush(hits[i])
+        end
+        stats.trace_flushes = stats.trace_flushes + #hits
+    end
+    stats.scan_us = (os_clock() - t0) * 1e6
+    stats.scan_traces, stats.scan_consts = ntr, nk
+    return #hits
 end
 
 -- Releases what off() took; turned on again at the last release.

@@ -9,6 +9,7 @@ local coroutines = require "nffi.inspect.coroutines"
 local capture = require "nffi.inspect.capture"
 local ffi_view = require "nffi.inspect.ffi_view"
 local breakpoints = require "nffi.inspect.breakpoints"
+local scripts = require "nffi.inspect.scripts"
 local semaphore = require "ngx.semaphore"
 
 local ngx = ngx
@@ -42,6 +43,7 @@ local handlers = {
     ["Debugger.setBreakpoint"] = breakpoints.set_breakpoint,
     ["Debugger.removeBreakpoint"] = breakpoints.remove_breakpoint,
     ["Debugger.getBreakpoints"] = breakpoints.get_breakpoints,
+    ["Debugger.getScripts"] = scripts.get_scripts,
     ["Agent.getStats"] = function()
         local st = budget.stats()
         st.breakpoints = breakpoints.get_stats()

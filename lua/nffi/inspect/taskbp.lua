@@ -1,0 +1,540 @@
+-- Task breakpoints on the FFI queue: `ffi:RUNTIME.METHOD` (either part `*`
+-- or a glob). The nffi binding calls one hook (nffi._set_task_hook) in the
+-- calling coroutine when a task is enqueued and when its coroutine resumes;
+-- it is nil while no task breakpoint is armed, so the binding pays one nil
+-- test per phase. A hit snapshots the caller of rt:method(...) (frames, its
+-- locals and upvalues) with a `task` part (enqueue: req_len/req_preview;
+-- resume: ok, rc, err, res_len/res_preview, latency_ms). Conditions and log
+-- templates are cond.lua's (same checks, same read-only environment); they see
+-- `phase`, `runtime`, `method`, `req`, and on resume `ok`, `res`, `rc`, `err`,
+-- `latency` (ms: queue, service, wakeup, total), then the caller's locals and
+-- upvalues. One that names a resume-only variable fires on resume only. Hits
+-- go into the line engine's ring (breakpoints.lua passes its emit/control/
+-- signal through init) with the same rate, count, timeout and drop rules.
+local json = require "nffi.inspect.json"
+local capture = require "nffi.inspect.capture"
+local coroutines = require "nffi.inspect.coroutines"
+local cond = require "nffi.inspect.cond"
+
+local ngx = ngx
+local ngx_now = ngx.now
+local ngx_log = ngx.log
+local INFO = ngx.INFO
+local worker_pid = ngx.worker.pid
+local debug_getinfo = debug.getinfo
+local debug_getlocal = debug.getlocal
+local debug_getupvalue = debug.getupvalue
+local package = package
+local type = type
+local next = next
+local pcall = pcall
+local tostring = tostring
+local math_floor = math.floor
+local str_sub = string.sub
+local str_find = string.find
+local str_gsub = string.gsub
+local str_byte = string.byte
+local str_gmatch = string.gmatch
+local array = json.array
+local NIL = cond.NIL
+
+local _M = { _VERSION = "0.1.0" }
+
+local PREFIX = "ffi:"
+local DEFAULT_RATE = 50
+local DEFAULT_TIMEOUT_MS = 600000
+local PREVIEW_BYTES = 256
+local MAX_HIT_FRAMES = 20
+local MAX_LOCALS = 200
+local MAX_UPVALUES = 60
+local MAX_CALLER_SEARCH = 8
+local CACHE_MAX = 4096
+local CAPTURE_OPTS = { depth = 2, keys = 50, string_bytes = 256 }
+local RESUME_NAMES = { ok = true, res = true, rc = true, err = true, latency = true }
+
+local bps = {}              -- id -> task bp
+local nlive = 0             -- bps in bps (armed or pending)
+local cache, ncache = {}, 0 -- runtime -> method -> list of bps (false: none)
+local hooked                -- the binding whose hook is ours
+local engine                -- from breakpoints.lua: emit, control, signal
+local stats = { calls = 0, hits = 0 }
+
+function _M.init(e)
+    engine = e
+end
+
+function _M.is_task(url)
+    return type(url) == "string" and str_sub(url, 1, #PREFIX) == PREFIX
+end
+
+function _M.has(id)
+    return bps[id] ~= nil
+end
+
+-- Only a binding the application loaded: the agent never loads runtimes.
+local function binding()
+    local nffi = package.loaded["nffi"]
+    if type(nffi) == "table" and type(nffi._set_task_hook) == "function" then
+        return nffi
+    end
+    return nil
+end
+
+-- "*" -> true (any), "abc" -> "abc" (exact), "a*c" -> { pattern }.
+local function glob(p)
+    if p == "*" then
+        return true
+    end
+    if not str_find(p, "*", 1, true) then
+        return p
+    end
+    local pat = str_gsub(p, "[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0")
+    return { "^" .. str_gsub(pat, "%*", ".*") .. "$" }
+end
+
+local function glob_match(g, s)
+    if g == true then
+        return true
+    end
+    if type(g) == "string" then
+        return g == s
+    end
+    return str_find(s, g[1]) ~= nil
+end
+
+-- Names a condition or template reads that only the resume phase has.
+local function reads_resume(expr)
+    local toks = cond.tokenize(expr)
+    if not toks then
+        return false
+    end
+    for i = 1, #toks do
+        local t, prev = toks[i], toks[i - 1]
+        if t[1] == "name" and RESUME_NAMES[t[2]]
+           and not (prev and prev[1] == "op" and prev[2] == ".") then
+            return true
+        end
+    end
+    return false
+end
+
+local function describe(bp)
+    return { id = bp.id, spec = bp.spec, state = bp.state, hits = bp.hits,
+             dropped = bp.dropped }
+end
+_M.describe = describe
+
+-- Hook ------------------------------------------------------------------------
+
+local on_task
+
+local function install()
+    local nffi = binding()
+    if nlive > 0 and nffi then
+        if hooked ~= nffi or nffi._task_hook() ~= on_task then
+            nffi._set_task_hook(on_task)
+            hooked = nffi
+        end
+    elseif hooked then
+        if hooked._task_hook() == on_task then
+            hooked._set_task_hook(nil)
+        end
+        hooked = nil
+    end
+    return hooked ~= nil
+end
+
+local function lookup(runtime, method)
+    local m = cache[runtime]
+    if not m then
+        if ncache >= CACHE_MAX then
+            cache, ncache = {}, 0
+        end
+        m = {}
+        cache[runtime] = m
+    end
+    local list = m[method]
+    if list == nil then
+        list = false
+        for _, bp in next, bps do
+            if glob_match(bp.rt, runtime) and glob_match(bp.method, method) then
+                list = list or {}
+                list[#list + 1] = bp
+            end
+        end
+        m[method] = list
+        ncache = ncache + 1
+    end
+    return list
+end
+
+-- Removes bp; queues dropped/removed events when reason is given.
+local function remove(bp, reason)
+    if bps[bp.id] ~= bp then
+        return
+    end
+    bps[bp.id] = nil
+    nlive = nlive - 1
+    bp.dead = reason or "deleted"
+    bp.state = "disabled"
+    cache, ncache = {}, 0
+    install()
+    if reason and engine then
+        if bp.unreported > 0 then
+            engine.control({ method = "Debugger.dropped",
+                             params = { id = bp.id, count = bp.unreported } })
+            bp.unreported = 0
+        end
+        engine.control({ method = "Debugger.removed", params = { id = bp.id, reason = reason } })
+        ngx_log(INFO, "[nffi bp ", bp.id, " removed ", reason, "]")
+    end
+end
+
+-- Levels below are always as the function that takes them sees them.
+-- name -> value (NIL for nil) of the frame at level.
+local function frame_vars(level, into_locals, into_upvalues)
+    for i = 1, MAX_LOCALS do
+        local name, v = debug_getlocal(level, i)
+        if not name then
+            break
+        end
+        if str_byte(name, 1) ~= 40 then  -- "(": (for …), (*temporary)
+            into_locals[name] = v == nil and NIL or v
+        end
+    end
+    local info = debug_getinfo(level, "f")
+    local fn = info and info.func
+    if fn and into_upvalues then
+        for i = 1, MAX_UPVALUES do
+            local name, v = debug_getupvalue(fn, i)
+            if not name then
+                break
+            end
+            into_upvalues[name] = v == nil and NIL or v
+        end
+    end
+end
+
+local function capture_map(vars, shared)
+    local out = {}
+    for name, v in next, vars do
+        if v == NIL then
+            v = nil
+        end
+        out[name] = capture.capture_value(v, CAPTURE_OPTS, shared)
+    end
+    return out
+end
+
+local function request_of()
+    local ok, method = pcall(ngx.req.get_method)
+    if not ok then
+        return nil
+    end
+    local ok2, uri = pcall(function() return ngx.var.request_uri end)
+    return { method = method, uri = ok2 and uri or "" }
+end
+
+local function task_part(ev)
+    if ev.phase == "enqueue" then
+        return { phase = "enqueue", runtime = ev.runtime, method = ev.method,
+                 req_len = #ev.req, req_preview = str_sub(ev.req, 1, PREVIEW_BYTES) }
+    end
+    local res = ev.res
+    return { phase = "resume", runtime = ev.runtime, method = ev.method, ok = ev.ok,
+             rc = ev.rc, err = ev.err ~= nil and tostring(ev.err) or nil,
+             res_len = type(res) == "string" and #res or nil,
+             res_preview = type(res) == "string" and str_sub(res, 1, PREVIEW_BYTES) or nil,
+             latency_ms = ev.latency }
+end
+
+-- The variables a condition sees: the task's, then the caller's locals+upvalues.
+local function cond_vars(ev, level)
+    local vars = { phase = ev.phase, runtime = ev.runtime, method = ev.method, req = ev.req,
+                   ok = NIL, res = NIL, rc = NIL, err = NIL, latency = NIL }
+    if ev.phase == "resume" then
+        vars.ok = ev.ok
+        for k in next, RESUME_NAMES do
+            if k ~= "ok" then
+                local v = ev[k]
+                vars[k] = v == nil and NIL or v
+            end
+        end
+    end
+    local caller = {}
+    if level then
+        frame_vars(level + 1, caller, caller)  -- cond_vars sees it at level
+    end
+    return vars, caller
+end
+
+-- level: of the caller of rt:method(...) (nil: not found)
+local function hit_one(bp, ev, now, level)
+    if bp.dead or (bp.resume_only and ev.phase ~= "resume") then
+        return
+    end
+    if now >= bp.expires then
+        return remove(bp, "timeout")
+    end
+    if bp.cond or bp.log then
+        if not ev.vars then
+            ev.vars, ev.caller = cond_vars(ev, level and level + 1)
+        end
+        cond.set_frame(ev.vars, ev.caller)
+    end
+    if bp.cond then
+        local ok, res = pcall(bp.cond)
+        if not ok then
+            engine.control({ method = "Debugger.error", params = { id = bp.id,
+                             message = "condition: " .. tostring(res) } })
+            return remove(bp, "error")
+        end
+        if not res then
+            return
+        end
+    end
+    bp.hits = bp.hits + 1
+    stats.hits = stats.hits + 1
+    local last = bp.count and bp.hits >= bp.count
+    -- rate: a token bucket refilled at bp.rate per second (as breakpoints.lua)
+    local tokens = bp.tokens + (now - bp.t_last) * bp.rate
+    if tokens > bp.burst then
+        tokens = bp.burst
+    end
+    bp.t_last = now
+    local params
+    if tokens >= 1 then
+        local frames = array()
+        if level then
+            for l = level, level + MAX_HIT_FRAMES - 1 do
+                local info = debug_getinfo(l, "nSl")
+                if not info then
+                    break
+                end
+                frames[#frames + 1] = coroutines.frame_of(info)
+            end
+        end
+        local top = frames[1]
+        params = { id = bp.id, pid = worker_pid(), time = now,
+                   source = top and top.source or (PREFIX .. ev.runtime .. "." .. ev.method),
+                   line = top and top.line or 0, frames = frames, request = request_of(),
+                   task = task_part(ev) }
+        if bp.log then
+            local ok, msg = pcall(cond.render, bp.log)
+            if not ok then
+                engine.control({ method = "Debugger.error", params = { id = bp.id,
+                                 message = "log: " .. tostring(msg) } })
+                return remove(bp, "error")
+            end
+            params.message = msg
+        else
+            local locals, upvalues = {}, {}
+            if level then
+                frame_vars(level + 1, locals, upvalues)
+            end
+            local shared = { nref = 0 }
+            params.locals = capture_map(locals, shared)
+            params.upvalues = capture_map(upvalues, shared)
+            params.varargs = array()
+        end
+    end
+    if params and engine.emit({ method = "Debugger.hit", params = params }) then
+        bp.tokens = tokens - 1
+    else
+        bp.tokens = tokens
+        bp.dropped = bp.dropped + 1
+        bp.unreported = bp.unreported + 1
+    end
+    if last then
+        remove(bp, "count")
+    end
+end
+
+local call_fn   -- the binding's call(): its caller's caller is rt:method's caller
+
+-- The binding's hook: runs in the calling coroutine under the binding's pcall.
+on_task = function(phase, runtime, method, req, ok, res, rc, err, latency)
+    local list = lookup(runtime, method)
+    if not list then
+        return
+    end
+    stats.calls = stats.calls + 1
+    local now = ngx_now()
+    -- level of the caller of rt:method(...) as seen from here: 1 is this
+    -- function; the binding's call() sits below a pcall frame
+    local level
+    if not call_fn then
+        call_fn = hooked and hooked._call
+    end
+    for l = 2, MAX_CALLER_SEARCH do
+        local info = debug_getinfo(l, "f")
+        if not info then
+            break
+        end
+        if info.func == call_fn then
+            level = l + 1
+            break
+        end
+    end
+    local ev = { phase = phase, runtime = runtime, method = method, req = req, ok = ok,
+                 res = res, rc = rc, err = err, latency = latency }
+    for i = 1, #list do
+        -- hit_one adds one level
+        hit_one(list[i], ev, now, level and level + 1)
+    end
+    cond.set_frame(NIL, NIL)
+    if engine then
+        engine.signal()
+    end
+end
+
+-- Handlers ----------------------------------------------------------------------
+
+local function positive(spec, name, dflt)
+    local v = spec[name]
+    if v == nil then
+        return dflt
+    end
+    if type(v) ~= "number" or v <= 0 then
+        return nil, name .. " must be a positive number"
+    end
+    return v
+end
+
+-- A task breakpoint from spec (not registered yet), or nil, reason.
+function _M.compile(spec)
+    local target = str_sub(spec.url, #PREFIX + 1)
+    local dot = str_find(target, "%.[^%.]*$")
+    local rt_s = dot and str_sub(target, 1, dot - 1)
+    local m_s = dot and str_sub(target, dot + 1)
+    if not dot or rt_s == "" or m_s == "" then
+        return nil, "invalid task breakpoint '" .. spec.url
+                    .. "' (expected ffi:RUNTIME.METHOD, either part may be *)"
+    end
+    if spec.line ~= nil then
+        return nil, "a task breakpoint (ffi:RUNTIME.METHOD) takes no line"
+    end
+    local bp = { spec = spec, state = "pending", hits = 0, dropped = 0, unreported = 0,
+                 rt = glob(rt_s), method = glob(m_s) }
+    local err
+    if spec.condition ~= nil then
+        if type(spec.condition) ~= "string" then
+            return nil, "condition must be a string"
+        end
+        bp.cond, err = cond.compile(spec.condition)
+        if not bp.cond then
+            return nil, "condition rejected: " .. err
+        end
+        bp.resume_only = reads_resume(spec.condition)
+    end
+    if spec.log ~= nil then
+        bp.log, err = cond.compile_template(spec.log)
+        if not bp.log then
+            return nil, "log rejected: " .. err
+        end
+        for expr in str_gmatch(spec.log, "{(.-)}") do
+            bp.resume_only = bp.resume_only or reads_resume(expr)
+        end
+    end
+    bp.count, err = positive(spec, "count", nil)
+    if err then
+        return nil, err
+    end
+    bp.rate, err = positive(spec, "rate", DEFAULT_RATE)
+    if not bp.rate then
+        return nil, err
+    end
+    local timeout_ms
+    timeout_ms, err = positive(spec, "timeout_ms", DEFAULT_TIMEOUT_MS)
+    if not timeout_ms then
+        return nil, err
+    end
+    bp.burst = bp.rate < 1 and 1 or bp.rate
+    bp.tokens = bp.burst
+    bp.t_last = ngx_now()
+    bp.expires = ngx_now() + timeout_ms / 1000
+    return bp
+end
+
+-- Registers a compiled bp under id (replacing a task bp with that id); arms it
+-- when the binding is loaded, else it stays pending until service() sees it.
+function _M.add(bp, id)
+    if type(id) ~= "number" or id ~= math_floor(id) then
+        return nil, "id must be an integer"
+    end
+    if bps[id] then
+        remove(bps[id], nil)
+    end
+    bp.id = id
+    bps[id] = bp
+    nlive = nlive + 1
+    cache, ncache = {}, 0
+    if install() then
+        bp.state = "armed"
+        engine.control({ method = "Debugger.armed", params = { breakpoint = describe(bp) } })
+        engine.signal()
+        ngx_log(INFO, "[nffi bp ", id, " armed ", bp.spec.url, "]")
+    end
+    return { breakpoint = describe(bp) }
+end
+
+-- Debugger.removeBreakpoint for a task bp id.
+function _M.remove(id, reason)
+    local bp = bps[id]
+    if not bp then
+        return false
+    end
+    remove(bp, reason)
+    return true
+end
+
+function _M.list(out)
+    for _, bp in next, bps do
+        out[#out + 1] = describe(bp)
+    end
+    return out
+end
+
+function _M.get_stats()
+    local nffi = binding()
+    return { armed = nlive, calls = stats.calls, hits = stats.hits,
+             hook = nffi ~= nil and nffi._task_hook() ~= nil }
+end
+
+-- From the line engine's writer: timeouts, drop reports, pending bps to arm.
+function _M.service(now)
+    if nlive == 0 then
+        return
+    end
+    for _, bp in next, bps do
+        if now >= bp.expires then
+            remove(bp, "timeout")
+        elseif bp.unreported > 0 then
+            engine.control({ method = "Debugger.dropped",
+                             params = { id = bp.id, count = bp.unreported } })
+            bp.unreported = 0
+        end
+    end
+    if nlive > 0 and install() then
+        for _, bp in next, bps do
+            if bp.state == "pending" then
+                bp.state = "armed"
+                engine.control({ method = "Debugger.armed",
+                                 params = { breakpoint = describe(bp) } })
+                ngx_log(INFO, "[nffi bp ", bp.id, " armed ", bp.spec.url, "]")
+            end
+        end
+    end
+end
+
+-- Session end: every task bp gone, the binding's hook back to nil.
+function _M.reset()
+    for _, bp in next, bps do
+        remove(bp, nil)
+    end
+    bps, nlive = {}, 0
+    cache, ncache = {}, 0
+    install()
+end
+
+return _M
