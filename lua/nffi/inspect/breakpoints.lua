@@ -3,15 +3,16 @@
 -- turn JIT off for the prototypes that run that line and flush traces
 -- (jitctl.lua), index the line, install the line hook. The hook rejects any
 -- line not in the index with one table lookup, then checks the source, the
--- condition (cond.lua), count, timeout and rate, and takes a bounded snapshot
--- (capture.lua) into a ring. It never yields and never raises. A writer light
+-- condition (cond.lua), count, timeout and rate (limits.lua), and takes a
+-- bounded snapshot (snapshot.lua) into a ring. It never yields and never raises. A writer light
 -- thread of the session, woken through a semaphore, ships the ring as events.
 -- A FILE with no loaded chunk is pending: a jit.attach "bc" handler arms it
 -- when its chunk is compiled, before that chunk runs.
 local json = require "nffi.inspect.json"
-local capture = require "nffi.inspect.capture"
 local coroutines = require "nffi.inspect.coroutines"
 local cond = require "nffi.inspect.cond"
+local limits = require "nffi.inspect.limits"
+local snapshot = require "nffi.inspect.snapshot"
 local finder = require "nffi.inspect.finder"
 local jitctl = require "nffi.inspect.jitctl"
 local taskbp = require "nffi.inspect.taskbp"
@@ -31,8 +32,6 @@ local funcinfo = jutil.funcinfo
 local debug_sethook = debug.sethook
 local debug_gethook = debug.gethook
 local debug_getinfo = debug.getinfo
-local debug_getlocal = debug.getlocal
-local debug_getupvalue = debug.getupvalue
 local type = type
 local next = next
 local pcall = pcall
@@ -42,20 +41,20 @@ local co_running = coroutine.running
 local debug_getregistry = debug.getregistry
 local ffi_cast = ffi.cast
 local math_floor = math.floor
-local str_byte = string.byte
 local array = json.array
 local NIL = cond.NIL
+local frame_vars = snapshot.frame_vars
+local capture_frame = snapshot.capture_frame
+local hit_frames = snapshot.frames
+local request_of = snapshot.request_of
+local count_hit = limits.count_hit
+local refill = limits.refill
+local drop = limits.drop
+local report_removed = limits.report_removed
 
 local _M = { _VERSION = "0.1.0", use_c_hook = true }  -- false: Lua hook (bench)
 
-local DEFAULT_RATE = 50
-local DEFAULT_TIMEOUT_MS = 600000
 local RING_MAX = 256
-local MAX_HIT_FRAMES = 20
-local MAX_LOCALS = 200
-local MAX_UPVALUES = 60
-local MAX_VARARGS = 50
-local CAPTURE_OPTS = { depth = 2, keys = 50, string_bytes = 256 }
 local SERVICE_S = 0.25      -- writer wake-up when idle: timeouts, drop reports
 -- Stack level of the breakpoint frame inside on_hit: on_hit, pcall, hook, frame
 local LEVEL = 4
@@ -77,12 +76,6 @@ local to_remove = {}        -- bps the hook retired: { bp, reason }
 local wake                  -- semaphore of the current session's writer
 local stats = { hook_calls = 0, hits = 0, ring_drops = 0, writer_loops = 0 }
 _M.stats = stats
-
-local function dropped_event(bp)
-    local doc = { method = "Debugger.dropped", params = { id = bp.id, count = bp.unreported } }
-    bp.unreported = 0
-    return doc
-end
 
 local function push_ctl(doc)
     ctl[ctail] = doc
@@ -112,71 +105,6 @@ local function retire(bp, reason)
     end
 end
 
--- level: of the breakpoint frame as the caller sees it
-local function frame_vars(level, want_values)
-    level = level + 1
-    local locals, upvalues, varargs = {}, {}, nil
-    for i = 1, MAX_LOCALS do
-        local name, v = debug_getlocal(level, i)
-        if not name then
-            break
-        end
-        if str_byte(name, 1) ~= 40 then  -- "(": (for …), (*temporary)
-            if v == nil then
-                v = NIL
-            end
-            locals[name] = v
-        end
-    end
-    local info = debug_getinfo(level, "fu")
-    local fn = info.func
-    for i = 1, MAX_UPVALUES do
-        local name, v = debug_getupvalue(fn, i)
-        if not name then
-            break
-        end
-        if v == nil then
-            v = NIL
-        end
-        upvalues[name] = v
-    end
-    if want_values and info.isvararg then
-        varargs = {}
-        for i = 1, MAX_VARARGS do
-            local name, v = debug_getlocal(level, -i)
-            if not name then
-                break
-            end
-            varargs[i] = v == nil and NIL or v
-        end
-    end
-    return locals, upvalues, varargs
-end
-
-local function capture_map(vars, shared)
-    local out = {}
-    for name, v in next, vars do
-        if v == NIL then
-            v = nil
-        end
-        out[name] = capture.capture_value(v, CAPTURE_OPTS, shared)
-    end
-    return out
-end
-
-local function request_uri()
-    return ngx.var.request_uri
-end
-
-local function request_of()
-    local ok, method = pcall(ngx.req.get_method)
-    if not ok then
-        return nil
-    end
-    local ok2, uri = pcall(request_uri)
-    return { method = method, uri = ok2 and uri or "" }
-end
-
 local function hit_one(bp, now)
     if bp.dead or bp.state ~= "armed" then
         return
@@ -184,9 +112,10 @@ local function hit_one(bp, now)
     if now >= bp.expires then
         return retire(bp, "timeout")
     end
-    local locals, upvalues
     if bp.cond or bp.log then
-        locals, upvalues = frame_vars(LEVEL + 1, false)
+        -- the breakpoint frame is LEVEL + 1 from here, LEVEL + 2 from a callee
+        local locals, upvalues = {}, {}
+        frame_vars(LEVEL + 2, locals, upvalues, false)
         cond.set_frame(locals, upvalues)
     end
     if bp.cond then
@@ -200,39 +129,23 @@ local function hit_one(bp, now)
             return
         end
     end
-    bp.hits = bp.hits + 1
     stats.hits = stats.hits + 1
-    if bp.count and bp.hits >= bp.count then
+    if count_hit(bp) then
         retire(bp, "count")
     end
-    -- rate: a token bucket refilled at bp.rate per second
-    local tokens = bp.tokens + (now - bp.t_last) * bp.rate
-    if tokens > bp.burst then
-        tokens = bp.burst
-    end
-    bp.t_last = now
+    local tokens = refill(bp, now)  -- rate: limits.lua's token bucket
     if tokens < 1 or rtail - rhead >= RING_MAX then
-        bp.tokens = tokens
-        bp.dropped = bp.dropped + 1
-        bp.unreported = bp.unreported + 1
+        drop(bp, tokens)
         if tokens >= 1 then
             stats.ring_drops = stats.ring_drops + 1
         end
         return
     end
     bp.tokens = tokens - 1
-    local level = LEVEL + 1
-    local frames = array()
-    for l = level, level + MAX_HIT_FRAMES - 1 do
-        local info = debug_getinfo(l, "nSl")
-        if not info then
-            break
-        end
-        frames[#frames + 1] = coroutines.frame_of(info)
-    end
+    -- the breakpoint frame is LEVEL + 1 from here, LEVEL + 2 from a callee
     local params = { id = bp.id, pid = worker_pid(), time = now,
-                     source = finder.name_of(bp.source), line = bp.line, frames = frames,
-                     request = request_of() }
+                     source = finder.name_of(bp.source), line = bp.line,
+                     frames = hit_frames(LEVEL + 2), request = request_of() }
     if bp.log then
         local ok, msg = pcall(cond.render, bp.log)
         if not ok then
@@ -242,22 +155,7 @@ local function hit_one(bp, now)
         end
         params.message = msg
     else
-        local shared = { nref = 0 }
-        local vargs
-        locals, upvalues, vargs = frame_vars(level, true)
-        params.locals = capture_map(locals, shared)
-        params.upvalues = capture_map(upvalues, shared)
-        local va = array()
-        if vargs then
-            for i = 1, #vargs do
-                local v = vargs[i]
-                if v == NIL then
-                    v = nil
-                end
-                va[i] = capture.capture_value(v, CAPTURE_OPTS, shared)
-            end
-        end
-        params.varargs = va
+        capture_frame(params, LEVEL + 2, true)
     end
     ring[rtail] = { method = "Debugger.hit", params = params }
     rtail = rtail + 1
@@ -470,11 +368,7 @@ local function remove(bp, reason)
     bp.state = "disabled"
     stop_if_idle()
     if reason then
-        if bp.unreported > 0 then
-            push_ctl(dropped_event(bp))
-        end
-        push_ctl({ method = "Debugger.removed", params = { id = bp.id, reason = reason } })
-        ngx_log(INFO, "[nffi bp ", bp.id, " removed ", reason, "]")
+        report_removed(bp, reason, push_ctl)
     end
 end
 
@@ -540,17 +434,6 @@ taskbp.init({
 
 -- Handlers ------------------------------------------------------------------
 
-local function positive(spec, name, dflt)
-    local v = spec[name]
-    if v == nil then
-        return dflt
-    end
-    if type(v) ~= "number" or v <= 0 then
-        return nil, name .. " must be a positive number"
-    end
-    return v
-end
-
 -- Debugger.setBreakpoint {spec, id?}
 function _M.set_breakpoint(params, b)
     local spec = params.spec
@@ -580,38 +463,10 @@ function _M.set_breakpoint(params, b)
         return nil, "spec.line must be a positive integer"
     end
     local bp = { spec = spec, state = "pending", hits = 0, dropped = 0, unreported = 0 }
-    local err
-    if spec.condition ~= nil then
-        if type(spec.condition) ~= "string" then
-            return nil, "condition must be a string"
-        end
-        bp.cond, err = cond.compile(spec.condition)
-        if not bp.cond then
-            return nil, "condition rejected: " .. err
-        end
-    end
-    if spec.log ~= nil then
-        bp.log, err = cond.compile_template(spec.log)
-        if not bp.log then
-            return nil, "log rejected: " .. err
-        end
-    end
-    bp.count, err = positive(spec, "count", nil)
-    if err then
+    local ok, err = limits.parse(bp, spec)
+    if not ok then
         return nil, err
     end
-    bp.rate, err = positive(spec, "rate", DEFAULT_RATE)
-    if not bp.rate then
-        return nil, err
-    end
-    local timeout_ms
-    timeout_ms, err = positive(spec, "timeout_ms", DEFAULT_TIMEOUT_MS)
-    if not timeout_ms then
-        return nil, err
-    end
-    bp.burst = bp.rate < 1 and 1 or bp.rate
-    bp.tokens = bp.burst
-    bp.expires = ngx_now() + timeout_ms / 1000
     local id = params.id
     if id ~= nil and (type(id) ~= "number" or id ~= math_floor(id)) then
         return nil, "id must be an integer"
@@ -709,13 +564,7 @@ local function service()
         end
     end
     local now = ngx_now()
-    for _, bp in next, bps do
-        if now >= bp.expires then
-            remove(bp, "timeout")
-        elseif bp.unreported > 0 then
-            push_ctl(dropped_event(bp))
-        end
-    end
+    limits.sweep(bps, now, remove, push_ctl)
     taskbp.service(now)
     if narmed > 0 and not hook_ours() then
         hook_on, hook_kind = false, nil

@@ -10,11 +10,11 @@
 -- `latency` (ms: queue, service, wakeup, total), then the caller's locals and
 -- upvalues. One that names a resume-only variable fires on resume only. Hits
 -- go into the line engine's ring (breakpoints.lua passes its emit/control/
--- signal through init) with the same rate, count, timeout and drop rules.
-local json = require "nffi.inspect.json"
-local capture = require "nffi.inspect.capture"
-local coroutines = require "nffi.inspect.coroutines"
+-- signal through init) with the same rate, count, timeout and drop rules
+-- (limits.lua) and the same snapshot (snapshot.lua).
 local cond = require "nffi.inspect.cond"
+local limits = require "nffi.inspect.limits"
+local snapshot = require "nffi.inspect.snapshot"
 
 local ngx = ngx
 local ngx_now = ngx.now
@@ -22,8 +22,6 @@ local ngx_log = ngx.log
 local INFO = ngx.INFO
 local worker_pid = ngx.worker.pid
 local debug_getinfo = debug.getinfo
-local debug_getlocal = debug.getlocal
-local debug_getupvalue = debug.getupvalue
 local package = package
 local type = type
 local next = next
@@ -33,23 +31,23 @@ local math_floor = math.floor
 local str_sub = string.sub
 local str_find = string.find
 local str_gsub = string.gsub
-local str_byte = string.byte
 local str_gmatch = string.gmatch
-local array = json.array
 local NIL = cond.NIL
+local frame_vars = snapshot.frame_vars
+local capture_frame = snapshot.capture_frame
+local hit_frames = snapshot.frames
+local request_of = snapshot.request_of
+local count_hit = limits.count_hit
+local refill = limits.refill
+local drop = limits.drop
+local report_removed = limits.report_removed
 
 local _M = { _VERSION = "0.1.0" }
 
 local PREFIX = "ffi:"
-local DEFAULT_RATE = 50
-local DEFAULT_TIMEOUT_MS = 600000
 local PREVIEW_BYTES = 256
-local MAX_HIT_FRAMES = 20
-local MAX_LOCALS = 200
-local MAX_UPVALUES = 60
 local MAX_CALLER_SEARCH = 8
 local CACHE_MAX = 4096
-local CAPTURE_OPTS = { depth = 2, keys = 50, string_bytes = 256 }
 local RESUME_NAMES = { ok = true, res = true, rc = true, err = true, latency = true }
 
 local bps = {}              -- id -> task bp
@@ -180,59 +178,8 @@ local function remove(bp, reason)
     cache, ncache = {}, 0
     install()
     if reason and engine then
-        if bp.unreported > 0 then
-            engine.control({ method = "Debugger.dropped",
-                             params = { id = bp.id, count = bp.unreported } })
-            bp.unreported = 0
-        end
-        engine.control({ method = "Debugger.removed", params = { id = bp.id, reason = reason } })
-        ngx_log(INFO, "[nffi bp ", bp.id, " removed ", reason, "]")
+        report_removed(bp, reason, engine.control)
     end
-end
-
--- Levels below are always as the function that takes them sees them.
--- name -> value (NIL for nil) of the frame at level.
-local function frame_vars(level, into_locals, into_upvalues)
-    for i = 1, MAX_LOCALS do
-        local name, v = debug_getlocal(level, i)
-        if not name then
-            break
-        end
-        if str_byte(name, 1) ~= 40 then  -- "(": (for …), (*temporary)
-            into_locals[name] = v == nil and NIL or v
-        end
-    end
-    local info = debug_getinfo(level, "f")
-    local fn = info and info.func
-    if fn and into_upvalues then
-        for i = 1, MAX_UPVALUES do
-            local name, v = debug_getupvalue(fn, i)
-            if not name then
-                break
-            end
-            into_upvalues[name] = v == nil and NIL or v
-        end
-    end
-end
-
-local function capture_map(vars, shared)
-    local out = {}
-    for name, v in next, vars do
-        if v == NIL then
-            v = nil
-        end
-        out[name] = capture.capture_value(v, CAPTURE_OPTS, shared)
-    end
-    return out
-end
-
-local function request_of()
-    local ok, method = pcall(ngx.req.get_method)
-    if not ok then
-        return nil
-    end
-    local ok2, uri = pcall(function() return ngx.var.request_uri end)
-    return { method = method, uri = ok2 and uri or "" }
 end
 
 local function task_part(ev)
@@ -293,27 +240,13 @@ local function hit_one(bp, ev, now, level)
             return
         end
     end
-    bp.hits = bp.hits + 1
     stats.hits = stats.hits + 1
-    local last = bp.count and bp.hits >= bp.count
-    -- rate: a token bucket refilled at bp.rate per second (as breakpoints.lua)
-    local tokens = bp.tokens + (now - bp.t_last) * bp.rate
-    if tokens > bp.burst then
-        tokens = bp.burst
-    end
-    bp.t_last = now
+    local last = count_hit(bp)
+    local tokens = refill(bp, now)  -- rate: limits.lua's token bucket
     local params
     if tokens >= 1 then
-        local frames = array()
-        if level then
-            for l = level, level + MAX_HIT_FRAMES - 1 do
-                local info = debug_getinfo(l, "nSl")
-                if not info then
-                    break
-                end
-                frames[#frames + 1] = coroutines.frame_of(info)
-            end
-        end
+        -- the caller is level from here, level + 1 from a callee
+        local frames = hit_frames(level and level + 1)
         local top = frames[1]
         params = { id = bp.id, pid = worker_pid(), time = now,
                    source = top and top.source or (PREFIX .. ev.runtime .. "." .. ev.method),
@@ -328,22 +261,14 @@ local function hit_one(bp, ev, now, level)
             end
             params.message = msg
         else
-            local locals, upvalues = {}, {}
-            if level then
-                frame_vars(level + 1, locals, upvalues)
-            end
-            local shared = { nref = 0 }
-            params.locals = capture_map(locals, shared)
-            params.upvalues = capture_map(upvalues, shared)
-            params.varargs = array()
+            -- no varargs: they would be the caller's, not the task's
+            capture_frame(params, level and level + 1, false)
         end
     end
     if params and engine.emit({ method = "Debugger.hit", params = params }) then
         bp.tokens = tokens - 1
     else
-        bp.tokens = tokens
-        bp.dropped = bp.dropped + 1
-        bp.unreported = bp.unreported + 1
+        drop(bp, tokens)
     end
     if last then
         remove(bp, "count")
@@ -390,17 +315,6 @@ end
 
 -- Handlers ----------------------------------------------------------------------
 
-local function positive(spec, name, dflt)
-    local v = spec[name]
-    if v == nil then
-        return dflt
-    end
-    if type(v) ~= "number" or v <= 0 then
-        return nil, name .. " must be a positive number"
-    end
-    return v
-end
-
 -- A task breakpoint from spec (not registered yet), or nil, reason.
 function _M.compile(spec)
     local target = str_sub(spec.url, #PREFIX + 1)
@@ -416,43 +330,19 @@ function _M.compile(spec)
     end
     local bp = { spec = spec, state = "pending", hits = 0, dropped = 0, unreported = 0,
                  rt = glob(rt_s), method = glob(m_s) }
-    local err
-    if spec.condition ~= nil then
-        if type(spec.condition) ~= "string" then
-            return nil, "condition must be a string"
-        end
-        bp.cond, err = cond.compile(spec.condition)
-        if not bp.cond then
-            return nil, "condition rejected: " .. err
-        end
+    local ok, err = limits.parse(bp, spec)
+    if not ok then
+        return nil, err
+    end
+    -- both compiled (parse checked them): which names they read
+    if bp.cond then
         bp.resume_only = reads_resume(spec.condition)
     end
-    if spec.log ~= nil then
-        bp.log, err = cond.compile_template(spec.log)
-        if not bp.log then
-            return nil, "log rejected: " .. err
-        end
+    if bp.log then
         for expr in str_gmatch(spec.log, "{(.-)}") do
             bp.resume_only = bp.resume_only or reads_resume(expr)
         end
     end
-    bp.count, err = positive(spec, "count", nil)
-    if err then
-        return nil, err
-    end
-    bp.rate, err = positive(spec, "rate", DEFAULT_RATE)
-    if not bp.rate then
-        return nil, err
-    end
-    local timeout_ms
-    timeout_ms, err = positive(spec, "timeout_ms", DEFAULT_TIMEOUT_MS)
-    if not timeout_ms then
-        return nil, err
-    end
-    bp.burst = bp.rate < 1 and 1 or bp.rate
-    bp.tokens = bp.burst
-    bp.t_last = ngx_now()
-    bp.expires = ngx_now() + timeout_ms / 1000
     return bp
 end
 
@@ -506,15 +396,7 @@ function _M.service(now)
     if nlive == 0 then
         return
     end
-    for _, bp in next, bps do
-        if now >= bp.expires then
-            remove(bp, "timeout")
-        elseif bp.unreported > 0 then
-            engine.control({ method = "Debugger.dropped",
-                             params = { id = bp.id, count = bp.unreported } })
-            bp.unreported = 0
-        end
-    end
+    limits.sweep(bps, now, remove, engine.control)
     if nlive > 0 and install() then
         for _, bp in next, bps do
             if bp.state == "pending" then
