@@ -22,8 +22,8 @@ export interface NginxMaster extends NginxProc {
 const MASTER = 'nginx: master process';
 const WORKER = 'nginx: worker process';
 
-/** nginx rewrites argv to its title, padded with NULs or spaces. */
-function title(pid: number): string | undefined {
+/** nginx rewrites argv to its title ("nginx: worker process"), padded with NULs or spaces. */
+export function procTitle(pid: number): string | undefined {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/[\0 ]+$/, '').replace(/\0/g, ' ');
   } catch {
@@ -31,7 +31,8 @@ function title(pid: number): string | undefined {
   }
 }
 
-function status(pid: number): Map<string, string> | undefined {
+/** `Name: value` pairs of /proc/<pid>/status, or undefined when the process is gone. */
+export function procStatus(pid: number): Map<string, string> | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -72,10 +73,10 @@ export function roleOf(t: string): { role: Role; shuttingDown: boolean } | undef
 
 /** The nginx process `pid`, or undefined when it is gone, a zombie or not nginx. */
 export function readNginxProc(pid: number): NginxProc | undefined {
-  const t = title(pid);
+  const t = procTitle(pid);
   const r = t === undefined ? undefined : roleOf(t);
   if (!r || !t) return undefined;
-  const st = status(pid);
+  const st = procStatus(pid);
   if (!st || st.get('State')?.startsWith('Z')) return undefined;
   const uid = Number(st.get('Uid')?.split(/\s+/)[0] ?? NaN);
   const gid = Number(st.get('Gid')?.split(/\s+/)[0] ?? NaN);
@@ -94,7 +95,7 @@ export interface WorkerFilter {
 export function workersOf(master: number, f: WorkerFilter = {}, pids = allPids()): NginxProc[] {
   const out: NginxProc[] = [];
   for (const pid of pids) {
-    const t = title(pid);
+    const t = procTitle(pid);
     if (!t?.startsWith(WORKER)) continue;
     const p = readNginxProc(pid);
     if (p && p.ppid === master && (f.shuttingDown || !p.shuttingDown)) out.push(p);
@@ -105,7 +106,7 @@ export function workersOf(master: number, f: WorkerFilter = {}, pids = allPids()
 /** Every nginx master on this host with its workers (shutting-down ones included). */
 export function listMasters(): NginxMaster[] {
   const procs = allPids().flatMap((pid) => {
-    const t = title(pid);
+    const t = procTitle(pid);
     if (!t || !roleOf(t)) return [];
     const p = readNginxProc(pid);
     return p ? [p] : [];

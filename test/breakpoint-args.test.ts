@@ -186,7 +186,7 @@ class FakeSession implements BreakpointSession {
     if (method === 'Debugger.setBreakpoint') {
       if (this.reject) throw Object.assign(new AgentError(`${method} in worker ${pid}: ${this.reject}`), { agentMessage: this.reject });
       const { spec, id } = params as Debugger.SetBreakpointParams;
-      return { breakpoint: { id, spec, state: 'armed', source: spec.url, line: spec.line + 1, hits: 0, dropped: 0 }, moved_from: spec.line };
+      return { breakpoint: { id, spec, state: 'armed', source: spec.url, line: spec.line! + 1, hits: 0, dropped: 0 }, moved_from: spec.line };
     }
     if (method === 'Debugger.getBreakpoints') return { breakpoints: [] };
     return {};

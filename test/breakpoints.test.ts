@@ -44,7 +44,10 @@ async function get(path: string): Promise<string> {
   return res.body.toString('utf8');
 }
 
-interface Status { pid: number; hook: boolean; traces: { hot: number; inl: number }; oracle: { hot: number; inl: number } }
+interface Status {
+  pid: number; hook: boolean; traces: { hot: number; inl: number }; oracle: { hot: number; inl: number };
+  ops: { hot: string; inl: string };
+}
 
 /** /status from every worker (requests land on either one). */
 async function statusAll(): Promise<Map<number, Status>> {

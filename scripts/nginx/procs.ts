@@ -1,32 +1,10 @@
 // Small process and network probes for the nginx launcher, read straight from /proc so they
 // work the same for workers running as nobody and need no ps(1).
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
+import { procStatus, procTitle } from '../../probe/procs.js';
 
-/** `Name: value` pairs of /proc/<pid>/status, or undefined when the process is gone. */
-export function procStatus(pid: number): Map<string, string> | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const fields = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const colon = line.indexOf(':');
-    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
-  }
-  return fields;
-}
-
-/** nginx rewrites argv to its title ("nginx: worker process"), padded with NULs or spaces. */
-export function procTitle(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/[\0 ]+$/, '').replace(/\0/g, ' ');
-  } catch {
-    return undefined;
-  }
-}
+export { procStatus, procTitle };
 
 export function childPids(parent: number): number[] {
   const out: number[] = [];
