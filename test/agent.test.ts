@@ -266,17 +266,23 @@ describe('scale', () => {
     const threads = res.coroutines.filter((x: any) => x.kind === 'thread' && x.wait?.kind === 'ngx.sleep');
     expect(threads.length).toBeGreaterThanOrEqual(10_000);
     const stats = await c.request('Agent.getStats');
+    // the VM's own longest GC step in the same worker, with the 10,000 coroutines alive
+    let gcPauseMs = NaN;
+    for (let i = 0; i < 40 && Number.isNaN(gcPauseMs); i++) {
+      const [p, ms] = (await http(nginx().url('/gcstep'))).body.toString().trim().split(' ');
+      if (Number(p) === pid) gcPauseMs = Number(ms);
+    }
+    console.log(`longest GC step in that worker (no agent work): ${gcPauseMs.toFixed(3)} ms CPU`);
     console.log(`getCoroutines: ${res.coroutines.length} coroutines in ${took} ms; worst /ping ${worst} ms; `
       + `longest agent slice ${stats.max_slice_ms.toFixed(3)} ms wall, ${stats.max_slice_cpu_ms.toFixed(3)} ms CPU, `
       + `over ${stats.slices} slices`);
     // wall time, shared with whatever else runs on the machine: a sanity bound only
     expect(worst).toBeLessThan(500);
     // As the agent measured it around every slice of the walk. Slices are cut at
-    // 0.75 ms; with 10,000 live coroutines a LuaJIT GC step that an allocation
-    // triggers inside a slice (the atomic phase re-traverses every coroutine
-    // stack) adds more: 1.8-2.5 ms CPU at worst when this file runs alone, up to
-    // ~10 ms with the whole suite loading both cores. The 2 ms target is not met
-    // at this scale (see the README); this bound catches a walk that stops yielding.
+    // 0.75 ms; a LuaJIT GC step that an allocation triggers inside a slice comes on
+    // top (with 10,000 live coroutines the VM's own longest step, printed above, is
+    // ~1-1.6 ms). Alone: 1.5-1.8 ms CPU at worst; with the whole suite loading both
+    // cores, up to ~10 ms. This bound catches a walk that stops yielding.
     expect(stats.slices).toBeGreaterThan(10);
     expect(stats.max_slice_cpu_ms).toBeLessThan(25);
   });
