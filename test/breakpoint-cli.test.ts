@@ -1,39 +1,16 @@
 // `breakpoint`, `breakpoints` and `delete` against a real nginx (2 workers) with the agent:
 // hits from real requests, conditions, logpoints, a rejected condition, cleanup, and a
 // breakpoint that a `serve` probe keeps across `nginx -s reload`.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import CDP from 'chrome-remote-interface';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Session } from '../probe/session.js';
 import { BP_CLI_FILE, BP_CLI_HTTP, BREAK_LINE, FIXTURE_LUA } from './harness/bp-cli-app.js';
-import { BIN, oneLineError, ROOT, runCli } from './harness/cli.js';
+import { oneLineError, ROOT, runCli, startCli as start, stopCliAfterEach } from './harness/cli.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
 
 const LOC = `${BP_CLI_FILE}:${BREAK_LINE}`;
 const protocol = JSON.parse(readFileSync(`${ROOT}/probe/protocol.json`, 'utf8'));
-
-interface Running {
-  child: ChildProcess;
-  out: () => string;
-  err: () => string;
-  exited: Promise<number | null>;
-  lines: () => any[];
-}
-
-const started: ChildProcess[] = [];
-
-function start(args: string[]): Running {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  return { child, out: () => out, err: () => err, exited, lines };
-}
 
 /** Send requests until `until` settles (the CLI exits), one at a time. */
 async function drive(url: (i: number) => string, until: Promise<unknown>, max = 400): Promise<void> {
@@ -55,9 +32,8 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: () => string): Pr
   }
 }
 
-afterEach(() => {
-  for (const c of started.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGINT');
-});
+
+stopCliAfterEach();
 
 describe('breakpoint against nginx with the agent', () => {
   const nginx = useNginx({ workers: 2, http: BP_CLI_HTTP, luaPath: [FIXTURE_LUA] });

@@ -1,32 +1,15 @@
 // Breakpoints through a source map, against real nginx (2 workers): a TypeScriptToLua handler
 // (test/fixtures/tstl, compiled at test time) is set by its .ts line, arms on the generated Lua
 // line, and its hits carry the original handler.ts position beside the Lua one.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Session } from '../probe/session.js';
-import { BIN } from './harness/cli.js';
+import { startCli as start, stopCliAfterEach } from './harness/cli.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
 import { buildTstl, luaLineOf, TSTL_HTTP, TSTL_OUT, TSTL_TS, tsMarkerLine } from './harness/tstl-app.js';
 
 // Before useNginx's beforeAll: nginx mounts out/, which must exist by then.
 beforeAll(() => buildTstl(), 60_000);
-
-const started: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of started.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGINT');
-});
-
-function start(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  const lines = (): any[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  return { out: () => out, err: () => err, exited, lines };
-}
+stopCliAfterEach();
 
 /** Requests one at a time until `until` settles. */
 async function drive(url: string, until: Promise<unknown>, max = 300): Promise<void> {

@@ -1,28 +1,12 @@
 // `nffi-inspect breakpoint PID ffi:RUNTIME.METHOD [if COND]` end to end: the real CLI against
 // real nginx (2 workers) running the example runtimes, NDJSON and human output.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
-import { BIN, oneLineError, runCli } from './harness/cli.js';
+import { describe, expect, it } from 'vitest';
+import { oneLineError, runCli, startCli as start, stopCliAfterEach } from './harness/cli.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
 import { FIXTURE_LUA, TASK_APP_HTTP } from './harness/task-app.js';
 
-const started: ChildProcess[] = [];
+stopCliAfterEach();
 
-function start(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  const lines = (): any[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-  return { child, out: () => out, err: () => err, exited, lines };
-}
-
-afterEach(() => {
-  for (const c of started.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGINT');
-});
 
 async function drive(url: (i: number) => string, until: Promise<unknown>, max = 400): Promise<void> {
   let done = false;

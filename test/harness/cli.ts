@@ -1,5 +1,6 @@
 // Spawn the real CLI (bin/nffi-inspect.js) as users run it, optionally as another user.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterEach } from 'vitest';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
@@ -58,5 +59,37 @@ export function runCliUntil(args: string[], ms: number): Promise<CliResult> {
       clearTimeout(stop);
       resolve({ status, stdout, stderr });
     });
+  });
+}
+
+/** A CLI process left running (e.g. `breakpoint`), its output collected as it comes. */
+export interface RunningCli {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<number | null>;
+  /** The NDJSON lines printed so far. */
+  lines: () => any[];
+}
+
+const running: ChildProcess[] = [];
+
+/** Start the CLI and leave it running; `stopCliAfterEach()` Ctrl-Cs what a test left behind. */
+export function startCli(args: string[]): RunningCli {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  return { child, out: () => out, err: () => err, exited, lines };
+}
+
+/** Register (at a test file's top level) the Ctrl-C of every CLI a test left running. */
+export function stopCliAfterEach(): void {
+  afterEach(() => {
+    for (const c of running.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGINT');
   });
 }

@@ -31,6 +31,8 @@ local MAX_LEVELS = 200          -- frames walked to find the bottom of a stack
 local WAIT_LEVELS = 6           -- top frames searched for a blocking function
 local USER_DEPTH = 8            -- user coroutines found from user coroutines, at most
 local MAX_SCAN_LOCALS = 200     -- per frame, when looking for user coroutines
+local MAX_SCAN_VARARGS = 20
+local MAX_SCAN_UPVALUES = 60
 local DEFAULT_FRAMES = 3
 local MAX_FRAMES = 50
 
@@ -324,6 +326,25 @@ local function find_anchor(b)
     return nil, "cannot find lua-nginx-module's coroutine table in the registry"
 end
 
+-- Appends to found the threads among get(a, b, sign * i) for i = 1..max (a
+-- local, a vararg or, with b nil, an upvalue), stopping at the first missing one.
+local function push_threads(found, get, a, b, sign, max)
+    for i = 1, max do
+        local name, v
+        if b == nil then
+            name, v = get(a, sign * i)
+        else
+            name, v = get(a, b, sign * i)
+        end
+        if not name then
+            return
+        end
+        if type(v) == "thread" then
+            found[#found + 1] = v
+        end
+    end
+end
+
 -- Threads held directly in the locals, varargs and upvalues of co's frames.
 local function scan_user(co, found, b)
     local base = co == co_running() and 2 or 0
@@ -332,35 +353,10 @@ local function scan_user(co, found, b)
         if not info then
             break
         end
-        for i = 1, MAX_SCAN_LOCALS do
-            local name, v = debug_getlocal(co, level, i)
-            if not name then
-                break
-            end
-            if type(v) == "thread" then
-                found[#found + 1] = v
-            end
-        end
-        for i = 1, 20 do
-            local name, v = debug_getlocal(co, level, -i)
-            if not name then
-                break
-            end
-            if type(v) == "thread" then
-                found[#found + 1] = v
-            end
-        end
-        local fn = info.func
-        if type(fn) == "function" then
-            for i = 1, 60 do
-                local name, v = debug_getupvalue(fn, i)
-                if not name then
-                    break
-                end
-                if type(v) == "thread" then
-                    found[#found + 1] = v
-                end
-            end
+        push_threads(found, debug_getlocal, co, level, 1, MAX_SCAN_LOCALS)
+        push_threads(found, debug_getlocal, co, level, -1, MAX_SCAN_VARARGS)
+        if type(info.func) == "function" then
+            push_threads(found, debug_getupvalue, info.func, nil, 1, MAX_SCAN_UPVALUES)
         end
         b:check()  -- each unit is large: read the clock every time
     end
