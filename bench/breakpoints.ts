@@ -28,6 +28,8 @@ server {
     location = /hitloop { content_by_lua_block { require("bench_bp").hit_loop() } }
     location = /inspect_on { content_by_lua_block { require("bench_bp").resty_inspect(true) } }
     location = /inspect_off { content_by_lua_block { require("bench_bp").resty_inspect(false) } }
+    location = /gate_on { content_by_lua_block { require("bench_bp").gate(true) } }
+    location = /gate_off { content_by_lua_block { require("bench_bp").gate(false) } }
 }`;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -48,8 +50,18 @@ async function withBreakpoint<T>(bps: Breakpoints, line: number, fn: () => Promi
   }
 }
 
+/** fn with the agent's C hook sending every line (no call gating), for comparison. */
+async function ungated<T>(nginx: NginxInstance, fn: () => Promise<T>): Promise<T> {
+  await get(nginx, '/gate_off');
+  try {
+    return await fn();
+  } finally {
+    await get(nginx, '/gate_on');
+  }
+}
+
 async function reqPerSec(nginx: NginxInstance, bps: Breakpoints, path: string): Promise<string[]> {
-  const runs: Record<string, number[]> = { none: [], armed: [], resty: [] };
+  const runs: Record<string, number[]> = { none: [], armed: [], ungated: [], resty: [] };
   let errors = 0;
   const measure = async (key: string) => {
     const r = await wrk(nginx.url(path), { seconds: SECONDS, connections: 16, cpu: 1 });
@@ -59,11 +71,14 @@ async function reqPerSec(nginx: NginxInstance, bps: Breakpoints, path: string): 
   for (let round = 0; round < ROUNDS; round++) {
     await measure('none');
     await withBreakpoint(bps, lineOf('BP-NEVER'), () => measure('armed'));
+    await ungated(nginx, () => withBreakpoint(bps, lineOf('BP-NEVER'), () => measure('ungated')));
     await get(nginx, '/inspect_on');
     try { await measure('resty'); } finally { await get(nginx, '/inspect_off'); }
   }
   const none = median(runs.none!), armed = median(runs.armed!), resty = median(runs.resty!);
-  return [path, none.toFixed(0), armed.toFixed(0), `${((1 - armed / none) * 100).toFixed(1)}%`,
+  const plain = median(runs.ungated!);
+  const loss = (x: number) => `${((1 - x / none) * 100).toFixed(1)}%`;
+  return [path, none.toFixed(0), armed.toFixed(0), loss(armed), plain.toFixed(0), loss(plain),
     resty.toFixed(0), `${(none / resty).toFixed(1)}×`, String(errors)];
 }
 
@@ -80,7 +95,8 @@ async function hitCost(nginx: NginxInstance, bps: Breakpoints): Promise<string[]
   };
   const plain = await perCall();
   const armed = await withBreakpoint(bps, lineOf('BP-HIT'), perCall);
-  return [plain.toFixed(2), armed.toFixed(2), (armed - plain).toFixed(1)];
+  const always = await ungated(nginx, () => withBreakpoint(bps, lineOf('BP-HIT'), perCall));
+  return [plain.toFixed(2), armed.toFixed(2), (armed - plain).toFixed(1), always.toFixed(2), (always - plain).toFixed(1)];
 }
 
 export async function runBreakpointsBench(): Promise<void> {
@@ -91,10 +107,10 @@ export async function runBreakpointsBench(): Promise<void> {
     const rows = [await reqPerSec(nginx, bps, '/jit'), await reqPerSec(nginx, bps, '/interp')];
     process.stdout.write(`\n== breakpoints: req/s, median of ${ROUNDS} wrk runs of ${SECONDS} s (worker on CPU 0, wrk on CPU 1)\n`);
     process.stdout.write(formatTable(
-      ['handler', 'no hook', 'armed elsewhere', 'loss', 'resty-inspect way', 'slower', 'errors'], rows) + '\n');
+      ['handler', 'no hook', 'armed elsewhere', 'loss', 'same, every line hooked', 'loss', 'resty-inspect way', 'slower', 'errors'], rows) + '\n');
     const hit = await hitCost(nginx, bps);
     process.stdout.write('\n== one hit: a frame with 10 locals, µs per call timed inside the worker\n');
-    process.stdout.write(formatTable(['no breakpoint', 'breakpoint on the line', 'cost per hit µs'], [hit]) + '\n');
+    process.stdout.write(formatTable(['no breakpoint', 'breakpoint on the line', 'cost per hit µs', 'every line hooked', 'cost per hit µs'], [hit]) + '\n');
   } finally {
     await session.close();
     await nginx.stop();

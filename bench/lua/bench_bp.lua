@@ -68,6 +68,12 @@ function _M.hit_loop()
     ngx.say(tonumber(C.nffi_now_ns() - t0) / n / 1000, " ", acc)
 end
 
+-- the agent's C hook gated by calls (default) or sending every line (on = false)
+function _M.gate(on)
+    require("nffi.inspect.breakpoints").gate = on
+    ngx.say(on and "gated" or "ungated")
+end
+
 local hook_source = "@" .. str_sub(debug_getinfo(1, "S").source, 2)
 
 -- lua-resty-inspect's approach: every line runs Lua that asks debug.getinfo

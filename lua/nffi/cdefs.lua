@@ -71,13 +71,23 @@ unsigned nffi_euid(void);
 int nffi_path_check(const char *path, unsigned uid, uint64_t *sig);
 
 int nffi_hook_available(void);
-int nffi_hook_install(void *L);
+int nffi_hook_install(void *L, int gate);
+int nffi_hook_calibrate(const void *fn, const void *proto);
+int nffi_hook_target(const void *obj, int is_proto);
+void nffi_hook_targets_clear(void);
+int nffi_hook_inside(void);
+void nffi_hook_resync_begin(void);
+void nffi_hook_resync_set(const void *co, int depth);
+int nffi_hook_resync_end(void *L, int full);
+void nffi_hook_force_lines(void *L);
 int nffi_hook_remove(void *L);
 int nffi_hook_installed(void *L);
 int nffi_hook_set_line(int line, int on);
 void nffi_hook_clear_lines(void);
 uint64_t nffi_hook_matches(void);
 uint64_t nffi_hook_errors(void);
+uint64_t nffi_hook_calls(void);
+int nffi_hook_mask(void *L);
 
 int libffi_init(char *cfg, void *tq);
 int lib_nonblocking_ffi_init(char *cfg, void *tq);

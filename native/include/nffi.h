@@ -170,16 +170,29 @@ int nffi_path_check(const char *path, unsigned uid, uint64_t *sig);
 /* A C line hook installed with lua_sethook: a line not set in its bitmap
  * returns at once; a set line calls registry["nffi.inspect.bp_hook"](nil, line)
  * under lua_pcall. L is any lua_State of the VM (hooks are per VM), never NULL.
+ * Gated (install with gate = 1, after nffi_hook_calibrate): call events only
+ * until a coroutine enters a function named with nffi_hook_target, then line
+ * and return events until no coroutine is inside (see src/hook.c, Gating).
  * lua_* are resolved from the host process; nffi_hook_available() is 0 when
  * they are not (use a Lua hook then). */
 int nffi_hook_available(void);
-int nffi_hook_install(void *L);          /* NFFI_EINVAL when L is NULL or unavailable */
+int nffi_hook_install(void *L, int gate); /* NFFI_EINVAL when L is NULL or unavailable, or gate uncalibrated */
+int nffi_hook_calibrate(const void *fn, const void *proto); /* 1: closure layout known, gating possible */
+int nffi_hook_target(const void *obj, int is_proto); /* names a breakpointed function; NFFI_EFULL past 256 */
+void nffi_hook_targets_clear(void);
+int nffi_hook_inside(void);              /* coroutines inside a named function, -1 when lost or forced */
+void nffi_hook_resync_begin(void);
+void nffi_hook_resync_set(const void *co, int depth);
+int nffi_hook_resync_end(void *L, int full);
+void nffi_hook_force_lines(void *L);
 int nffi_hook_remove(void *L);           /* only when the current hook is this one */
 int nffi_hook_installed(void *L);        /* 1 when the VM's current hook is this one */
 int nffi_hook_set_line(int line, int on); /* NFFI_EINVAL outside [0, 2^20) */
 void nffi_hook_clear_lines(void);
 uint64_t nffi_hook_matches(void);        /* line events that passed the bitmap */
 uint64_t nffi_hook_errors(void);         /* callback errors dropped */
+uint64_t nffi_hook_calls(void);          /* every hook call, lines and others */
+int nffi_hook_mask(void *L);             /* the VM's hook event mask, -1 when unknown */
 
 /* ---- runtime-thread ABI (lua-resty-ffi compatible) ---- */
 void *ngx_http_lua_ffi_task_poll(void *tq);

@@ -1,8 +1,11 @@
 -- Breakpoints that never stop the worker (Debugger domain of probe/protocol.json).
 -- Arming: find the chunk (finder.lua), move LINE to the next line with code,
 -- turn JIT off for the prototypes that run that line and flush traces
--- (jitctl.lua), index the line, install the line hook. The hook rejects any
--- line not in the index with one table lookup, then checks the source, the
+-- (jitctl.lua), index the line, install the line hook. The C hook (native/src/
+-- hook.c) is call-gated: it takes call events only, and line events only while
+-- some coroutine is inside an armed function (and everywhere from an arm until
+-- a walk of every coroutine, resync, has found those asleep inside it). The hook
+-- rejects any line not in the index with one bitmap test, then checks the source, the
 -- condition (cond.lua), count, timeout and rate (limits.lua), and takes a
 -- bounded snapshot (snapshot.lua) into a ring. It never yields and never raises. A writer light
 -- thread of the session, woken through a semaphore, ships the ring as events.
@@ -16,6 +19,7 @@ local snapshot = require "nffi.inspect.snapshot"
 local finder = require "nffi.inspect.finder"
 local jitctl = require "nffi.inspect.jitctl"
 local taskbp = require "nffi.inspect.taskbp"
+local budget = require "nffi.inspect.budget"
 local semaphore = require "ngx.semaphore"
 local jutil = require "jit.util"
 local native = require "nffi.native"
@@ -33,6 +37,9 @@ local debug_sethook = debug.sethook
 local debug_gethook = debug.gethook
 local debug_getinfo = debug.getinfo
 local type = type
+local setmetatable = setmetatable
+local rawget = rawget
+local co_status = rawget(coroutine, "_status") or coroutine.status
 local next = next
 local pcall = pcall
 local tostring = tostring
@@ -52,7 +59,8 @@ local refill = limits.refill
 local drop = limits.drop
 local report_removed = limits.report_removed
 
-local _M = { _VERSION = "0.1.0", use_c_hook = true }  -- false: Lua hook (bench)
+-- use_c_hook false: the Lua hook; gate false: the C hook sends every line (bench)
+local _M = { _VERSION = "0.1.0", use_c_hook = true, gate = true }
 
 local RING_MAX = 256
 local SERVICE_S = 0.25      -- writer wake-up when idle: timeouts, drop reports
@@ -67,6 +75,12 @@ local hook_on = false
 local HOOK_KEY = "nffi.inspect.bp_hook"  -- registry slot the C hook calls (native/src/hook.c)
 local C                     -- libnffi when its C line hook can be used, else false
 local hook_kind             -- "c" or "lua" while hook_on
+local gated = false         -- C hook in call-gated mode (native/src/hook.c, Gating)
+local hook_co               -- a coroutine kept alive: its lua_State for the gating calls
+local calibrated            -- nil: not tried; true/false: closure layout known
+local INSIDE_KEY = "nffi.inspect.bp_inside"  -- coroutines the C hook saw enter a target
+local target_keys = {}      -- "source:first:last" of every armed function: resync walks
+local scan_gen, scanned_gen = 0, 0  -- arms that asked for a full walk / the last one done
 local bc_on = false
 
 -- ring of docs to ship; control events (armed/removed/error/dropped) in ctl
@@ -195,16 +209,62 @@ local function c_hook()
     return C or nil
 end
 
--- lua_State* of the running coroutine (any state of the VM will do: LuaJIT
--- hooks are per VM); nil in the main thread. Never NULL: that kills the worker.
-local function state_ptr()
-    local co = co_running()
-    local addr = co and tostring(co):match("^thread: 0x(%x+)$")
+-- Address of a GC object (thread, Lua function, prototype) from its tostring;
+-- nil for anything else. Never NULL: handing NULL to lua_* kills the worker.
+local function ptr_of(obj)
+    local addr = obj and tostring(obj):match("^%a+: 0x(%x+)$")
     local n = addr and tonumber(addr, 16)
     if not n or n == 0 then
         return nil
     end
     return ffi_cast("void *", ffi_cast("uintptr_t", n))
+end
+
+-- lua_State* of the running coroutine (any state of the VM will do: LuaJIT
+-- hooks are per VM); nil in the main thread.
+local function state_ptr()
+    return ptr_of(co_running())
+end
+
+-- The C hook names breakpointed functions by bytecode address; it learns where
+-- a closure keeps it from a closure and prototype of ours.
+local function make_probe()
+    return function() return 1 end
+end
+
+local function calibrate(lib)
+    if calibrated == nil then
+        local fn, proto = make_probe(), jutil.funck(make_probe, -1)
+        local pf, pp = ptr_of(fn), type(proto) == "proto" and ptr_of(proto)
+        calibrated = pf ~= nil and pp ~= nil and lib.nffi_hook_calibrate(pf, pp) == 1
+        if not calibrated then
+            ngx_log(INFO, "[nffi bp] closure layout unknown: the line hook runs ungated")
+        end
+    end
+    return calibrated
+end
+
+local function key_of(info)
+    return info.source .. ":" .. info.linedefined .. ":" .. info.lastlinedefined
+end
+
+-- Names every armed function to the C hook; false when it cannot take them all.
+local function name_targets()
+    C.nffi_hook_targets_clear()
+    target_keys = {}
+    for _, bp in next, bps do
+        if bp.state == "armed" then
+            for i = 1, #bp.objs do
+                local o = bp.objs[i]
+                local p = ptr_of(o)
+                if not p or C.nffi_hook_target(p, type(o) == "proto" and 1 or 0) ~= 0 then
+                    return false
+                end
+                target_keys[key_of(funcinfo(o))] = true
+            end
+        end
+    end
+    return true
 end
 
 -- Whether the VM's current hook is the one we installed.
@@ -224,11 +284,21 @@ local function set_hook(on)
         end
         local lib, L = _M.use_c_hook and c_hook(), state_ptr()
         if lib and L ~= nil then
-            debug_getregistry()[HOOK_KEY] = hook
+            local reg = debug_getregistry()
+            reg[HOOK_KEY] = hook
             for line in next, by_line do
                 lib.nffi_hook_set_line(line, 1)
             end
-            lib.nffi_hook_install(L)
+            -- lua_sethook needs any live state of the VM: this coroutine, kept
+            -- referenced so its address stays valid for the gating calls
+            hook_co = co_running()
+            gated = _M.gate and calibrate(lib) or false
+            if gated then
+                reg[INSIDE_KEY] = setmetatable({}, { __mode = "k" })
+                lib.nffi_hook_targets_clear()
+                lib.nffi_hook_force_lines(nil)
+            end
+            lib.nffi_hook_install(L, gated and 1 or 0)
             hook_kind = "c"
         else
             debug_sethook(hook, "l")
@@ -244,7 +314,10 @@ local function set_hook(on)
                 debug_sethook()
             end
             C.nffi_hook_clear_lines()
-            debug_getregistry()[HOOK_KEY] = nil
+            C.nffi_hook_targets_clear()
+            local reg = debug_getregistry()
+            reg[HOOK_KEY], reg[INSIDE_KEY] = nil, nil
+            gated, target_keys, hook_co = false, {}, nil
         else
             debug_sethook()
         end
@@ -252,6 +325,95 @@ local function set_hook(on)
         hook_kind = nil
     end
     return true
+end
+
+-- After arming (added) or removing: the C hook's targets follow the armed
+-- breakpoints. A new target may have a coroutine suspended inside it, which no
+-- call event will reveal: line events stay on until a full walk (resync).
+local function retarget(added)
+    if hook_kind ~= "c" or not gated then
+        return
+    end
+    local L = ptr_of(hook_co)
+    if not name_targets() then
+        gated = false  -- more targets than the C hook holds: every line then
+        C.nffi_hook_install(L, 0)
+        ngx_log(INFO, "[nffi bp] too many breakpointed functions: the line hook runs ungated")
+        return
+    end
+    if added then
+        C.nffi_hook_force_lines(L)
+        scan_gen = scan_gen + 1
+        signal()
+    end
+end
+
+-- Frames of co running an armed function (0 for a dead or running coroutine).
+local function target_depth(co)
+    if co == co_running() or co_status(co) == "dead" then
+        return 0
+    end
+    local d = 0
+    for level = 0, 100000 do
+        local info = debug_getinfo(co, level, "S")
+        if not info then
+            break
+        end
+        if info.source and target_keys[key_of(info)] then
+            d = d + 1
+        end
+    end
+    return d
+end
+
+-- Corrects the C hook's count of coroutines inside armed functions: the ones
+-- it saw enter (an error unwinding past a frame skips its return event) and,
+-- after an arm, every coroutine (full). May yield in full mode (budget b).
+local function resync(full, b)
+    local inside = debug_getregistry()[INSIDE_KEY]
+    if not gated or type(inside) ~= "table" then
+        return
+    end
+    local gen = scan_gen
+    local list
+    if full then
+        list = coroutines.collect(b)
+        if not gated or debug_getregistry()[INSIDE_KEY] ~= inside then
+            return  -- the hook went away while the walk yielded
+        end
+    end
+    C.nffi_hook_resync_begin()
+    for co in next, inside do
+        local p = ptr_of(co)
+        local d = target_depth(co)
+        if d == 0 then
+            inside[co] = nil
+        end
+        if p then
+            C.nffi_hook_resync_set(p, d)
+        end
+    end
+    if list then
+        for i = 1, #list do
+            local co = list[i].co
+            local d = target_depth(co)
+            local p = d > 0 and ptr_of(co)
+            if p then
+                inside[co] = true
+                C.nffi_hook_resync_set(p, d)
+            end
+            b:step()  -- a yield here is safe: the hook keeps the counts it sees
+        end
+        if not gated or debug_getregistry()[INSIDE_KEY] ~= inside then
+            return
+        end
+    end
+    -- a walk that an arm overtook does not clear that arm's forced lines
+    local done = full and gen == scan_gen
+    C.nffi_hook_resync_end(ptr_of(hook_co), done and 1 or 0)
+    if done then
+        scanned_gen = gen
+    end
 end
 
 local function index(bp)
@@ -338,6 +500,7 @@ local function arm(bp, s, flush)
     bp.t_last = ngx_now()
     narmed = narmed + 1
     index(bp)
+    retarget(true)
     return line
 end
 
@@ -367,6 +530,7 @@ local function remove(bp, reason)
     end
     bp.state = "disabled"
     stop_if_idle()
+    retarget(false)
     if reason then
         report_removed(bp, reason, push_ctl)
     end
@@ -462,7 +626,7 @@ function _M.set_breakpoint(params, b)
     if type(spec.line) ~= "number" or spec.line < 1 or spec.line ~= math_floor(spec.line) then
         return nil, "spec.line must be a positive integer"
     end
-    local bp = { spec = spec, state = "pending", hits = 0, dropped = 0, unreported = 0 }
+    local bp = { spec = spec, state = "new", hits = 0, dropped = 0, unreported = 0 }
     local ok, err = limits.parse(bp, spec)
     if not ok then
         return nil, err
@@ -496,15 +660,17 @@ function _M.set_breakpoint(params, b)
     local res = {}
     if #cands == 0 then
         bps[id] = bp
+        bp.state = "pending"
         npending = npending + 1
         set_bc(true)
     else
+        bps[id] = bp  -- before arming: the hook's targets are the armed bps
         local line, aerr = arm(bp, sources[cands[1]], true)
         if not line then
+            bps[id] = nil
             stop_if_idle()
             return nil, aerr
         end
-        bps[id] = bp
         if line ~= spec.line then
             res.moved_from = spec.line
         end
@@ -543,9 +709,22 @@ function _M.get_breakpoints()
     return { breakpoints = out }
 end
 
--- Agent.getStats extras (hook and JIT counters; tests and bench read them)
+-- Agent.getStats extras (hook and JIT counters; tests and bench read them).
+-- native: the C hook's calls, line matches, callback errors, event mask
+-- (1 calls, 2 returns, 4 lines), whether it is call-gated, and how many
+-- coroutines it counts inside armed functions (-1: lines forced on).
 function _M.get_stats()
-    return { hook_calls = stats.hook_calls, hits = stats.hits, ring_drops = stats.ring_drops,
+    local lib, L = c_hook(), state_ptr()
+    local native_hook
+    if lib then
+        native_hook = { calls = tonumber(lib.nffi_hook_calls()),
+                        matches = tonumber(lib.nffi_hook_matches()),
+                        errors = tonumber(lib.nffi_hook_errors()),
+                        mask = L ~= nil and lib.nffi_hook_mask(L) or nil,
+                        gated = gated, inside = tonumber(lib.nffi_hook_inside()) }
+    end
+    return { native = native_hook, hook_calls = stats.hook_calls, hits = stats.hits,
+             ring_drops = stats.ring_drops,
              hook = debug_gethook() ~= nil, hook_kind = hook_kind,
              armed = narmed, pending = npending,
              writer_loops = stats.writer_loops, tasks = taskbp.get_stats(),
@@ -569,6 +748,14 @@ local function service()
     if narmed > 0 and not hook_ours() then
         hook_on, hook_kind = false, nil
         set_hook(true)
+        retarget(true)
+    end
+    if gated then
+        if scanned_gen ~= scan_gen then
+            resync(true, budget.new())
+        elseif C.nffi_hook_inside() ~= 0 then
+            resync(false)
+        end
     end
 end
 
@@ -578,7 +765,7 @@ local function writer(send)
         wake:wait(SERVICE_S)
         stats.writer_loops = stats.writer_loops + 1
         local now = ngx_now()
-        if #to_remove > 0 or now - last >= SERVICE_S then
+        if #to_remove > 0 or scanned_gen ~= scan_gen or now - last >= SERVICE_S then
             last = now
             service()
         end
@@ -604,6 +791,7 @@ coroutines.mark_own(writer, "thread")
 
 -- Called by link.run in the session timer: spawns the writer light thread.
 function _M.start_session(send)
+    jitctl.track(true)
     wake = semaphore.new(0)
     return ngx.thread.spawn(writer, send)
 end
@@ -621,6 +809,7 @@ function _M.reset()
     set_bc(false)
     set_hook(false)
     jitctl.restore_all()
+    jitctl.track(false)
     wake = nil
 end
 

@@ -37,14 +37,23 @@ local _M = { _VERSION = "0.1.0" }
 local offs = {}        -- proto or function -> reference count
 local started = {}     -- trace number -> function it started in
 local aborted = {}     -- function -> true
-local watching = false
+local watching = false -- aborts are recorded (a breakpoint is armed)
+local tracking = false -- trace events are seen (a session is open)
+-- trace number -> parent trace (side and stitched traces) or 0 (roots), for
+-- the traces compiled while tracking; others are unknown
+local parent_of = {}
 local stats = { off = 0, flushes = 0, full_flushes = 0, trace_flushes = 0, aborts = 0,
                 restored = 0, scan_us = 0 }
 _M.stats = stats
 
-local function on_trace(what, tr, func)
+local function on_trace(what, tr, func, _, otr)
     if what == "start" then
-        started[tr] = func
+        parent_of[tr] = otr or 0
+        if watching then
+            started[tr] = func
+        end
+    elseif not watching then
+        return
     elseif what == "abort" then
         stats.aborts = stats.aborts + 1
         local f = started[tr]
@@ -60,10 +69,29 @@ local function on_trace(what, tr, func)
     end
 end
 
+local function attach()
+    if tracking or watching then
+        jit_attach(on_trace, "trace")
+    else
+        jit_attach(on_trace)
+    end
+end
+
+-- Session open/closed: lineage of the traces compiled meanwhile (flush_covering).
+function _M.track(on)
+    if on ~= tracking then
+        tracking = on
+        if not on then
+            parent_of = {}
+        end
+        attach()
+    end
+end
+
 function _M.watch()
     if not watching then
         watching = true
-        jit_attach(on_trace, "trace")
+        attach()
     end
 end
 
@@ -104,6 +132,11 @@ end
 
 -- Flushes the traces that may run code of the objects of list (functions or
 -- prototypes, already turned off with off()). Returns the number flushed.
+-- A flushed trace's machine code lives on while other traces link to it, and
+-- side traces run from their parent: so the set to cut grows by every trace
+-- that links into it and every known parent, and each root of it is flushed.
+-- A trace of unknown lineage (compiled before the session) that is not a
+-- looping root cannot be cut alone: then everything is flushed.
 function _M.flush_covering(list)
     stats.flushes = stats.flushes + 1
     local t0 = os_clock()
@@ -114,7 +147,7 @@ function _M.flush_covering(list)
             keys[k] = true
         end
     end
-    local hits, gap, full, ntr, nk = {}, 0, false, 0, 0
+    local live, cut, gap, ntr, nk = {}, {}, 0, 0, 0
     for tr = 1, MAX_TRACE do
         local info = traceinfo(tr)
         if not info then
@@ -126,22 +159,39 @@ function _M.flush_covering(list)
             gap = 0
             ntr = ntr + 1
             nk = nk + info.nk
+            live[tr] = info
             for idx = -info.nk, -1 do
                 local k = tracek(tr, idx)
                 local t = type(k)
                 if (t == "function" or t == "proto") and keys[key_of(k)] then
-                    -- flushed again even if we flushed this number before: numbers
-                    -- are reused once a flushed trace is freed, and flushing a
-                    -- root twice is harmless
-                    if info.linktype ~= "loop" then
-                        full = true
-                    end
-                    hits[#hits + 1] = tr
+                    cut[tr] = true
                     break
                 end
             end
         end
-        if full then
+    end
+    local grown = next(cut) ~= nil
+    while grown do
+        grown = false
+        for tr, info in next, live do
+            if not cut[tr] and cut[info.link] then
+                cut[tr], grown = true, true
+            end
+        end
+        for tr in next, cut do
+            local p = parent_of[tr]
+            if p and p ~= 0 and live[p] and not cut[p] then
+                cut[p], grown = true, true
+            end
+        end
+    end
+    local full, roots = false, {}
+    for tr in next, cut do
+        local p = parent_of[tr]
+        if p == 0 or (p == nil and live[tr].linktype == "loop") then
+            roots[#roots + 1] = tr
+        elseif p == nil then
+            full = true
             break
         end
     end
@@ -149,14 +199,17 @@ function _M.flush_covering(list)
         _M.flush()
         stats.flushes = stats.flushes - 1
     else
-        for i = 1, #hits do
-            jit_flush(hits[i])
+        -- flushed again even if we flushed this number before: numbers are
+        -- reused once a flushed trace is freed, and flushing a root twice is
+        -- harmless
+        for i = 1, #roots do
+            jit_flush(roots[i])
         end
-        stats.trace_flushes = stats.trace_flushes + #hits
+        stats.trace_flushes = stats.trace_flushes + #roots
     end
     stats.scan_us = (os_clock() - t0) * 1e6
     stats.scan_traces, stats.scan_consts = ntr, nk
-    return #hits
+    return full and -1 or #roots
 end
 
 -- Releases what off() took; turned on again at the last release.
@@ -183,7 +236,7 @@ function _M.restore_all()
     offs = {}
     if watching then
         watching = false
-        jit_attach(on_trace)
+        attach()
     end
     for f in next, aborted do
         pcall(jit_on, f)
