@@ -77,6 +77,17 @@ async function setBp(spec: object): Promise<{ id: number; results: any[] }> {
   return { id, results };
 }
 
+/** The fixture's per-name call counters (both workers, one shared dict). */
+type Counts = { sleepy_in: number; sleepy: number; boom: number; fact: number; linked: number };
+async function counts(): Promise<Counts> {
+  return JSON.parse(await get('/counts'));
+}
+
+/** Agent.getStats breakpoint counters of each worker. */
+async function bpStats(): Promise<any[]> {
+  return Promise.all(clients.map(async (c) => (await c.request('Agent.getStats')).breakpoints));
+}
+
 async function bpsOf(id: number): Promise<any[]> {
   const lists = await Promise.all(clients.map((c) => c.request('Debugger.getBreakpoints')));
   return lists.flatMap((l) => l.breakpoints.filter((b: any) => b.id === id));
@@ -175,19 +186,17 @@ describe('JIT-compiled code', () => {
     // /linked: a loop trace inlines the function; linked_inner's function trace
     // (hot after ~110 requests per worker) jumps into it. Both compiled before arming.
     await runBoth('/linked', 150);
-    const count = async () => JSON.parse(await get('/counts')).linked as number;
-    const jitStats = async () => Promise.all(clients.map(async (c) => (await c.request('Agent.getStats')).breakpoints.jit));
-    const jit0 = await jitStats();
+    const jit0 = (await bpStats()).map((s) => s.jit);
     const { id } = await setBp({ url: APP, line: L.linked, rate: 1e9, count: 1e9 });
     // the traces that link into the flushed one are cut too; the rest of the VM stays compiled
-    const jit1 = await jitStats();
+    const jit1 = (await bpStats()).map((s) => s.jit);
     jit1.forEach((j, i) => {
       expect(j.full_flushes).toBe(jit0[i].full_flushes);
       expect(j.trace_flushes).toBeGreaterThanOrEqual(jit0[i].trace_flushes + 2);
     });
-    const before = await count();
+    const before = (await counts()).linked;
     await runBoth('/linked', 3);
-    const delta = (await count()) - before;
+    const delta = (await counts()).linked - before;
     expect(delta).toBeGreaterThanOrEqual(6 * 100);
     expect(await hitsOf(id)).toBe(delta);
     await remove(id);
@@ -355,9 +364,7 @@ describe('FILE and LINE', () => {
 });
 
 describe('call gating: line events only while a coroutine is inside a breakpointed function', () => {
-  type Counts = { sleepy_in: number; sleepy: number; boom: number; fact: number };
-  const counts = async (): Promise<Counts> => JSON.parse(await get('/counts'));
-  const nativeStats = async () => Promise.all(clients.map(async (c) => (await c.request('Agent.getStats')).breakpoints.native));
+  const nativeStats = async () => (await bpStats()).map((s) => s.native);
   const MASK_CALL = 1;
 
   it('armed on a function nothing calls: both workers take call events only', async () => {

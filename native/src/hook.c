@@ -139,9 +139,14 @@ static void drop_inside(struct inside *e)
     *e = inside[--ninside];
 }
 
+static int gated_mask(void)
+{
+    return (ninside > 0 || overflow || forced) ? MASK_INSIDE : MASK_OUTSIDE;
+}
+
 static void apply_mask(lua_State *L)
 {
-    int want = (ninside > 0 || overflow || forced) ? MASK_INSIDE : MASK_OUTSIDE;
+    int want = gated_mask();
     if (want != cur_mask) {
         cur_mask = want;
         lua_sethook(L, hook, want, 0);
@@ -229,7 +234,7 @@ NFFI_EXPORT int nffi_hook_install(void *L, int gate)
     if (L == NULL || !nffi_hook_available() || (gate && proto_bc_delta == 0))
         return NFFI_EINVAL;
     gated = gate;
-    cur_mask = gate ? ((ninside > 0 || overflow || forced) ? MASK_INSIDE : MASK_OUTSIDE) : LUA_MASKLINE;
+    cur_mask = gate ? gated_mask() : LUA_MASKLINE;
     lua_sethook((lua_State *)L, hook, cur_mask, 0);
     return NFFI_OK;
 }
@@ -303,13 +308,20 @@ NFFI_EXPORT void nffi_hook_resync_set(const void *co, int depth)
     }
 }
 
+/* From the agent, outside the hook: the mask follows the counts, if this
+ * gated hook is still the VM's. L: any live state. */
+static void reapply(void *L)
+{
+    if (L != NULL && gated && lua_gethook != NULL && lua_gethook((lua_State *)L) == hook)
+        apply_mask((lua_State *)L);
+}
+
 /* Line events everywhere until a full resync: coroutines suspended inside a
  * newly named function are found only by walking every coroutine. */
 NFFI_EXPORT void nffi_hook_force_lines(void *L)
 {
     forced = 1;
-    if (L != NULL && gated && lua_gethook != NULL && lua_gethook((lua_State *)L) == hook)
-        apply_mask((lua_State *)L);
+    reapply(L);
 }
 
 /* Drops coroutines no walk saw (collected ones); full: every coroutine was
@@ -325,8 +337,7 @@ NFFI_EXPORT int nffi_hook_resync_end(void *L, int full)
             i++;
     }
     overflow = 0;
-    if (L != NULL && gated && lua_gethook != NULL && lua_gethook((lua_State *)L) == hook)
-        apply_mask((lua_State *)L);
+    reapply(L);
     return ninside;
 }
 

@@ -58,6 +58,7 @@ local count_hit = limits.count_hit
 local refill = limits.refill
 local drop = limits.drop
 local report_removed = limits.report_removed
+local key_of = jitctl.key_of
 
 -- use_c_hook false: the Lua hook; gate false: the C hook sends every line (bench)
 local _M = { _VERSION = "0.1.0", use_c_hook = true, gate = true }
@@ -79,7 +80,7 @@ local gated = false         -- C hook in call-gated mode (native/src/hook.c, Gat
 local hook_co               -- a coroutine kept alive: its lua_State for the gating calls
 local calibrated            -- nil: not tried; true/false: closure layout known
 local INSIDE_KEY = "nffi.inspect.bp_inside"  -- coroutines the C hook saw enter a target
-local target_keys = {}      -- "source:first:last" of every armed function: resync walks
+local target_keys = {}      -- jitctl.key_of of every armed function: resync walks
 local scan_gen, scanned_gen = 0, 0  -- arms that asked for a full walk / the last one done
 local bc_on = false
 
@@ -244,10 +245,6 @@ local function calibrate(lib)
     return calibrated
 end
 
-local function key_of(info)
-    return info.source .. ":" .. info.linedefined .. ":" .. info.lastlinedefined
-end
-
 -- Names every armed function to the C hook; false when it cannot take them all.
 local function name_targets()
     C.nffi_hook_targets_clear()
@@ -260,7 +257,7 @@ local function name_targets()
                 if not p or C.nffi_hook_target(p, type(o) == "proto" and 1 or 0) ~= 0 then
                     return false
                 end
-                target_keys[key_of(funcinfo(o))] = true
+                target_keys[key_of(o)] = true
             end
         end
     end
@@ -294,9 +291,8 @@ local function set_hook(on)
             hook_co = co_running()
             gated = _M.gate and calibrate(lib) or false
             if gated then
+                -- targets (and lines forced on meanwhile) come with retarget()
                 reg[INSIDE_KEY] = setmetatable({}, { __mode = "k" })
-                lib.nffi_hook_targets_clear()
-                lib.nffi_hook_force_lines(nil)
             end
             lib.nffi_hook_install(L, gated and 1 or 0)
             hook_kind = "c"
@@ -355,11 +351,11 @@ local function target_depth(co)
     end
     local d = 0
     for level = 0, 100000 do
-        local info = debug_getinfo(co, level, "S")
+        local info = debug_getinfo(co, level, "f")
         if not info then
             break
         end
-        if info.source and target_keys[key_of(info)] then
+        if target_keys[key_of(info.func)] then
             d = d + 1
         end
     end
@@ -368,44 +364,39 @@ end
 
 -- Corrects the C hook's count of coroutines inside armed functions: the ones
 -- it saw enter (an error unwinding past a frame skips its return event) and,
--- after an arm, every coroutine (full). May yield in full mode (budget b).
+-- after an arm, every coroutine (full: may yield, budget b).
 local function resync(full, b)
-    local inside = debug_getregistry()[INSIDE_KEY]
+    local reg = debug_getregistry()
+    local inside = reg[INSIDE_KEY]
     if not gated or type(inside) ~= "table" then
         return
     end
     local gen = scan_gen
-    local list
     if full then
-        list = coroutines.collect(b)
-        if not gated or debug_getregistry()[INSIDE_KEY] ~= inside then
+        local list = coroutines.collect(b)
+        if not list then
+            return  -- lines stay forced on; the next service walk tries again
+        end
+        for i = 1, #list do
+            local co = list[i].co
+            if target_depth(co) > 0 then
+                inside[co] = true
+            end
+            b:step()  -- a yield here is safe: the hook keeps the counts it sees
+        end
+        if not gated or reg[INSIDE_KEY] ~= inside then
             return  -- the hook went away while the walk yielded
         end
     end
     C.nffi_hook_resync_begin()
     for co in next, inside do
-        local p = ptr_of(co)
         local d = target_depth(co)
         if d == 0 then
             inside[co] = nil
         end
+        local p = ptr_of(co)
         if p then
             C.nffi_hook_resync_set(p, d)
-        end
-    end
-    if list then
-        for i = 1, #list do
-            local co = list[i].co
-            local d = target_depth(co)
-            local p = d > 0 and ptr_of(co)
-            if p then
-                inside[co] = true
-                C.nffi_hook_resync_set(p, d)
-            end
-            b:step()  -- a yield here is safe: the hook keeps the counts it sees
-        end
-        if not gated or debug_getregistry()[INSIDE_KEY] ~= inside then
-            return
         end
     end
     -- a walk that an arm overtook does not clear that arm's forced lines

@@ -5,12 +5,15 @@
 -- jit.off(proto) already flushes the root traces that start in a prototype, and
 -- a trace that inlined a Lua function guards on it with a constant (the
 -- function, or its prototype for polymorphic closures), which jit.util.tracek
--- shows. jit.flush(tr) only flushes root traces; a looping trace is always a
--- root, so a match on any other trace (possibly a side trace, whose root
--- jit.util cannot name) falls back to flushing everything. Traces elsewhere keep
--- running compiled (a flushed root stays listed by traceinfo until the next GC
--- cycle frees it, and its number is reused after that, so every match is
--- flushed again rather than remembered). While a hook is
+-- shows. jit.flush(tr) only unpatches a root trace's start: its code still
+-- runs from traces that link to it, and side traces run from their parents,
+-- so the traces linking in and the known parents are cut too (lineage comes
+-- from trace events seen during the session; jit.util cannot name a side
+-- trace's root, so a trace of unknown lineage that is not a looping root means
+-- flushing everything). Traces elsewhere keep running compiled (a flushed
+-- root stays listed by traceinfo until the next GC cycle frees it, and its
+-- number is reused after that, so every match is flushed again rather than
+-- remembered). While a hook is
 -- armed, any trace recording it interrupts aborts; after ~11 aborts LuaJIT
 -- blacklists that loop for good and only jit.on(func) undoes it, so every
 -- function whose trace aborted while armed is recorded and turned on again
@@ -119,6 +122,8 @@ local MAX_GAP = 1000       -- trace numbers are reused lowest first: live ones a
 
 local keys_of = setmetatable({}, { __mode = "k" })  -- function or proto -> key | false
 
+-- "source:linedefined:lastlinedefined" of a Lua function or prototype; false
+-- for a C function.
 local function key_of(o)
     local k = keys_of[o]
     if k == nil then
@@ -129,14 +134,12 @@ local function key_of(o)
     end
     return k
 end
+_M.key_of = key_of
 
 -- Flushes the traces that may run code of the objects of list (functions or
--- prototypes, already turned off with off()). Returns the number flushed.
--- A flushed trace's machine code lives on while other traces link to it, and
--- side traces run from their parent: so the set to cut grows by every trace
--- that links into it and every known parent, and each root of it is flushed.
--- A trace of unknown lineage (compiled before the session) that is not a
--- looping root cannot be cut alone: then everything is flushed.
+-- prototypes, already turned off with off()): those holding them, grown by
+-- every trace that links into the set and every known parent, each root of it
+-- flushed; everything when one of unknown lineage is not a looping root.
 function _M.flush_covering(list)
     stats.flushes = stats.flushes + 1
     local t0 = os_clock()
@@ -209,7 +212,6 @@ function _M.flush_covering(list)
     end
     stats.scan_us = (os_clock() - t0) * 1e6
     stats.scan_traces, stats.scan_consts = ntr, nk
-    return full and -1 or #roots
 end
 
 -- Releases what off() took; turned on again at the last release.
