@@ -75,6 +75,8 @@ int nffi_hook_install(void *L, int gate);
 int nffi_hook_calibrate(const void *fn, const void *proto);
 int nffi_hook_target(const void *obj, int is_proto);
 void nffi_hook_targets_clear(void);
+int nffi_hook_learn_resumers(void *co);
+uint64_t nffi_hook_resumes(void);
 int nffi_hook_inside(void);
 void nffi_hook_resync_begin(void);
 void nffi_hook_resync_set(const void *co, int depth);
@@ -86,6 +88,7 @@ int nffi_hook_set_line(int line, int on);
 void nffi_hook_clear_lines(void);
 uint64_t nffi_hook_matches(void);
 uint64_t nffi_hook_errors(void);
+uint64_t nffi_hook_repeats(void);
 uint64_t nffi_hook_calls(void);
 int nffi_hook_mask(void *L);
 

@@ -180,6 +180,8 @@ int nffi_hook_install(void *L, int gate); /* NFFI_EINVAL when L is NULL or unava
 int nffi_hook_calibrate(const void *fn, const void *proto); /* 1: closure layout known, gating possible */
 int nffi_hook_target(const void *obj, int is_proto); /* names a breakpointed function; NFFI_EFULL past 256 */
 void nffi_hook_targets_clear(void);
+int nffi_hook_learn_resumers(void *co);   /* co suspended with resume_* / wrapped_* locals; how many learned */
+uint64_t nffi_hook_resumes(void);         /* resumes the call hook looked into */
 int nffi_hook_inside(void);              /* coroutines inside a named function, -1 when lost or forced */
 void nffi_hook_resync_begin(void);
 void nffi_hook_resync_set(const void *co, int depth);
@@ -191,6 +193,7 @@ int nffi_hook_set_line(int line, int on); /* NFFI_EINVAL outside [0, 2^20) */
 void nffi_hook_clear_lines(void);
 uint64_t nffi_hook_matches(void);        /* line events that passed the bitmap */
 uint64_t nffi_hook_errors(void);         /* callback errors dropped */
+uint64_t nffi_hook_repeats(void);         /* repeated line events dropped (see src/hook.c) */
 uint64_t nffi_hook_calls(void);          /* every hook call, lines and others */
 int nffi_hook_mask(void *L);             /* the VM's hook event mask, -1 when unknown */
 

@@ -23,6 +23,13 @@
  * skips its return event: the agent walks the stacks of the coroutines the
  * hook marked (registry table NFFI_INSIDE_KEY, weak keys) and corrects the
  * depths (nffi_hook_resync_*), so such a leak costs time, never a hit.
+ * A coroutine suspended inside a named function can also be resumed from Lua
+ * (coroutine.resume, or a coroutine.wrap function) with no call event of its
+ * own: the call hook sees the call of the resume function instead, walks the
+ * stack of the coroutine it resumes, and turns line events on before it runs
+ * when a named frame is there. So a coroutine no walk could reach (held only
+ * in some table) is covered too. The resume functions are learned from a
+ * suspended coroutine of the agent's (nffi_hook_learn_resumers).
  * Functions are named by their bytecode address: a closure's pc field, found
  * by nffi_hook_calibrate on a closure and its prototype of the agent's own,
  * or a prototype's address plus the header size that calibration measured.
@@ -50,12 +57,22 @@
 #pragma weak lua_pushthread
 #pragma weak lua_pushboolean
 #pragma weak lua_rawset
+#pragma weak lua_gettop
+#pragma weak lua_pushvalue
+#pragma weak lua_tothread
+#pragma weak lua_tocfunction
+#pragma weak lua_getupvalue
+#pragma weak lua_getstack
+#pragma weak lua_getlocal
+#pragma weak lua_status
 
 #define NFFI_HOOK_KEY "nffi.inspect.bp_hook"
 #define NFFI_INSIDE_KEY "nffi.inspect.bp_inside"
 #define NFFI_HOOK_MAXLINE (1 << 20)
 #define NFFI_HOOK_MAXTARGETS 256
 #define NFFI_HOOK_MAXINSIDE 1024
+#define NFFI_HOOK_MAXRESUMERS 8
+#define NFFI_HOOK_MAXWALK 200   /* frames of a resumed coroutine looked at */
 #define MASK_OUTSIDE LUA_MASKCALL
 #define MASK_INSIDE (LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE)
 
@@ -74,6 +91,19 @@ static uintptr_t proto_bc_delta;
 
 static uintptr_t targets[NFFI_HOOK_MAXTARGETS];
 static int ntargets;
+
+/* Functions that resume their first argument (coroutine.resume: lua-nginx-
+ * module's and LuaJIT's), by object; and coroutine.wrap closures, which resume
+ * their first upvalue: lua-nginx-module's by their C function, LuaJIT's (a
+ * fast function, no C function to compare) by their pc field, which is the
+ * same for every closure of one fast function. */
+static const void *resume_fns[NFFI_HOOK_MAXRESUMERS];
+static int nresume_fns;
+static lua_CFunction wrap_cfs[NFFI_HOOK_MAXRESUMERS];
+static int nwrap_cfs;
+static uintptr_t wrap_pcs[NFFI_HOOK_MAXRESUMERS];
+static int nwrap_pcs;
+static uint64_t resumes_seen;
 
 struct inside {
     const void *L;              /* compared, never dereferenced: it may be gone */
@@ -112,16 +142,21 @@ static int is_target(uintptr_t bc)
     return 0;
 }
 
+/* Whether the function at the top of L's stack is a named Lua function. */
+static int top_is_target(lua_State *L)
+{
+    if (lua_iscfunction(L, -1))
+        return 0;
+    const char *fn = lua_topointer(L, -1);
+    return fn != NULL && is_target(read_ptr(fn + pc_offset, pc_size));
+}
+
 /* Whether the function of the frame ar describes is a named one. */
 static int frame_is_target(lua_State *L, lua_Debug *ar)
 {
     if (!lua_getinfo(L, "f", ar))
         return 0;
-    int hit = 0;
-    if (!lua_iscfunction(L, -1)) {
-        const char *fn = lua_topointer(L, -1);
-        hit = fn != NULL && is_target(read_ptr(fn + pc_offset, pc_size));
-    }
+    int hit = top_is_target(L);
     lua_settop(L, -2);
     return hit;
 }
@@ -137,6 +172,19 @@ static struct inside *find_inside(const void *L)
 static void drop_inside(struct inside *e)
 {
     *e = inside[--ninside];
+}
+
+/* The thread at the top of L's stack joins the registry's weak table of
+ * coroutines the resync walks. */
+static void anchor_top_thread(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, NFFI_INSIDE_KEY);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushvalue(L, -2);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    }
+    lua_settop(L, -2);
 }
 
 static int gated_mask(void)
@@ -166,14 +214,90 @@ static void enter(lua_State *L)
     } else {
         inside[ninside++] = (struct inside){ .L = L, .depth = 1, .seen = 1 };
     }
-    lua_getfield(L, LUA_REGISTRYINDEX, NFFI_INSIDE_KEY);
-    if (lua_type(L, -1) == LUA_TTABLE) {
-        lua_pushthread(L);
-        lua_pushboolean(L, 1);
-        lua_rawset(L, -3);
-    }
+    lua_pushthread(L);
+    anchor_top_thread(L);
     lua_settop(L, -2);
     apply_mask(L);
+}
+
+/* Named frames on a suspended coroutine's stack. Its stack takes one value and
+ * gives it back per frame: what the agent's own walk (debug.getinfo) does. */
+static int suspended_depth(lua_State *co)
+{
+    lua_Debug far;
+    int depth = 0;
+    if (lua_status(co) != LUA_YIELD)
+        return 0;
+    for (int level = 0; level < NFFI_HOOK_MAXWALK && lua_getstack(co, level, &far); level++)
+        depth += frame_is_target(co, &far);
+    return depth;
+}
+
+/* The thread at the top of L's stack is about to be resumed by L: when it is
+ * suspended inside a named function, it counts as inside before it runs. */
+static void resuming_top_thread(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, -1);
+    if (co == NULL || co == (lua_State *)L || find_inside(co) != NULL)
+        return;
+    resumes_seen++;
+    int depth = suspended_depth(co);
+    if (depth == 0)
+        return;
+    if (ninside == NFFI_HOOK_MAXINSIDE) {
+        overflow = 1;
+    } else {
+        inside[ninside++] = (struct inside){ .L = co, .depth = depth, .seen = 1 };
+    }
+    anchor_top_thread(L);
+    apply_mask(L);
+}
+
+/* Whether the C function at the top of L's stack (object fn) is a wrap closure. */
+static int is_wrap(lua_State *L, const void *fn)
+{
+    lua_CFunction cf = lua_tocfunction(L, -1);
+    if (cf != NULL) {
+        for (int i = 0; i < nwrap_cfs; i++)
+            if (wrap_cfs[i] == cf)
+                return 1;
+        return 0;
+    }
+    if (nwrap_pcs == 0 || fn == NULL)
+        return 0;
+    uintptr_t pc = read_ptr((const char *)fn + pc_offset, pc_size);
+    for (int i = 0; i < nwrap_pcs; i++)
+        if (wrap_pcs[i] == pc)
+            return 1;
+    return 0;
+}
+
+/* A call event: a named function entered, or a coroutine resumed. */
+static void on_call(lua_State *L, lua_Debug *ar)
+{
+    int top = lua_gettop(L);
+    if (!lua_getinfo(L, "f", ar))
+        return;
+    if (!lua_iscfunction(L, -1)) {
+        int hit = top_is_target(L);
+        lua_settop(L, top);
+        if (hit)
+            enter(L);
+        return;
+    }
+    const void *fn = lua_topointer(L, -1);
+    for (int i = 0; i < nresume_fns; i++) {
+        if (resume_fns[i] == fn) {
+            /* its frame's first slot: the coroutine argument */
+            lua_pushvalue(L, 1);
+            resuming_top_thread(L);
+            lua_settop(L, top);
+            return;
+        }
+    }
+    if (is_wrap(L, fn) && lua_getupvalue(L, -1, 1) != NULL)
+        resuming_top_thread(L);
+    lua_settop(L, top);
 }
 
 static void leave(lua_State *L)
@@ -185,6 +309,65 @@ static void leave(lua_State *L)
     }
 }
 
+/*
+ * Repeated line events. LuaJIT decides "new line" by comparing the pc with the
+ * last pc its C frame saved, which a call overwrites (a Lua callee's
+ * instructions, or the call hook's own save of the callee's pc): back in the
+ * caller, its line is reported again, so a loop body ending in `count(x)` would
+ * hit twice per iteration. For breakpoint lines we remember, per coroutine, the
+ * frame (hook frame offset) and line of the last such event, and whether a
+ * call or return event above that frame came since: the same line again in
+ * the same frame after one is not a new line. Any other line in that frame, or
+ * an event at or below it, ends the record. A direct-mapped table: a collision
+ * costs the dedupe of one line, never a hit.
+ */
+#define NFFI_HOOK_LINEREC 64
+struct linerec {
+    const void *L;              /* compared, never dereferenced */
+    int ci;                     /* ar->i_ci of the frame */
+    int line;
+    int left;                   /* a call or return above the frame came since */
+};
+static struct linerec linerecs[NFFI_HOOK_LINEREC];
+static uint64_t repeats;
+
+static struct linerec *linerec_of(const void *L)
+{
+    uintptr_t h = (uintptr_t)L;
+    return &linerecs[(h >> 4 ^ h >> 10) & (NFFI_HOOK_LINEREC - 1)];
+}
+
+/* A call or return event. */
+static void linerec_callret(lua_State *L, lua_Debug *ar)
+{
+    struct linerec *r = linerec_of(L);
+    if (r->L != L)
+        return;
+    if (ar->i_ci > r->ci)
+        r->left = 1;
+    else if (ar->event == LUA_HOOKRET || ar->i_ci < r->ci)
+        r->L = NULL;            /* the frame returned, or is gone */
+}
+
+/* 1 when this line event only repeats the line its frame is on. */
+static int linerec_line(lua_State *L, lua_Debug *ar, int line, int is_bp_line)
+{
+    struct linerec *r = linerec_of(L);
+    if (r->L == L) {
+        if (ar->i_ci == r->ci) {
+            int repeat = r->left && r->line == line;
+            r->line = line;
+            r->left = 0;
+            return repeat;
+        }
+        if (ar->i_ci < r->ci)
+            r->L = NULL;        /* unwound past the frame */
+    }
+    if (is_bp_line)
+        *r = (struct linerec){ .L = L, .ci = ar->i_ci, .line = line, .left = 0 };
+    return 0;
+}
+
 static void hook(lua_State *L, lua_Debug *ar)
 {
     int line = ar->currentline;
@@ -193,17 +376,26 @@ static void hook(lua_State *L, lua_Debug *ar)
         ++idle_events > NFFI_HOOK_IDLE_EVENTS)
         apply_mask(L);
     if (ar->event == LUA_HOOKCALL) {
-        if (gated && frame_is_target(L, ar))
-            enter(L);
+        linerec_callret(L, ar);
+        if (gated)
+            on_call(L, ar);
         return;
     }
     if (ar->event == LUA_HOOKRET) {
+        linerec_callret(L, ar);
         if (gated && ninside > 0 && frame_is_target(L, ar))
             leave(L);
         return;
     }
-    if (ar->event != LUA_HOOKLINE || (unsigned)line >= NFFI_HOOK_MAXLINE ||
-        !(lines[(unsigned)line >> 3] & (1u << (line & 7))))
+    if (ar->event != LUA_HOOKLINE)
+        return;
+    int is_bp_line = (unsigned)line < NFFI_HOOK_MAXLINE &&
+                     (lines[(unsigned)line >> 3] & (1u << (line & 7)));
+    if (linerec_line(L, ar, line, is_bp_line)) {
+        repeats++;
+        return;
+    }
+    if (!is_bp_line)
         return;
     matches++;
     lua_getfield(L, LUA_REGISTRYINDEX, NFFI_HOOK_KEY);
@@ -225,7 +417,10 @@ NFFI_EXPORT int nffi_hook_available(void)
            lua_pushnil != NULL && lua_pushinteger != NULL && lua_pcall != NULL &&
            lua_settop != NULL && lua_type != NULL && lua_getinfo != NULL &&
            lua_topointer != NULL && lua_iscfunction != NULL && lua_pushthread != NULL &&
-           lua_pushboolean != NULL && lua_rawset != NULL;
+           lua_pushboolean != NULL && lua_rawset != NULL && lua_gettop != NULL &&
+           lua_pushvalue != NULL && lua_tothread != NULL && lua_tocfunction != NULL &&
+           lua_getupvalue != NULL && lua_getstack != NULL && lua_getlocal != NULL &&
+           lua_status != NULL;
 }
 
 /* Line events everywhere; with gate, calls only until a named function runs. */
@@ -234,7 +429,8 @@ NFFI_EXPORT int nffi_hook_install(void *L, int gate)
     if (L == NULL || !nffi_hook_available() || (gate && proto_bc_delta == 0))
         return NFFI_EINVAL;
     gated = gate;
-    cur_mask = gate ? gated_mask() : LUA_MASKLINE;
+    /* return events also ungated: they tell repeated line events apart */
+    cur_mask = gate ? gated_mask() : (LUA_MASKLINE | LUA_MASKRET);
     lua_sethook((lua_State *)L, hook, cur_mask, 0);
     return NFFI_OK;
 }
@@ -274,6 +470,53 @@ NFFI_EXPORT int nffi_hook_target(const void *obj, int is_proto)
     if (!is_target(bc))
         targets[ntargets++] = bc;
     return NFFI_OK;
+}
+
+static void learn_wrap(lua_State *co)
+{
+    lua_CFunction cf = lua_tocfunction(co, -1);
+    const void *fn = lua_topointer(co, -1);
+    if (cf != NULL && nwrap_cfs < NFFI_HOOK_MAXRESUMERS)
+        wrap_cfs[nwrap_cfs++] = cf;
+    else if (cf == NULL && fn != NULL && pc_offset != 0 && nwrap_pcs < NFFI_HOOK_MAXRESUMERS)
+        wrap_pcs[nwrap_pcs++] = read_ptr((const char *)fn + pc_offset, pc_size);
+}
+
+/*
+ * co: a coroutine of the agent's, suspended (not running) in a Lua function
+ * whose locals are the resume functions: named resume_* (they resume their
+ * first argument) or wrapped_* (a coroutine.wrap closure: every closure with
+ * its C function resumes its first upvalue). Returns how many were learned.
+ */
+NFFI_EXPORT int nffi_hook_learn_resumers(void *co_)
+{
+    lua_State *co = co_;
+    lua_Debug far;
+    if (co == NULL || !nffi_hook_available() || lua_status(co) != LUA_YIELD)
+        return 0;
+    nresume_fns = nwrap_cfs = nwrap_pcs = 0;
+    for (int level = 0; level < 4 && lua_getstack(co, level, &far); level++) {
+        if (!lua_getinfo(co, "S", &far) || strcmp(far.what, "Lua") != 0)
+            continue;
+        const char *name;
+        for (int n = 1; (name = lua_getlocal(co, &far, n)) != NULL; n++) {
+            if (lua_iscfunction(co, -1)) {
+                if (strncmp(name, "resume_", 7) == 0 && nresume_fns < NFFI_HOOK_MAXRESUMERS)
+                    resume_fns[nresume_fns++] = lua_topointer(co, -1);
+                else if (strncmp(name, "wrapped_", 8) == 0)
+                    learn_wrap(co);
+            }
+            lua_settop(co, -2);
+        }
+        break;
+    }
+    return nresume_fns + nwrap_cfs + nwrap_pcs;
+}
+
+/* Resumes of coroutines the call hook looked into (not counted inside before). */
+NFFI_EXPORT uint64_t nffi_hook_resumes(void)
+{
+    return resumes_seen;
 }
 
 NFFI_EXPORT void nffi_hook_targets_clear(void)
@@ -352,6 +595,7 @@ NFFI_EXPORT int nffi_hook_remove(void *L)
     forced = 0;
     gated = 0;
     cur_mask = 0;
+    memset(linerecs, 0, sizeof(linerecs));
     return NFFI_OK;
 }
 
@@ -386,6 +630,11 @@ NFFI_EXPORT uint64_t nffi_hook_matches(void)
 NFFI_EXPORT uint64_t nffi_hook_errors(void)
 {
     return errors;
+}
+
+NFFI_EXPORT uint64_t nffi_hook_repeats(void)
+{
+    return repeats;
 }
 
 NFFI_EXPORT uint64_t nffi_hook_calls(void)

@@ -45,6 +45,13 @@ local pcall = pcall
 local tostring = tostring
 local tonumber = tonumber
 local co_running = coroutine.running
+-- LuaJIT's builtins (lua-nginx-module keeps them as coroutine._*), and its own
+local co_create_std = rawget(coroutine, "_create") or coroutine.create
+local co_resume_std = rawget(coroutine, "_resume") or coroutine.resume
+local co_yield_std = rawget(coroutine, "_yield") or coroutine.yield
+local co_wrap_std = rawget(coroutine, "_wrap") or coroutine.wrap
+local co_resume_ngx = rawget(coroutine, "__resume")
+local co_wrap_ngx = rawget(coroutine, "__wrap")
 local debug_getregistry = debug.getregistry
 local ffi_cast = ffi.cast
 local math_floor = math.floor
@@ -233,13 +240,33 @@ local function make_probe()
     return function() return 1 end
 end
 
+local function noop() end
+
+-- The gated hook must see a coroutine resumed inside a breakpointed function
+-- (hook.c): it learns the functions that resume one from a coroutine of ours
+-- suspended with them as locals, named for how they find the coroutine.
+local function learn_resumers(lib)
+    local ok, ngx_sample = pcall(co_wrap_ngx or co_wrap_std, noop)
+    local h = co_create_std(function(resume_ngx, resume_std, wrapped_ngx, wrapped_std)
+        co_yield_std()
+        return resume_ngx, resume_std, wrapped_ngx, wrapped_std
+    end)
+    co_resume_std(h, co_resume_ngx, co_resume_std, ok and ngx_sample or nil, co_wrap_std(noop))
+    local p = ptr_of(h)
+    local n = p and lib.nffi_hook_learn_resumers(p) or 0
+    co_resume_std(h)
+    return n
+end
+
 local function calibrate(lib)
     if calibrated == nil then
         local fn, proto = make_probe(), jutil.funck(make_probe, -1)
         local pf, pp = ptr_of(fn), type(proto) == "proto" and ptr_of(proto)
         calibrated = pf ~= nil and pp ~= nil and lib.nffi_hook_calibrate(pf, pp) == 1
+            and learn_resumers(lib) > 0
         if not calibrated then
-            ngx_log(INFO, "[nffi bp] closure layout unknown: the line hook runs ungated")
+            ngx_log(INFO, "[nffi bp] closure layout or resume functions unknown:",
+                    " the line hook runs ungated")
         end
     end
     return calibrated
@@ -712,7 +739,9 @@ function _M.get_stats()
                         matches = tonumber(lib.nffi_hook_matches()),
                         errors = tonumber(lib.nffi_hook_errors()),
                         mask = L ~= nil and lib.nffi_hook_mask(L) or nil,
-                        gated = gated, inside = tonumber(lib.nffi_hook_inside()) }
+                        gated = gated, inside = tonumber(lib.nffi_hook_inside()),
+                        resumes = tonumber(lib.nffi_hook_resumes()),
+                        repeats = tonumber(lib.nffi_hook_repeats()) }
     end
     return { native = native_hook, hook_calls = stats.hook_calls, hits = stats.hits,
              ring_drops = stats.ring_drops,
