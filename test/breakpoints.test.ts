@@ -233,6 +233,10 @@ describe('JIT-compiled code', () => {
     const st1 = await statusAll();
     for (const [pid, s] of st1) {
       expect(s.ops, `worker ${pid} ${JSON.stringify(s)}`).toEqual({ hot: 'JFORL', inl: 'JFORL' });
+      // the fixture's own jit.attach "trace" handler saw the new traces: the agent's
+      // handler (attached for the whole session) chains to it instead of replacing it
+      expect(s.traces.hot, `worker ${pid}`).toBeGreaterThan(st0.get(pid)!.traces.hot);
+      expect(s.traces.inl, `worker ${pid}`).toBeGreaterThan(st0.get(pid)!.traces.inl);
     }
   });
 });
@@ -505,8 +509,13 @@ describe('cost and session end', () => {
     for (const st of (await statusAll()).values()) expect(st.hook).toBe(true);
     for (const c of clients) c.close();
     await waitFor(async () => [...(await statusAll()).values()].every((s) => !s.hook), { what: 'hook removed on both workers' });
+    const closed = await statusAll();
     await runBoth('/hot?n=10000');
-    for (const st of (await statusAll()).values()) expect(st.ops.hot).toBe('JFORL');
+    for (const [pid, st] of await statusAll()) {
+      expect(st.ops.hot).toBe('JFORL');
+      // the fixture's jit.attach "trace" handler is back in its slot, still counting
+      expect(st.traces.hot, `worker ${pid}`).toBeGreaterThan(closed.get(pid)!.traces.hot);
+    }
     const again = await AgentClient.attach({ runDir: RUN_DIR, pid: nginx().workerPids()[0] });
     clients.push(again);
     expect((await again.request('Debugger.getBreakpoints')).breakpoints).toEqual([]);

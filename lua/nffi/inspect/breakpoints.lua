@@ -31,7 +31,7 @@ local ngx_log = ngx.log
 local WARN = ngx.WARN
 local INFO = ngx.INFO
 local worker_pid = ngx.worker.pid
-local jit_attach = jit.attach
+local vmevents = require "nffi.inspect.vmevents"
 local funcinfo = jutil.funcinfo
 local debug_sethook = debug.sethook
 local debug_gethook = debug.gethook
@@ -482,10 +482,10 @@ local bc_handler
 local function set_bc(on)
     if on and not bc_on then
         bc_on = true
-        jit_attach(bc_handler, "bc")
+        vmevents.attach("bc", bc_handler)
     elseif not on and bc_on then
         bc_on = false
-        jit_attach(bc_handler)
+        vmevents.detach("bc", bc_handler)
     end
 end
 

@@ -24,7 +24,7 @@ local jit = jit
 local jit_on = jit.on
 local jit_off = jit.off
 local jit_flush = jit.flush
-local jit_attach = jit.attach
+local vmevents = require "nffi.inspect.vmevents"
 local jutil = require "jit.util"
 local funcinfo = jutil.funcinfo
 local traceinfo = jutil.traceinfo
@@ -74,9 +74,9 @@ end
 
 local function attach()
     if tracking or watching then
-        jit_attach(on_trace, "trace")
+        vmevents.attach("trace", on_trace)
     else
-        jit_attach(on_trace)
+        vmevents.detach("trace", on_trace)
     end
 end
 
