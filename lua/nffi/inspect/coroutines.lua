@@ -56,6 +56,10 @@ local anchor
 -- values too, or a root holding its user coroutine would keep both alive).
 local slots = setmetatable({}, { __mode = "k" })
 local roots = setmetatable({}, { __mode = "kv" })
+-- The last request read, reused for the next coroutine with the same request
+-- pointer while the event loop has not run since (same slice of the same
+-- walk): the light threads of one request come in runs.
+local last_x, last_req, last_b, last_yields
 
 -- function -> { kind, detail }; built once per session (needs a cosocket context)
 local known
@@ -87,6 +91,7 @@ end
 function _M.reset()
     known = nil
     nffi_wait = nil
+    last_x, last_req, last_b = nil, nil, nil
 end
 
 local function source_of(info)
@@ -445,20 +450,28 @@ local function request_lib()
     return req_lib or nil
 end
 
-local function serving(co)
+-- started: whether co has a frame, when the caller knows
+local function serving(co, started)
     local slot = slots[co]
-    return slot ~= nil and anchor ~= nil and rawget(anchor, slot) == co
-           and co_status(co) == "suspended" and debug_getinfo(co, 0, "l") ~= nil
+    if slot == nil or anchor == nil or rawget(anchor, slot) ~= co
+       or co_status(co) ~= "suspended" then
+        return false
+    end
+    if started == nil then
+        started = debug_getinfo(co, 0, "l") ~= nil
+    end
+    return started
 end
 
--- { method, uri } or nil (unknown, or no client request: timers)
-local function request_of(co)
+-- { method, uri } or nil (unknown, or no client request: timers). b: the
+-- walk's budget, when reads may be shared within its slice.
+local function request_of(co, started, b)
     local C = request_lib()
     if not C then
         return nil
     end
     local p
-    if serving(co) then
+    if serving(co, started) then
         p = ptr_of(co)
     else
         local root = roots[co]
@@ -474,18 +487,29 @@ local function request_of(co)
     if not p then
         return nil
     end
-    if C.nffi_co_request(p, method_p, method_len, uri_p, uri_len) ~= 0
-       or method_p[0] == nil then
-        return nil
+    local x
+    if b then
+        x = C.nffi_co_exdata(p)
+        if b == last_b and b.yields == last_yields and x == last_x then
+            return last_req
+        end
     end
-    local n = tonumber(uri_len[0])
-    local uri = uri_p[0] ~= nil and ffi_string(uri_p[0], n < MAX_URI and n or MAX_URI) or ""
-    return { method = ffi_string(method_p[0], method_len[0]), uri = uri }
+    local req
+    if C.nffi_co_request(p, method_p, method_len, uri_p, uri_len) == 0
+       and method_p[0] ~= nil then
+        local n = tonumber(uri_len[0])
+        local uri = uri_p[0] ~= nil and ffi_string(uri_p[0], n < MAX_URI and n or MAX_URI) or ""
+        req = { method = ffi_string(method_p[0], method_len[0]), uri = uri }
+    end
+    if b then
+        last_x, last_req, last_b, last_yields = x, req, b, b.yields
+    end
+    return req
 end
 _M.request_of = request_of
 
 -- nil for the agent's own coroutines: the inspector does not show itself
-function _M.describe(e, nframes)
+function _M.describe(e, nframes, b)
     local co = e.co
     local kind, mine = "user", false
     if not e.user then
@@ -504,7 +528,8 @@ function _M.describe(e, nframes)
     if state == "suspended" then
         out.wait = wait_of(co)
     end
-    out.request = request_of(co)
+    -- a frame listed: it has started (saves a debug.getinfo per coroutine)
+    out.request = request_of(co, nframes > 0 and out.frames[1] ~= nil or nil, b)
     return out
 end
 
@@ -526,7 +551,7 @@ function _M.get_coroutines(params, b)
     end
     local out = array()
     for i = 1, #list do
-        out[#out + 1] = _M.describe(list[i], nframes)
+        out[#out + 1] = _M.describe(list[i], nframes, b)
         b:check()  -- each unit is large: read the clock every time
     end
     local res = { coroutines = out }
