@@ -135,6 +135,7 @@ export namespace Lua {
     wait?: Wait;
     /** Top frames first */
     frames: Frame[];
+    /** The client request it serves (method, $request_uri up to 1024 bytes); absent when none is known: timers and their light threads, and user coroutines not created in the request of the coroutine they were found from */
     request?: Request;
   }
   export interface GetCoroutinesParams {
@@ -155,6 +156,8 @@ export namespace Lua {
   }
   export interface GetStackResult {
     frames: StackFrame[];
+    /** As in Coroutine */
+    request?: Request;
   }
 }
 

@@ -31,9 +31,9 @@ afterAll(() => {
 });
 
 /** Starts a parked request; resolves with the worker pid once headers arrive. */
-function park(path: string): Promise<number> {
+function park(path: string, method = 'GET'): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(nginx().url(path), { agent: false }, (res) => {
+    const req = request(nginx().url(path), { agent: false, method }, (res) => {
       res.on('data', () => undefined);
       res.on('error', () => undefined);
       resolve(Number(res.headers['x-pid']));
@@ -98,6 +98,22 @@ describe('attach', () => {
 });
 
 describe('parked coroutines', () => {
+  // how each route is requested: a POST and query strings, so the request shown is read, not assumed
+  const asked: Record<string, [string, string]> = {
+    sleep: ['POST', '/park/sleep?by=post'],
+    cosocket: ['GET', '/park/cosocket?n=1'],
+    sema: ['GET', '/park/sema'],
+    thread: ['GET', '/park/thread?spawn=1'],
+    timer: ['GET', '/park/timer'],
+    ffi: ['GET', '/park/ffi?task=1'],
+    user: ['GET', '/park/user?co=user'],
+    locals: ['GET', '/park/locals'],
+    later: ['GET', '/park/later'],
+    timerthread: ['GET', '/park/timerthread'],
+    kept: ['GET', '/park/kept?from=timer'],
+  };
+  const requestOf = (route: string) => ({ method: asked[route]![0], uri: asked[route]![1] });
+  let workersBefore: number[] = [];
   const want: Array<[string, string, string, string]> = [
     // route, kind, wait kind, top function
     ['sleep', 'request', 'ngx.sleep', 'sleep'],
@@ -109,10 +125,8 @@ describe('parked coroutines', () => {
   const pids = new Map<string, number>();
 
   it('park one coroutine per wait kind', async () => {
-    for (const [route] of want) pids.set(route, await park(`/park/${route}`));
-    pids.set('ffi', await park('/park/ffi'));
-    pids.set('user', await park('/park/user'));
-    pids.set('locals', await park('/park/locals'));
+    workersBefore = nginx().workerPids().sort();
+    for (const [route, [method, path]] of Object.entries(asked)) pids.set(route, await park(path, method));
     expect([...pids.values()].every((p) => p > 0)).toBe(true);
   });
 
@@ -128,6 +142,9 @@ describe('parked coroutines', () => {
     expect(cos[0].frames[0]).toMatchObject({ source: '=[C]', line: -1, what: 'C' });
     if (route === 'sema') expect(cos[0].frames[1].source).toMatch(/ngx\/semaphore\.lua$/);
     if (route === 'cosocket') expect(cos[0].wait.detail).toBe('receive');
+    // several parked requests may share a worker: the one of this route is named by its request
+    if (kind === 'timer') expect(cos.every((c) => c.request === undefined)).toBe(true);
+    else expect(cos.map((c) => c.request)).toContainEqual(requestOf(route));
   });
 
   it('the light thread of /park/thread is kind thread, in ngx.sleep', async () => {
@@ -152,6 +169,51 @@ describe('parked coroutines', () => {
     expect(runtimes.find((r: any) => r.name === 'slow')).toMatchObject({ in_flight: expect.any(Number) });
     const young = await c.request('FFI.getTasks', { older_than_ms: 3_600_000 });
     expect(young.tasks).toEqual([]);
+  });
+
+  it('a light thread shows the request that spawned it, a user coroutine the request it was created in', async () => {
+    const threads = (await coroutinesOf(pids.get('thread')!)).filter((c) => c.kind === 'thread');
+    expect(threads.map((c) => c.request), JSON.stringify(threads, null, 1)).toContainEqual(requestOf('thread'));
+    const users = (await coroutinesOf(pids.get('user')!)).filter((c) => c.kind === 'user');
+    expect(users.map((c) => c.request), JSON.stringify(users, null, 1)).toContainEqual(requestOf('user'));
+    const entry = (await coroutinesOf(pids.get('ffi')!)).find((c) => c.wait?.kind === 'ffi');
+    expect(entry.request).toEqual(requestOf('ffi'));
+    const { request: viaStack } = await (await session(pids.get('ffi')!)).request('Lua.getStack', { coroutine: entry.id });
+    expect(viaStack).toEqual(requestOf('ffi'));
+  });
+
+  it('timers, their light threads and timers not yet fired show no request', async () => {
+    const all = await coroutinesOf(pids.get('timerthread')!);
+    const timer = all.find((c) => c.kind === 'timer' && c.wait?.kind === 'thread.wait' && c.frames[1]?.source.endsWith('park_app.lua'));
+    expect(timer, JSON.stringify(all, null, 1)).toBeDefined();
+    expect(timer.request).toBeUndefined();
+    // /park/thread's light thread may share this worker: it is the one with a request
+    const sleepers = all.filter((c) => c.kind === 'thread' && c.wait?.kind === 'ngx.sleep' && c.frames[1]?.source.endsWith('park_app.lua'));
+    expect(sleepers.filter((c) => c.request === undefined).length).toBeGreaterThanOrEqual(1);
+    // a timer set but not fired (/park/later, and the agent's own next tick): anchored, no frames yet
+    const pending = (await coroutinesOf(pids.get('later')!)).filter((c) => c.frames.length === 0);
+    expect(pending.length).toBeGreaterThanOrEqual(1);
+    for (const c of pending) expect(c.request).toBeUndefined();
+    for (const pid of nginx().workerPids()) {
+      for (const c of await coroutinesOf(pid)) if (c.kind === 'timer') expect(c.request).toBeUndefined();
+    }
+  });
+
+  it('a user coroutine from an ended timer does not take the request it was found from', async () => {
+    const pid = pids.get('kept')!;
+    const all = await coroutinesOf(pid);
+    const holder = all.find((c) => c.kind === 'request' && hasFrame(c, 'hold_kept'));
+    expect(holder?.request).toEqual(requestOf('kept'));
+    // the kept coroutine is the user one whose body ran with a = "kept"
+    const c = await session(pid);
+    let kept: any;
+    for (const u of all.filter((x) => x.kind === 'user')) {
+      const { frames } = await c.request('Lua.getStack', { coroutine: u.id, locals: true });
+      const body = frames.find((f: any) => f.function === 'user_body' || f.locals?.some((v: any) => v.name === 'inner'));
+      if (body?.locals.some((v: any) => v.name === 'a' && v.value.value === 'kept')) kept = u;
+    }
+    expect(kept, JSON.stringify(all, null, 1)).toBeDefined();
+    expect(kept.request).toBeUndefined();
   });
 
   it('a user coroutine held in a local shows as kind user, suspended', async () => {
@@ -190,6 +252,13 @@ describe('parked coroutines', () => {
     const dvars = Object.fromEntries(deep.frames.find((f: any) => f.function === 'hold_locals').locals.map((v: any) => [v.name, v.value]));
     expect(entry(entry(entry(dvars.nested, 'a'), 'b'), 'c')).toEqual({ type: 'number', value: 1 });
     expect(dvars.s).toEqual({ type: 'string', value: 'he', length: 5, truncated: true });
+    await pong();
+  });
+
+  it('no worker died reading requests: same worker pids, no signal in the error log, still serving', async () => {
+    for (const pid of nginx().workerPids()) await coroutinesOf(pid);
+    expect(nginx().workerPids().sort()).toEqual(workersBefore);
+    expect(nginx().errorLog()).not.toMatch(/exited on signal|signal 11/);
     await pong();
   });
 });

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../cli/duration.js';
 import { UsageError } from '../cli/errors.js';
+import { formatCoroutines, requestText } from '../cli/format/coroutines.js';
 import { formatStack } from '../cli/format/stack.js';
 import { renderValue } from '../cli/format/value.js';
 import type { Lua } from '../probe/protocol-types.js';
@@ -65,5 +66,30 @@ describe('formatStack', () => {
       '    ... = "x", 1',
       '#1 pcall at =[C]',
     ].join('\n'));
+  });
+});
+
+describe('request text', () => {
+  it('in the coroutines table: its own column, long ones cut so the top frame stays aligned', () => {
+    const row = (id: number, request: Lua.Request | null) => ({
+      id, kind: 'request', state: 'suspended', wait: { kind: 'ngx.sleep' as const }, request,
+      frames: [{ function: 'sleep', source: '=[C]', line: -1 }],
+    });
+    const long = { method: 'GET', uri: `/search?q=${'x'.repeat(100)}` };
+    const out = formatCoroutines([{ pid: 7, coroutines: [row(1, { method: 'POST', uri: '/park?kind=sleep' }), row(2, null), row(3, long)] }]);
+    const lines = out.split('\n');
+    expect(lines[1]).toMatch(/ POST \/park\?kind=sleep +sleep =\[C\]$/);
+    expect(lines[2]).toMatch(/ngx\.sleep +- +sleep =\[C\]$/);
+    const at = lines[0]!.indexOf('top frame');
+    for (const l of lines.slice(1)) expect(l.slice(at)).toBe('sleep =[C]');
+    expect(requestText(long)).toHaveLength(48);
+    expect(requestText(long).endsWith('…')).toBe(true);
+    expect(requestText(null)).toBe('-');
+  });
+
+  it('heads the stack when known', () => {
+    const frames: Lua.StackFrame[] = [{ level: 0, function: 'sleep', source: '=[C]', line: -1, what: 'C' }];
+    expect(formatStack(frames, 100, { method: 'POST', uri: '/a?b=1' })).toBe('request POST /a?b=1\n#0 sleep at =[C]');
+    expect(formatStack(frames, 100, null)).toBe('#0 sleep at =[C]');
   });
 });

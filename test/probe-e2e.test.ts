@@ -26,10 +26,19 @@ describe('probe against nginx with the agent', () => {
       expect(Object.keys(c).sort()).toEqual(['frames', 'id', 'kind', 'request', 'state', 'wait']);
       for (const f of c.frames) expect(Object.keys(f).sort()).toEqual(['function', 'line', 'source']);
     }
-    // `request` is optional in the descriptor: the agent fills it in when it can read it
+    // method and $request_uri (with its query string); null when none is known (timers)
     const sleeping = all.find((c: any) => c.kind === 'request' && c.wait?.kind === 'ngx.sleep');
     expect(sleeping, r.stdout).toBeDefined();
-    if (sleeping.request) expect(sleeping.request.uri).toBe('/sleep');
+    expect(sleeping.request).toEqual({ method: 'GET', uri: '/sleep?s=2' });
+    expect(all.filter((c: any) => c.kind === 'timer').every((c: any) => c.request === null)).toBe(true);
+    // the human table: the request in its own column, the top frame still aligned after it
+    const human = (await runCli(['coroutines', String(nginx().masterPid)])).stdout.split('\n');
+    const head = human[0]!;
+    expect(head).toMatch(/^worker\s+id\s+kind\s+state\s+wait\s+request\s+top frame$/);
+    const row = human.find((l) => / request .* ngx\.sleep .*GET \/sleep\?s=2/.test(l));
+    expect(row, human.join('\n')).toBeDefined();
+    expect(row!.indexOf('GET /sleep?s=2')).toBe(head.indexOf('request'));
+    expect(row!.slice(head.indexOf('top frame'))).toMatch(/^sleep =\[C\]/);
     await parked;
   });
 
@@ -54,8 +63,9 @@ describe('probe against nginx with the agent', () => {
     expect(st.stderr).toBe('');
     const stack = json(st.stdout);
     expect(stack.frames.length).toBeGreaterThan(0);
+    expect(stack.request).toEqual({ method: 'GET', uri: '/park?ms=2500' });
     const human = await runCli(['stack', String(found.pid), String(co), '--locals']);
-    expect(human.stdout).toMatch(/^#0 .+ at .+/m);
+    expect(human.stdout).toMatch(/^request GET \/park\?ms=2500\n#0 .+ at .+/);
     await parked;
   });
 

@@ -27,7 +27,8 @@ export function registerStack(program: Command): void {
       }
       const result = await withSession(pid, opts, (s) =>
         s.call(pid, 'Lua.getStack', { coroutine: co, locals: Boolean(opts.locals) }));
-      if (opts.json) printJson({ pid, coroutine: co, frames: list(result.frames) });
-      else process.stdout.write(formatStack(list(result.frames)) + '\n');
+      const request = result.request ?? null;
+      if (opts.json) printJson({ pid, coroutine: co, request, frames: list(result.frames) });
+      else process.stdout.write(formatStack(list(result.frames), undefined, request) + '\n');
     });
 }

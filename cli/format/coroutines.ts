@@ -26,12 +26,19 @@ export function waitText(w: Lua.Wait | null | undefined): string {
   return extra ? `${w.kind} (${extra})` : w.kind;
 }
 
+/** `POST /api/x?y=1`; a long one is cut so the top-frame column stays in view (--json has it whole). */
+export function requestText(r: Lua.Request | null | undefined, max = 48): string {
+  if (!r) return '-';
+  const text = `${r.method} ${r.uri}`;
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
 const HEADER = ['worker', 'id', 'kind', 'state', 'wait', 'request', 'top frame'];
 
 export function formatCoroutines(workers: WorkerCoroutines[]): string {
   const rows = workers.flatMap((w) => w.coroutines.map((c) => [
     String(w.pid), String(c.id), c.kind, c.state, waitText(c.wait),
-    c.request ? `${c.request.method} ${c.request.uri}` : '-', where(c.frames[0]),
+    requestText(c.request), where(c.frames[0]),
   ]));
   const errors = workers.filter((w) => w.error).map((w) => `worker ${w.pid}: ${w.error}`);
   const table = rows.length ? formatTable(HEADER, rows) : '(no coroutines)';

@@ -17,9 +17,9 @@ export function frameLine(level: number, f: { function: string; source: string; 
   return `#${level} ${f.function || '?'} at ${where}`;
 }
 
-export function formatStack(frames: Lua.StackFrame[], width = 100): string {
-  if (frames.length === 0) return '(no frames: the coroutine is dead or has not started)';
-  const out: string[] = [];
+export function formatStack(frames: Lua.StackFrame[], width = 100, request?: Lua.Request | null): string {
+  const out: string[] = request ? [`request ${request.method} ${request.uri}`] : [];
+  if (frames.length === 0) return [...out, '(no frames: the coroutine is dead or has not started)'].join('\n');
   frames.forEach((f, i) => {
     out.push(frameLine(f.level ?? i, f));
     for (const v of arr(f.locals)) out.push(`    ${v.name} = ${renderValue(v.value, width)}`);

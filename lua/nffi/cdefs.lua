@@ -70,6 +70,11 @@ int nffi_drain(nffi_task **out, int max);
 unsigned nffi_euid(void);
 int nffi_path_check(const char *path, unsigned uid, uint64_t *sig);
 
+int nffi_request_available(void);
+const void *nffi_co_exdata(const void *co);
+int nffi_co_request(const void *co, const char **method, size_t *method_len,
+                    const char **uri, size_t *uri_len);
+
 int nffi_hook_available(void);
 int nffi_hook_install(void *L, int gate);
 int nffi_hook_calibrate(const void *fn, const void *proto);
@@ -121,4 +126,6 @@ return {
     PATH_TYPE = -3,
     PATH_OWNER = -4,
     PATH_MODE = -5,
+
+    REQ_NONE = 1,
 }

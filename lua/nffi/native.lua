@@ -6,6 +6,9 @@ local consts = require "nffi.cdefs"
 local debug_getinfo = debug.getinfo
 local io_open = io.open
 local error = error
+local tostring = tostring
+local tonumber = tonumber
+local ffi_cast = ffi.cast
 
 local _M = { _VERSION = "0.1.0", consts = consts }
 
@@ -69,6 +72,18 @@ end
 
 function _M.path()
     return library_path
+end
+
+-- Address of a GC object (thread, Lua function, prototype) from its tostring,
+-- for the libnffi functions that take one; nil for anything else. Never NULL:
+-- handing NULL to lua_* kills the worker.
+function _M.ptr_of(obj)
+    local addr = obj and tostring(obj):match("^%a+: 0x(%x+)$")
+    local n = addr and tonumber(addr, 16)
+    if not n or n == 0 then
+        return nil
+    end
+    return ffi_cast("void *", ffi_cast("uintptr_t", n))
 end
 
 return _M

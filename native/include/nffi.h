@@ -166,6 +166,21 @@ unsigned nffi_euid(void);
  * whenever the path is replaced, chmod'ed or chown'ed; 0 when lstat fails. */
 int nffi_path_check(const char *path, unsigned uid, uint64_t *sig);
 
+/* ---- the request of a coroutine (worker thread, inspector agent) ---- */
+/* lua-nginx-module keeps a coroutine's request in its exdata, but many
+ * coroutines carry a dangling one (see src/request.c). co is a lua_State.
+ * nffi_co_exdata reads only the lua_State: safe on any live coroutine, for
+ * comparing. nffi_co_request dereferences the request: only for a coroutine
+ * whose request is alive (anchored by lua-nginx-module and started). method
+ * and uri point into the request: copy them before the event loop runs. */
+enum {
+    NFFI_REQ_NONE = 1        /* no client request: none set, or a timer's fake one */
+};
+int nffi_request_available(void);        /* 1 when the host's exdata and request functions resolved */
+const void *nffi_co_exdata(const void *co);
+int nffi_co_request(const void *co, const char **method, size_t *method_len,
+                    const char **uri, size_t *uri_len);
+
 /* ---- breakpoint line hook (worker thread, inspector agent) ---- */
 /* A C line hook installed with lua_sethook: a line not set in its bitmap
  * returns at once; a set line calls registry["nffi.inspect.bp_hook"](nil, line)

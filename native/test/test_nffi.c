@@ -162,6 +162,12 @@ static void test_basics(void)
     CHECK(ngx_http_lua_ffi_get_req(t, NULL) != NULL && nffi_task_abandon(t) == 1);
     CHECK(nffi_runtime_finish(rt) == 0 && nffi_runtime_finish(rt) == 0);
     CHECK(nffi_runtime_finished(rt) == 1);
+    /* no lua module in this process: the request helpers refuse, never call NULL */
+    const char *m = "x", *u = "x";
+    size_t ml = 1, ul = 1;
+    CHECK(nffi_request_available() == 0 && nffi_co_exdata(&st) == NULL);
+    CHECK(nffi_co_request(&st, &m, &ml, &u, &ul) == NFFI_EINVAL);
+    CHECK(m == NULL && ml == 0 && u == NULL && ul == 0);
 }
 
 static void test_roundtrip(void)

@@ -23,7 +23,6 @@ local budget = require "nffi.inspect.budget"
 local semaphore = require "ngx.semaphore"
 local jutil = require "jit.util"
 local native = require "nffi.native"
-local ffi = require "ffi"
 
 local ngx = ngx
 local ngx_now = ngx.now
@@ -53,7 +52,6 @@ local co_wrap_std = rawget(coroutine, "_wrap") or coroutine.wrap
 local co_resume_ngx = rawget(coroutine, "__resume")
 local co_wrap_ngx = rawget(coroutine, "__wrap")
 local debug_getregistry = debug.getregistry
-local ffi_cast = ffi.cast
 local math_floor = math.floor
 local array = json.array
 local NIL = cond.NIL
@@ -66,6 +64,7 @@ local refill = limits.refill
 local drop = limits.drop
 local report_removed = limits.report_removed
 local key_of = jitctl.key_of
+local ptr_of = native.ptr_of
 
 -- use_c_hook false: the Lua hook; gate false: the C hook sends every line (bench)
 local _M = { _VERSION = "0.1.0", use_c_hook = true, gate = true }
@@ -215,17 +214,6 @@ local function c_hook()
         C = ok and lib.nffi_hook_available() == 1 and lib or false
     end
     return C or nil
-end
-
--- Address of a GC object (thread, Lua function, prototype) from its tostring;
--- nil for anything else. Never NULL: handing NULL to lua_* kills the worker.
-local function ptr_of(obj)
-    local addr = obj and tostring(obj):match("^%a+: 0x(%x+)$")
-    local n = addr and tonumber(addr, 16)
-    if not n or n == 0 then
-        return nil
-    end
-    return ffi_cast("void *", ffi_cast("uintptr_t", n))
 end
 
 -- lua_State* of the running coroutine (any state of the VM will do: LuaJIT

@@ -247,7 +247,7 @@ function _M.get_stack(params, b)
         frames[#frames + 1] = f
         b:check()
     end
-    return { frames = frames }
+    return { frames = frames, request = coroutines.request_of(co) }
 end
 
 return _M

@@ -5,6 +5,8 @@
 -- request-relative coroutine.status. Wait reasons compare the functions in the
 -- top frames with the known blocking functions, by identity: no guessing.
 local json = require "nffi.inspect.json"
+local native = require "nffi.native"
+local ffi = require "ffi"
 
 local ngx = ngx
 local debug_getinfo = debug.getinfo
@@ -18,11 +20,15 @@ local type = type
 local next = next
 local pcall = pcall
 local pairs = pairs
+local tonumber = tonumber
 local rawget = rawget
 local setmetatable = setmetatable
 local str_byte = string.byte
 local str_sub = string.sub
 local array = json.array
+local ffi_new = ffi.new
+local ffi_string = ffi.string
+local ptr_of = native.ptr_of
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -35,6 +41,7 @@ local MAX_SCAN_VARARGS = 20
 local MAX_SCAN_UPVALUES = 60
 local DEFAULT_FRAMES = 3
 local MAX_FRAMES = 50
+local MAX_URI = 1024            -- bytes of $request_uri shown per coroutine
 
 -- coroutine <-> id, stable for the worker's lifetime (weak on both sides, so
 -- nothing is kept alive): `coroutines PID` then `stack PID ID` are two sessions.
@@ -44,6 +51,15 @@ local next_id = 0
 
 -- The registry table lua-nginx-module anchors its coroutines in (found once).
 local anchor
+-- Where the last walk saw each coroutine: anchored ones -> their slot in
+-- anchor, user ones -> the anchored coroutine they were found from (weak
+-- values too, or a root holding its user coroutine would keep both alive).
+local slots = setmetatable({}, { __mode = "k" })
+local roots = setmetatable({}, { __mode = "kv" })
+-- The last request read, reused for the next coroutine with the same request
+-- pointer while the event loop has not run since (same slice of the same
+-- walk): the light threads of one request come in runs.
+local last_x, last_req, last_b, last_yields
 
 -- function -> { kind, detail }; built once per session (needs a cosocket context)
 local known
@@ -75,6 +91,7 @@ end
 function _M.reset()
     known = nil
     nffi_wait = nil
+    last_x, last_req, last_b = nil, nil, nil
 end
 
 local function source_of(info)
@@ -259,7 +276,7 @@ _M.anchored_kind = anchored_kind
 -- after a run of nils longer than any hole the free list can leave.
 local NIL_RUN_END = 64
 
--- Calls fn(v) for t[1], t[2], ... until fn returns true (then returns true).
+-- Calls fn(v, i) for t[i], i = 1, 2, ... until fn returns true (then returns true).
 local function each_slot(t, fn, b)
     local nils, i = 0, 1
     while nils < NIL_RUN_END do
@@ -268,7 +285,7 @@ local function each_slot(t, fn, b)
             nils = nils + 1
         else
             nils = 0
-            if fn(v) then
+            if fn(v, i) then
                 return true
             end
         end
@@ -280,7 +297,7 @@ end
 
 local function threads_of(t, max, b)
     local out, n, truncated = {}, 0, false
-    each_slot(t, function(v)
+    each_slot(t, function(v, i)
         if type(v) == "thread" then
             if n >= max then
                 truncated = true
@@ -288,6 +305,7 @@ local function threads_of(t, max, b)
             end
             n = n + 1
             out[n] = v
+            slots[v] = i
         end
     end, b)
     return out, truncated
@@ -393,7 +411,9 @@ function _M.collect(b)
                         break
                     end
                     seen[uco] = true
-                    list[#list + 1] = { co = uco, depth = e.depth + 1, user = true }
+                    local root = e.root or e.co
+                    roots[uco] = root
+                    list[#list + 1] = { co = uco, depth = e.depth + 1, user = true, root = root }
                 end
             end
         end
@@ -402,8 +422,94 @@ function _M.collect(b)
     return list, truncated
 end
 
+-- The request a coroutine serves. lua-nginx-module keeps it in the
+-- coroutine's exdata, which LuaJIT copies from the parent thread, so many
+-- coroutines carry a dangling one: a timer's coroutine is created and anchored
+-- when the timer is set, with the main state's exdata (init_worker's freed
+-- fake request), and gets its own only when it fires; a user coroutine keeps
+-- the request it was created in after that request is gone. Following such a
+-- pointer killed the worker (SIGSEGV). It is followed only for a coroutine
+-- that is anchored and has started (a frame on its stack), checked right
+-- before the read with no yield in between: a request's cleanup unanchors all
+-- of its coroutines before the request is freed, a thread is reset (no
+-- frames) before lua-nginx-module caches it anchored for reuse, and a timer's
+-- fake request lives until its coroutine ends. A user coroutine's pointer is
+-- only compared: it shows the request of the anchored coroutine it was found
+-- from when both carry the same one.
+local req_lib               -- libnffi if the host's request functions resolved, else false
+local method_p = ffi_new("const char *[1]")
+local method_len = ffi_new("size_t[1]")
+local uri_p = ffi_new("const char *[1]")
+local uri_len = ffi_new("size_t[1]")
+
+local function request_lib()
+    if req_lib == nil then
+        local ok, lib = pcall(native.lib)
+        req_lib = ok and lib.nffi_request_available() == 1 and lib or false
+    end
+    return req_lib or nil
+end
+
+-- started: whether co has a frame, when the caller knows
+local function serving(co, started)
+    local slot = slots[co]
+    if slot == nil or anchor == nil or rawget(anchor, slot) ~= co
+       or co_status(co) ~= "suspended" then
+        return false
+    end
+    if started == nil then
+        started = debug_getinfo(co, 0, "l") ~= nil
+    end
+    return started
+end
+
+-- { method, uri } or nil (unknown, or no client request: timers). b: the
+-- walk's budget, when reads may be shared within its slice.
+local function request_of(co, started, b)
+    local C = request_lib()
+    if not C then
+        return nil
+    end
+    local p
+    if serving(co, started) then
+        p = ptr_of(co)
+    else
+        local root = roots[co]
+        if not root or not serving(root) then
+            return nil
+        end
+        p = ptr_of(root)
+        local up = ptr_of(co)
+        if not p or not up or C.nffi_co_exdata(up) ~= C.nffi_co_exdata(p) then
+            return nil
+        end
+    end
+    if not p then
+        return nil
+    end
+    local x
+    if b then
+        x = C.nffi_co_exdata(p)
+        if b == last_b and b.yields == last_yields and x == last_x then
+            return last_req
+        end
+    end
+    local req
+    if C.nffi_co_request(p, method_p, method_len, uri_p, uri_len) == 0
+       and method_p[0] ~= nil then
+        local n = tonumber(uri_len[0])
+        local uri = uri_p[0] ~= nil and ffi_string(uri_p[0], n < MAX_URI and n or MAX_URI) or ""
+        req = { method = ffi_string(method_p[0], method_len[0]), uri = uri }
+    end
+    if b then
+        last_x, last_req, last_b, last_yields = x, req, b, b.yields
+    end
+    return req
+end
+_M.request_of = request_of
+
 -- nil for the agent's own coroutines: the inspector does not show itself
-function _M.describe(e, nframes)
+function _M.describe(e, nframes, b)
     local co = e.co
     local kind, mine = "user", false
     if not e.user then
@@ -422,6 +528,8 @@ function _M.describe(e, nframes)
     if state == "suspended" then
         out.wait = wait_of(co)
     end
+    -- a frame listed: it has started (saves a debug.getinfo per coroutine)
+    out.request = request_of(co, nframes > 0 and out.frames[1] ~= nil or nil, b)
     return out
 end
 
@@ -443,7 +551,7 @@ function _M.get_coroutines(params, b)
     end
     local out = array()
     for i = 1, #list do
-        out[#out + 1] = _M.describe(list[i], nframes)
+        out[#out + 1] = _M.describe(list[i], nframes, b)
         b:check()  -- each unit is large: read the clock every time
     end
     local res = { coroutines = out }
