@@ -93,6 +93,7 @@ int nffi_hook_set_line(int line, int on);
 void nffi_hook_clear_lines(void);
 uint64_t nffi_hook_matches(void);
 uint64_t nffi_hook_errors(void);
+int nffi_hook_fast(void);
 uint64_t nffi_hook_repeats(void);
 uint64_t nffi_hook_calls(void);
 int nffi_hook_mask(void *L);

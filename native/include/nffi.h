@@ -208,6 +208,7 @@ int nffi_hook_set_line(int line, int on); /* NFFI_EINVAL outside [0, 2^20) */
 void nffi_hook_clear_lines(void);
 uint64_t nffi_hook_matches(void);        /* line events that passed the bitmap */
 uint64_t nffi_hook_errors(void);         /* callback errors dropped */
+int nffi_hook_fast(void);                 /* call hook reads frames directly: 1 yes, 0 checking, -1 no */
 uint64_t nffi_hook_repeats(void);         /* repeated line events dropped (see src/hook.c) */
 uint64_t nffi_hook_calls(void);          /* every hook call, lines and others */
 int nffi_hook_mask(void *L);             /* the VM's hook event mask, -1 when unknown */

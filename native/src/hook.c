@@ -272,12 +272,76 @@ static int is_wrap(lua_State *L, const void *fn)
     return 0;
 }
 
+/*
+ * The call hook runs on every call while armed, so the common case (neither a
+ * named function nor a resume) must not go through lua_getinfo. On GC64
+ * LuaJIT (two-slot frames) the called function sits two slots below L->base,
+ * and L->base is the lua_State field after the header, glref and gclist.
+ * That reading is compared with lua_getinfo's answer on the first
+ * FAST_CHECKS calls and used only if it always agreed.
+ */
+#define FAST_BASE_OFFSET 32
+#define FAST_CHECKS 64
+static int fast_state;          /* 0: still checking, 1: trusted, -1: not this layout */
+static int fast_checked;
+
+static const char *frame_fn(lua_State *L)
+{
+    const char *base = (const char *)read_ptr((const char *)L + FAST_BASE_OFFSET, 8);
+    uint64_t tv;
+    memcpy(&tv, base - 16, 8);
+    return (const char *)(uintptr_t)(tv & (((uint64_t)1 << 47) - 1));
+}
+
+static void fast_check(lua_State *L, const void *fn)
+{
+    if (pc_size != 8 || fn == NULL) {
+        fast_state = -1;
+        return;
+    }
+    if (frame_fn(L) != fn)
+        fast_state = -1;
+    else if (++fast_checked >= FAST_CHECKS)
+        fast_state = 1;
+}
+
+/* Whether fn (pc: its pc field) may resume a coroutine: worth the slow path. */
+static int maybe_resumer(const char *fn, uintptr_t pc)
+{
+    for (int i = 0; i < nresume_fns; i++)
+        if (resume_fns[i] == fn)
+            return 1;
+    for (int i = 0; i < nwrap_pcs; i++)
+        if (wrap_pcs[i] == pc)
+            return 1;
+    if (nwrap_cfs > 0) {
+        /* a C closure's function pointer follows its pc field */
+        uintptr_t cf = read_ptr(fn + pc_offset + pc_size, pc_size);
+        for (int i = 0; i < nwrap_cfs; i++)
+            if ((uintptr_t)wrap_cfs[i] == cf)
+                return 1;
+    }
+    return 0;
+}
+
 /* A call event: a named function entered, or a coroutine resumed. */
 static void on_call(lua_State *L, lua_Debug *ar)
 {
+    if (fast_state == 1) {
+        const char *fn = frame_fn(L);
+        uintptr_t pc = read_ptr(fn + pc_offset, pc_size);
+        if (is_target(pc)) {
+            enter(L);
+            return;
+        }
+        if (!maybe_resumer(fn, pc))
+            return;
+    }
     int top = lua_gettop(L);
     if (!lua_getinfo(L, "f", ar))
         return;
+    if (fast_state == 0)
+        fast_check(L, lua_topointer(L, -1));
     if (!lua_iscfunction(L, -1)) {
         int hit = top_is_target(L);
         lua_settop(L, top);
@@ -630,6 +694,12 @@ NFFI_EXPORT uint64_t nffi_hook_matches(void)
 NFFI_EXPORT uint64_t nffi_hook_errors(void)
 {
     return errors;
+}
+
+/* The call hook's direct frame read: 1 trusted, 0 still checking, -1 not used. */
+NFFI_EXPORT int nffi_hook_fast(void)
+{
+    return fast_state;
 }
 
 NFFI_EXPORT uint64_t nffi_hook_repeats(void)

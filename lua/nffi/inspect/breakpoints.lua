@@ -729,7 +729,8 @@ function _M.get_stats()
                         mask = L ~= nil and lib.nffi_hook_mask(L) or nil,
                         gated = gated, inside = tonumber(lib.nffi_hook_inside()),
                         resumes = tonumber(lib.nffi_hook_resumes()),
-                        repeats = tonumber(lib.nffi_hook_repeats()) }
+                        repeats = tonumber(lib.nffi_hook_repeats()),
+                        fast = lib.nffi_hook_fast() }
     end
     return { native = native_hook, hook_calls = stats.hook_calls, hits = stats.hits,
              ring_drops = stats.ring_drops,
