@@ -35,7 +35,7 @@ export interface PendingState {
   stall_cpu_hist: string;
 }
 
-export interface GcSteps { pid: number; max_ms: number; steps: number; over2: number }
+export interface GcSteps { pid: number; max_ms: number; steps: number; over1: number; over2: number }
 
 /** One GET on a fresh connection (so that requests spread over the workers). */
 export function get(url: string, timeoutMs = 10_000): Promise<{ status: number; body: string; pid: number }> {
