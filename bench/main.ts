@@ -3,11 +3,13 @@
 import { runAttachBench } from './attach.js';
 import { runBreakpointsBench } from './breakpoints.js';
 import { runFfiBench } from './ffi.js';
+import { runTasksBench } from './tasks.js';
 
 const suites: Record<string, () => Promise<void>> = {
   ffi: runFfiBench,
   attach: runAttachBench,
   breakpoints: runBreakpointsBench,
+  tasks: runTasksBench,
 };
 
 async function main(): Promise<void> {

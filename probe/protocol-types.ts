@@ -19,7 +19,7 @@ export namespace Agent {
   /** The agent removes everything it installed, replies, closes the link and goes dormant. */
   export interface DetachParams {}
   export interface DetachResult {}
-  /** How long the agent's walks held the event loop at a time, since the worker started: the longest slice and the number of slices. */
+  /** How long the agent's walks held the event loop at a time, since the worker started: the longest slice and the number of slices, overall and per request method. */
   export interface GetStatsParams {}
   export interface GetStatsResult {
     /** wall time, including time the OS ran other processes */
@@ -27,6 +27,8 @@ export namespace Agent {
     /** CPU time of the worker thread */
     max_slice_cpu_ms: number;
     slices: number;
+    /** method name -> {requests, slices, yields, max_slice_ms, max_slice_cpu_ms}: a request cut into several slices has yields > 0 (sends of its answer count as slice boundaries too) */
+    methods: Record<string, unknown>;
   }
   /** First frame from the agent after it connects. */
   export interface HelloEvent {
@@ -198,14 +200,23 @@ export namespace FFI {
   export interface GetRuntimesResult {
     runtimes: RuntimeStats[];
   }
+  /** Live tasks of every runtime, oldest first (the order they were enqueued in), at most max per answer; page on with after_id set to the last id returned. */
   export interface GetTasksParams {
+    /** Only tasks enqueued at least this long before the request */
     older_than_ms?: number;
-    /** Default 1000 */
+    /** Default 1000, also the most one answer holds */
     max?: number;
+    /** Only tasks with a greater id: the last id of the previous page */
+    after_id?: number;
+    /** Default true; false skips counting (later pages) */
+    total?: boolean;
   }
   export interface GetTasksResult {
     tasks: Task[];
+    /** More matching tasks follow the last one returned */
     truncated?: boolean;
+    /** Matching tasks in the worker (every page, not only this one), unless total was false */
+    total?: number;
   }
 }
 

@@ -1,9 +1,10 @@
-// Pure pieces of the CLI: durations, value rendering, stack and table formatting.
+// Pure pieces of the CLI: durations, value rendering, stack, task and table formatting.
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../cli/duration.js';
 import { UsageError } from '../cli/errors.js';
 import { formatCoroutines, requestText } from '../cli/format/coroutines.js';
 import { formatStack } from '../cli/format/stack.js';
+import { formatTasks, type TaskRow } from '../cli/format/tasks.js';
 import { renderValue } from '../cli/format/value.js';
 import type { Lua } from '../probe/protocol-types.js';
 
@@ -91,5 +92,30 @@ describe('request text', () => {
     const frames: Lua.StackFrame[] = [{ level: 0, function: 'sleep', source: '=[C]', line: -1, what: 'C' }];
     expect(formatStack(frames, 100, { method: 'POST', uri: '/a?b=1' })).toBe('request POST /a?b=1\n#0 sleep at =[C]');
     expect(formatStack(frames, 100, null)).toBe('#0 sleep at =[C]');
+  });
+});
+
+describe('formatTasks', () => {
+  const task = (id: number): TaskRow => ({
+    id, runtime: 'slow', method: 'work', state: 'pending', age_ms: 1234.5, req_len: 3, req_preview: 'abc',
+    coroutine: { id: id + 100, frames: [{ function: 'wait', source: 'x.lua', line: 7 }] },
+  });
+
+  it('says how many tasks a cut-short worker has in all', () => {
+    const text = formatTasks([
+      { pid: 42, tasks: [task(1), task(2)], total: 100001, truncated: true },
+      { pid: 43, tasks: [task(3)], total: 1, truncated: false },
+    ]);
+    const lines = text.split('\n');
+    expect(lines[0]).toMatch(/^worker\s+task\s+runtime/);
+    expect(lines.filter((l) => l.startsWith('task '))).toHaveLength(3);
+    expect(lines.at(-1)).toBe('worker 42: 2 of 100001 tasks listed (oldest first); --max N or --all for more');
+    expect(text).not.toContain('worker 43:');
+  });
+
+  it('with none listed, says whether there are any', () => {
+    expect(formatTasks([{ pid: 42, tasks: [], total: 0, truncated: false }])).toBe('(no pending tasks)');
+    expect(formatTasks([{ pid: 42, tasks: [], total: 5, truncated: true }]))
+      .toBe('(no tasks listed)\nworker 42: 0 of 5 tasks listed (oldest first); --max N or --all for more');
   });
 });

@@ -14,7 +14,8 @@ export interface TaskRow {
   coroutine: { id: number; frames: FrameBrief[] } | null;
 }
 
-export interface WorkerTasks { pid: number; tasks: TaskRow[]; error?: string }
+/** total: matching tasks in the worker; truncated: more follow the last one listed. */
+export interface WorkerTasks { pid: number; tasks: TaskRow[]; total: number; truncated: boolean; error?: string }
 
 const HEADER = ['worker', 'task', 'runtime', 'method', 'state', 'age ms', 'req bytes', 'coroutine', 'waiting at'];
 
@@ -27,10 +28,16 @@ function preview(s: string, width = 40): string {
   return flat.length > width ? flat.slice(0, width - 1) + '…' : flat;
 }
 
+/** "worker 42: 1000 of 100000 tasks listed (oldest first); --max N or --all for more" */
+function cutShort(w: WorkerTasks): string {
+  return `worker ${w.pid}: ${w.tasks.length} of ${w.total} tasks listed (oldest first); --max N or --all for more`;
+}
+
 export function formatTasks(workers: WorkerTasks[]): string {
   const all = workers.flatMap((w) => w.tasks.map((t) => ({ pid: w.pid, t })));
   const errors = workers.filter((w) => w.error).map((w) => `worker ${w.pid}: ${w.error}`);
-  if (all.length === 0) return ['(no pending tasks)', ...errors].join('\n');
+  const cut = workers.filter((w) => w.truncated).map(cutShort);
+  if (all.length === 0) return [cut.length ? '(no tasks listed)' : '(no pending tasks)', ...cut, ...errors].join('\n');
   const rows = all.map(({ pid, t }) => [
     String(pid), String(t.id), t.runtime, t.method, t.state, age(t.age_ms), String(t.req_len),
     t.coroutine ? String(t.coroutine.id) : '-', where(t.coroutine?.frames[0]),
@@ -40,5 +47,5 @@ export function formatTasks(workers: WorkerTasks[]): string {
     `task ${t.id} (worker ${pid}, ${t.runtime}.${t.method}, req "${preview(t.req_preview)}"), coroutine ${t.coroutine!.id}:`,
     ...t.coroutine!.frames.map((f, i) => `  ${frameLine(i, f)}`),
   ]);
-  return [formatTable(HEADER, rows), ...stacks, ...errors].join('\n');
+  return [formatTable(HEADER, rows), ...stacks, ...(cut.length ? ['', ...cut] : []), ...errors].join('\n');
 }

@@ -24,6 +24,7 @@ typedef struct nffi_stats {
 
 typedef struct nffi_task_info {
     uint64_t id;
+    const nffi_runtime *runtime;
     int64_t t_enqueued;
     int64_t t_polled;
     int64_t t_responded;
@@ -49,6 +50,9 @@ void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out);
 double nffi_runtime_quantile(const nffi_runtime *rt, int lat_kind, double q);
 int nffi_runtime_tasks(const nffi_runtime *rt, uint64_t after_id,
                        nffi_task_info *out, int max);
+int nffi_tasks(uint64_t after_id, nffi_task_info *out, int max);
+int64_t nffi_tasks_count(uint64_t after_id, int64_t enq_before_ns, int max_visit,
+                         uint64_t *next_after);
 void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
 
 nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, size_t method_len,

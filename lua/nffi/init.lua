@@ -525,14 +525,27 @@ local function task_entry(st, info, now)
     }
 end
 
--- One page of live tasks of a runtime (by name) with id > after_id. The agent
--- pages through with the last id so no single step holds the worker long.
+-- Scratch for the task pages: filled and read with no yield between.
+local PAGE_MAX = 256
+local page_buf
+
+local function page_scratch(max)
+    if max > PAGE_MAX then
+        return ffi_new("nffi_task_info[?]", max)
+    end
+    if not page_buf then
+        page_buf = ffi_new("nffi_task_info[?]", PAGE_MAX)
+    end
+    return page_buf
+end
+
+-- One page of live tasks of a runtime (by name) with id > after_id.
 function _M.tasks_page(name, after_id, max)
-    max = max or 256
+    max = max or PAGE_MAX
     local C = native.lib()
     for _, st in ipairs(runtime_list) do
         if st.name == name and st.rt and st.pid == worker_pid() then
-            local buf = ffi_new("nffi_task_info[?]", max)
+            local buf = page_scratch(max)
             local n = C.nffi_runtime_tasks(st.rt, after_id or 0, buf, max)
             local now = tonumber(C.nffi_now_ns())
             local out = {}
@@ -543,6 +556,66 @@ function _M.tasks_page(name, after_id, max)
         end
     end
     return nil, "no runtime named " .. tostring(name)
+end
+
+local function state_by_rt(rt)
+    for _, st in ipairs(runtime_list) do
+        if st.rt == rt then
+            return st
+        end
+    end
+    return nil
+end
+
+-- Up to max (at most 256) live tasks of every runtime with id > after_id, in
+-- the order they were enqueued, each as tasks_page gives it. With
+-- enq_before_ns (nffi.now_ns() clock), only the tasks enqueued by then: they
+-- come first, since that order is also the order of their stamps. Returns the
+-- page and whether it ends the walk (no further task, or a younger one next).
+-- The agent pages with the last id: each call costs O(max), however many tasks
+-- are live, so no single step holds the worker long.
+function _M.tasks_since(after_id, max, enq_before_ns)
+    max = math_min(max or PAGE_MAX, PAGE_MAX)
+    local out = {}
+    if max <= 0 then
+        return out, false
+    end
+    local C = native.lib()
+    local buf = page_scratch(max)
+    local n = C.nffi_tasks(after_id or 0, buf, max)
+    local now = tonumber(C.nffi_now_ns())
+    local st
+    for i = 0, n - 1 do
+        local info = buf[i]
+        if enq_before_ns then
+            local enq = tonumber(info.t_enqueued)
+            -- no stamp (an uninstrumented libnffi): no task is older than anything
+            if enq == 0 or enq > enq_before_ns then
+                return out, true
+            end
+        end
+        if not st or st.rt ~= info.runtime then
+            st = state_by_rt(info.runtime) or { name = "?" }
+        end
+        out[#out + 1] = task_entry(st, info, now)
+    end
+    return out, n < max
+end
+
+local next_buf = ffi_new("uint64_t[1]")
+
+-- How many live tasks (every runtime) with id > after_id were enqueued by
+-- enq_before_ns (nil: at any time), visiting at most max_visit of them. Returns
+-- the count and the id to go on after, or nil once the count is complete.
+function _M.tasks_count(after_id, enq_before_ns, max_visit)
+    local C = native.lib()
+    local n = C.nffi_tasks_count(after_id or 0, enq_before_ns or 0, max_visit or 4096, next_buf)
+    local nxt = tonumber(next_buf[0])
+    return tonumber(n), nxt ~= 0 and nxt or nil
+end
+
+function _M.now_ns()
+    return tonumber(native.lib().nffi_now_ns())
 end
 
 -- A bounded snapshot of live tasks across runtimes (at most `max`, default 1000).

@@ -1,7 +1,10 @@
 /* Example runtime: echo after a delay (cfg: default delay in ms, 100 if absent;
  * a request "delay=<ms>;rest" echoes "rest" after <ms>; "hold=<ms>;rest" makes
  * the poller itself sleep <ms> before answering, so later tasks stay queued —
- * a stand-in for a runtime that falls behind). One thread polls and
+ * a stand-in for a runtime that falls behind; "gate=<ms>;rest" holds the
+ * poller the same way until an "open;rest" request reaches any runtime of this
+ * library in the process (or <ms> pass), so a test can keep a queue full for
+ * as long as it needs and then let it drain). One thread polls and
  * files tasks in a due-time min-heap; one responder thread sleeps until the
  * earliest is due, so thousands of concurrent delays cost two threads. */
 #include <pthread.h>
@@ -34,6 +37,23 @@ struct slow_rt {
     long default_ms;
     void *tq;
 };
+
+/* gate_mu guards gate_gen, bumped by every "open" request; gate_cv wakes the
+ * pollers held in a gate. Process-wide: "open" is sent to another runtime of
+ * this library, since the gated runtime's only poller is the one held. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv;
+static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
+static uint64_t gate_gen;
+
+static void gate_init(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&gate_cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
 
 static int64_t now_ns(void)
 {
@@ -120,6 +140,26 @@ static void sleep_ms(long ms)
     }
 }
 
+/* Waits until the next "open", at most ms. */
+static void gate_wait(long ms)
+{
+    int64_t at = now_ns() + (int64_t)ms * 1000000;
+    struct timespec ts = {at / 1000000000, at % 1000000000};
+    pthread_mutex_lock(&gate_mu);
+    uint64_t gen = gate_gen;
+    while (gate_gen == gen && pthread_cond_timedwait(&gate_cv, &gate_mu, &ts) == 0) {
+    }
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_open(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_gen++;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
 static void respond_echo(void *task, int off)
 {
     int len = 0;
@@ -146,6 +186,17 @@ static void *poller(void *arg)
         if (hold >= 0) {
             sleep_ms(hold);
             respond_echo(task, off);
+            continue;
+        }
+        long gate = parse_ms(req, len, "gate", -1, &off);
+        if (gate >= 0) {
+            gate_wait(gate);
+            respond_echo(task, off);
+            continue;
+        }
+        if (len >= 5 && memcmp(req, "open;", 5) == 0) {
+            gate_open();
+            respond_echo(task, 5);
             continue;
         }
         long ms = parse_ms(req, len, "delay", s->default_ms, &off);
@@ -200,6 +251,7 @@ int libffi_init(char *cfg, void *tq)
     struct slow_rt *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return 1;
+    pthread_once(&gate_once, gate_init);
     s->tq = tq;
     s->default_ms = cfg != NULL && *cfg != '\0' ? strtol(cfg, NULL, 10) : 100;
     if (s->default_ms < 0)

@@ -72,6 +72,7 @@ typedef struct nffi_stats {
 
 typedef struct nffi_task_info {
     uint64_t id;
+    const nffi_runtime *runtime;
     int64_t t_enqueued;    /* CLOCK_MONOTONIC ns; 0 = not reached yet */
     int64_t t_polled;
     int64_t t_responded;
@@ -107,6 +108,20 @@ double nffi_runtime_quantile(const nffi_runtime *rt, int lat_kind, double q);
 /* Copies up to max live tasks with id > after_id, in id order. Returns the count.
  * Call repeatedly with the last id to page through without blocking anyone. */
 int nffi_runtime_tasks(const nffi_runtime *rt, uint64_t after_id, nffi_task_info *out, int max);
+/* Copies up to max live tasks of every runtime with id > after_id, in id order,
+ * which is the order they were submitted in (ids and t_enqueued both grow with
+ * each submit). Paging with the last id returned costs O(max) per call, however
+ * long the list: the walk remembers where it stopped (a few hints, kept on live
+ * tasks). An after_id far from every hint walks from the nearer end. */
+int nffi_tasks(uint64_t after_id, nffi_task_info *out, int max);
+/* Counts the live tasks (every runtime) with id > after_id that were enqueued at
+ * or before enq_before_ns (0: at any time; uninstrumented tasks never match a
+ * time), visiting at most max_visit tasks. *next_after gets the id to pass as
+ * after_id to go on, or 0 once the count is complete: at the end of the list,
+ * or at a task enqueued after enq_before_ns (every later one was too). With
+ * after_id and enq_before_ns both 0 the answer is kept, not walked. */
+int64_t nffi_tasks_count(uint64_t after_id, int64_t enq_before_ns, int max_visit,
+                         uint64_t *next_after);
 /* Runtime-thread side spinning before sleeping in poll, microseconds (0 = none).
  * A poller pinned to a single CPU never spins. */
 void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);

@@ -40,7 +40,8 @@ struct nffi_task {
     nffi_runtime *rt;
     nffi_task *qprev, *qnext;   /* pending queue; guarded by rt->qlock */
     nffi_task *dnext;           /* done list / worker backlog */
-    nffi_task *lprev, *lnext;   /* live registry; worker-only */
+    nffi_task *lprev, *lnext;   /* live registry of its runtime; worker-only */
+    nffi_task *gprev, *gnext;   /* live registry of the process (id order); worker-only */
     uint64_t id;
     int state;                  /* NFFI_TASK_*; atomic (read by snapshots) */
     int direct;                 /* spin handshake; atomic */
@@ -79,6 +80,23 @@ struct nffi_runtime {
     nffi__hist hist[4];
 };
 
+/* Where the last walks of the process-wide live registry stopped (nffi_tasks,
+ * nffi_tasks_count): each hint is the last task a walk visited, or NULL.
+ * nffi__task_free moves a hint off a task it frees to the task before it, so
+ * a hint always points at a live task and the next page starts right after
+ * it. Worker-only, like the registry: no lock. */
+#define NFFI__HINTS 4
+
+typedef struct nffi__registry {
+    nffi_task *head, *tail;     /* every live task of every runtime, in id order */
+    int64_t count;
+    nffi_task *hint[NFFI__HINTS];
+    unsigned hint_next;         /* the slot the next unhinted walk overwrites */
+} nffi__registry;
+
+NFFI_HIDDEN extern nffi__registry nffi__live;
+
+NFFI_HIDDEN void nffi__info(const nffi_task *t, nffi_task_info *o);
 NFFI_HIDDEN void nffi__hist_add(nffi__hist *h, int64_t v);
 NFFI_HIDDEN double nffi__hist_quantile(const nffi__hist *h, double q);
 

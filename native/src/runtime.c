@@ -108,10 +108,11 @@ NFFI_EXPORT double nffi_runtime_quantile(const nffi_runtime *rt, int lat_kind, d
     return nffi__hist_quantile(&rt->hist[lat_kind], q);
 }
 
-static void nffi__info(const nffi_task *t, nffi_task_info *o)
+void nffi__info(const nffi_task *t, nffi_task_info *o)
 {
     memset(o, 0, sizeof(*o));
     o->id = t->id;
+    o->runtime = t->rt;
     /* state, rc and the runtime-side stamps are written by runtime threads. */
     o->state = t->abandoned ? NFFI_TASK_ABANDONED : NFFI_LOAD(&t->state);
     o->rc = NFFI_LOAD(&t->rc);
@@ -158,5 +159,106 @@ NFFI_EXPORT int nffi_runtime_tasks(const nffi_runtime *rt, uint64_t after_id,
     int n = 0;
     for (; t != NULL && n < max; t = t->lnext)
         nffi__info(t, &out[n++]);
+    return n;
+}
+
+/* The first live task with id > after_id, from a hint when one is near (a page
+ * left partly read, or tasks freed around it); *slot says which hint, or -1. */
+#define NFFI__HINT_SLACK 64
+
+static nffi_task *nffi__from_hint(nffi_task *h, uint64_t after_id)
+{
+    for (int k = 0; h->id > after_id; k++) {
+        if (h->gprev == NULL)
+            return h;
+        if (k == NFFI__HINT_SLACK)
+            return NULL;
+        h = h->gprev;
+    }
+    for (int k = 0; h != NULL && h->id <= after_id; k++) {
+        if (k == NFFI__HINT_SLACK)
+            return NULL;
+        h = h->gnext;
+    }
+    return h;
+}
+
+static nffi_task *nffi__first_after(uint64_t after_id, int *slot)
+{
+    nffi__registry *g = &nffi__live;
+    *slot = -1;
+    if (g->tail == NULL || after_id >= g->tail->id)
+        return NULL;
+    if (after_id < g->head->id)
+        return g->head;
+    for (int i = 0; i < NFFI__HINTS; i++) {
+        nffi_task *t = g->hint[i] != NULL ? nffi__from_hint(g->hint[i], after_id) : NULL;
+        if (t != NULL) {
+            *slot = i;
+            return t;
+        }
+    }
+    /* No hint near: from the nearer end, by id. */
+    nffi_task *t;
+    if (after_id - g->head->id < g->tail->id - after_id) {
+        for (t = g->head; t->id <= after_id; t = t->gnext)
+            ;
+    } else {
+        for (t = g->tail; t->gprev != NULL && t->gprev->id > after_id; t = t->gprev)
+            ;
+    }
+    return t;
+}
+
+static void nffi__remember(int slot, nffi_task *last)
+{
+    nffi__registry *g = &nffi__live;
+    if (slot < 0)
+        slot = (int)(g->hint_next++ % NFFI__HINTS);
+    g->hint[slot] = last;
+}
+
+NFFI_EXPORT int nffi_tasks(uint64_t after_id, nffi_task_info *out, int max)
+{
+    if (out == NULL || max <= 0)
+        return 0;
+    int slot;
+    nffi_task *t = nffi__first_after(after_id, &slot), *last = NULL;
+    int n = 0;
+    for (; t != NULL && n < max; t = t->gnext) {
+        nffi__info(t, &out[n++]);
+        last = t;
+    }
+    if (last != NULL)
+        nffi__remember(slot, last);
+    return n;
+}
+
+NFFI_EXPORT int64_t nffi_tasks_count(uint64_t after_id, int64_t enq_before_ns, int max_visit,
+                                     uint64_t *next_after)
+{
+    if (next_after != NULL)
+        *next_after = 0;
+    if (after_id == 0 && enq_before_ns == 0)
+        return nffi__live.count;
+    if (max_visit <= 0)
+        return NFFI_EINVAL;
+    int slot;
+    nffi_task *t = nffi__first_after(after_id, &slot), *last = NULL;
+    int64_t n = 0;
+    for (int k = 0; t != NULL; t = t->gnext, k++) {
+        if (k == max_visit) {
+            if (next_after != NULL)
+                *next_after = last->id;
+            break;
+        }
+        if (enq_before_ns != 0 && t->t_enqueued > enq_before_ns)
+            break;
+        if (enq_before_ns == 0 || t->t_enqueued != 0)
+            n++;
+        last = t;
+    }
+    if (last != NULL)
+        nffi__remember(slot, last);
     return n;
 }

@@ -17,6 +17,7 @@ static const int nffi__class_keep[NFFI__NCLASS] = {256, 64};    /* ~330 KiB idle
 static nffi_task *nffi__freelist[NFFI__NCLASS];
 static int nffi__nfree[NFFI__NCLASS];
 static uint64_t nffi__last_id;
+nffi__registry nffi__live;
 
 static int nffi__class_of(size_t cap)
 {
@@ -76,6 +77,21 @@ void nffi__task_free(nffi_task *t)
     else
         rt->live_tail = t->lprev;
     NFFI_BUMP(&rt->live, -1);
+
+    nffi__registry *g = &nffi__live;
+    for (int i = 0; i < NFFI__HINTS; i++)
+        if (g->hint[i] == t)
+            g->hint[i] = t->gprev;
+    if (t->gprev != NULL)
+        t->gprev->gnext = t->gnext;
+    else
+        g->head = t->gnext;
+    if (t->gnext != NULL)
+        t->gnext->gprev = t->gprev;
+    else
+        g->tail = t->gprev;
+    g->count--;
+
     free(t->rsp);
     nffi__task_recycle(t);
 }
@@ -150,6 +166,15 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
         rt->live_head = t;
     rt->live_tail = t;
     NFFI_BUMP(&rt->live, 1);
+
+    nffi__registry *g = &nffi__live;
+    t->gprev = g->tail;
+    if (g->tail != NULL)
+        g->tail->gnext = t;
+    else
+        g->head = t;
+    g->tail = t;
+    g->count++;
     if (NFFI_INST)
         NFFI_BUMP(&rt->enqueued, 1);
     *status = NFFI_OK;

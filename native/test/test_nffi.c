@@ -591,6 +591,80 @@ static void test_snapshot(void)
     nffi_runtime_finish(rt);
 }
 
+/* The process-wide registry: every runtime's tasks in id order, pages that start
+ * where the last one stopped (also after the task it stopped at is freed),
+ * counts bounded per call. Tasks other tests left behind come before ours. */
+static void test_registry(void)
+{
+    enum { N = 300 };
+    nffi_runtime *a = new_rt("reg-a", 0), *b = new_rt("reg-b", 0);
+    static nffi_task *t[N];
+    static nffi_task_info out[N];
+    int st, ok = 1;
+    for (int i = 0; i < N; i++)
+        t[i] = nffi_task_submit(i % 3 == 0 ? b : a, "m", 1, "r", 1, (uint32_t)i, &st);
+    uint64_t before = nffi_task_id(t[0]) - 1;
+    int64_t all = nffi_tasks_count(0, 0, 0, NULL);
+    CHECK(all >= N && stats_of(a).live + stats_of(b).live == N);
+
+    /* Pages of 7 in id order across both runtimes. */
+    uint64_t after = before;
+    int seen = 0;
+    for (;;) {
+        int n = nffi_tasks(after, out, 7);
+        if (n == 0)
+            break;
+        for (int k = 0; k < n; k++) {
+            ok &= out[k].id == nffi_task_id(t[seen]);
+            ok &= out[k].runtime == (seen % 3 == 0 ? b : a) && out[k].waiter == (uint32_t)seen;
+            seen++;
+        }
+        after = out[n - 1].id;
+    }
+    CHECK(ok && seen == N);
+
+    /* The task a page stopped at is freed (the hint moves back), and so are a few
+     * around it: the next page still starts right after the last id returned. */
+    CHECK(nffi_tasks(before, out, 10) == 10 && out[9].id == nffi_task_id(t[9]));
+    for (int i = 8; i <= 12; i++)
+        CHECK(nffi_task_abandon(t[i]) == 1);
+    CHECK(nffi_tasks(nffi_task_id(t[9]), out, 2) == 2 && out[0].id == nffi_task_id(t[13]));
+    /* A page read only in part: the next one starts inside it. */
+    CHECK(nffi_tasks(nffi_task_id(t[20]), out, 40) == 40);
+    CHECK(nffi_tasks(nffi_task_id(t[25]), out, 1) == 1 && out[0].id == nffi_task_id(t[26]));
+    /* Far from every hint: the nearer end. */
+    CHECK(nffi_tasks(nffi_task_id(t[150]), out, 1) == 1 && out[0].id == nffi_task_id(t[151]));
+    CHECK(nffi_tasks(nffi_task_id(t[N - 1]), out, 1) == 0);
+
+    /* Counts, resumed every 16 visits; with a time bound, a prefix. */
+    int64_t counted = 0;
+    after = before;
+    int calls = 0;
+    do {
+        uint64_t next;
+        counted += nffi_tasks_count(after, INT64_MAX, 16, &next);
+        after = next;
+        calls++;
+    } while (after != 0);
+    CHECK(counted == (INST ? N - 5 : 0) && calls >= (N - 5) / 16);
+    CHECK(nffi_tasks_count(0, 0, 0, NULL) == all - 5);
+    CHECK(nffi_tasks_count(before, 0, 0, NULL) == NFFI_EINVAL);
+    if (INST) {
+        CHECK(nffi_tasks(nffi_task_id(t[99]), out, 1) == 1);
+        int64_t cut = out[0].t_enqueued;
+        uint64_t next = 1;
+        int64_t n = nffi_tasks_count(before, cut, 1000, &next);
+        /* everything up to t[100], plus same-nanosecond neighbours after it */
+        CHECK(n >= 100 - 5 + 1 && next == 0);
+    }
+    for (int i = 0; i < N; i++)
+        if (i < 8 || i > 12)
+            CHECK(nffi_task_abandon(t[i]) == 1);
+    CHECK(nffi_tasks_count(0, 0, 0, NULL) == all - N);
+    nffi_runtime_finish(a);
+    nffi_runtime_finish(b);
+}
+
 static void test_hist(void)
 {
     static nffi__hist h;
@@ -919,6 +993,30 @@ static void test_examples(void)
             nffi_task_release(got[i]);
         }
         CHECK(ok);
+        /* A gate holds the poller (later tasks stay pending) until "open" reaches
+         * another runtime of the library. */
+        nffi_runtime *ctl = load_example("slow", "libffi_init", "0");
+        CHECK(ctl != NULL);
+        if (ctl != NULL) {
+            nffi_task *g = nffi_task_submit(slow, "", 0, "gate=30000;g", 12, 0, &st);
+            nffi_task *behind = nffi_task_submit(slow, "", 0, "delay=0;b", 9, 0, &st);
+            usleep(50000);
+            CHECK(nffi_task_state(g) == NFFI_TASK_POLLED && nffi_task_state(behind) == NFFI_TASK_PENDING);
+            t0 = nffi_now_ns();
+            nffi_task *o = nffi_task_submit(ctl, "", 0, "open;o", 6, 0, &st);
+            /* the open answer races the two it lets go: any order */
+            int n = drain_wait(got, 3, 10 * SEC), seen = 0;
+            for (int k = 0; k < n; k++)
+                seen |= got[k] == g ? 1 : got[k] == behind ? 2 : got[k] == o ? 4 : 8;
+            CHECK(n == 3 && seen == 7 && nffi_now_ns() - t0 < 5 * SEC);
+            char *rsp;
+            CHECK(nffi_task_result(o, &rsp, &ol) == 0 && ol == 1 && rsp[0] == 'o');
+            CHECK(nffi_task_result(behind, &rsp, &ol) == 0 && ol == 1 && rsp[0] == 'b');
+            nffi_task_release(o);
+            nffi_task_release(g);
+            nffi_task_release(behind);
+            nffi_runtime_finish(ctl);
+        }
         /* Pending delayed tasks are still answered after finish. */
         nffi_task *late = nffi_task_submit(slow, "", 0, "delay=50;end", 12, 0, &st);
         nffi_runtime_finish(slow);
@@ -942,6 +1040,7 @@ int main(int argc, char **argv)
     test_abandon();
     test_finish();
     test_snapshot();
+    test_registry();
     test_roundtrip();
     test_spin_paths();
     test_spin();

@@ -6,6 +6,7 @@ local native = require "nffi.native"
 local ngx_sleep = ngx.sleep
 local tonumber = tonumber
 local setmetatable = setmetatable
+local pairs = pairs
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -26,9 +27,26 @@ local function cpu_ns()
 end
 _M.now_ns = now_ns
 
-function _M.new(slice_ns)
-    return setmetatable({ slice = slice_ns or DEFAULT_SLICE_NS, start = now_ns(),
-                          cpu_start = cpu_ns(), n = 0, yields = 0 }, mt)
+-- The same numbers per request method (the label a budget is made with), so a
+-- client can tell how one command was cut. Few methods exist: no cap needed.
+local by_label = {}
+
+-- label: what the slices are counted under (a request method), or nil.
+function _M.new(slice_ns, label)
+    local per
+    if label then
+        per = by_label[label]
+        if not per then
+            per = { requests = 0, slices = 0, yields = 0, worst_ns = 0, worst_cpu_ns = 0 }
+            by_label[label] = per
+        end
+        per.requests = per.requests + 1
+    end
+    local now = now_ns()
+    -- start/cpu_start open the slice being accounted; held is when the event
+    -- loop last ran for sure (our own yield), which decides the next yield
+    return setmetatable({ slice = slice_ns or DEFAULT_SLICE_NS, start = now, held = now,
+                          cpu_start = cpu_ns(), n = 0, yields = 0, per = per }, mt)
 end
 
 -- Counts one unit of work; yields when the slice is spent.
@@ -57,29 +75,57 @@ local function record(self, now)
     if cpu > worst_cpu_ns then
         worst_cpu_ns = cpu
     end
+    local per = self.per
+    if per then
+        per.slices = per.slices + 1
+        if spent > per.worst_ns then
+            per.worst_ns = spent
+        end
+        if cpu > per.worst_cpu_ns then
+            per.worst_cpu_ns = cpu
+        end
+    end
 end
 
 -- Reads the clock now (for units of work that are large).
 function mt:check()
     local now = now_ns()
-    if now - self.start >= self.slice then
+    if now - self.held >= self.slice then
         record(self, now)
         ngx_sleep(YIELD_S)
         self.yields = self.yields + 1
+        if self.per then
+            self.per.yields = self.per.yields + 1
+        end
         self.start = now_ns()
+        self.held = self.start
         self.cpu_start = cpu_ns()
     end
 end
 
--- Closes the last slice of a walk, once its answer is encoded (sending may
--- yield, and time spent yielded does not hold the event loop).
+-- Closes the current slice before something that may yield by itself (a
+-- cosocket send): time spent yielded does not hold the event loop.
 function mt:finish()
     record(self, now_ns())
 end
 
+-- Opens a new slice for the accounting once that something returned. Whether
+-- it did yield is unknown, so the next check still yields when the time since
+-- our own last yield is spent: a run of sends that never block stays bounded.
+function mt:resume()
+    self.start = now_ns()
+    self.cpu_start = cpu_ns()
+end
+
 function _M.stats()
+    local methods = {}
+    for label, per in pairs(by_label) do
+        methods[label] = { requests = per.requests, slices = per.slices, yields = per.yields,
+                           max_slice_ms = per.worst_ns / 1e6,
+                           max_slice_cpu_ms = per.worst_cpu_ns / 1e6 }
+    end
     return { max_slice_ms = worst_ns / 1e6, max_slice_cpu_ms = worst_cpu_ns / 1e6,
-             slices = slices }
+             slices = slices, methods = methods }
 end
 
 return _M

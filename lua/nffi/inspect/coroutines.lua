@@ -25,10 +25,16 @@ local rawget = rawget
 local setmetatable = setmetatable
 local str_byte = string.byte
 local str_sub = string.sub
+local math_min = math.min
 local array = json.array
 local ffi_new = ffi.new
 local ffi_string = ffi.string
 local ptr_of = native.ptr_of
+-- LuaJIT 2.1's preallocating constructor; a plain table elsewhere
+local ok_new, table_new = pcall(require, "table.new")
+if not ok_new then
+    table_new = function() return {} end
+end
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -45,7 +51,15 @@ local MAX_URI = 1024            -- bytes of $request_uri shown per coroutine
 
 -- coroutine <-> id, stable for the worker's lifetime (weak on both sides, so
 -- nothing is kept alive): `coroutines PID` then `stack PID ID` are two sessions.
-local ids = setmetatable({}, { __mode = "k" })
+-- coroutine -> id lives in generations, each made at its final size and never
+-- written once full: one table that grows rehashes every key in one step
+-- (4 ms at 65,536 coroutines). A lookup tries the newest first; generations
+-- whose coroutines are all gone are dropped when a new one starts.
+local GEN_FIRST = 256
+local GEN_MAX = 8192
+local weak_k = { __mode = "k" }
+local gens = {}
+local gen_size, gen_used = 0, 0
 local by_id = setmetatable({}, { __mode = "v" })
 local next_id = 0
 
@@ -72,15 +86,33 @@ function _M.mark_own(fn, kind)
     own[fn] = kind
 end
 
-function _M.id_of(co)
-    local id = ids[co]
-    if not id then
-        next_id = next_id + 1
-        id = next_id
-        ids[co] = id
-        by_id[id] = co
+local function new_gen()
+    local kept = {}
+    for i = 1, #gens do
+        if next(gens[i]) ~= nil then
+            kept[#kept + 1] = gens[i]
+        end
     end
-    return id
+    gen_size = gen_size == 0 and GEN_FIRST or math_min(gen_size * 2, GEN_MAX)
+    kept[#kept + 1] = setmetatable(table_new(0, gen_size), weak_k)
+    gens, gen_used = kept, 0
+end
+
+function _M.id_of(co)
+    for i = #gens, 1, -1 do
+        local id = gens[i][co]
+        if id then
+            return id
+        end
+    end
+    if gen_used == gen_size then
+        new_gen()
+    end
+    next_id = next_id + 1
+    gens[#gens][co] = next_id
+    gen_used = gen_used + 1
+    by_id[next_id] = co
+    return next_id
 end
 
 function _M.by_id(id)

@@ -1,25 +1,31 @@
 -- FFI.getRuntimes / FFI.getTasks: the nffi binding's runtimes and their live
--- tasks, paged 256 at a time with a yield between pages, each waiting
--- coroutine named by the same id Lua.getCoroutines gives it.
+-- tasks, oldest first across runtimes, each waiting coroutine named by the same
+-- id Lua.getCoroutines gives it. One answer holds at most MAX_MAX tasks (about
+-- 1 MB of JSON); a client pages on with after_id. Every step is bounded: tasks
+-- are copied PAGE at a time from where the last copy stopped (libnffi keeps
+-- the place) and counted COUNT_VISIT at a time, with the budget checked after
+-- each task and each count.
 local json = require "nffi.inspect.json"
 local coroutines = require "nffi.inspect.coroutines"
 
 local type = type
-local ipairs = ipairs
 local package = package
+local math_min = math.min
+local math_floor = math.floor
 local array = json.array
 
 local _M = { _VERSION = "0.1.0" }
 
-local PAGE = 256
+local PAGE = 64
+local COUNT_VISIT = 4096
 local DEFAULT_MAX = 1000
-local MAX_MAX = 100000
+local MAX_MAX = 1000
 local TASK_FRAMES = 3
 
 -- Only a binding the application loaded: the agent never loads runtimes.
 local function binding()
     local nffi = package.loaded["nffi"]
-    if type(nffi) == "table" and nffi.stats then
+    if type(nffi) == "table" and nffi.stats and nffi.tasks_since then
         return nffi
     end
     return nil
@@ -43,6 +49,24 @@ local function task_out(nffi, t)
     return out
 end
 
+local function whole(v)
+    return type(v) == "number" and v >= 0 and v == math_floor(v)
+end
+
+-- Matching tasks in the worker, counted a bounded stretch at a time.
+local function count(nffi, enq_before, b)
+    local total, after = 0, 0
+    repeat
+        local n, nxt = nffi.tasks_count(after, enq_before, COUNT_VISIT)
+        total = total + n
+        after = nxt
+        b:check()
+    until not after
+    return total
+end
+
+-- params: older_than_ms, max (default and limit 1000), after_id (go on after
+-- this task), total (false: skip the count; later pages need none).
 function _M.get_tasks(params, b)
     local older = params.older_than_ms
     if older ~= nil and type(older) ~= "number" then
@@ -52,39 +76,53 @@ function _M.get_tasks(params, b)
     if max == nil then
         max = DEFAULT_MAX
     end
-    if type(max) ~= "number" or max < 0 then
+    if not whole(max) then
         return nil, "max must be a non-negative integer"
     end
-    if max > MAX_MAX then
-        max = MAX_MAX
+    max = math_min(max, MAX_MAX)
+    local after = params.after_id
+    if after == nil then
+        after = 0
+    end
+    if not whole(after) then
+        return nil, "after_id must be a non-negative integer"
     end
     local tasks = array()
     local res = { tasks = tasks }
     local nffi = binding()
     if not nffi then
+        res.total = 0
         return res
     end
+    -- "older than" is fixed when the request starts, not slice by slice
+    local enq_before = older and nffi.now_ns() - older * 1e6 or nil
+    local total = params.total ~= false and count(nffi, enq_before, b) or nil
     local n = 0
-    for _, rt in ipairs(nffi.runtimes()) do
-        local after = 0
-        while rt.started do
-            local page = nffi.tasks_page(rt.name, after, PAGE)
-            if not page or #page == 0 then
-                break
+    while true do
+        if n == max then
+            -- one more that matches means this answer is cut short
+            if #nffi.tasks_since(after, 1, enq_before) > 0 then
+                res.truncated = true
             end
-            for _, t in ipairs(page) do
-                if older == nil or (t.age_ms and t.age_ms >= older) then
-                    if n >= max then
-                        res.truncated = true
-                        return res
-                    end
-                    n = n + 1
-                    tasks[n] = task_out(nffi, t)
-                end
-            end
-            after = page[#page].id
-            b:check()
+            break
         end
+        local page, last = nffi.tasks_since(after, math_min(PAGE, max - n), enq_before)
+        for i = 1, #page do
+            n = n + 1
+            tasks[n] = task_out(nffi, page[i])
+            b:check()  -- each task reads a stack: read the clock every time
+        end
+        if #page > 0 then
+            after = page[#page].id
+        end
+        if last then
+            break
+        end
+        b:check()
+    end
+    if total then
+        -- tasks enqueued while we listed may make the page longer than the count
+        res.total = total < n and n or total
     end
     return res
 end

@@ -22,6 +22,7 @@ local pcall = pcall
 local tostring = tostring
 local str_byte = string.byte
 local str_char = string.char
+local str_sub = string.sub
 local math_floor = math.floor
 local encode = json.encode
 local encode_chunks = json.encode_chunks
@@ -57,6 +58,55 @@ local function be32(n)
                     math_floor(n / 256) % 256, n % 256)
 end
 
+-- One cosocket send copies all it is given into one buffer before writing:
+-- a frame goes out in pieces of at most this many bytes, with the budget
+-- checked between them, so a 16 MiB answer never holds the worker for one copy.
+local SEND_PIECE = 65536
+
+local function send_piece(sock, piece, b)
+    if b then
+        b:finish()
+    end
+    local sent, err = sock:send(piece)
+    if b then
+        b:resume()
+        b:check()
+    end
+    return sent, err
+end
+
+-- header, then the chunks, in pieces; a chunk longer than a piece is cut
+local function send_frame(sock, header, chunks, b)
+    local piece, n, size = { header }, 1, #header
+    for i = 1, #chunks do
+        local c = chunks[i]
+        local len = #c
+        if size + len > SEND_PIECE and n > 0 then
+            local ok, err = send_piece(sock, piece, b)
+            if not ok then
+                return nil, err
+            end
+            piece, n, size = {}, 0, 0
+        end
+        if len > SEND_PIECE then
+            for j = 1, len, SEND_PIECE do
+                local ok, err = send_piece(sock, str_sub(c, j, j + SEND_PIECE - 1), b)
+                if not ok then
+                    return nil, err
+                end
+            end
+        else
+            n = n + 1
+            piece[n] = c
+            size = size + len
+        end
+    end
+    if n > 0 then
+        return send_piece(sock, piece, b)
+    end
+    return true
+end
+
 local function send_doc(s, doc, b)
     local chunks, total = encode_chunks(doc, b)
     if b then
@@ -74,9 +124,11 @@ local function send_doc(s, doc, b)
     if not ok then
         return nil, "send lock: " .. tostring(err)
     end
-    -- the frame header goes first; the cosocket writes the whole array at once
-    table.insert(chunks, 1, be32(total))
-    local sent, serr = s.sock:send(chunks)
+    if b then
+        b:resume()
+    end
+    -- the lock stays held across the pieces: frames never interleave
+    local sent, serr = send_frame(s.sock, be32(total), chunks, b)
     s.lock:post(1)
     if not sent then
         s.fatal = serr
@@ -102,8 +154,9 @@ local function read_frame(sock)
 end
 
 local function run_request(s, msg)
-    local b = budget.new()
     local handler = handlers[msg.method]
+    -- slices are counted per known method only: names come from the probe
+    local b = budget.new(nil, handler and msg.method)
     local doc
     if not handler then
         doc = { id = msg.id, error = { code = -32601, message = "unknown method "
