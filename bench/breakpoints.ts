@@ -1,7 +1,9 @@
 // What an armed breakpoint costs, side by side in one run: req/s of a JIT-heavy and an
 // interpreter-heavy handler with no hook, with a breakpoint armed on a line they never
-// run, and with lua-resty-inspect's way (a Lua line hook calling debug.getinfo per
-// line); and the cost of one hit (a frame with 10 locals), timed inside the worker.
+// run, with a C call hook that does nothing (LuaJIT's own call-hook path: the floor
+// under any hook gated by calls), every line hooked, and lua-resty-inspect's way (a
+// Lua line hook calling debug.getinfo per line); and the cost of one hit (a frame
+// with 10 locals), timed inside the worker.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Breakpoints } from '../probe/breakpoints.js';
@@ -12,7 +14,7 @@ import { wrk } from './wrk.js';
 
 const BENCH_LUA = fileURLToPath(new URL('../../bench/lua', import.meta.url));
 const FILE = 'bench_bp.lua';
-const ROUNDS = 3;
+const ROUNDS = 5;
 const SECONDS = 3;
 
 function lineOf(marker: string): number {
@@ -28,6 +30,8 @@ server {
     location = /hitloop { content_by_lua_block { require("bench_bp").hit_loop() } }
     location = /inspect_on { content_by_lua_block { require("bench_bp").resty_inspect(true) } }
     location = /inspect_off { content_by_lua_block { require("bench_bp").resty_inspect(false) } }
+    location = /floor_on { content_by_lua_block { require("bench_bp").floor(true) } }
+    location = /floor_off { content_by_lua_block { require("bench_bp").floor(false) } }
     location = /gate_on { content_by_lua_block { require("bench_bp").gate(true) } }
     location = /gate_off { content_by_lua_block { require("bench_bp").gate(false) } }
 }`;
@@ -61,7 +65,7 @@ async function ungated<T>(nginx: NginxInstance, fn: () => Promise<T>): Promise<T
 }
 
 async function reqPerSec(nginx: NginxInstance, bps: Breakpoints, path: string): Promise<string[]> {
-  const runs: Record<string, number[]> = { none: [], armed: [], ungated: [], resty: [] };
+  const runs: Record<string, number[]> = { none: [], armed: [], floor: [], ungated: [], resty: [] };
   let errors = 0;
   const measure = async (key: string) => {
     const r = await wrk(nginx.url(path), { seconds: SECONDS, connections: 16, cpu: 1 });
@@ -71,14 +75,16 @@ async function reqPerSec(nginx: NginxInstance, bps: Breakpoints, path: string): 
   for (let round = 0; round < ROUNDS; round++) {
     await measure('none');
     await withBreakpoint(bps, lineOf('BP-NEVER'), () => measure('armed'));
+    await get(nginx, '/floor_on');
+    try { await measure('floor'); } finally { await get(nginx, '/floor_off'); }
     await ungated(nginx, () => withBreakpoint(bps, lineOf('BP-NEVER'), () => measure('ungated')));
     await get(nginx, '/inspect_on');
     try { await measure('resty'); } finally { await get(nginx, '/inspect_off'); }
   }
   const none = median(runs.none!), armed = median(runs.armed!), resty = median(runs.resty!);
-  const plain = median(runs.ungated!);
+  const plain = median(runs.ungated!), floor = median(runs.floor!);
   const loss = (x: number) => `${((1 - x / none) * 100).toFixed(1)}%`;
-  return [path, none.toFixed(0), armed.toFixed(0), loss(armed), plain.toFixed(0), loss(plain),
+  return [path, none.toFixed(0), armed.toFixed(0), loss(armed), floor.toFixed(0), loss(floor), plain.toFixed(0), loss(plain),
     resty.toFixed(0), `${(none / resty).toFixed(1)}×`, String(errors)];
 }
 
@@ -107,7 +113,8 @@ export async function runBreakpointsBench(): Promise<void> {
     const rows = [await reqPerSec(nginx, bps, '/jit'), await reqPerSec(nginx, bps, '/interp')];
     process.stdout.write(`\n== breakpoints: req/s, median of ${ROUNDS} wrk runs of ${SECONDS} s (worker on CPU 0, wrk on CPU 1)\n`);
     process.stdout.write(formatTable(
-      ['handler', 'no hook', 'armed elsewhere', 'loss', 'same, every line hooked', 'loss', 'resty-inspect way', 'slower', 'errors'], rows) + '\n');
+      ['handler', 'no hook', 'armed elsewhere', 'loss', 'empty call hook', 'loss', 'every line hooked', 'loss',
+        'resty-inspect way', 'slower', 'errors'], rows) + '\n');
     const hit = await hitCost(nginx, bps);
     process.stdout.write('\n== one hit: a frame with 10 locals, µs per call timed inside the worker\n');
     process.stdout.write(formatTable(['no breakpoint', 'breakpoint on the line', 'cost per hit µs', 'every line hooked', 'cost per hit µs'], [hit]) + '\n');

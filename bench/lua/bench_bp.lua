@@ -74,6 +74,19 @@ function _M.gate(on)
     ngx.say(on and "gated" or "ungated")
 end
 
+-- LuaJIT's own call-hook path with a hook that does nothing: the floor under
+-- the gated hook (bench/native/empty_hook.c)
+local floor_lib
+function _M.floor(on)
+    if not floor_lib then
+        local ffi = require "ffi"
+        ffi.cdef("int bench_empty_hook(void *L, int on);")
+        floor_lib = ffi.load(native.native_dir .. "/libbench_empty_hook.so")
+    end
+    local L = native.ptr_of(coroutine.running())
+    ngx.say(floor_lib.bench_empty_hook(L, on and 1 or 0) == 0 and "ok" or "failed")
+end
+
 local hook_source = "@" .. str_sub(debug_getinfo(1, "S").source, 2)
 
 -- lua-resty-inspect's approach: every line runs Lua that asks debug.getinfo

@@ -103,6 +103,15 @@ static lua_CFunction wrap_cfs[NFFI_HOOK_MAXRESUMERS];
 static int nwrap_cfs;
 static uintptr_t wrap_pcs[NFFI_HOOK_MAXRESUMERS];
 static int nwrap_pcs;
+/* The pc field every C function (not fast function) shares: a wrap closure
+ * of lua-nginx-module's is one of those, told apart by its C function. */
+static uintptr_t cfunc_pc;
+
+/* One bit per named pc and wrap pc, and per resume function object: the call
+ * hook rejects almost every call with one test of each. */
+static uint64_t pc_bloom;
+static uint64_t fn_bloom;
+#define BLOOM_BIT(p) ((uint64_t)1 << (((uintptr_t)(p) >> 3) & 63))
 static uint64_t resumes_seen;
 
 struct inside {
@@ -187,6 +196,65 @@ static void anchor_top_thread(lua_State *L)
     lua_settop(L, -2);
 }
 
+/*
+ * Repeated line events. LuaJIT decides "new line" by comparing the pc with the
+ * last pc its C frame saved, which a call overwrites (a Lua callee's
+ * instructions, or the call hook's own save of the callee's pc): back in the
+ * caller, its line is reported again, so a loop body ending in `count(x)` would
+ * hit twice per iteration. For breakpoint lines we remember, per coroutine, the
+ * frame (hook frame offset) and line of the last such event, and whether a
+ * call or return event above that frame came since: the same line again in
+ * the same frame after one is not a new line. Any other line in that frame, or
+ * an event at or below it, ends the record. A direct-mapped table: a collision
+ * costs the dedupe of one line, never a hit.
+ */
+#define NFFI_HOOK_LINEREC 64
+struct linerec {
+    const void *L;              /* compared, never dereferenced */
+    int ci;                     /* ar->i_ci of the frame */
+    int line;
+    int left;                   /* a call or return above the frame came since */
+};
+static struct linerec linerecs[NFFI_HOOK_LINEREC];
+static uint64_t repeats;
+
+static struct linerec *linerec_of(const void *L)
+{
+    uintptr_t h = (uintptr_t)L;
+    return &linerecs[(h >> 4 ^ h >> 10) & (NFFI_HOOK_LINEREC - 1)];
+}
+
+/* A call or return event. */
+static void linerec_callret(lua_State *L, lua_Debug *ar)
+{
+    struct linerec *r = linerec_of(L);
+    if (r->L != L)
+        return;
+    if (ar->i_ci > r->ci)
+        r->left = 1;
+    else if (ar->event == LUA_HOOKRET || ar->i_ci < r->ci)
+        r->L = NULL;            /* the frame returned, or is gone */
+}
+
+/* 1 when this line event only repeats the line its frame is on. */
+static int linerec_line(lua_State *L, lua_Debug *ar, int line, int is_bp_line)
+{
+    struct linerec *r = linerec_of(L);
+    if (r->L == L) {
+        if (ar->i_ci == r->ci) {
+            int repeat = r->left && r->line == line;
+            r->line = line;
+            r->left = 0;
+            return repeat;
+        }
+        if (ar->i_ci < r->ci)
+            r->L = NULL;        /* unwound past the frame */
+    }
+    if (is_bp_line)
+        *r = (struct linerec){ .L = L, .ci = ar->i_ci, .line = line, .left = 0 };
+    return 0;
+}
+
 static int gated_mask(void)
 {
     return (ninside > 0 || overflow || forced) ? MASK_INSIDE : MASK_OUTSIDE;
@@ -196,6 +264,8 @@ static void apply_mask(lua_State *L)
 {
     int want = gated_mask();
     if (want != cur_mask) {
+        if (cur_mask == MASK_OUTSIDE)
+            memset(linerecs, 0, sizeof(linerecs));  /* calls went unseen meanwhile */
         cur_mask = want;
         lua_sethook(L, hook, want, 0);
     }
@@ -305,22 +375,27 @@ static void fast_check(lua_State *L, const void *fn)
         fast_state = 1;
 }
 
-/* Whether fn (pc: its pc field) may resume a coroutine: worth the slow path. */
-static int maybe_resumer(const char *fn, uintptr_t pc)
+static void rebuild_pc_bloom(void)
 {
-    for (int i = 0; i < nresume_fns; i++)
-        if (resume_fns[i] == fn)
-            return 1;
+    pc_bloom = 0;
+    for (int i = 0; i < ntargets; i++)
+        pc_bloom |= BLOOM_BIT(targets[i]);
     for (int i = 0; i < nwrap_pcs; i++)
-        if (wrap_pcs[i] == pc)
+        pc_bloom |= BLOOM_BIT(wrap_pcs[i]);
+}
+
+/* Whether fn (pc: its pc field) may resume a coroutine: worth the slow path. */
+static inline int maybe_resumer(const char *fn, uintptr_t pc)
+{
+    if ((fn_bloom & BLOOM_BIT(fn)) || (pc_bloom & BLOOM_BIT(pc)))
+        return 1;
+    if (pc != cfunc_pc || pc == 0)
+        return 0;
+    /* a C closure: its function pointer follows its pc field */
+    uintptr_t cf = read_ptr(fn + pc_offset + pc_size, pc_size);
+    for (int i = 0; i < nwrap_cfs; i++)
+        if ((uintptr_t)wrap_cfs[i] == cf)
             return 1;
-    if (nwrap_cfs > 0) {
-        /* a C closure's function pointer follows its pc field */
-        uintptr_t cf = read_ptr(fn + pc_offset + pc_size, pc_size);
-        for (int i = 0; i < nwrap_cfs; i++)
-            if ((uintptr_t)wrap_cfs[i] == cf)
-                return 1;
-    }
     return 0;
 }
 
@@ -329,8 +404,8 @@ static void on_call(lua_State *L, lua_Debug *ar)
 {
     if (fast_state == 1) {
         const char *fn = frame_fn(L);
-        uintptr_t pc = read_ptr(fn + pc_offset, pc_size);
-        if (is_target(pc)) {
+        uintptr_t pc = read_ptr(fn + pc_offset, 8);
+        if ((pc_bloom & BLOOM_BIT(pc)) && is_target(pc)) {
             enter(L);
             return;
         }
@@ -373,65 +448,6 @@ static void leave(lua_State *L)
     }
 }
 
-/*
- * Repeated line events. LuaJIT decides "new line" by comparing the pc with the
- * last pc its C frame saved, which a call overwrites (a Lua callee's
- * instructions, or the call hook's own save of the callee's pc): back in the
- * caller, its line is reported again, so a loop body ending in `count(x)` would
- * hit twice per iteration. For breakpoint lines we remember, per coroutine, the
- * frame (hook frame offset) and line of the last such event, and whether a
- * call or return event above that frame came since: the same line again in
- * the same frame after one is not a new line. Any other line in that frame, or
- * an event at or below it, ends the record. A direct-mapped table: a collision
- * costs the dedupe of one line, never a hit.
- */
-#define NFFI_HOOK_LINEREC 64
-struct linerec {
-    const void *L;              /* compared, never dereferenced */
-    int ci;                     /* ar->i_ci of the frame */
-    int line;
-    int left;                   /* a call or return above the frame came since */
-};
-static struct linerec linerecs[NFFI_HOOK_LINEREC];
-static uint64_t repeats;
-
-static struct linerec *linerec_of(const void *L)
-{
-    uintptr_t h = (uintptr_t)L;
-    return &linerecs[(h >> 4 ^ h >> 10) & (NFFI_HOOK_LINEREC - 1)];
-}
-
-/* A call or return event. */
-static void linerec_callret(lua_State *L, lua_Debug *ar)
-{
-    struct linerec *r = linerec_of(L);
-    if (r->L != L)
-        return;
-    if (ar->i_ci > r->ci)
-        r->left = 1;
-    else if (ar->event == LUA_HOOKRET || ar->i_ci < r->ci)
-        r->L = NULL;            /* the frame returned, or is gone */
-}
-
-/* 1 when this line event only repeats the line its frame is on. */
-static int linerec_line(lua_State *L, lua_Debug *ar, int line, int is_bp_line)
-{
-    struct linerec *r = linerec_of(L);
-    if (r->L == L) {
-        if (ar->i_ci == r->ci) {
-            int repeat = r->left && r->line == line;
-            r->line = line;
-            r->left = 0;
-            return repeat;
-        }
-        if (ar->i_ci < r->ci)
-            r->L = NULL;        /* unwound past the frame */
-    }
-    if (is_bp_line)
-        *r = (struct linerec){ .L = L, .ci = ar->i_ci, .line = line, .left = 0 };
-    return 0;
-}
-
 static void hook(lua_State *L, lua_Debug *ar)
 {
     int line = ar->currentline;
@@ -440,7 +456,9 @@ static void hook(lua_State *L, lua_Debug *ar)
         ++idle_events > NFFI_HOOK_IDLE_EVENTS)
         apply_mask(L);
     if (ar->event == LUA_HOOKCALL) {
-        linerec_callret(L, ar);
+        /* with calls only, no line is reported: records start afresh (apply_mask) */
+        if (cur_mask != MASK_OUTSIDE)
+            linerec_callret(L, ar);
         if (gated)
             on_call(L, ar);
         return;
@@ -533,6 +551,7 @@ NFFI_EXPORT int nffi_hook_target(const void *obj, int is_proto)
                             : read_ptr((const char *)obj + pc_offset, pc_size);
     if (!is_target(bc))
         targets[ntargets++] = bc;
+    pc_bloom |= BLOOM_BIT(bc);
     return NFFI_OK;
 }
 
@@ -540,9 +559,11 @@ static void learn_wrap(lua_State *co)
 {
     lua_CFunction cf = lua_tocfunction(co, -1);
     const void *fn = lua_topointer(co, -1);
-    if (cf != NULL && nwrap_cfs < NFFI_HOOK_MAXRESUMERS)
+    if (cf != NULL && nwrap_cfs < NFFI_HOOK_MAXRESUMERS) {
         wrap_cfs[nwrap_cfs++] = cf;
-    else if (cf == NULL && fn != NULL && pc_offset != 0 && nwrap_pcs < NFFI_HOOK_MAXRESUMERS)
+        if (fn != NULL && pc_offset != 0)
+            cfunc_pc = read_ptr((const char *)fn + pc_offset, pc_size);
+    } else if (cf == NULL && fn != NULL && pc_offset != 0 && nwrap_pcs < NFFI_HOOK_MAXRESUMERS)
         wrap_pcs[nwrap_pcs++] = read_ptr((const char *)fn + pc_offset, pc_size);
 }
 
@@ -559,6 +580,8 @@ NFFI_EXPORT int nffi_hook_learn_resumers(void *co_)
     if (co == NULL || !nffi_hook_available() || lua_status(co) != LUA_YIELD)
         return 0;
     nresume_fns = nwrap_cfs = nwrap_pcs = 0;
+    cfunc_pc = 0;
+    fn_bloom = 0;
     for (int level = 0; level < 4 && lua_getstack(co, level, &far); level++) {
         if (!lua_getinfo(co, "S", &far) || strcmp(far.what, "Lua") != 0)
             continue;
@@ -574,6 +597,9 @@ NFFI_EXPORT int nffi_hook_learn_resumers(void *co_)
         }
         break;
     }
+    for (int i = 0; i < nresume_fns; i++)
+        fn_bloom |= BLOOM_BIT(resume_fns[i]);
+    rebuild_pc_bloom();
     return nresume_fns + nwrap_cfs + nwrap_pcs;
 }
 
@@ -586,6 +612,7 @@ NFFI_EXPORT uint64_t nffi_hook_resumes(void)
 NFFI_EXPORT void nffi_hook_targets_clear(void)
 {
     ntargets = 0;
+    rebuild_pc_bloom();
 }
 
 /* Coroutines the hook counts as inside a named function (-1: lost count or forced). */
