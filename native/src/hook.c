@@ -346,8 +346,8 @@ static int is_wrap(lua_State *L, const void *fn)
  * The call hook runs on every call while armed, so the common case (neither a
  * named function nor a resume) must not go through lua_getinfo. On GC64
  * LuaJIT (two-slot frames) the called function sits two slots below L->base,
- * and L->base is the lua_State field after the header, glref and gclist.
- * That reading is compared with lua_getinfo's answer on the first
+ * and L->base is the lua_State field after the header, glref and gclist, with
+ * L->top after it (both checked against lua_gettop before base is read). That reading is compared with lua_getinfo's answer on the first
  * FAST_CHECKS calls and used only if it always agreed.
  */
 #define FAST_BASE_OFFSET 32
@@ -363,9 +363,14 @@ static const char *frame_fn(lua_State *L)
     return (const char *)(uintptr_t)(tv & (((uint64_t)1 << 47) - 1));
 }
 
-static void fast_check(lua_State *L, const void *fn)
+/* top: lua_gettop(L) before lua_getinfo pushed fn. The base and top fields
+ * are checked against it before base is ever dereferenced. */
+static void fast_check(lua_State *L, int top, const void *fn)
 {
-    if (pc_size != 8 || fn == NULL) {
+    uintptr_t base = read_ptr((const char *)L + FAST_BASE_OFFSET, 8);
+    uintptr_t stack_top = read_ptr((const char *)L + FAST_BASE_OFFSET + 8, 8);
+    if (pc_size != 8 || fn == NULL || base == 0 || (base & 7) != 0 ||
+        ((intptr_t)stack_top - (intptr_t)base) / 8 != (intptr_t)top + 1) {
         fast_state = -1;
         return;
     }
@@ -416,7 +421,7 @@ static void on_call(lua_State *L, lua_Debug *ar)
     if (!lua_getinfo(L, "f", ar))
         return;
     if (fast_state == 0)
-        fast_check(L, lua_topointer(L, -1));
+        fast_check(L, top, lua_topointer(L, -1));
     if (!lua_iscfunction(L, -1)) {
         int hit = top_is_target(L);
         lua_settop(L, top);
