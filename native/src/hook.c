@@ -516,6 +516,7 @@ NFFI_EXPORT int nffi_hook_install(void *L, int gate)
     if (L == NULL || !nffi_hook_available() || (gate && proto_bc_delta == 0))
         return NFFI_EINVAL;
     gated = gate;
+    memset(linerecs, 0, sizeof(linerecs));
     /* return events also ungated: they tell repeated line events apart */
     cur_mask = gate ? gated_mask() : (LUA_MASKLINE | LUA_MASKRET);
     lua_sethook((lua_State *)L, hook, cur_mask, 0);
