@@ -194,6 +194,11 @@ describe('parked coroutines', () => {
     const pending = (await coroutinesOf(pids.get('later')!)).filter((c) => c.frames.length === 0);
     expect(pending.length).toBeGreaterThanOrEqual(1);
     for (const c of pending) expect(c.request).toBeUndefined();
+    // the ones that never ran (not the finished ones): as many as ngx.timer.pending_count(),
+    // so named timers, not threads
+    const unstarted = pending.filter((c) => c.state === 'suspended');
+    expect(unstarted.length).toBeGreaterThanOrEqual(1);
+    for (const c of unstarted) expect(c.kind, JSON.stringify(pending)).toBe('timer');
     for (const pid of nginx().workerPids()) {
       for (const c of await coroutinesOf(pid)) if (c.kind === 'timer') expect(c.request).toBeUndefined();
     }

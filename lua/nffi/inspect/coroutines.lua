@@ -9,6 +9,7 @@ local native = require "nffi.native"
 local ffi = require "ffi"
 
 local ngx = ngx
+local timer_pending_count = ngx.timer.pending_count
 local debug_getinfo = debug.getinfo
 local debug_getlocal = debug.getlocal
 local debug_getupvalue = debug.getupvalue
@@ -557,12 +558,14 @@ function _M.describe(e, nframes, b)
         state = state,
         frames = frames_of(co, nframes),
     }
+    -- anchored and never run: a timer not fired yet, or an ngx.on_abort handler
+    local unstarted = kind == "thread" and state == "suspended" and not debug_getinfo(co, 0, "l")
     if state == "suspended" then
         out.wait = wait_of(co)
     end
     -- a frame listed: it has started (saves a debug.getinfo per coroutine)
     out.request = request_of(co, nframes > 0 and out.frames[1] ~= nil or nil, b)
-    return out
+    return out, unstarted
 end
 
 -- Lua.getCoroutines
@@ -577,14 +580,29 @@ function _M.get_coroutines(params, b)
     if nframes > MAX_FRAMES then
         nframes = MAX_FRAMES
     end
+    local pending = timer_pending_count()
     local list, truncated = _M.collect(b)
     if not list then
         return nil, truncated
     end
-    local out = array()
+    local out, unstarted = array(), {}
     for i = 1, #list do
-        out[#out + 1] = _M.describe(list[i], nframes, b)
+        local c, never_ran = _M.describe(list[i], nframes, b)
+        out[#out + 1] = c
+        if never_ran then
+            unstarted[#unstarted + 1] = c
+        end
         b:check()  -- each unit is large: read the clock every time
+    end
+    -- Coroutines that never ran look alike whether they belong to a pending
+    -- timer or to an ngx.on_abort handler. When there are exactly as many as
+    -- lua-nginx-module counts pending timers, before and after the walk, they
+    -- are all timers; otherwise they stay threads (no guess).
+    if #unstarted > 0 and not truncated and timer_pending_count() == pending
+       and pending == #unstarted then
+        for i = 1, #unstarted do
+            unstarted[i].kind = "timer"
+        end
     end
     local res = { coroutines = out }
     if truncated then
