@@ -271,6 +271,15 @@ static void apply_mask(lua_State *L)
     }
 }
 
+/* A coroutine newly counted inside; past the table's size lines stay on. */
+static void add_inside(const void *co, int depth)
+{
+    if (ninside == NFFI_HOOK_MAXINSIDE)
+        overflow = 1;
+    else
+        inside[ninside++] = (struct inside){ .L = co, .depth = depth, .seen = 1 };
+}
+
 /* The coroutine enters a named function: anchored weakly for the resync. */
 static void enter(lua_State *L)
 {
@@ -279,11 +288,7 @@ static void enter(lua_State *L)
         e->depth++;
         return;
     }
-    if (ninside == NFFI_HOOK_MAXINSIDE) {
-        overflow = 1;
-    } else {
-        inside[ninside++] = (struct inside){ .L = L, .depth = 1, .seen = 1 };
-    }
+    add_inside(L, 1);
     lua_pushthread(L);
     anchor_top_thread(L);
     lua_settop(L, -2);
@@ -314,11 +319,7 @@ static void resuming_top_thread(lua_State *L)
     int depth = suspended_depth(co);
     if (depth == 0)
         return;
-    if (ninside == NFFI_HOOK_MAXINSIDE) {
-        overflow = 1;
-    } else {
-        inside[ninside++] = (struct inside){ .L = co, .depth = depth, .seen = 1 };
-    }
+    add_inside(co, depth);
     anchor_top_thread(L);
     apply_mask(L);
 }
@@ -347,8 +348,9 @@ static int is_wrap(lua_State *L, const void *fn)
  * named function nor a resume) must not go through lua_getinfo. On GC64
  * LuaJIT (two-slot frames) the called function sits two slots below L->base,
  * and L->base is the lua_State field after the header, glref and gclist, with
- * L->top after it (both checked against lua_gettop before base is read). That reading is compared with lua_getinfo's answer on the first
- * FAST_CHECKS calls and used only if it always agreed.
+ * L->top after it (both checked against lua_gettop before base is read).
+ * That reading is compared with lua_getinfo's answer on the first FAST_CHECKS
+ * calls and used only if it always agreed.
  */
 #define FAST_BASE_OFFSET 32
 #define FAST_CHECKS 64

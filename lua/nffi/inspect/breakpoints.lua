@@ -23,6 +23,7 @@ local budget = require "nffi.inspect.budget"
 local semaphore = require "ngx.semaphore"
 local jutil = require "jit.util"
 local native = require "nffi.native"
+local vmevents = require "nffi.inspect.vmevents"
 
 local ngx = ngx
 local ngx_now = ngx.now
@@ -30,7 +31,6 @@ local ngx_log = ngx.log
 local WARN = ngx.WARN
 local INFO = ngx.INFO
 local worker_pid = ngx.worker.pid
-local vmevents = require "nffi.inspect.vmevents"
 local funcinfo = jutil.funcinfo
 local debug_sethook = debug.sethook
 local debug_gethook = debug.gethook

@@ -558,13 +558,15 @@ function _M.describe(e, nframes, b)
         state = state,
         frames = frames_of(co, nframes),
     }
-    -- anchored and never run: a timer not fired yet, or an ngx.on_abort handler
-    local unstarted = kind == "thread" and state == "suspended" and not debug_getinfo(co, 0, "l")
+    -- a frame listed: it has started (saves a debug.getinfo per coroutine)
+    local started = nframes > 0 and out.frames[1] ~= nil or nil
     if state == "suspended" then
         out.wait = wait_of(co)
     end
-    -- a frame listed: it has started (saves a debug.getinfo per coroutine)
-    out.request = request_of(co, nframes > 0 and out.frames[1] ~= nil or nil, b)
+    out.request = request_of(co, started, b)
+    -- anchored and never run: a timer not fired yet, or an ngx.on_abort handler
+    local unstarted = kind == "thread" and state == "suspended"
+        and not (started or debug_getinfo(co, 0, "l"))
     return out, unstarted
 end
 
