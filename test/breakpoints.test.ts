@@ -2,7 +2,7 @@
 // nginx (2 workers as nobody), over the raw wire protocol: JIT-compiled and
 // inlined code fires on every execution, conditions, count, rate, timeout,
 // logpoints, pending, ambiguous FILE, moved lines, and everything undone after.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,23 @@ const nginx = useNginx({
 });
 
 const APP = 'bp_app.lua';
+
+/** Whether the workers (user nobody) may set hardware watchpoints on their own
+ * thread: perf_event_paranoid 2 or less. With 3 (Debian's default) the gated
+ * hook stays a call hook, and Agent.getStats says why. */
+function watchAllowed(): boolean {
+  try {
+    return Number(readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8')) <= 2;
+  } catch {
+    return false;
+  }
+}
+const WATCH = watchAllowed();
+const MASK_CALL = 1;
+/** The hook's resting state with no coroutine inside: no hook at all and
+ * watchpoints on, or (where they cannot be had) call events only. */
+const resting = (n: any) => n.gated && n.inside === 0 &&
+  (WATCH ? n.watching === true && n.mask === 0 : n.watching === false && n.mask === MASK_CALL && /perf_event_open/.test(n.watch_reason));
 const L = {
   hot: markerLine(APP, 'hot'),
   blank: markerLine(APP, 'blank'),
@@ -51,7 +68,7 @@ async function get(path: string): Promise<string> {
 }
 
 interface Status {
-  pid: number; hook: boolean; traces: { hot: number; inl: number }; oracle: { hot: number; inl: number };
+  pid: number; hook: boolean; watching: boolean; traces: { hot: number; inl: number }; oracle: { hot: number; inl: number };
   ops: { hot: string; inl: string };
 }
 
@@ -152,10 +169,13 @@ describe('JIT-compiled code', () => {
     const jit0 = await jitByPid();
     const { id } = await setBp({ url: APP, line: L.locals, rate: 1e9 });
     try {
+      await waitFor(async () => (await bpStats()).every((b) => resting(b.native)), { what: 'the hook at rest on both workers' });
       await runBoth('/hot?n=10000');
       const jit1 = await jitByPid();
       for (const [pid, s] of await statusAll()) {
-        expect(s.hook).toBe(true);
+        // watching: no hook at all, so nothing stops LuaJIT recording new traces either
+        expect(s.hook, `worker ${pid}`).toBe(!WATCH);
+        expect(s.watching, `worker ${pid}`).toBe(WATCH);
         // still compiled, and the agent cut no trace for this line (it holds no such code)
         expect(s.ops.hot, `worker ${pid}`).toBe('JFORL');
         expect(jit1.get(pid)!.full_flushes, `worker ${pid}`).toBe(jit0.get(pid)!.full_flushes);
@@ -178,7 +198,7 @@ describe('JIT-compiled code', () => {
     expect(await hitsOf(id)).toBe(delta);
     // while armed the loop runs interpreted: no trace holds it
     for (const st of (await statusAll()).values()) {
-      expect(st.hook).toBe(true);
+      expect(st.hook || st.watching).toBe(true);
       expect(st.ops.hot).not.toBe('JFORL');
     }
     await remove(id);
@@ -400,12 +420,14 @@ describe('FILE and LINE', () => {
 
 describe('call gating: line events only while a coroutine is inside a breakpointed function', () => {
   const nativeStats = async () => (await bpStats()).map((s) => s.native);
-  const MASK_CALL = 1;
 
-  it('armed on a function nothing calls: both workers take call events only', async () => {
+  it('armed on a function nothing calls: no hook at all (watchpoints), else call events only', async () => {
     const { id } = await setBp({ url: APP, line: L.fact });
-    await waitFor(async () => (await nativeStats()).every((n) => n.gated && n.mask === MASK_CALL && n.inside === 0),
-      { what: 'call-only hook on both workers' });
+    await waitFor(async () => (await nativeStats()).every(resting), { what: 'the hook at rest on both workers' });
+    if (WATCH) {
+      // the heap walk behind watching looked at every object of each worker's VM
+      for (const n of await nativeStats()) expect(n.heap_objects).toBeGreaterThan(1000);
+    }
     // on this LuaJIT (GC64) the call hook reads the called function from the frame, not lua_getinfo
     await runBoth('/fact?n=2', 1);
     for (const n of await nativeStats()) expect(n.fast).toBe(1);
@@ -425,26 +447,54 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
     const after = await counts();
     expect(after.sleepy - before.sleepy).toBe(4);
     await waitFor(async () => (await hitsOf(id)) === 4, { what: '4 hits' });
-    await waitFor(async () => (await nativeStats()).every((n) => n.mask === MASK_CALL), { what: 'call-only again' });
+    await waitFor(async () => (await nativeStats()).every(resting), { what: 'the hook at rest again' });
     await remove(id);
   });
 
-  it('a coroutine only a table holds, suspended inside the function when it is armed, hits after each kind of resume', async () => {
+  /** Four coroutines only a table holds, parked inside gen_body (one per kind of
+   * resume); the breakpoint is armed; waitArmed(); each is resumed and hits once. */
+  async function parkedThenResumed(waitArmed: () => Promise<void>): Promise<void> {
     const before = await counts();
     const vias = ['ngx', 'std', 'wrap', 'wrapstd'];
     const pending = vias.map((via) => get(`/gen?via=${via}&d=1.5`));
     await waitFor(async () => (await counts()).gen_parked >= before.gen_parked + vias.length,
       { what: 'four coroutines parked inside gen_body' });
-    const resumesBefore = (await nativeStats()).reduce((sum, n) => sum + n.resumes, 0);
     const { id } = await setBp({ url: APP, line: L.gen, rate: 1e9 });
-    // the walk after arming cannot reach them: it ends with nothing inside and calls only
-    await waitFor(async () => (await nativeStats()).every((n) => n.mask === MASK_CALL && n.inside === 0),
-      { what: 'the walk done, nothing found inside' });
-    expect(await Promise.all(pending)).toEqual(vias.map(() => 'stepped\n'));
-    expect((await counts()).gen - before.gen).toBe(vias.length);
-    await waitFor(async () => (await hitsOf(id)) === vias.length, { what: `${vias.length} hits` });
-    expect((await nativeStats()).reduce((sum, n) => sum + n.resumes, 0)).toBeGreaterThanOrEqual(resumesBefore + vias.length);
-    await remove(id);
+    try {
+      await waitArmed();
+      expect(await Promise.all(pending)).toEqual(vias.map(() => 'stepped\n'));
+      expect((await counts()).gen - before.gen).toBe(vias.length);
+      await waitFor(async () => (await hitsOf(id)) === vias.length, { what: `${vias.length} hits` });
+    } finally {
+      await remove(id);
+    }
+  }
+
+  it('a coroutine only a table holds, suspended inside the function when it is armed: found by the heap walk (watching), hits when resumed', async () => {
+    await parkedThenResumed(async () => {
+      if (WATCH) {
+        // the walk over every heap object finds what no anchor leads to
+        await waitFor(async () => (await nativeStats()).reduce((sum, n) => sum + n.inside, 0) === 4,
+          { what: 'the heap walk counts the 4 parked coroutines inside' });
+      } else {
+        await waitFor(async () => (await nativeStats()).every(resting), { what: 'the hook at rest' });
+      }
+    });
+  });
+
+  it('the same with watchpoints off: the call hook sees each kind of resume', async () => {
+    const callOnly = (n: any) => n.mask === MASK_CALL && n.inside === 0 && !n.watching;
+    await runBoth('/watch?on=0', 1);
+    try {
+      const resumesBefore = (await nativeStats()).reduce((sum, n) => sum + n.resumes, 0);
+      await parkedThenResumed(async () => {
+        // the walk after arming cannot reach them: it ends with nothing inside and calls only
+        await waitFor(async () => (await nativeStats()).every(callOnly), { what: 'the walk done, nothing found inside' });
+      });
+      expect((await nativeStats()).reduce((sum, n) => sum + n.resumes, 0)).toBeGreaterThanOrEqual(resumesBefore + 4);
+    } finally {
+      await runBoth('/watch?on=1', 1);
+    }
   });
 
   it('an error raised past the function: every call still hits, and the hook goes back to calls only', async () => {
@@ -455,8 +505,7 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
     expect(delta).toBe(n);
     await waitFor(async () => (await hitsOf(id)) === n, { what: `${n} hits` });
     // the raise skipped the return event; the agent's walk of the stacks corrects the count
-    await waitFor(async () => (await nativeStats()).every((n) => n.inside === 0 && n.mask === MASK_CALL),
-      { what: 'nothing inside after the raise' });
+    await waitFor(async () => (await nativeStats()).every(resting), { what: 'nothing inside after the raise' });
     await remove(id);
   });
 
@@ -467,8 +516,7 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
     const delta = (await counts()).fact - before.fact;
     expect(delta).toBe(12 * n);
     await waitFor(async () => (await hitsOf(id)) === delta, { what: `${delta} hits` });
-    await waitFor(async () => (await nativeStats()).every((s) => s.inside === 0 && s.mask === MASK_CALL),
-      { what: 'call-only after the recursion returns' });
+    await waitFor(async () => (await nativeStats()).every(resting), { what: 'at rest after the recursion returns' });
     await remove(id);
   });
 });
@@ -517,7 +565,7 @@ describe('cost and session end', () => {
 
   it('session end removes every breakpoint, the hook and the JIT changes', async () => {
     await setBp({ url: APP, line: L.hot });
-    for (const st of (await statusAll()).values()) expect(st.hook).toBe(true);
+    for (const st of (await statusAll()).values()) expect(st.hook || st.watching).toBe(true);
     for (const c of clients) c.close();
     await waitFor(async () => [...(await statusAll()).values()].every((s) => !s.hook), { what: 'hook removed on both workers' });
     const closed = await statusAll();

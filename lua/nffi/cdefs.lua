@@ -101,6 +101,15 @@ int nffi_hook_fast(void);
 uint64_t nffi_hook_repeats(void);
 uint64_t nffi_hook_calls(void);
 int nffi_hook_mask(void *L);
+int nffi_hook_watch_prepare(void *helper, int budget_us);
+int nffi_hook_watch_tick(void *L);
+int nffi_hook_watching(void);
+const char *nffi_hook_watch_reason(void);
+uint64_t nffi_hook_watch_entries(void);
+long nffi_hook_heap_objects(void);
+long nffi_hook_heap_walk_us(void);
+uint64_t nffi_watch_traps(void);
+uint64_t nffi_watch_late_traps(void);
 
 int libffi_init(char *cfg, void *tq);
 int lib_nonblocking_ffi_init(char *cfg, void *tq);

@@ -30,6 +30,17 @@
  * when a named frame is there. So a coroutine no walk could reach (held only
  * in some table) is covered too. The resume functions are learned from a
  * suspended coroutine of the agent's (nffi_hook_learn_resumers).
+ * Watching. Where the machine allows hardware watchpoints (src/watch.c), the
+ * hook goes one step further: while no coroutine is inside a named function
+ * it is removed altogether, and a watchpoint on the first instruction of each
+ * named function (at most 4) puts the call hook back, from SIGTRAP, at the
+ * moment a call reads that instruction and before the call is dispatched.
+ * That is sound only when no coroutine can be suspended inside a named
+ * function unseen (resumed, it would run there with no call event and no
+ * hook): nffi_hook_watch_prepare walks every object of the Lua heap once per
+ * set of named functions and counts those coroutines inside. The agent asks
+ * for the switch (nffi_hook_watch_tick) from its service loop, so traps come
+ * at most once per tick however often the functions are called.
  * Functions are named by their bytecode address: a closure's pc field, found
  * by nffi_hook_calibrate on a closure and its prototype of the agent's own,
  * or a prototype's address plus the header size that calibration measured.
@@ -38,6 +49,8 @@
  * hook calls on the same thread.
  */
 #include <string.h>
+#include <stdio.h>
+#include <time.h>
 #include <lua.h>
 #include "nffi_internal.h"
 #include "nffi.h"
@@ -65,6 +78,8 @@
 #pragma weak lua_getstack
 #pragma weak lua_getlocal
 #pragma weak lua_status
+#pragma weak lua_xmove
+#pragma weak lua_checkstack
 
 #define NFFI_HOOK_KEY "nffi.inspect.bp_hook"
 #define NFFI_INSIDE_KEY "nffi.inspect.bp_inside"
@@ -82,6 +97,7 @@ static uint64_t matches;
 static uint64_t errors;
 
 static void hook(lua_State *L, lua_Debug *ar);
+static void watch_reset(void);
 
 /* Calibration: where a Lua closure keeps its bytecode address, and how far a
  * prototype's bytecode starts from the prototype (0: not calibrated). */
@@ -130,6 +146,14 @@ static int cur_mask;
  * this many events with no coroutine inside turn them off. */
 #define NFFI_HOOK_IDLE_EVENTS 1000
 static int idle_events;
+
+/* Watching (see above): the hook removed, watchpoints on. watch_ok: the
+ * watchpoints are set on every named function and the heap walk for this
+ * set of names is done. watch_L: a lua_State of the VM for the trap handler. */
+static volatile int watching;
+static int watch_ok;
+static lua_State *watch_L;
+static uint64_t watch_entries;
 
 static uintptr_t read_ptr(const void *at, size_t size)
 {
@@ -517,6 +541,7 @@ NFFI_EXPORT int nffi_hook_install(void *L, int gate)
 {
     if (L == NULL || !nffi_hook_available() || (gate && proto_bc_delta == 0))
         return NFFI_EINVAL;
+    watch_reset();
     gated = gate;
     memset(linerecs, 0, sizeof(linerecs));
     /* return events also ungated: they tell repeated line events apart */
@@ -555,6 +580,7 @@ NFFI_EXPORT int nffi_hook_target(const void *obj, int is_proto)
         return NFFI_EINVAL;
     if (ntargets == NFFI_HOOK_MAXTARGETS)
         return NFFI_EFULL;
+    watch_reset();
     uintptr_t bc = is_proto ? (uintptr_t)obj + proto_bc_delta
                             : read_ptr((const char *)obj + pc_offset, pc_size);
     if (!is_target(bc))
@@ -619,6 +645,7 @@ NFFI_EXPORT uint64_t nffi_hook_resumes(void)
 
 NFFI_EXPORT void nffi_hook_targets_clear(void)
 {
+    watch_reset();
     ntargets = 0;
     rebuild_pc_bloom();
 }
@@ -650,12 +677,239 @@ NFFI_EXPORT void nffi_hook_resync_set(const void *co, int depth)
     }
 }
 
+/* SIGTRAP (src/watch.c): a call read a named function's first instruction.
+ * The call hook goes back on, and that call's dispatch is the first to go
+ * through it. Signal context: plain stores and lua_sethook only, which is
+ * what LuaJIT's own profiler does from its signal handler. */
+static void on_watch_trap(void)
+{
+    if (!watching)
+        return;
+    watching = 0;
+    watch_entries++;
+    if (lua_gethook(watch_L) != NULL)
+        return;                 /* another hook took over: the agent puts ours back */
+    cur_mask = MASK_OUTSIDE;
+    lua_sethook(watch_L, hook, cur_mask, 0);
+}
+
+/* Watchpoints off, the call hook (or more) back on. L: any live state. */
+static void unwatch(lua_State *L)
+{
+    if (!watching)
+        return;
+    nffi__watch_disable();
+    watching = 0;
+    if (L != NULL && lua_gethook(L) == NULL) {
+        cur_mask = gated_mask();
+        lua_sethook(L, hook, cur_mask, 0);
+    }
+}
+
 /* From the agent, outside the hook: the mask follows the counts, if this
  * gated hook is still the VM's. L: any live state. */
 static void reapply(void *L)
 {
-    if (L != NULL && gated && lua_gethook != NULL && lua_gethook((lua_State *)L) == hook)
+    if (L == NULL || !gated || lua_gethook == NULL)
+        return;
+    if (watching) {
+        if (gated_mask() != MASK_OUTSIDE)
+            unwatch((lua_State *)L);
+        return;
+    }
+    if (lua_gethook((lua_State *)L) == hook)
         apply_mask((lua_State *)L);
+}
+
+/*
+ * The heap walk behind watching: every object of the VM is on one list
+ * (global_State.gc.root), threads included, whoever references them. Layout
+ * of GC64 LuaJIT 2.1: lua_State.glref at 16; global_State.gc.currentwhite at
+ * 32 and gc.root at 40; every object starts with nextgc, marked, gct. Checked
+ * before it is trusted: every gct read is a heap object's, and the helper
+ * coroutine the agent made just before the walk is met near the head of the
+ * list (new objects go first). One pass, no Lua code runs meanwhile, and it
+ * gives up past its time budget.
+ */
+#define HEAP_L_GLREF 16
+#define HEAP_G_WHITE 32
+#define HEAP_G_ROOT 40
+#define HEAP_GCT_UPVAL 5
+#define HEAP_GCT_THREAD 6
+#define HEAP_GCT_UDATA 12
+#define HEAP_NEAR_HEAD 4096
+#define HEAP_MAXFOUND 256
+static char watch_reason[160];
+static long heap_objects;
+static long heap_walk_us;
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Coroutines suspended inside a named function join the inside counts (and
+ * the weak table the resync walks). helper: the agent's coroutine, suspended,
+ * made just before. Returns how many, or -1 (watch_reason says why). */
+static int walk_heap(lua_State *helper, int budget_us)
+{
+    if (pc_size != 8 || lua_xmove == NULL || lua_checkstack == NULL ||
+        lua_status(helper) != LUA_YIELD) {
+        snprintf(watch_reason, sizeof(watch_reason), "heap layout not known for this LuaJIT");
+        return -1;
+    }
+    const char *g = (const char *)read_ptr((const char *)helper + HEAP_L_GLREF, 8);
+    uint8_t dead_white = (uint8_t)((g[HEAP_G_WHITE] ^ 3) & 3);
+    const char *o = (const char *)read_ptr(g + HEAP_G_ROOT, 8);
+    int top = lua_gettop(helper);
+    int depths[HEAP_MAXFOUND];
+    int found = 0, met_helper = 0;
+    long n = 0;
+    int64_t t0 = mono_us();
+    const char *fail = NULL;
+    for (; o != NULL; o = (const char *)read_ptr(o, 8), n++) {
+        uint8_t gct = (uint8_t)o[9];
+        if (gct < HEAP_GCT_UPVAL || gct > HEAP_GCT_UDATA) {
+            fail = "heap layout not recognised";
+            break;
+        }
+        if (o == (const char *)helper)
+            met_helper = 1;
+        else if (!met_helper && n >= HEAP_NEAR_HEAD) {
+            fail = "heap layout not recognised";
+            break;
+        }
+        if ((n & 255) == 255 && mono_us() - t0 > budget_us) {
+            fail = "heap walk over its time budget";
+            break;
+        }
+        if (gct != HEAP_GCT_THREAD || (o[8] & dead_white) != 0 || o == (const char *)helper)
+            continue;
+        lua_State *co = (lua_State *)(uintptr_t)o;
+        int depth = suspended_depth(co);
+        if (depth == 0)
+            continue;
+        if (found == HEAP_MAXFOUND || !lua_checkstack(helper, 1)) {
+            fail = "too many coroutines inside";
+            break;
+        }
+        lua_pushthread(co);
+        lua_xmove(co, helper, 1);   /* alive from here on: the helper's stack holds it */
+        depths[found++] = depth;
+    }
+    heap_objects = n;
+    heap_walk_us = (long)(mono_us() - t0);
+    if (fail == NULL && !met_helper)
+        fail = "heap layout not recognised";
+    if (fail == NULL) {
+        for (int i = 0; i < found; i++) {
+            lua_State *co = lua_tothread(helper, top + 1 + i);
+            if (co == NULL || find_inside(co) != NULL)
+                continue;
+            add_inside(co, depths[i]);
+            lua_pushvalue(helper, top + 1 + i);
+            anchor_top_thread(helper);
+            lua_settop(helper, -2);
+        }
+    }
+    lua_settop(helper, top);
+    if (fail != NULL) {
+        snprintf(watch_reason, sizeof(watch_reason), "%s (%ld objects in %ld us)", fail, n, heap_walk_us);
+        return -1;
+    }
+    return found;
+}
+
+/* Sets watchpoints on the named functions and walks the heap: after it, the
+ * agent's ticks may switch to watching. helper: see walk_heap. Returns the
+ * coroutines found inside, or -1 (nffi_hook_watch_reason says why). */
+NFFI_EXPORT int nffi_hook_watch_prepare(void *helper, int budget_us)
+{
+    watch_ok = 0;
+    if (helper == NULL || !gated || ntargets == 0 || !nffi_hook_available()) {
+        snprintf(watch_reason, sizeof(watch_reason), "no gated hook with named functions");
+        return -1;
+    }
+    if (ntargets > NFFI_WATCH_MAX) {
+        snprintf(watch_reason, sizeof(watch_reason), "more than %d breakpointed functions", NFFI_WATCH_MAX);
+        return -1;
+    }
+    nffi__watch_on_trap(on_watch_trap);
+    int rc = nffi__watch_set(targets, ntargets);
+    if (rc != 0) {
+        snprintf(watch_reason, sizeof(watch_reason), "perf_event_open: %s", strerror(-rc));
+        return -1;
+    }
+    int found = walk_heap((lua_State *)helper, budget_us);
+    if (found < 0) {
+        nffi__watch_close();
+        return -1;
+    }
+    reapply(helper);
+    watch_ok = 1;
+    watch_reason[0] = 0;
+    return found;
+}
+
+/* From the agent's service loop: with no coroutine inside, the hook goes and
+ * the watchpoints come. Returns 1 when watching. */
+NFFI_EXPORT int nffi_hook_watch_tick(void *L_)
+{
+    lua_State *L = L_;
+    if (L == NULL || !gated || !watch_ok || lua_gethook == NULL)
+        return 0;
+    if (watching)
+        return 1;
+    if (lua_gethook(L) != hook || gated_mask() != MASK_OUTSIDE)
+        return 0;
+    watch_L = L;
+    watching = 1;
+    if (nffi__watch_enable() != 0) {
+        watching = 0;
+        watch_ok = 0;
+        snprintf(watch_reason, sizeof(watch_reason), "watchpoints could not be enabled");
+        return 0;
+    }
+    cur_mask = 0;
+    lua_sethook(L, NULL, 0, 0);
+    return 1;
+}
+
+NFFI_EXPORT int nffi_hook_watching(void)
+{
+    return watching;
+}
+
+/* Why watching is off ("" when it is possible). */
+NFFI_EXPORT const char *nffi_hook_watch_reason(void)
+{
+    return watch_reason;
+}
+
+/* Calls that found the hook removed and put it back (watchpoint traps). */
+NFFI_EXPORT uint64_t nffi_hook_watch_entries(void)
+{
+    return watch_entries;
+}
+
+NFFI_EXPORT long nffi_hook_heap_objects(void)
+{
+    return heap_objects;
+}
+
+NFFI_EXPORT long nffi_hook_heap_walk_us(void)
+{
+    return heap_walk_us;
+}
+
+/* Watching ends whatever named set it was prepared for. */
+static void watch_reset(void)
+{
+    unwatch(watch_L);
+    nffi__watch_close();
+    watch_ok = 0;
 }
 
 /* Line events everywhere until a full resync: coroutines suspended inside a
@@ -687,6 +941,7 @@ NFFI_EXPORT int nffi_hook_remove(void *L)
 {
     if (L == NULL || !nffi_hook_available())
         return NFFI_EINVAL;
+    watch_reset();
     if (lua_gethook((lua_State *)L) == hook)
         lua_sethook((lua_State *)L, NULL, 0, 0);
     ninside = 0;
@@ -702,7 +957,8 @@ NFFI_EXPORT int nffi_hook_installed(void *L)
 {
     if (L == NULL || !nffi_hook_available())
         return 0;
-    return lua_gethook((lua_State *)L) == hook;
+    lua_Hook h = lua_gethook((lua_State *)L);
+    return h == hook || (watching && h == NULL);
 }
 
 NFFI_EXPORT int nffi_hook_set_line(int line, int on)

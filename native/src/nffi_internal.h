@@ -103,6 +103,16 @@ NFFI_HIDDEN double nffi__hist_quantile(const nffi__hist *h, double q);
 NFFI_HIDDEN void nffi__task_free(nffi_task *t);
 NFFI_HIDDEN void nffi__fork_check(void);
 
+/* Hardware watchpoints for the breakpoint hook (src/watch.c); worker thread. */
+#define NFFI_WATCH_MAX 4
+NFFI_HIDDEN void nffi__watch_on_trap(void (*cb)(void));
+NFFI_HIDDEN int nffi__watch_set(const uintptr_t *at, int n);
+NFFI_HIDDEN int nffi__watch_enable(void);
+NFFI_HIDDEN void nffi__watch_disable(void);
+NFFI_HIDDEN void nffi__watch_close(void);
+NFFI_HIDDEN int nffi__watch_count(void);
+NFFI_HIDDEN int nffi__watch_enabled(void);
+
 static inline void nffi__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -25,6 +25,7 @@ local jutil = require "jit.util"
 local native = require "nffi.native"
 local vmevents = require "nffi.inspect.vmevents"
 
+local ffi_string = require("ffi").string
 local ngx = ngx
 local ngx_now = ngx.now
 local ngx_log = ngx.log
@@ -67,7 +68,8 @@ local key_of = jitctl.key_of
 local ptr_of = native.ptr_of
 
 -- use_c_hook false: the Lua hook; gate false: the C hook sends every line (bench)
-local _M = { _VERSION = "0.1.0", use_c_hook = true, gate = true }
+-- watch false: no hardware watchpoints, the gated hook stays a call hook (bench)
+local _M = { _VERSION = "0.1.0", use_c_hook = true, gate = true, watch = true }
 
 local RING_MAX = 256
 local SERVICE_S = 0.25      -- writer wake-up when idle: timeouts, drop reports
@@ -88,6 +90,8 @@ local calibrated            -- nil: not tried; true/false: closure layout known
 local INSIDE_KEY = "nffi.inspect.bp_inside"  -- coroutines the C hook saw enter a target
 local target_keys = {}      -- jitctl.key_of of every armed function: resync walks
 local scan_gen, scanned_gen = 0, 0  -- arms that asked for a full walk / the last one done
+local names_gen, watch_gen = 0, 0   -- target sets named to the C hook / the last one watched
+local WATCH_WALK_US = 1500  -- the heap walk's budget: over it, no watching (a call hook)
 local bc_on = false
 
 -- ring of docs to ship; control events (armed/removed/error/dropped) in ctl
@@ -262,6 +266,7 @@ end
 
 -- Names every armed function to the C hook; false when it cannot take them all.
 local function name_targets()
+    names_gen = names_gen + 1
     C.nffi_hook_targets_clear()
     target_keys = {}
     for _, bp in next, bps do
@@ -718,7 +723,8 @@ end
 -- Agent.getStats extras (hook and JIT counters; tests and bench read them).
 -- native: the C hook's calls, line matches, callback errors, event mask
 -- (1 calls, 2 returns, 4 lines), whether it is call-gated, and how many
--- coroutines it counts inside armed functions (-1: lines forced on).
+-- coroutines it counts inside armed functions (-1: lines forced on); watching:
+-- no hook, hardware watchpoints instead (watch_reason: why not, when not).
 function _M.get_stats()
     local lib, L = c_hook(), state_ptr()
     local native_hook
@@ -730,7 +736,14 @@ function _M.get_stats()
                         gated = gated, inside = tonumber(lib.nffi_hook_inside()),
                         resumes = tonumber(lib.nffi_hook_resumes()),
                         repeats = tonumber(lib.nffi_hook_repeats()),
-                        fast = lib.nffi_hook_fast() }
+                        fast = lib.nffi_hook_fast(),
+                        watching = lib.nffi_hook_watching() == 1,
+                        watch_entries = tonumber(lib.nffi_hook_watch_entries()),
+                        watch_traps = tonumber(lib.nffi_watch_traps()),
+                        watch_late = tonumber(lib.nffi_watch_late_traps()),
+                        watch_reason = ffi_string(lib.nffi_hook_watch_reason()),
+                        heap_objects = tonumber(lib.nffi_hook_heap_objects()),
+                        heap_walk_us = tonumber(lib.nffi_hook_heap_walk_us()) }
     end
     return { native = native_hook, hook_calls = stats.hook_calls, hits = stats.hits,
              ring_drops = stats.ring_drops,
@@ -738,6 +751,31 @@ function _M.get_stats()
              armed = narmed, pending = npending,
              writer_loops = stats.writer_loops, tasks = taskbp.get_stats(),
              jit = jitctl.stats }
+end
+
+-- Watching (native/src/hook.c): once the walk after the last arm is done,
+-- watchpoints on the armed functions and a heap walk let the hook go away
+-- while no coroutine is inside one; each tick puts it back to watching.
+local function yield_once()
+    co_yield_std()
+end
+
+local function watch_tick()
+    if not _M.watch or scanned_gen ~= scan_gen then
+        return
+    end
+    if watch_gen ~= names_gen then
+        watch_gen = names_gen
+        local helper = co_create_std(yield_once)
+        co_resume_std(helper)
+        local found = C.nffi_hook_watch_prepare(ptr_of(helper), WATCH_WALK_US)
+        co_resume_std(helper)
+        if found < 0 then
+            ngx_log(INFO, "[nffi bp] hook stays a call hook: ", ffi_string(C.nffi_hook_watch_reason()))
+            return
+        end
+    end
+    C.nffi_hook_watch_tick(ptr_of(hook_co))
 end
 
 -- Session ---------------------------------------------------------------------
@@ -765,6 +803,7 @@ local function service()
         elseif C.nffi_hook_inside() ~= 0 then
             resync(false)
         end
+        watch_tick()
     end
 end
 
