@@ -34,6 +34,8 @@ server {
     location = /floor_off { content_by_lua_block { require("bench_bp").floor(false) } }
     location = /gate_on { content_by_lua_block { require("bench_bp").gate(true) } }
     location = /gate_off { content_by_lua_block { require("bench_bp").gate(false) } }
+    location = /watch_on { content_by_lua_block { require("bench_bp").watch(true) } }
+    location = /watch_off { content_by_lua_block { require("bench_bp").watch(false) } }
 }`;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -54,6 +56,31 @@ async function withBreakpoint<T>(bps: Breakpoints, line: number, fn: () => Promi
   }
 }
 
+/** The armed hook's state in the worker (Agent.getStats breakpoints.native). */
+async function hookState(session: Session): Promise<any> {
+  const pid = session.targets().find((t) => t.attached)!.pid;
+  const stats: any = await session.call(pid, 'Agent.getStats', {});
+  return stats?.breakpoints?.native;
+}
+
+/** fn once the armed hook is at rest (the agent's walk after arming done, no
+ * coroutine inside): watching, or a call hook where watchpoints are refused
+ * (callOnly: watchpoints switched off). Records which in `modes`. */
+async function atRest<T>(session: Session, callOnly: boolean, modes: Set<string>, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const n = await hookState(session);
+    const refused = n?.watch_reason !== '';
+    if (n && n.inside === 0 && (callOnly || refused ? n.mask === 1 && !n.watching : n.watching)) {
+      modes.add(n.watching ? 'watchpoints, no hook' : `call hook${refused && !callOnly ? ` (${n.watch_reason})` : ''}`);
+      break;
+    }
+    if (Date.now() > deadline) throw new Error(`the hook did not come to rest: ${JSON.stringify(n)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return fn();
+}
+
 /** fn with the agent's C hook sending every line (no call gating), for comparison. */
 async function ungated<T>(nginx: NginxInstance, fn: () => Promise<T>): Promise<T> {
   await get(nginx, '/gate_off');
@@ -64,8 +91,10 @@ async function ungated<T>(nginx: NginxInstance, fn: () => Promise<T>): Promise<T
   }
 }
 
-async function reqPerSec(nginx: NginxInstance, bps: Breakpoints, path: string): Promise<string[]> {
-  const runs: Record<string, number[]> = { none: [], armed: [], floor: [], ungated: [], resty: [] };
+const armedModes = new Set<string>();
+
+async function reqPerSec(nginx: NginxInstance, session: Session, bps: Breakpoints, path: string): Promise<string[]> {
+  const runs: Record<string, number[]> = { none: [], armed: [], callhook: [], floor: [], ungated: [], resty: [] };
   let errors = 0;
   const measure = async (key: string) => {
     const r = await wrk(nginx.url(path), { seconds: SECONDS, connections: 16, cpu: 1 });
@@ -74,7 +103,13 @@ async function reqPerSec(nginx: NginxInstance, bps: Breakpoints, path: string): 
   };
   for (let round = 0; round < ROUNDS; round++) {
     await measure('none');
-    await withBreakpoint(bps, lineOf('BP-NEVER'), () => measure('armed'));
+    await withBreakpoint(bps, lineOf('BP-NEVER'), () => atRest(session, false, armedModes, () => measure('armed')));
+    await get(nginx, '/watch_off');
+    try {
+      await withBreakpoint(bps, lineOf('BP-NEVER'), () => atRest(session, true, new Set(), () => measure('callhook')));
+    } finally {
+      await get(nginx, '/watch_on');
+    }
     await get(nginx, '/floor_on');
     try { await measure('floor'); } finally { await get(nginx, '/floor_off'); }
     await ungated(nginx, () => withBreakpoint(bps, lineOf('BP-NEVER'), () => measure('ungated')));
@@ -82,9 +117,10 @@ async function reqPerSec(nginx: NginxInstance, bps: Breakpoints, path: string): 
     try { await measure('resty'); } finally { await get(nginx, '/inspect_off'); }
   }
   const none = median(runs.none!), armed = median(runs.armed!), resty = median(runs.resty!);
-  const plain = median(runs.ungated!), floor = median(runs.floor!);
+  const plain = median(runs.ungated!), floor = median(runs.floor!), callhook = median(runs.callhook!);
   const loss = (x: number) => `${((1 - x / none) * 100).toFixed(1)}%`;
-  return [path, none.toFixed(0), armed.toFixed(0), loss(armed), floor.toFixed(0), loss(floor), plain.toFixed(0), loss(plain),
+  return [path, none.toFixed(0), armed.toFixed(0), loss(armed), callhook.toFixed(0), loss(callhook), floor.toFixed(0), loss(floor),
+    plain.toFixed(0), loss(plain),
     resty.toFixed(0), `${(none / resty).toFixed(1)}×`, String(errors)];
 }
 
@@ -110,10 +146,12 @@ export async function runBreakpointsBench(): Promise<void> {
   const session = await Session.open(nginx.masterPid);
   try {
     const bps = new Breakpoints(session);
-    const rows = [await reqPerSec(nginx, bps, '/jit'), await reqPerSec(nginx, bps, '/interp')];
+    const rows = [await reqPerSec(nginx, session, bps, '/jit'), await reqPerSec(nginx, session, bps, '/interp')];
     process.stdout.write(`\n== breakpoints: req/s, median of ${ROUNDS} wrk runs of ${SECONDS} s (worker on CPU 0, wrk on CPU 1)\n`);
+    process.stdout.write(`armed elsewhere: ${[...armedModes].join(', ')}\n`);
     process.stdout.write(formatTable(
-      ['handler', 'no hook', 'armed elsewhere', 'loss', 'empty call hook', 'loss', 'every line hooked', 'loss',
+      ['handler', 'no hook', 'armed elsewhere', 'loss', 'armed, watchpoints off', 'loss', 'empty call hook', 'loss',
+        'every line hooked', 'loss',
         'resty-inspect way', 'slower', 'errors'], rows) + '\n');
     const hit = await hitCost(nginx, bps);
     process.stdout.write('\n== one hit: a frame with 10 locals, µs per call timed inside the worker\n');

@@ -434,6 +434,30 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
     await remove(id);
   });
 
+  it('from rest, every call hits: a function inlined into a compiled loop, a recursive one, one called under pcall', async () => {
+    // the loops are compiled again before arming (earlier tests cut them)
+    await runBoth('/inl?n=10000');
+    for (const [line, path, key] of [[L.inl, '/inl?n=3000', 'inl'], [L.fact, '/fact?n=12', 'fact'], [L.boom, '/boom?n=1', 'boom']] as const) {
+      const before = key === 'inl' ? (await oracle()).inl : (await counts())[key];
+      const { id } = await setBp({ url: APP, line, rate: 1e9, count: 1e9 });
+      try {
+        await waitFor(async () => (await nativeStats()).every(resting), { what: `${key}: the hook at rest on both workers` });
+        const entries0 = (await nativeStats()).reduce((sum, n) => sum + n.watch_entries, 0);
+        await runBoth(path, 2);
+        const delta = (key === 'inl' ? (await oracle()).inl : (await counts())[key]) - before;
+        expect(delta, key).toBeGreaterThan(0);
+        await waitFor(async () => (await hitsOf(id)) === delta, { what: `${key}: ${delta} hits` });
+        // watching: the first call on each worker found no hook and the watchpoint put it back
+        const entries = (await nativeStats()).reduce((sum, n) => sum + n.watch_entries, 0);
+        if (WATCH) expect(entries - entries0, key).toBeGreaterThanOrEqual(clients.length);
+        else expect(entries - entries0, key).toBe(0);
+        for (const n of await nativeStats()) expect(n.watch_late, key).toBe(0);
+      } finally {
+        await remove(id);
+      }
+    }
+  });
+
   it('a coroutine asleep inside the function when it is armed hits the line after it wakes', async () => {
     const before = await counts();
     // nginx may hand all four to one worker; together the workers count four
@@ -533,6 +557,10 @@ describe('cost and session end', () => {
   /** cpu() of path with a breakpoint armed on another file, on whichever hook kind is set. */
   async function armedElsewhere(path: string): Promise<{ kind: string; us: number }> {
     const other = await setBp({ url: 'amb2/util.lua', line: 5 });
+    const kind0 = (await clients[0].request('Agent.getStats')).breakpoints.hook_kind;
+    if (kind0 === 'c') {
+      await waitFor(async () => (await bpStats()).every((b) => resting(b.native)), { what: 'the hook at rest' });
+    }
     const us = await cpu(path);
     const kind = (await clients[0].request('Agent.getStats')).breakpoints.hook_kind;
     await remove(other.id);

@@ -74,6 +74,12 @@ function _M.gate(on)
     ngx.say(on and "gated" or "ungated")
 end
 
+-- the gated hook with or without hardware watchpoints (watch = false: a call hook)
+function _M.watch(on)
+    require("nffi.inspect.breakpoints").watch = on
+    ngx.say(on and "watch" or "no watch")
+end
+
 -- LuaJIT's own call-hook path with a hook that does nothing: the floor under
 -- the gated hook (bench/native/empty_hook.c)
 local floor_lib

@@ -1027,6 +1027,54 @@ static void test_examples(void)
     usleep(100000);                                      /* let detached threads exit */
 }
 
+/* Hardware watchpoints (src/watch.c): one trap per enable, on the watched 4
+ * bytes only, reads and writes. Where perf_event_open is refused the checks
+ * are about the refusal. */
+static volatile uint32_t watched_words[4] __attribute__((aligned(16)));
+static volatile int watch_trap_calls;
+static void count_watch_trap(void)
+{
+    watch_trap_calls++;
+}
+
+uint64_t nffi_watch_traps(void);
+
+static void test_watch(void)
+{
+    uintptr_t at = (uintptr_t)&watched_words[1];
+    uint32_t sink = 0;
+    nffi__watch_on_trap(count_watch_trap);
+    int rc = nffi__watch_set(&at, 1);
+    if (rc != 0) {
+        printf("watch: perf_event_open refused (%s): watchpoint checks reduced\n", strerror(-rc));
+        CHECK(rc == -EACCES || rc == -EPERM || rc == -ENOENT || rc == -ENOSYS || rc == -EOPNOTSUPP);
+        CHECK(nffi__watch_count() == 0 && nffi__watch_enable() == -ENOENT);
+        return;
+    }
+    uint64_t traps0 = nffi_watch_traps();
+    sink += watched_words[1];
+    CHECK(watch_trap_calls == 0);                   /* set disabled */
+    CHECK(nffi__watch_enable() == 0 && nffi__watch_enabled());
+    sink += watched_words[0] + watched_words[2];
+    CHECK(watch_trap_calls == 0);                   /* neighbours are not watched */
+    sink += watched_words[1];
+    CHECK(watch_trap_calls == 1);                   /* synchronous: before the next statement */
+    CHECK(!nffi__watch_enabled());                  /* and off after one trap */
+    sink += watched_words[1];
+    CHECK(watch_trap_calls == 1);
+    CHECK(nffi__watch_enable() == 0);
+    watched_words[1] = sink;
+    CHECK(watch_trap_calls == 2 && nffi_watch_traps() == traps0 + 2);   /* writes too */
+    uintptr_t odd = at + 1;
+    CHECK(nffi__watch_set(&odd, 1) == -EINVAL && nffi__watch_count() == 0);
+    uintptr_t five[5] = { at, at, at, at, at };
+    CHECK(nffi__watch_set(five, 5) == -ENOSPC);
+    CHECK(nffi__watch_set(&at, 1) == 0 && nffi__watch_count() == 1);
+    nffi__watch_close();
+    CHECK(nffi__watch_count() == 0 && !nffi__watch_enabled());
+    nffi__watch_on_trap(NULL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -1036,6 +1084,7 @@ int main(int argc, char **argv)
     test_basics();
     test_wake();            /* forks: run before long-lived threads exist */
     test_hist();
+    test_watch();
     test_queue_full();
     test_abandon();
     test_finish();
