@@ -37,8 +37,8 @@
  * moment a call reads that instruction and before the call is dispatched.
  * That is sound only when no coroutine can be suspended inside a named
  * function unseen (resumed, it would run there with no call event and no
- * hook): nffi_hook_watch_prepare walks every object of the Lua heap once per
- * set of named functions and counts those coroutines inside. The agent asks
+ * hook): nffi_hook_watch_begin/step walk every object of the Lua heap once per
+ * set of named functions and count those coroutines inside. The agent asks
  * for the switch (nffi_hook_watch_tick) from its service loop, so traps come
  * at most once per tick however often the functions are called.
  * Functions are named by their bytecode address: a closure's pc field, found
@@ -724,14 +724,21 @@ static void reapply(void *L)
 /*
  * The heap walk behind watching: every object of the VM is on one list
  * (global_State.gc.root), threads included, whoever references them. Layout
- * of GC64 LuaJIT 2.1: lua_State.glref at 16; global_State.gc.currentwhite at
- * 32 and gc.root at 40; every object starts with nextgc, marked, gct. Checked
- * before it is trusted: every gct read is a heap object's, and the helper
- * coroutine the agent made just before the walk is met near the head of the
- * list (new objects go first). One pass, no Lua code runs meanwhile, and it
- * gives up past its time budget.
+ * of GC64 LuaJIT 2.1: lua_State.glref at 16; global_State.gc.threshold at 24,
+ * gc.currentwhite at 32 and gc.root at 40; every object starts with nextgc,
+ * marked, gct. Checked before it is trusted: every gct read is a heap
+ * object's, and the helper coroutine the agent made just before the walk is
+ * met near the head of the list (new objects go first).
+ * The walk goes in slices, the agent yielding between them with the GC
+ * stopped (collectgarbage "stop": threshold at its maximum), so no object is
+ * freed under the cursor: objects made meanwhile go to the head, behind it.
+ * Any GC work between slices (an explicit collectgarbage call sets the
+ * threshold) ends the walk as failed, before the cursor is touched again.
+ * Meanwhile the call hook is on: a coroutine that enters or is resumed into a
+ * named function during the walk is counted by it.
  */
 #define HEAP_L_GLREF 16
+#define HEAP_G_THRESHOLD 24
 #define HEAP_G_WHITE 32
 #define HEAP_G_ROOT 40
 #define HEAP_GCT_UPVAL 5
@@ -742,6 +749,18 @@ static void reapply(void *L)
 static char watch_reason[160];
 static long heap_objects;
 static long heap_walk_us;
+static long heap_slices;
+
+static struct {
+    lua_State *helper;          /* suspended; its stack holds the coroutines found */
+    const char *g;
+    const char *cursor;         /* next object to look at; NULL: at the end */
+    uint64_t threshold;         /* the stopped GC's, checked before every slice */
+    uint8_t dead_white;
+    int top, found, met_helper, active;
+    long n;
+    int depths[HEAP_MAXFOUND];
+} walk;
 
 static int64_t mono_us(void)
 {
@@ -750,84 +769,92 @@ static int64_t mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Coroutines suspended inside a named function join the inside counts (and
- * the weak table the resync walks). helper: the agent's coroutine, suspended,
- * made just before. Returns how many, or -1 (watch_reason says why). */
-static int walk_heap(lua_State *helper, int budget_us)
+static int walk_fail(const char *why)
 {
-    if (pc_size != 8 || lua_xmove == NULL || lua_checkstack == NULL ||
-        lua_status(helper) != LUA_YIELD) {
-        snprintf(watch_reason, sizeof(watch_reason), "heap layout not known for this LuaJIT");
-        return -1;
+    snprintf(watch_reason, sizeof(watch_reason), "%s (%ld objects, %ld us in %ld slices)",
+             why, walk.n, heap_walk_us, heap_slices);
+    if (walk.active)
+        lua_settop(walk.helper, walk.top);
+    walk.active = 0;
+    nffi__watch_close();
+    return -1;
+}
+
+/* Coroutines found suspended inside a named function join the inside counts
+ * and the weak table the resync walks. */
+static void walk_finish(void)
+{
+    lua_State *helper = walk.helper;
+    for (int i = 0; i < walk.found; i++) {
+        lua_State *co = lua_tothread(helper, walk.top + 1 + i);
+        if (co == NULL || find_inside(co) != NULL)
+            continue;
+        add_inside(co, walk.depths[i]);
+        lua_pushvalue(helper, walk.top + 1 + i);
+        anchor_top_thread(helper);
+        lua_settop(helper, -2);
     }
-    const char *g = (const char *)read_ptr((const char *)helper + HEAP_L_GLREF, 8);
-    uint8_t dead_white = (uint8_t)((g[HEAP_G_WHITE] ^ 3) & 3);
-    const char *o = (const char *)read_ptr(g + HEAP_G_ROOT, 8);
-    int top = lua_gettop(helper);
-    int depths[HEAP_MAXFOUND];
-    int found = 0, met_helper = 0;
-    long n = 0;
+    lua_settop(helper, walk.top);
+    walk.active = 0;
+}
+
+/* One slice of the walk. 0: more to do, 1: done, -1: failed. */
+static int walk_slice(int budget_us)
+{
+    const char *g = walk.g;
+    if (read_ptr(g + HEAP_G_THRESHOLD, 8) != walk.threshold)
+        return walk_fail("the GC ran during the heap walk");
+    if (lua_status(walk.helper) != LUA_YIELD)
+        return walk_fail("the walk's helper coroutine is gone");
+    heap_slices++;
     int64_t t0 = mono_us();
-    const char *fail = NULL;
-    for (; o != NULL; o = (const char *)read_ptr(o, 8), n++) {
+    const char *o = walk.cursor;
+    int rc = 1;
+    for (; o != NULL; o = (const char *)read_ptr(o, 8), walk.n++) {
         uint8_t gct = (uint8_t)o[9];
-        if (gct < HEAP_GCT_UPVAL || gct > HEAP_GCT_UDATA) {
-            fail = "heap layout not recognised";
+        if (gct < HEAP_GCT_UPVAL || gct > HEAP_GCT_UDATA)
+            return walk_fail("heap layout not recognised");
+        if (o == (const char *)walk.helper)
+            walk.met_helper = 1;
+        else if (!walk.met_helper && walk.n >= HEAP_NEAR_HEAD)
+            return walk_fail("heap layout not recognised");
+        if ((walk.n & 255) == 255 && mono_us() - t0 > budget_us) {
+            rc = 0;
             break;
         }
-        if (o == (const char *)helper)
-            met_helper = 1;
-        else if (!met_helper && n >= HEAP_NEAR_HEAD) {
-            fail = "heap layout not recognised";
-            break;
-        }
-        if ((n & 255) == 255 && mono_us() - t0 > budget_us) {
-            fail = "heap walk over its time budget";
-            break;
-        }
-        if (gct != HEAP_GCT_THREAD || (o[8] & dead_white) != 0 || o == (const char *)helper)
+        if (gct != HEAP_GCT_THREAD || (o[8] & walk.dead_white) != 0 || o == (const char *)walk.helper)
             continue;
         lua_State *co = (lua_State *)(uintptr_t)o;
         int depth = suspended_depth(co);
         if (depth == 0)
             continue;
-        if (found == HEAP_MAXFOUND || !lua_checkstack(helper, 1)) {
-            fail = "too many coroutines inside";
-            break;
-        }
+        if (walk.found == HEAP_MAXFOUND || !lua_checkstack(walk.helper, 1))
+            return walk_fail("too many coroutines inside");
         lua_pushthread(co);
-        lua_xmove(co, helper, 1);   /* alive from here on: the helper's stack holds it */
-        depths[found++] = depth;
+        lua_xmove(co, walk.helper, 1);  /* alive from here on: the helper's stack holds it */
+        walk.depths[walk.found++] = depth;
     }
-    heap_objects = n;
-    heap_walk_us = (long)(mono_us() - t0);
-    if (fail == NULL && !met_helper)
-        fail = "heap layout not recognised";
-    if (fail == NULL) {
-        for (int i = 0; i < found; i++) {
-            lua_State *co = lua_tothread(helper, top + 1 + i);
-            if (co == NULL || find_inside(co) != NULL)
-                continue;
-            add_inside(co, depths[i]);
-            lua_pushvalue(helper, top + 1 + i);
-            anchor_top_thread(helper);
-            lua_settop(helper, -2);
-        }
-    }
-    lua_settop(helper, top);
-    if (fail != NULL) {
-        snprintf(watch_reason, sizeof(watch_reason), "%s (%ld objects in %ld us)", fail, n, heap_walk_us);
-        return -1;
-    }
-    return found;
+    walk.cursor = o;
+    heap_walk_us += (long)(mono_us() - t0);
+    heap_objects = walk.n;
+    if (rc == 0)
+        return 0;
+    if (!walk.met_helper)
+        return walk_fail("heap layout not recognised");
+    walk_finish();
+    return 1;
 }
 
-/* Sets watchpoints on the named functions and walks the heap: after it, the
- * agent's ticks may switch to watching. helper: see walk_heap. Returns the
- * coroutines found inside, or -1 (nffi_hook_watch_reason says why). */
-NFFI_EXPORT int nffi_hook_watch_prepare(void *helper, int budget_us)
+/* Sets watchpoints on the named functions and starts the heap walk. helper:
+ * a coroutine of the agent's, suspended, made just before, kept until the
+ * walk ends; the GC stopped by the agent until then. 0, or -1
+ * (nffi_hook_watch_reason says why). */
+NFFI_EXPORT int nffi_hook_watch_begin(void *helper_)
 {
+    lua_State *helper = helper_;
     watch_ok = 0;
+    walk.active = 0;            /* an earlier walk's helper may be gone: left as is */
+    heap_objects = heap_walk_us = heap_slices = 0;
     if (helper == NULL || !gated || ntargets == 0 || !nffi_hook_available()) {
         snprintf(watch_reason, sizeof(watch_reason), "no gated hook with named functions");
         return -1;
@@ -836,21 +863,42 @@ NFFI_EXPORT int nffi_hook_watch_prepare(void *helper, int budget_us)
         snprintf(watch_reason, sizeof(watch_reason), "more than %d breakpointed functions", NFFI_WATCH_MAX);
         return -1;
     }
+    if (pc_size != 8 || lua_xmove == NULL || lua_checkstack == NULL || lua_status(helper) != LUA_YIELD) {
+        snprintf(watch_reason, sizeof(watch_reason), "heap layout not known for this LuaJIT");
+        return -1;
+    }
     nffi__watch_on_trap(on_watch_trap);
     int rc = nffi__watch_set(targets, ntargets);
     if (rc != 0) {
         snprintf(watch_reason, sizeof(watch_reason), "perf_event_open: %s", strerror(-rc));
         return -1;
     }
-    int found = walk_heap((lua_State *)helper, budget_us);
-    if (found < 0) {
-        nffi__watch_close();
+    walk.helper = helper;
+    walk.g = (const char *)read_ptr((const char *)helper + HEAP_L_GLREF, 8);
+    walk.threshold = read_ptr(walk.g + HEAP_G_THRESHOLD, 8);
+    walk.dead_white = (uint8_t)((walk.g[HEAP_G_WHITE] ^ 3) & 3);
+    walk.cursor = (const char *)read_ptr(walk.g + HEAP_G_ROOT, 8);
+    walk.top = lua_gettop(helper);
+    walk.found = walk.met_helper = 0;
+    walk.n = 0;
+    walk.active = 1;
+    snprintf(watch_reason, sizeof(watch_reason), "heap walk under way");
+    return 0;
+}
+
+/* One slice of at most about budget_us. 0: call again (after a yield), 1:
+ * done, watching may start (the coroutines found count inside), -1: failed. */
+NFFI_EXPORT int nffi_hook_watch_step(void *helper, int budget_us)
+{
+    if (!walk.active || helper != walk.helper)
         return -1;
+    int rc = walk_slice(budget_us);
+    if (rc == 1) {
+        reapply(helper);
+        watch_ok = 1;
+        watch_reason[0] = 0;
     }
-    reapply(helper);
-    watch_ok = 1;
-    watch_reason[0] = 0;
-    return found;
+    return rc;
 }
 
 /* From the agent's service loop: with no coroutine inside, the hook goes and
@@ -904,9 +952,15 @@ NFFI_EXPORT long nffi_hook_heap_walk_us(void)
     return heap_walk_us;
 }
 
+NFFI_EXPORT long nffi_hook_heap_slices(void)
+{
+    return heap_slices;
+}
+
 /* Watching ends whatever named set it was prepared for. */
 static void watch_reset(void)
 {
+    walk.active = 0;            /* the helper may be gone: its stack is left as is */
     unwatch(watch_L);
     nffi__watch_close();
     watch_ok = 0;

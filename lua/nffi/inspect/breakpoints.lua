@@ -26,7 +26,9 @@ local native = require "nffi.native"
 local vmevents = require "nffi.inspect.vmevents"
 
 local ffi_string = require("ffi").string
+local collectgarbage = collectgarbage
 local ngx = ngx
+local ngx_sleep = ngx.sleep
 local ngx_now = ngx.now
 local ngx_log = ngx.log
 local WARN = ngx.WARN
@@ -91,7 +93,10 @@ local INSIDE_KEY = "nffi.inspect.bp_inside"  -- coroutines the C hook saw enter 
 local target_keys = {}      -- jitctl.key_of of every armed function: resync walks
 local scan_gen, scanned_gen = 0, 0  -- arms that asked for a full walk / the last one done
 local names_gen, watch_gen = 0, 0   -- target sets named to the C hook / the last one watched
-local WATCH_WALK_US = 1500  -- the heap walk's budget: over it, no watching (a call hook)
+local watch_ready, watch_tries = false, 0  -- heap walk done for watch_gen / walks tried
+local WATCH_SLICE_US = 1000  -- one slice of the heap walk
+local WATCH_TRIES = 3       -- walks per set of armed functions (the GC running meanwhile fails one)
+local gc_stopped = false    -- the heap walk stopped the GC: restarted when it ends
 local bc_on = false
 
 -- ring of docs to ship; control events (armed/removed/error/dropped) in ctl
@@ -743,7 +748,8 @@ function _M.get_stats()
                         watch_late = tonumber(lib.nffi_watch_late_traps()),
                         watch_reason = ffi_string(lib.nffi_hook_watch_reason()),
                         heap_objects = tonumber(lib.nffi_hook_heap_objects()),
-                        heap_walk_us = tonumber(lib.nffi_hook_heap_walk_us()) }
+                        heap_walk_us = tonumber(lib.nffi_hook_heap_walk_us()),
+                        heap_slices = tonumber(lib.nffi_hook_heap_slices()) }
     end
     return { native = native_hook, hook_calls = stats.hook_calls, hits = stats.hits,
              ring_drops = stats.ring_drops,
@@ -754,28 +760,60 @@ function _M.get_stats()
 end
 
 -- Watching (native/src/hook.c): once the walk after the last arm is done,
--- watchpoints on the armed functions and a heap walk let the hook go away
--- while no coroutine is inside one; each tick puts it back to watching.
+-- watchpoints on the armed functions and a walk of the whole Lua heap let the
+-- hook go away while no coroutine is inside one; each tick puts it back to
+-- watching. The heap walk goes in slices with the GC stopped in between (no
+-- object may be freed under its cursor); the GC is restarted however it ends.
 local function yield_once()
     co_yield_std()
 end
 
+local function restart_gc()
+    if gc_stopped then
+        gc_stopped = false
+        collectgarbage("restart")
+    end
+end
+
+local function walk_heap()
+    local helper = co_create_std(yield_once)
+    co_resume_std(helper)
+    local p = ptr_of(helper)
+    if collectgarbage("isrunning") then
+        gc_stopped = true
+        collectgarbage("stop")
+    end
+    local rc = C.nffi_hook_watch_begin(p)
+    while rc == 0 do
+        rc = C.nffi_hook_watch_step(p, WATCH_SLICE_US)
+        if rc == 0 then
+            ngx_sleep(0)
+        end
+    end
+    restart_gc()
+    co_resume_std(helper)
+    if rc < 0 then
+        ngx_log(INFO, "[nffi bp] hook stays a call hook for now: ",
+                ffi_string(C.nffi_hook_watch_reason()))
+    end
+    return rc == 1
+end
+
 local function watch_tick()
+    restart_gc()  -- a walk cut short (its light thread killed) left it stopped
     if not _M.watch or scanned_gen ~= scan_gen then
         return
     end
     if watch_gen ~= names_gen then
-        watch_gen = names_gen
-        local helper = co_create_std(yield_once)
-        co_resume_std(helper)
-        local found = C.nffi_hook_watch_prepare(ptr_of(helper), WATCH_WALK_US)
-        co_resume_std(helper)
-        if found < 0 then
-            ngx_log(INFO, "[nffi bp] hook stays a call hook: ", ffi_string(C.nffi_hook_watch_reason()))
-            return
-        end
+        watch_gen, watch_ready, watch_tries = names_gen, false, 0
     end
-    C.nffi_hook_watch_tick(ptr_of(hook_co))
+    if not watch_ready and watch_tries < WATCH_TRIES then
+        watch_tries = watch_tries + 1
+        watch_ready = walk_heap()
+    end
+    if watch_ready then
+        C.nffi_hook_watch_tick(ptr_of(hook_co))
+    end
 end
 
 -- Session ---------------------------------------------------------------------
@@ -846,6 +884,7 @@ end
 
 -- Session end: every breakpoint removed (reason detach), hook off, JIT restored.
 function _M.reset()
+    restart_gc()
     for _, bp in next, bps do
         remove(bp, nil)
     end
