@@ -458,6 +458,31 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
     }
   });
 
+  it('a heap of 300,000 more objects: walked in slices of about 1 ms, then watching, and the GC runs again', async () => {
+    if (!WATCH) return expect((await nativeStats()).every((n) => /perf_event_open/.test(n.watch_reason))).toBe(true);
+    await runBoth('/bigheap?n=300000', 1);
+    const { id } = await setBp({ url: APP, line: L.fact });
+    try {
+      await waitFor(async () => (await nativeStats()).every(resting), { what: 'the hook at rest on both workers', timeout: 20_000 });
+      for (const n of await nativeStats()) {
+        console.log(`[heap walk] ${n.heap_objects} objects, ${n.heap_walk_us} µs in ${n.heap_slices} slices`);
+        expect(n.heap_objects).toBeGreaterThan(300_000);
+        expect(n.heap_slices).toBeGreaterThan(1);
+        // a slice stops at its first 256-object check past 1 ms
+        expect(n.heap_walk_us / n.heap_slices).toBeLessThan(1500);
+      }
+      const seen = new Map<number, boolean>();
+      await waitFor(async () => {
+        const r = JSON.parse(await get('/bigheap'));
+        seen.set(r.pid, r.gc_running);
+        return seen.size === clients.length;
+      }, { what: '/bigheap from both workers', interval: 0 });
+      expect([...seen.values()]).toEqual(clients.map(() => true));
+    } finally {
+      await remove(id);
+    }
+  });
+
   it('a coroutine asleep inside the function when it is armed hits the line after it wakes', async () => {
     const before = await counts();
     // nginx may hand all four to one worker; together the workers count four
