@@ -501,8 +501,11 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
   });
 
   /** Four coroutines only a table holds, parked inside gen_body (one per kind of
-   * resume); the breakpoint is armed; waitArmed(); each is resumed and hits once. */
-  async function parkedThenResumed(waitArmed: () => Promise<void>): Promise<void> {
+   * resume); the breakpoint is armed; waitArmed(); each is resumed and hits once.
+   * Then the table drops them: after a GC cycle on each worker none is counted
+   * inside any more (nothing of the agent's keeps them alive) and the hook is
+   * back at rest (atRest), the breakpoint still armed. */
+  async function parkedThenResumed(waitArmed: () => Promise<void>, atRest: (n: any) => boolean): Promise<void> {
     const before = await counts();
     const vias = ['ngx', 'std', 'wrap', 'wrapstd'];
     const pending = vias.map((via) => get(`/gen?via=${via}&d=1.5`));
@@ -514,6 +517,9 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
       expect(await Promise.all(pending)).toEqual(vias.map(() => 'stepped\n'));
       expect((await counts()).gen - before.gen).toBe(vias.length);
       await waitFor(async () => (await hitsOf(id)) === vias.length, { what: `${vias.length} hits` });
+      await runBoth('/gc', 1);
+      await waitFor(async () => (await nativeStats()).every((n) => n.inside === 0 && atRest(n)),
+        { what: 'the dropped coroutines collected: nothing inside, the hook at rest' });
     } finally {
       await remove(id);
     }
@@ -528,7 +534,7 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
       } else {
         await waitFor(async () => (await nativeStats()).every(resting), { what: 'the hook at rest' });
       }
-    });
+    }, resting);
   });
 
   it('the same with watchpoints off: the call hook sees each kind of resume', async () => {
@@ -539,7 +545,7 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
       await parkedThenResumed(async () => {
         // the walk after arming cannot reach them: it ends with nothing inside and calls only
         await waitFor(async () => (await nativeStats()).every(callOnly), { what: 'the walk done, nothing found inside' });
-      });
+      }, callOnly);
       expect((await nativeStats()).reduce((sum, n) => sum + n.resumes, 0)).toBeGreaterThanOrEqual(resumesBefore + 4);
     } finally {
       await runBoth('/watch?on=1', 1);

@@ -143,6 +143,10 @@ function _M.collect(b)
         end
         b:step()
     end
+    -- push outlives the walk when a trace holds it as a constant (or a trace
+    -- event handler keeps it): its upvalue seen must not keep what the walk
+    -- visited alive, coroutines included (queue is empty by now)
+    seen = nil
     return sources
 end
 
