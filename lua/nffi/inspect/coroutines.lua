@@ -341,11 +341,17 @@ local function threads_of(t, max, b)
             slots[v] = i
         end
     end, b)
-    return out, truncated
+    -- a trace may keep the closure as a constant: its upvalues must not keep
+    -- the threads alive (see finder.collect)
+    local list = out
+    out = nil  -- luacheck: ignore 311 331
+    return list, truncated
 end
 
 local function holds(t, co, b)
-    return each_slot(t, function(v) return v == co end, b)
+    local found = each_slot(t, function(v) return v == co end, b)
+    co = nil  -- luacheck: ignore 311 (cleared for the closure's sake, as above)
+    return found
 end
 
 -- The registry table holding our own (timer) coroutine is the anchor table.
