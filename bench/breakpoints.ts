@@ -1,6 +1,9 @@
 // What an armed breakpoint costs, side by side in one run: req/s of a JIT-heavy and an
 // interpreter-heavy handler with no hook, with a breakpoint armed on a line they never
-// run, with a C call hook that does nothing (LuaJIT's own call-hook path: the floor
+// run (the hook at rest: watching where the machine allows it), with one hardware
+// watchpoint alone and no hook (what the platform charges for a debug register in
+// use: the floor under watching), the same breakpoint with watchpoints off (a call
+// hook), a C call hook that does nothing (LuaJIT's own call-hook path: the floor
 // under any hook gated by calls), every line hooked, and lua-resty-inspect's way (a
 // Lua line hook calling debug.getinfo per line); and the cost of one hit (a frame
 // with 10 locals), timed inside the worker.
@@ -14,7 +17,7 @@ import { wrk } from './wrk.js';
 
 const BENCH_LUA = fileURLToPath(new URL('../../bench/lua', import.meta.url));
 const FILE = 'bench_bp.lua';
-const ROUNDS = 5;
+const ROUNDS = 7;
 const SECONDS = 3;
 
 function lineOf(marker: string): number {
@@ -34,6 +37,8 @@ server {
     location = /floor_off { content_by_lua_block { require("bench_bp").floor(false) } }
     location = /gate_on { content_by_lua_block { require("bench_bp").gate(true) } }
     location = /gate_off { content_by_lua_block { require("bench_bp").gate(false) } }
+    location = /watchpoint_on { content_by_lua_block { require("bench_bp").watchpoint(true) } }
+    location = /watchpoint_off { content_by_lua_block { require("bench_bp").watchpoint(false) } }
     location = /watch_on { content_by_lua_block { require("bench_bp").watch(true) } }
     location = /watch_off { content_by_lua_block { require("bench_bp").watch(false) } }
 }`;
@@ -94,32 +99,50 @@ async function ungated<T>(nginx: NginxInstance, fn: () => Promise<T>): Promise<T
 const armedModes = new Set<string>();
 
 async function reqPerSec(nginx: NginxInstance, session: Session, bps: Breakpoints, path: string): Promise<string[]> {
-  const runs: Record<string, number[]> = { none: [], armed: [], callhook: [], floor: [], ungated: [], resty: [] };
+  const runs: Record<string, number[]> = { none: [], armed: [], callhook: [], watchpoint: [], floor: [], ungated: [], resty: [] };
   let errors = 0;
   const measure = async (key: string) => {
     const r = await wrk(nginx.url(path), { seconds: SECONDS, connections: 16, cpu: 1 });
     runs[key]!.push(r.rps);
     errors += r.errors;
   };
+  // one wrk run per configuration; the order turns by one each round, so no
+  // configuration always runs first (or right after the same other one)
+  const configs: Array<() => Promise<void>> = [
+    () => measure('none'),
+    () => withBreakpoint(bps, lineOf('BP-NEVER'), () => atRest(session, false, armedModes, () => measure('armed'))),
+    async () => {
+      await get(nginx, '/watch_off');
+      try {
+        await withBreakpoint(bps, lineOf('BP-NEVER'), () => atRest(session, true, new Set(), () => measure('callhook')));
+      } finally {
+        await get(nginx, '/watch_on');
+      }
+    },
+    async () => {
+      if ((await get(nginx, '/watchpoint_on')).trim() !== 'ok') return;
+      try { await measure('watchpoint'); } finally { await get(nginx, '/watchpoint_off'); }
+    },
+    async () => {
+      await get(nginx, '/floor_on');
+      try { await measure('floor'); } finally { await get(nginx, '/floor_off'); }
+    },
+    () => ungated(nginx, () => withBreakpoint(bps, lineOf('BP-NEVER'), () => measure('ungated'))),
+    async () => {
+      await get(nginx, '/inspect_on');
+      try { await measure('resty'); } finally { await get(nginx, '/inspect_off'); }
+    },
+  ];
   for (let round = 0; round < ROUNDS; round++) {
-    await measure('none');
-    await withBreakpoint(bps, lineOf('BP-NEVER'), () => atRest(session, false, armedModes, () => measure('armed')));
-    await get(nginx, '/watch_off');
-    try {
-      await withBreakpoint(bps, lineOf('BP-NEVER'), () => atRest(session, true, new Set(), () => measure('callhook')));
-    } finally {
-      await get(nginx, '/watch_on');
-    }
-    await get(nginx, '/floor_on');
-    try { await measure('floor'); } finally { await get(nginx, '/floor_off'); }
-    await ungated(nginx, () => withBreakpoint(bps, lineOf('BP-NEVER'), () => measure('ungated')));
-    await get(nginx, '/inspect_on');
-    try { await measure('resty'); } finally { await get(nginx, '/inspect_off'); }
+    for (let i = 0; i < configs.length; i++) await configs[(i + round) % configs.length]!();
   }
   const none = median(runs.none!), armed = median(runs.armed!), resty = median(runs.resty!);
   const plain = median(runs.ungated!), floor = median(runs.floor!), callhook = median(runs.callhook!);
+  const watchpoint = runs.watchpoint!.length ? median(runs.watchpoint!) : NaN;
   const loss = (x: number) => `${((1 - x / none) * 100).toFixed(1)}%`;
-  return [path, none.toFixed(0), armed.toFixed(0), loss(armed), callhook.toFixed(0), loss(callhook), floor.toFixed(0), loss(floor),
+  const wp = Number.isNaN(watchpoint) ? ['refused', '-'] : [watchpoint.toFixed(0), loss(watchpoint)];
+  return [path, none.toFixed(0), armed.toFixed(0), loss(armed), ...wp,
+    callhook.toFixed(0), loss(callhook), floor.toFixed(0), loss(floor),
     plain.toFixed(0), loss(plain),
     resty.toFixed(0), `${(none / resty).toFixed(1)}×`, String(errors)];
 }
@@ -150,7 +173,8 @@ export async function runBreakpointsBench(): Promise<void> {
     process.stdout.write(`\n== breakpoints: req/s, median of ${ROUNDS} wrk runs of ${SECONDS} s (worker on CPU 0, wrk on CPU 1)\n`);
     process.stdout.write(`armed elsewhere: ${[...armedModes].join(', ')}\n`);
     process.stdout.write(formatTable(
-      ['handler', 'no hook', 'armed elsewhere', 'loss', 'armed, watchpoints off', 'loss', 'empty call hook', 'loss',
+      ['handler', 'no hook', 'armed elsewhere', 'loss', 'a watchpoint alone', 'loss', 'armed, watchpoints off', 'loss',
+        'empty call hook', 'loss',
         'every line hooked', 'loss',
         'resty-inspect way', 'slower', 'errors'], rows) + '\n');
     const hit = await hitCost(nginx, bps);

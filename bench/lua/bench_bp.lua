@@ -93,6 +93,19 @@ function _M.floor(on)
     ngx.say(floor_lib.bench_empty_hook(L, on and 1 or 0) == 0 and "ok" or "failed")
 end
 
+-- a hardware watchpoint on an untouched word, no hook: what the platform
+-- charges for a debug register in use (bench/native/idle_watchpoint.c)
+local watchpoint_lib
+function _M.watchpoint(on)
+    if not watchpoint_lib then
+        local ffi = require "ffi"
+        ffi.cdef("int bench_idle_watchpoint(int on);")
+        watchpoint_lib = ffi.load(native.native_dir .. "/libbench_idle_watchpoint.so")
+    end
+    local rc = watchpoint_lib.bench_idle_watchpoint(on and 1 or 0)
+    ngx.say(rc >= 0 and "ok" or "refused")
+end
+
 local hook_source = "@" .. str_sub(debug_getinfo(1, "S").source, 2)
 
 -- lua-resty-inspect's approach: every line runs Lua that asks debug.getinfo
