@@ -775,14 +775,7 @@ local function restart_gc()
     end
 end
 
-local function walk_heap()
-    local helper = co_create_std(yield_once)
-    co_resume_std(helper)
-    local p = ptr_of(helper)
-    if collectgarbage("isrunning") then
-        gc_stopped = true
-        collectgarbage("stop")
-    end
+local function walk_slices(p)
     local rc = C.nffi_hook_watch_begin(p)
     while rc == 0 do
         rc = C.nffi_hook_watch_step(p, WATCH_SLICE_US)
@@ -790,8 +783,23 @@ local function walk_heap()
             ngx_sleep(0)
         end
     end
+    return rc
+end
+
+local function walk_heap()
+    local helper = co_create_std(yield_once)
+    co_resume_std(helper)
+    if collectgarbage("isrunning") then
+        gc_stopped = true
+        collectgarbage("stop")
+    end
+    local ok, rc = pcall(walk_slices, ptr_of(helper))
     restart_gc()
     co_resume_std(helper)
+    if not ok then
+        ngx_log(WARN, "[nffi bp] heap walk: ", rc)
+        return false
+    end
     if rc < 0 then
         ngx_log(INFO, "[nffi bp] hook stays a call hook for now: ",
                 ffi_string(C.nffi_hook_watch_reason()))
