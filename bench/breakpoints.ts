@@ -37,6 +37,7 @@ server {
     location = /floor_off { content_by_lua_block { require("bench_bp").floor(false) } }
     location = /gate_on { content_by_lua_block { require("bench_bp").gate(true) } }
     location = /gate_off { content_by_lua_block { require("bench_bp").gate(false) } }
+    location = /big_heap { content_by_lua_block { require("bench_bp").big_heap(tonumber(ngx.var.arg_n)) } }
     location = /watchpoint_on { content_by_lua_block { require("bench_bp").watchpoint(true) } }
     location = /watchpoint_off { content_by_lua_block { require("bench_bp").watchpoint(false) } }
     location = /watch_on { content_by_lua_block { require("bench_bp").watch(true) } }
@@ -164,6 +165,23 @@ async function hitCost(nginx: NginxInstance, bps: Breakpoints): Promise<string[]
   return [plain.toFixed(2), armed.toFixed(2), (armed - plain).toFixed(1), always.toFixed(2), (always - plain).toFixed(1)];
 }
 
+// The heap walk that watching waits for, on a heap grown by `objects` tables:
+// CPU of the whole walk and of its longest slice (the worker's longest stall).
+async function heapWalk(nginx: NginxInstance, session: Session, bps: Breakpoints, objects: number): Promise<string[]> {
+  await get(nginx, `/big_heap?n=${objects}`);
+  return withBreakpoint(bps, lineOf('BP-NEVER'), async () => {
+    const deadline = Date.now() + 30_000;
+    let n = await hookState(session);
+    while (!(n?.watching || (n?.watch_reason && n.watch_reason !== 'heap walk under way'))) {
+      if (Date.now() > deadline) throw new Error(`no heap walk result: ${JSON.stringify(n)}`);
+      await new Promise((r) => setTimeout(r, 100));
+      n = await hookState(session);
+    }
+    return [String(n.heap_objects), (n.heap_walk_us / 1000).toFixed(1), String(n.heap_slices), String(n.heap_slice_max_us),
+      n.watching ? 'watching' : n.watch_reason];
+  });
+}
+
 export async function runBreakpointsBench(): Promise<void> {
   const nginx = await startNginx({ workers: 1, main: 'worker_cpu_affinity 01;', luaPath: [BENCH_LUA], http: HTTP });
   const session = await Session.open(nginx.masterPid);
@@ -180,6 +198,9 @@ export async function runBreakpointsBench(): Promise<void> {
     const hit = await hitCost(nginx, bps);
     process.stdout.write('\n== one hit: a frame with 10 locals, µs per call timed inside the worker\n');
     process.stdout.write(formatTable(['no breakpoint', 'breakpoint on the line', 'cost per hit µs', 'every line hooked', 'cost per hit µs'], [hit]) + '\n');
+    const walks = [await heapWalk(nginx, session, bps, 0), await heapWalk(nginx, session, bps, 1_000_000)];
+    process.stdout.write('\n== heap walk before watching (the worker as above, then with 1,000,000 more tables)\n');
+    process.stdout.write(formatTable(['heap objects', 'walk CPU ms', 'slices', 'longest slice µs (CPU)', 'then'], walks) + '\n');
   } finally {
     await session.close();
     await nginx.stop();

@@ -458,18 +458,16 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
     }
   });
 
-  it('a heap of 300,000 more objects: walked in slices of about 1 ms, then watching, and the GC runs again', async () => {
+  it('a heap of 300,000 more objects: walked in slices, then watching, and the GC runs again', async () => {
     if (!WATCH) return expect((await nativeStats()).every((n) => /perf_event_open/.test(n.watch_reason))).toBe(true);
     await runBoth('/bigheap?n=300000', 1);
     const { id } = await setBp({ url: APP, line: L.fact });
     try {
       await waitFor(async () => (await nativeStats()).every(resting), { what: 'the hook at rest on both workers', timeout: 20_000 });
       for (const n of await nativeStats()) {
-        console.log(`[heap walk] ${n.heap_objects} objects, ${n.heap_walk_us} µs in ${n.heap_slices} slices`);
         expect(n.heap_objects).toBeGreaterThan(300_000);
+        // in slices (how long each takes is the bench's business: npm run bench -- breakpoints)
         expect(n.heap_slices).toBeGreaterThan(1);
-        // a slice stops at its first 256-object check past 1 ms
-        expect(n.heap_walk_us / n.heap_slices).toBeLessThan(1500);
       }
       const seen = new Map<number, boolean>();
       await waitFor(async () => {

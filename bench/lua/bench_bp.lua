@@ -106,6 +106,15 @@ function _M.watchpoint(on)
     ngx.say(rc >= 0 and "ok" or "refused")
 end
 
+-- n small tables kept for good: a big heap for the heap walk behind watching
+local big_heap = {}
+function _M.big_heap(n)
+    for i = #big_heap + 1, n do
+        big_heap[i] = { i }
+    end
+    ngx.say(#big_heap)
+end
+
 local hook_source = "@" .. str_sub(debug_getinfo(1, "S").source, 2)
 
 -- lua-resty-inspect's approach: every line runs Lua that asks debug.getinfo

@@ -104,6 +104,7 @@ int nffi_hook_mask(void *L);
 int nffi_hook_watch_begin(void *helper);
 int nffi_hook_watch_step(void *helper, int budget_us);
 long nffi_hook_heap_slices(void);
+long nffi_hook_heap_slice_max_us(void);
 int nffi_hook_watch_tick(void *L);
 int nffi_hook_watching(void);
 const char *nffi_hook_watch_reason(void);

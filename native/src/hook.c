@@ -750,6 +750,7 @@ static char watch_reason[160];
 static long heap_objects;
 static long heap_walk_us;
 static long heap_slices;
+static long heap_slice_max_us;
 
 static struct {
     lua_State *helper;          /* suspended; its stack holds the coroutines found */
@@ -762,10 +763,12 @@ static struct {
     int depths[HEAP_MAXFOUND];
 } walk;
 
-static int64_t mono_us(void)
+/* The worker thread's CPU time: a slice is what the walk costs the worker,
+ * whatever else the machine runs meanwhile. */
+static int64_t cpu_us(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
@@ -807,7 +810,7 @@ static int walk_slice(int budget_us)
     if (lua_status(walk.helper) != LUA_YIELD)
         return walk_fail("the walk's helper coroutine is gone");
     heap_slices++;
-    int64_t t0 = mono_us();
+    int64_t t0 = cpu_us();
     const char *o = walk.cursor;
     int rc = 1;
     for (; o != NULL; o = (const char *)read_ptr(o, 8), walk.n++) {
@@ -818,7 +821,7 @@ static int walk_slice(int budget_us)
             walk.met_helper = 1;
         else if (!walk.met_helper && walk.n >= HEAP_NEAR_HEAD)
             return walk_fail("heap layout not recognised");
-        if ((walk.n & 255) == 255 && mono_us() - t0 > budget_us) {
+        if ((walk.n & 255) == 255 && cpu_us() - t0 > budget_us) {
             rc = 0;
             break;
         }
@@ -835,7 +838,10 @@ static int walk_slice(int budget_us)
         walk.depths[walk.found++] = depth;
     }
     walk.cursor = o;
-    heap_walk_us += (long)(mono_us() - t0);
+    long spent = (long)(cpu_us() - t0);
+    heap_walk_us += spent;
+    if (spent > heap_slice_max_us)
+        heap_slice_max_us = spent;
     heap_objects = walk.n;
     if (rc == 0)
         return 0;
@@ -854,7 +860,7 @@ NFFI_EXPORT int nffi_hook_watch_begin(void *helper_)
     lua_State *helper = helper_;
     watch_ok = 0;
     walk.active = 0;            /* an earlier walk's helper may be gone: left as is */
-    heap_objects = heap_walk_us = heap_slices = 0;
+    heap_objects = heap_walk_us = heap_slices = heap_slice_max_us = 0;
     if (helper == NULL || !gated || ntargets == 0 || !nffi_hook_available()) {
         snprintf(watch_reason, sizeof(watch_reason), "no gated hook with named functions");
         return -1;
@@ -955,6 +961,12 @@ NFFI_EXPORT long nffi_hook_heap_walk_us(void)
 NFFI_EXPORT long nffi_hook_heap_slices(void)
 {
     return heap_slices;
+}
+
+/* The longest slice of the last heap walk, µs of the worker's CPU. */
+NFFI_EXPORT long nffi_hook_heap_slice_max_us(void)
+{
+    return heap_slice_max_us;
 }
 
 /* Watching ends whatever named set it was prepared for. */

@@ -749,7 +749,8 @@ function _M.get_stats()
                         watch_reason = ffi_string(lib.nffi_hook_watch_reason()),
                         heap_objects = tonumber(lib.nffi_hook_heap_objects()),
                         heap_walk_us = tonumber(lib.nffi_hook_heap_walk_us()),
-                        heap_slices = tonumber(lib.nffi_hook_heap_slices()) }
+                        heap_slices = tonumber(lib.nffi_hook_heap_slices()),
+                        heap_slice_max_us = tonumber(lib.nffi_hook_heap_slice_max_us()) }
     end
     return { native = native_hook, hook_calls = stats.hook_calls, hits = stats.hits,
              ring_drops = stats.ring_drops,
