@@ -17,8 +17,8 @@ import { wrk } from './wrk.js';
 
 const BENCH_LUA = fileURLToPath(new URL('../../bench/lua', import.meta.url));
 const FILE = 'bench_bp.lua';
-const ROUNDS = 7;
-const SECONDS = 3;
+const ROUNDS = 9;
+const SECONDS = 2;
 
 function lineOf(marker: string): number {
   return readFileSync(`${BENCH_LUA}/${FILE}`, 'utf8').split('\n').findIndex((l) => l.includes(marker)) + 1;
@@ -137,15 +137,15 @@ async function reqPerSec(nginx: NginxInstance, session: Session, bps: Breakpoint
   for (let round = 0; round < ROUNDS; round++) {
     for (let i = 0; i < configs.length; i++) await configs[(i + round) % configs.length]!();
   }
-  const none = median(runs.none!), armed = median(runs.armed!), resty = median(runs.resty!);
-  const plain = median(runs.ungated!), floor = median(runs.floor!), callhook = median(runs.callhook!);
-  const watchpoint = runs.watchpoint!.length ? median(runs.watchpoint!) : NaN;
-  const loss = (x: number) => `${((1 - x / none) * 100).toFixed(1)}%`;
-  const wp = Number.isNaN(watchpoint) ? ['refused', '-'] : [watchpoint.toFixed(0), loss(watchpoint)];
-  return [path, none.toFixed(0), armed.toFixed(0), loss(armed), ...wp,
-    callhook.toFixed(0), loss(callhook), floor.toFixed(0), loss(floor),
-    plain.toFixed(0), loss(plain),
-    resty.toFixed(0), `${(none / resty).toFixed(1)}×`, String(errors)];
+  // loss: the median over rounds of each round's own ratio to its no-hook run,
+  // so a slow drift of the machine between rounds cancels out
+  const none = median(runs.none!);
+  const ratio = (key: string) => median(runs[key]!.map((x, i) => x / runs.none![i]!));
+  const loss = (key: string) => `${((1 - ratio(key)) * 100).toFixed(1)}%`;
+  const cell = (key: string) => [median(runs[key]!).toFixed(0), loss(key)];
+  const wp = runs.watchpoint!.length ? cell('watchpoint') : ['refused', '-'];
+  return [path, none.toFixed(0), ...cell('armed'), ...wp, ...cell('callhook'), ...cell('floor'), ...cell('ungated'),
+    median(runs.resty!).toFixed(0), `${(1 / ratio('resty')).toFixed(1)}×`, String(errors)];
 }
 
 // 200 calls per request stay under the agent's hit ring (256), so every hit is a full
@@ -188,7 +188,8 @@ export async function runBreakpointsBench(): Promise<void> {
   try {
     const bps = new Breakpoints(session);
     const rows = [await reqPerSec(nginx, session, bps, '/jit'), await reqPerSec(nginx, session, bps, '/interp')];
-    process.stdout.write(`\n== breakpoints: req/s, median of ${ROUNDS} wrk runs of ${SECONDS} s (worker on CPU 0, wrk on CPU 1)\n`);
+    process.stdout.write(`\n== breakpoints: req/s, median of ${ROUNDS} wrk runs of ${SECONDS} s (worker on CPU 0, wrk on CPU 1);\n` +
+      '   loss: median of each round\'s ratio to that round\'s no-hook run\n');
     process.stdout.write(`armed elsewhere: ${[...armedModes].join(', ')}\n`);
     process.stdout.write(formatTable(
       ['handler', 'no hook', 'armed elsewhere', 'loss', 'a watchpoint alone', 'loss', 'armed, watchpoints off', 'loss',
