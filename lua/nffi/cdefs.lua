@@ -107,12 +107,14 @@ long nffi_hook_heap_slices(void);
 long nffi_hook_heap_slice_max_us(void);
 int nffi_hook_watch_tick(void *L);
 int nffi_hook_watching(void);
+int nffi_hook_forced(void);
 const char *nffi_hook_watch_reason(void);
 uint64_t nffi_hook_watch_entries(void);
 long nffi_hook_heap_objects(void);
 long nffi_hook_heap_walk_us(void);
 uint64_t nffi_watch_traps(void);
 uint64_t nffi_watch_late_traps(void);
+int nffi_watch_error(void);
 
 int libffi_init(char *cfg, void *tq);
 int lib_nonblocking_ffi_init(char *cfg, void *tq);

@@ -227,6 +227,25 @@ int nffi_hook_fast(void);                 /* call hook reads frames directly: 1 
 uint64_t nffi_hook_repeats(void);         /* repeated line events dropped (see src/hook.c) */
 uint64_t nffi_hook_calls(void);          /* every hook call, lines and others */
 int nffi_hook_mask(void *L);             /* the VM's hook event mask, -1 when unknown */
+/* Watching (src/hook.c, src/watch.c): with no coroutine inside a named
+ * function, no hook at all and hardware watchpoints on the named functions'
+ * first instruction. begin/step walk the Lua heap in slices (the caller stops
+ * the GC around the walk and yields between steps); tick switches to watching
+ * when nothing is inside. */
+int nffi_hook_watch_begin(void *helper);  /* helper: the agent's suspended coroutine; 0 or -1 */
+int nffi_hook_watch_step(void *helper, int budget_us); /* 0 more, 1 done, -1 failed */
+int nffi_hook_watch_tick(void *L);        /* 1 when watching */
+int nffi_hook_watching(void);
+int nffi_hook_forced(void);               /* lines on until a full resync */
+const char *nffi_hook_watch_reason(void); /* why not watching; "" when it can */
+uint64_t nffi_hook_watch_entries(void);   /* traps that put the hook back */
+long nffi_hook_heap_objects(void);
+long nffi_hook_heap_walk_us(void);        /* the last walk's CPU, µs */
+long nffi_hook_heap_slices(void);
+long nffi_hook_heap_slice_max_us(void);
+uint64_t nffi_watch_traps(void);
+uint64_t nffi_watch_late_traps(void);     /* delivered after the access (SIGTRAP blocked) */
+int nffi_watch_error(void);               /* the last -errno of perf_event_open or enable */
 
 /* ---- runtime-thread ABI (lua-resty-ffi compatible) ---- */
 void *ngx_http_lua_ffi_task_poll(void *tq);

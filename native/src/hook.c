@@ -657,10 +657,14 @@ NFFI_EXPORT int nffi_hook_inside(void)
 }
 
 /* Resync: begin, then set(L, depth) for every coroutine walked, then end. */
+/* A resync set a coroutine the table had no room for. */
+static int resync_dropped;
+
 NFFI_EXPORT void nffi_hook_resync_begin(void)
 {
     for (int i = 0; i < ninside; i++)
         inside[i].seen = 0;
+    resync_dropped = 0;
 }
 
 NFFI_EXPORT void nffi_hook_resync_set(const void *co, int depth)
@@ -674,6 +678,8 @@ NFFI_EXPORT void nffi_hook_resync_set(const void *co, int depth)
         e->seen = 1;
     } else if (ninside < NFFI_HOOK_MAXINSIDE) {
         inside[ninside++] = (struct inside){ .L = co, .depth = depth, .seen = 1 };
+    } else {
+        resync_dropped = 1;
     }
 }
 
@@ -681,15 +687,19 @@ NFFI_EXPORT void nffi_hook_resync_set(const void *co, int depth)
  * The call hook goes back on, and that call's dispatch is the first to go
  * through it. Signal context: plain stores and lua_sethook only, which is
  * what LuaJIT's own profiler does from its signal handler. */
-static void on_watch_trap(void)
+static void on_watch_trap(int late)
 {
     if (!watching)
         return;
     watching = 0;
     watch_entries++;
+    /* delivered after the call went on unhooked: a coroutine may be inside
+     * uncounted, so lines everywhere until the agent's next full walk */
+    if (late)
+        forced = 1;
     if (lua_gethook(watch_L) != NULL)
         return;                 /* another hook took over: the agent puts ours back */
-    cur_mask = MASK_OUTSIDE;
+    cur_mask = gated_mask();
     lua_sethook(watch_L, hook, cur_mask, 0);
 }
 
@@ -739,6 +749,8 @@ static void reapply(void *L)
  */
 #define HEAP_L_GLREF 16
 #define HEAP_G_THRESHOLD 24
+#define HEAP_G_ESTIMATE 96
+#define HEAP_MAX_MEM ((uint64_t)1 << 47)   /* threshold of a stopped GC (LJ_MAX_MEM64) */
 #define HEAP_G_WHITE 32
 #define HEAP_G_ROOT 40
 #define HEAP_GCT_UPVAL 5
@@ -757,6 +769,7 @@ static struct {
     const char *g;
     const char *cursor;         /* next object to look at; NULL: at the end */
     uint64_t threshold;         /* the stopped GC's, checked before every slice */
+    uint64_t estimate;          /* lowered by any sweep that frees, reset by a full cycle */
     uint8_t dead_white;
     int top, found, met_helper, active;
     long n;
@@ -770,6 +783,13 @@ static int64_t cpu_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A GC object's address as LuaJIT's GC64 allocator gives it: 8-aligned, in the
+ * 47-bit user space. Checked before the walk follows any pointer. */
+static int heap_ptr_ok(uintptr_t p)
+{
+    return p != 0 && (p & 7) == 0 && p < HEAP_MAX_MEM;
 }
 
 static int walk_fail(const char *why)
@@ -805,7 +825,8 @@ static void walk_finish(void)
 static int walk_slice(int budget_us)
 {
     const char *g = walk.g;
-    if (read_ptr(g + HEAP_G_THRESHOLD, 8) != walk.threshold)
+    if (read_ptr(g + HEAP_G_THRESHOLD, 8) != walk.threshold ||
+        read_ptr(g + HEAP_G_ESTIMATE, 8) != walk.estimate)
         return walk_fail("the GC ran during the heap walk");
     if (lua_status(walk.helper) != LUA_YIELD)
         return walk_fail("the walk's helper coroutine is gone");
@@ -814,6 +835,8 @@ static int walk_slice(int budget_us)
     const char *o = walk.cursor;
     int rc = 1;
     for (; o != NULL; o = (const char *)read_ptr(o, 8), walk.n++) {
+        if (!heap_ptr_ok((uintptr_t)o))
+            return walk_fail("heap layout not recognised");
         uint8_t gct = (uint8_t)o[9];
         if (gct < HEAP_GCT_UPVAL || gct > HEAP_GCT_UDATA)
             return walk_fail("heap layout not recognised");
@@ -882,6 +905,15 @@ NFFI_EXPORT int nffi_hook_watch_begin(void *helper_)
     walk.helper = helper;
     walk.g = (const char *)read_ptr((const char *)helper + HEAP_L_GLREF, 8);
     walk.threshold = read_ptr(walk.g + HEAP_G_THRESHOLD, 8);
+    /* the agent stopped the GC (or the application had): a threshold at its
+     * maximum is what tells this layout from older ones (before mid-2020
+     * global_State began with the string table) before anything is followed */
+    if (walk.threshold != HEAP_MAX_MEM || !heap_ptr_ok(read_ptr(walk.g + HEAP_G_ROOT, 8))) {
+        nffi__watch_close();
+        snprintf(watch_reason, sizeof(watch_reason), "heap layout not recognised (or the GC is running)");
+        return -1;
+    }
+    walk.estimate = read_ptr(walk.g + HEAP_G_ESTIMATE, 8);
     walk.dead_white = (uint8_t)((walk.g[HEAP_G_WHITE] ^ 3) & 3);
     walk.cursor = (const char *)read_ptr(walk.g + HEAP_G_ROOT, 8);
     walk.top = lua_gettop(helper);
@@ -998,7 +1030,8 @@ NFFI_EXPORT int nffi_hook_resync_end(void *L, int full)
         else
             i++;
     }
-    overflow = 0;
+    /* lines stay on (and no watching) while some coroutine inside is not counted */
+    overflow = resync_dropped;
     reapply(L);
     return ninside;
 }
@@ -1051,6 +1084,12 @@ NFFI_EXPORT uint64_t nffi_hook_matches(void)
 NFFI_EXPORT uint64_t nffi_hook_errors(void)
 {
     return errors;
+}
+
+/* Lines forced on until a full walk (after an arm, or a late watchpoint trap). */
+NFFI_EXPORT int nffi_hook_forced(void)
+{
+    return forced;
 }
 
 /* The call hook's direct frame read: 1 trusted, 0 still checking, -1 not used. */

@@ -105,7 +105,7 @@ NFFI_HIDDEN void nffi__fork_check(void);
 
 /* Hardware watchpoints for the breakpoint hook (src/watch.c); worker thread. */
 #define NFFI_WATCH_MAX 4
-NFFI_HIDDEN void nffi__watch_on_trap(void (*cb)(void));
+NFFI_HIDDEN void nffi__watch_on_trap(void (*cb)(int late));
 NFFI_HIDDEN int nffi__watch_set(const uintptr_t *at, int n);
 NFFI_HIDDEN int nffi__watch_enable(void);
 NFFI_HIDDEN void nffi__watch_disable(void);

@@ -39,7 +39,7 @@ static int fds[NFFI_WATCH_MAX];
 static uintptr_t addrs[NFFI_WATCH_MAX];
 static int nwatch;
 static volatile sig_atomic_t enabled;
-static void (*trap_cb)(void);
+static void (*trap_cb)(int late);
 static struct sigaction prev_action;
 static int handler_installed;
 static volatile uint64_t traps;
@@ -75,11 +75,12 @@ static void on_sigtrap(int sig, siginfo_t *si, void *uc)
         perf_fields(si, &data, &flags);
     if (si != NULL && si->si_code == TRAP_PERF && is_ours(data)) {
         traps++;
-        if (flags & TRAP_PERF_ASYNC)
+        int late = (flags & TRAP_PERF_ASYNC) != 0;
+        if (late)
             late_traps++;
         nffi__watch_disable();
         if (trap_cb != NULL)
-            trap_cb();
+            trap_cb(late);
         errno = saved;
         return;
     }
@@ -107,13 +108,15 @@ static int install_handler(void)
     sa.sa_sigaction = on_sigtrap;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
+    /* jit.profile's SIGPROF handler updates the dispatch table too: not nested in ours */
+    sigaddset(&sa.sa_mask, SIGPROF);
     if (sigaction(SIGTRAP, &sa, &prev_action) != 0)
         return -errno;
     handler_installed = 1;
     return 0;
 }
 
-NFFI_HIDDEN void nffi__watch_on_trap(void (*cb)(void))
+NFFI_HIDDEN void nffi__watch_on_trap(void (*cb)(int late))
 {
     trap_cb = cb;
 }

@@ -328,7 +328,7 @@ local function set_hook(on)
         hook_on = true
     elseif not on and hook_on then
         if hook_kind == "c" then
-            local L = state_ptr()
+            local L = state_ptr() or ptr_of(hook_co)
             if L ~= nil then
                 C.nffi_hook_remove(L)
             else
@@ -776,7 +776,8 @@ local function restart_gc()
     end
 end
 
-local function walk_slices(p)
+local function walk_slices(helper)
+    local p = ptr_of(helper)
     local rc = C.nffi_hook_watch_begin(p)
     while rc == 0 do
         rc = C.nffi_hook_watch_step(p, WATCH_SLICE_US)
@@ -794,7 +795,7 @@ local function walk_heap()
         gc_stopped = true
         collectgarbage("stop")
     end
-    local ok, rc = pcall(walk_slices, ptr_of(helper))
+    local ok, rc = pcall(walk_slices, helper)
     restart_gc()
     co_resume_std(helper)
     if not ok then
@@ -845,6 +846,9 @@ local function service()
         retarget(true)
     end
     if gated then
+        if scanned_gen == scan_gen and C.nffi_hook_forced() == 1 then
+            scan_gen = scan_gen + 1  -- a late watchpoint trap: lines on until a full walk
+        end
         if scanned_gen ~= scan_gen then
             resync(true, budget.new())
         elseif C.nffi_hook_inside() ~= 0 then
