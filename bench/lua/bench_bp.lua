@@ -80,30 +80,33 @@ function _M.watch(on)
     ngx.say(on and "watch" or "no watch")
 end
 
+-- the bench's own C helpers (native/build/libbench_*.so), loaded once and kept:
+-- a collected ffi.load handle unloads the library, and its state with it
+local bench_libs = {}
+local function bench_lib(name, cdef)
+    local lib = bench_libs[name]
+    if not lib then
+        local ffi = require "ffi"
+        ffi.cdef(cdef)
+        lib = ffi.load(native.native_dir .. "/libbench_" .. name .. ".so")
+        bench_libs[name] = lib
+    end
+    return lib
+end
+
 -- LuaJIT's own call-hook path with a hook that does nothing: the floor under
 -- the gated hook (bench/native/empty_hook.c)
-local floor_lib
 function _M.floor(on)
-    if not floor_lib then
-        local ffi = require "ffi"
-        ffi.cdef("int bench_empty_hook(void *L, int on);")
-        floor_lib = ffi.load(native.native_dir .. "/libbench_empty_hook.so")
-    end
+    local lib = bench_lib("empty_hook", "int bench_empty_hook(void *L, int on);")
     local L = native.ptr_of(coroutine.running())
-    ngx.say(floor_lib.bench_empty_hook(L, on and 1 or 0) == 0 and "ok" or "failed")
+    ngx.say(lib.bench_empty_hook(L, on and 1 or 0) == 0 and "ok" or "failed")
 end
 
 -- a hardware watchpoint on an untouched word, no hook: what the platform
 -- charges for a debug register in use (bench/native/idle_watchpoint.c)
-local watchpoint_lib
 function _M.watchpoint(on)
-    if not watchpoint_lib then
-        local ffi = require "ffi"
-        ffi.cdef("int bench_idle_watchpoint(int on);")
-        watchpoint_lib = ffi.load(native.native_dir .. "/libbench_idle_watchpoint.so")
-    end
-    local rc = watchpoint_lib.bench_idle_watchpoint(on and 1 or 0)
-    ngx.say(rc >= 0 and "ok" or "refused")
+    local lib = bench_lib("idle_watchpoint", "int bench_idle_watchpoint(int on);")
+    ngx.say(lib.bench_idle_watchpoint(on and 1 or 0) >= 0 and "ok" or "refused")
 end
 
 -- n small tables kept for good: a big heap for the heap walk behind watching

@@ -734,25 +734,28 @@ static void reapply(void *L)
 /*
  * The heap walk behind watching: every object of the VM is on one list
  * (global_State.gc.root), threads included, whoever references them. Layout
- * of GC64 LuaJIT 2.1: lua_State.glref at 16; global_State.gc.threshold at 24,
- * gc.currentwhite at 32 and gc.root at 40; every object starts with nextgc,
- * marked, gct. Checked before it is trusted: every gct read is a heap
- * object's, and the helper coroutine the agent made just before the walk is
- * met near the head of the list (new objects go first).
+ * of GC64 LuaJIT 2.1 (since mid-2020): lua_State.glref at 16;
+ * global_State.gc.threshold at 24, gc.currentwhite at 32, gc.root at 40 and
+ * gc.estimate at 96; every object starts with nextgc, marked, gct. Checked
+ * before it is trusted: the threshold of the stopped GC reads 2^47, every
+ * pointer is a plausible object address before it is followed, every gct a
+ * heap object's, and the helper coroutine the agent made just before the walk
+ * is met near the head of the list (new objects go first).
  * The walk goes in slices, the agent yielding between them with the GC
- * stopped (collectgarbage "stop": threshold at its maximum), so no object is
- * freed under the cursor: objects made meanwhile go to the head, behind it.
- * Any GC work between slices (an explicit collectgarbage call sets the
- * threshold) ends the walk as failed, before the cursor is touched again.
+ * stopped (collectgarbage "stop"), so no object is freed under the cursor:
+ * objects made meanwhile go to the head, behind it. Any GC work between
+ * slices (an explicit collectgarbage call sets the threshold; a sweep that
+ * frees anything lowers the estimate) ends the walk as failed, before the
+ * cursor is touched again.
  * Meanwhile the call hook is on: a coroutine that enters or is resumed into a
  * named function during the walk is counted by it.
  */
 #define HEAP_L_GLREF 16
 #define HEAP_G_THRESHOLD 24
-#define HEAP_G_ESTIMATE 96
-#define HEAP_MAX_MEM ((uint64_t)1 << 47)   /* threshold of a stopped GC (LJ_MAX_MEM64) */
 #define HEAP_G_WHITE 32
 #define HEAP_G_ROOT 40
+#define HEAP_G_ESTIMATE 96
+#define HEAP_MAX_MEM ((uint64_t)1 << 47)   /* threshold of a stopped GC (LJ_MAX_MEM64) */
 #define HEAP_GCT_UPVAL 5
 #define HEAP_GCT_THREAD 6
 #define HEAP_GCT_UDATA 12
