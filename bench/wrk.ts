@@ -4,7 +4,11 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-export interface WrkResult { rps: number; requests: number; errors: number }
+export interface WrkResult {
+  rps: number; requests: number; errors: number;
+  /** what the errors were: wrk's socket error counts and non-2xx responses */
+  errorDetail: string;
+}
 
 export interface WrkOptions {
   seconds: number;
@@ -24,5 +28,6 @@ export async function wrk(url: string, opts: WrkOptions): Promise<WrkResult> {
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0);
   const errors = non2xx + (socketErrors ? socketErrors.slice(1).reduce((a, n) => a + Number(n), 0) : 0);
   if (!Number.isFinite(rps)) throw new Error(`wrk printed no Requests/sec:\n${stdout}`);
-  return { rps, requests, errors };
+  const errorDetail = `${socketErrors?.[0] ?? 'no socket errors'}, non-2xx/3xx ${non2xx}`;
+  return { rps, requests, errors, errorDetail };
 }

@@ -19,6 +19,7 @@ describe('breakpoints under load', () => {
     let hits = 0;
     bps.onEvent((e) => { if (e.event === 'hit') hits++; });
     try {
+      const pids = nginx().workerPids().sort();
       const load = wrk(nginx().url('/work?n=3&user=bob'), { seconds: SECONDS, connections: 16 });
       const until = Date.now() + (SECONDS - 2) * 1000;
       let cycles = 0;
@@ -30,7 +31,9 @@ describe('breakpoints under load', () => {
         cycles++;
       }
       const res = await load;
-      expect(res.errors).toBe(0);
+      // a worker that died would show as a new pid (and its in-flight requests as errors)
+      expect(nginx().workerPids().sort()).toEqual(pids);
+      expect(res.errors, res.errorDetail).toBe(0);
       expect(res.requests).toBeGreaterThan(10_000);
       expect(cycles).toBeGreaterThan(SECONDS * 3);
       expect(hits).toBeGreaterThan(0);
