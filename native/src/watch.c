@@ -44,7 +44,6 @@ static struct sigaction prev_action;
 static int handler_installed;
 static volatile uint64_t traps;
 static volatile uint64_t late_traps;
-static volatile uint64_t stray_traps;
 static int last_error;
 
 /* si_perf_data and si_perf_flags follow si_addr (glibc's siginfo_t has no names
@@ -92,7 +91,7 @@ static void on_sigtrap(int sig, siginfo_t *si, void *uc)
                prev_action.sa_handler != NULL) {
         prev_action.sa_handler(sig);
     } else if (si != NULL && si->si_code == TRAP_PERF) {
-        stray_traps++;          /* an event of ours already closed: nothing to do */
+        /* an event of ours already closed: nothing to do */
     } else if (prev_action.sa_handler != SIG_IGN) {
         signal(SIGTRAP, SIG_DFL);
         raise(SIGTRAP);
