@@ -515,9 +515,12 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
       expect(await Promise.all(pending)).toEqual(vias.map(() => 'stepped\n'));
       expect((await counts()).gen - before.gen).toBe(vias.length);
       await waitFor(async () => (await hitsOf(id)) === vias.length, { what: `${vias.length} hits` });
-      await runBoth('/gc', 1);
-      await waitFor(async () => (await nativeStats()).every((n) => n.inside === 0 && atRest(n)),
-        { what: 'the dropped coroutines collected: nothing inside, the hook at rest' });
+      await waitFor(async () => {
+        const ns = await nativeStats();
+        if (ns.every((n) => n.inside === 0 && atRest(n))) return true;
+        await runBoth('/gc', 1);
+        return false;
+      }, { what: 'the dropped coroutines collected: nothing inside, the hook at rest', interval: 300 });
     } finally {
       await remove(id);
     }
