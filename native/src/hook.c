@@ -154,6 +154,26 @@ static volatile int watching;
 static int watch_ok;
 static lua_State *watch_L;
 static uint64_t watch_entries;
+/* verified: the last self-check passed and nothing since could have changed
+ * the answer (a new install or a new set of names resets it): watching may
+ * start only then. */
+static int verified;
+
+/* The self-check in progress (nffi_hook_watch_check_*): the agent's probe
+ * function watched alone; line events of its first line on L counted here. */
+static struct {
+    int active;
+    const void *L;
+    int line;
+    int lines;
+    int saved_gated;
+    lua_Hook saved_hook;
+    int saved_mask;
+    uint64_t traps0, late0;
+    struct timespec t0;
+} check;
+static uint64_t watch_checks;
+static long watch_check_us;
 
 static uintptr_t read_ptr(const void *at, size_t size)
 {
@@ -502,6 +522,8 @@ static void hook(lua_State *L, lua_Debug *ar)
     }
     if (ar->event != LUA_HOOKLINE)
         return;
+    if (check.active && line == check.line && (const void *)L == check.L)
+        check.lines++;
     int is_bp_line = (unsigned)line < NFFI_HOOK_MAXLINE &&
                      (lines[(unsigned)line >> 3] & (1u << (line & 7)));
     if (linerec_line(L, ar, line, is_bp_line)) {
@@ -692,7 +714,8 @@ static void on_watch_trap(int late)
     if (!watching)
         return;
     watching = 0;
-    watch_entries++;
+    if (!check.active)
+        watch_entries++;
     /* delivered after the call went on unhooked: a coroutine may be inside
      * uncounted, so lines everywhere until the agent's next full walk */
     if (late)
@@ -891,8 +914,14 @@ NFFI_EXPORT int nffi_hook_watch_begin(void *helper_)
         snprintf(watch_reason, sizeof(watch_reason), "no gated hook with named functions");
         return -1;
     }
+    if (!verified) {
+        snprintf(watch_reason, sizeof(watch_reason), "watchpoints not verified in this worker");
+        return -1;
+    }
     if (ntargets > NFFI_WATCH_MAX) {
-        snprintf(watch_reason, sizeof(watch_reason), "more than %d breakpointed functions", NFFI_WATCH_MAX);
+        snprintf(watch_reason, sizeof(watch_reason),
+                 "more than %d breakpointed functions (the CPU has %d debug registers)",
+                 NFFI_WATCH_MAX, NFFI_WATCH_MAX);
         return -1;
     }
     if (pc_size != 8 || lua_xmove == NULL || lua_checkstack == NULL || lua_status(helper) != LUA_YIELD) {
@@ -949,10 +978,27 @@ NFFI_EXPORT int nffi_hook_watch_tick(void *L_)
     lua_State *L = L_;
     if (L == NULL || !gated || !watch_ok || lua_gethook == NULL)
         return 0;
-    if (watching)
-        return 1;
+    char why[sizeof(watch_reason)];
+    if (watching) {
+        if (nffi__watch_health(why, sizeof(why)) == 0)
+            return 1;
+        /* traps may have gone elsewhere since the last tick: a coroutine may
+         * be inside unseen, so lines everywhere until the agent's full walk,
+         * and the call hook until the agent checks again */
+        unwatch(L);
+        forced = 1;
+        watch_ok = verified = 0;
+        snprintf(watch_reason, sizeof(watch_reason), "%s", why);
+        return 0;
+    }
     if (lua_gethook(L) != hook || gated_mask() != MASK_OUTSIDE)
         return 0;
+    if (nffi__watch_health(why, sizeof(why)) != 0) {
+        watch_ok = verified = 0;
+        nffi__watch_close();
+        snprintf(watch_reason, sizeof(watch_reason), "%s", why);
+        return 0;
+    }
     watch_L = L;
     watching = 1;
     if (nffi__watch_enable() != 0) {
@@ -1004,13 +1050,144 @@ NFFI_EXPORT long nffi_hook_heap_slice_max_us(void)
     return heap_slice_max_us;
 }
 
-/* Watching ends whatever named set it was prepared for. */
+/* Watching ends whatever named set it was prepared for; it must prove
+ * itself again before it comes back. */
 static void watch_reset(void)
 {
     walk.active = 0;            /* the helper may be gone: its stack is left as is */
     unwatch(watch_L);
     nffi__watch_close();
     watch_ok = 0;
+    verified = 0;
+}
+
+static long us_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)((t.tv_sec - t0->tv_sec) * 1000000 + (t.tv_nsec - t0->tv_nsec) / 1000);
+}
+
+/*
+ * The self-check: the whole chain watching relies on, run on a probe function
+ * of the agent's. begin watches fn's first instruction alone (it takes no
+ * slot from the named functions: those are set after the check) and removes
+ * the hook, as watching does; the agent then calls fn from Lua, and end
+ * looks at what happened: one trap, not late, and fn's first line reported
+ * to this hook, which the call hook turns on only if it saw the call enter
+ * fn (a named function for the duration). Synchronous from begin to end: no
+ * other coroutine runs in between, so the hook's absence meanwhile costs
+ * nothing. Whatever the outcome, end puts the hook back as it was.
+ */
+NFFI_EXPORT int nffi_hook_watch_check_begin(void *L_, const void *fn, int line)
+{
+    lua_State *L = L_;
+    if (L == NULL || fn == NULL || !nffi_hook_available() || pc_size != 8 || proto_bc_delta == 0) {
+        snprintf(watch_reason, sizeof(watch_reason), "closure layout of this LuaJIT not known");
+        return -1;
+    }
+    lua_Hook h = lua_gethook(L);
+    if (watching || check.active || ntargets == NFFI_HOOK_MAXTARGETS || (h != NULL && h != hook)) {
+        snprintf(watch_reason, sizeof(watch_reason), "%s", h != NULL && h != hook
+                 ? "another debug hook is installed" : "watching or checking already");
+        return -1;
+    }
+    watch_ok = verified = 0;
+    walk.active = 0;
+    uintptr_t bc = read_ptr((const char *)fn + pc_offset, pc_size);
+    int rc = nffi__watch_set(&bc, 1);
+    if (rc != 0) {
+        snprintf(watch_reason, sizeof(watch_reason), "perf_event_open: %s", strerror(-rc));
+        return -1;
+    }
+    char why[sizeof(watch_reason)];
+    if (nffi__watch_health(why, sizeof(why)) != 0) {
+        nffi__watch_close();
+        snprintf(watch_reason, sizeof(watch_reason), "%s", why);
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &check.t0);
+    check.L = L;
+    check.line = line;
+    check.lines = 0;
+    check.saved_gated = gated;
+    check.saved_hook = h;
+    check.saved_mask = h != NULL ? cur_mask : 0;
+    check.traps0 = nffi_watch_traps();
+    check.late0 = nffi_watch_late_traps();
+    targets[ntargets++] = bc;
+    rebuild_pc_bloom();
+    gated = 1;
+    nffi__watch_on_trap(on_watch_trap);
+    watch_L = L;
+    watching = 1;
+    check.active = 1;
+    if (nffi__watch_enable() != 0) {
+        nffi_hook_watch_check_end(L);
+        snprintf(watch_reason, sizeof(watch_reason), "watchpoints could not be enabled");
+        return -1;
+    }
+    cur_mask = 0;
+    lua_sethook(L, NULL, 0, 0);
+    return 0;
+}
+
+NFFI_EXPORT int nffi_hook_watch_check_end(void *L_)
+{
+    lua_State *L = L_;
+    if (!check.active || L == NULL)
+        return 0;
+    watching = 0;
+    nffi__watch_close();
+    ntargets--;                 /* the probe, named last; nothing named since */
+    rebuild_pc_bloom();
+    struct inside *e = find_inside(L);
+    if (e != NULL)
+        drop_inside(e);
+    check.active = 0;
+    gated = check.saved_gated;
+    if (check.saved_hook == hook) {
+        cur_mask = gated ? gated_mask() : check.saved_mask;
+        lua_sethook(L, hook, cur_mask, 0);
+    } else if (lua_gethook(L) == hook) {
+        cur_mask = 0;
+        lua_sethook(L, NULL, 0, 0);
+    }
+    uint64_t traps = nffi_watch_traps() - check.traps0;
+    uint64_t late = nffi_watch_late_traps() - check.late0;
+    watch_checks++;
+    watch_check_us = us_since(&check.t0);
+    if (traps == 0)
+        snprintf(watch_reason, sizeof(watch_reason), "traps not delivered on this machine%s",
+                 nffi__watch_faulty() ? " (test switch)" : "");
+    else if (late != 0)
+        snprintf(watch_reason, sizeof(watch_reason), "trap delivered late (after the call ran)");
+    else if (check.lines != 1)
+        snprintf(watch_reason, sizeof(watch_reason),
+                 "trap delivered but the call hook missed the call (%d line events)", check.lines);
+    else {
+        watch_reason[0] = 0;
+        verified = 1;
+        return 1;
+    }
+    return 0;
+}
+
+NFFI_EXPORT uint64_t nffi_hook_watch_checks(void)
+{
+    return watch_checks;
+}
+
+NFFI_EXPORT long nffi_hook_watch_check_us(void)
+{
+    return watch_check_us;
+}
+
+/* Checked, set on the named functions and walked: the hook rests on
+ * watchpoints whenever no coroutine is inside. */
+NFFI_EXPORT int nffi_hook_watch_ok(void)
+{
+    return watch_ok && verified;
 }
 
 /* Line events everywhere until a full resync: coroutines suspended inside a
