@@ -246,6 +246,18 @@ long nffi_hook_heap_slice_max_us(void);
 uint64_t nffi_watch_traps(void);
 uint64_t nffi_watch_late_traps(void);     /* delivered after the access (SIGTRAP blocked) */
 int nffi_watch_error(void);               /* the last -errno of perf_event_open or enable */
+/* Watching proves itself before the hook relies on it (src/hook.c): a
+ * watchpoint on fn's first instruction, no hook, then the caller calls fn
+ * (interpreted, from Lua) and end says whether the trap put the call hook back
+ * in time for fn's first line event (line) to reach the hook. */
+int nffi_hook_watch_check_begin(void *L, const void *fn, int line); /* 0, or -1 (reason) */
+int nffi_hook_watch_check_end(void *L);   /* 1 the chain works here, 0 not (reason) */
+uint64_t nffi_hook_watch_checks(void);    /* checks run */
+long nffi_hook_watch_check_us(void);      /* the last check, µs of wall time */
+int nffi_hook_watch_ok(void);             /* checked, set and walked: the hook rests on watchpoints */
+void nffi_watch_fault(int on);            /* test switch: events open, never enabled */
+int nffi_watch_probe(void);               /* C alone: 1 delivered, 0 no trap, -errno refused */
+int nffi_watch_emulate_trap(void);        /* test switch: a trap now, as if delivered */
 
 /* ---- runtime-thread ABI (lua-resty-ffi compatible) ---- */
 void *ngx_http_lua_ffi_task_poll(void *tq);

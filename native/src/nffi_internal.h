@@ -112,6 +112,8 @@ NFFI_HIDDEN void nffi__watch_disable(void);
 NFFI_HIDDEN void nffi__watch_close(void);
 NFFI_HIDDEN int nffi__watch_count(void);
 NFFI_HIDDEN int nffi__watch_enabled(void);
+NFFI_HIDDEN int nffi__watch_health(char *buf, size_t size);
+NFFI_HIDDEN int nffi__watch_faulty(void);
 
 static inline void nffi__cpu_relax(void)
 {

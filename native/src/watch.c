@@ -14,12 +14,27 @@
  * Not every machine allows it: perf_event_open may be refused
  * (kernel.perf_event_paranoid 3, a seccomp profile), and x86 has 4 debug
  * registers. nffi__watch_set fails then and the hook stays a call hook.
+ * Worse, a machine may open the event and never deliver a trap (seen on an
+ * AMD EPYC VM): an open proves nothing. So the hook proves the whole chain in
+ * the worker before it relies on it (nffi_hook_watch_check_*, src/hook.c),
+ * and while it relies on it, nffi__watch_health looks each service tick for
+ * what could steal the traps since: a tracer (gdb, strace: ptrace sees
+ * SIGTRAP first, and gdb does not pass it on by default), another SIGTRAP
+ * handler installed over ours, SIGTRAP blocked on this thread (the kernel then
+ * delivers it late, flagged), and events that counted an access no trap of
+ * ours reported. Debug registers themselves cannot be taken from us: perf,
+ * ptrace (gdb's hardware watchpoints) and we all reserve them through the
+ * kernel's hw_breakpoint slots, so whoever comes second is refused.
  *
  * Worker thread only: the events watch the calling thread (the one running
  * Lua), and the handler runs on it, synchronously, between two instructions
  * of the interpreter.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -37,7 +52,9 @@
 
 static int fds[NFFI_WATCH_MAX];
 static uintptr_t addrs[NFFI_WATCH_MAX];
+static volatile uint64_t fd_traps[NFFI_WATCH_MAX];  /* ours, per event: health compares counts */
 static int nwatch;
+static int fault;               /* test switch: events open but are never enabled */
 static volatile sig_atomic_t enabled;
 static void (*trap_cb)(int late);
 static struct sigaction prev_action;
@@ -60,8 +77,10 @@ static void perf_fields(const siginfo_t *si, uint64_t *data, uint32_t *flags)
 static int is_ours(uint64_t data)
 {
     for (int i = 0; i < nwatch; i++)
-        if (addrs[i] == data)
+        if (addrs[i] == data) {
+            fd_traps[i]++;
             return 1;
+        }
     return 0;
 }
 
@@ -165,6 +184,7 @@ NFFI_HIDDEN int nffi__watch_set(const uintptr_t *at, int n)
         }
         fds[i] = fd;
         addrs[i] = at[i];
+        fd_traps[i] = 0;
         nwatch = i + 1;
     }
     last_error = 0;
@@ -176,6 +196,10 @@ NFFI_HIDDEN int nffi__watch_enable(void)
 {
     if (nwatch == 0)
         return -ENOENT;
+    if (fault) {
+        enabled = 1;            /* what a machine that never delivers looks like */
+        return 0;
+    }
     for (int i = 0; i < nwatch; i++) {
         if (ioctl(fds[i], PERF_EVENT_IOC_ENABLE, 0) != 0) {
             int rc = -errno;
@@ -192,8 +216,116 @@ NFFI_HIDDEN void nffi__watch_disable(void)
     if (!enabled)
         return;
     enabled = 0;
+    if (fault)
+        return;
     for (int i = 0; i < nwatch; i++)
         ioctl(fds[i], PERF_EVENT_IOC_DISABLE, 0);
+}
+
+/* The tracer of this process, from /proc/self/status (0: none or unknown). */
+static long tracer_pid(void)
+{
+    char buf[2048];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *t = strstr(buf, "\nTracerPid:");
+    return t != NULL ? strtol(t + 11, NULL, 10) : 0;
+}
+
+/* Whether traps can still reach on_sigtrap, synchronously. 0, or -1 with why
+ * (a fixed phrase and a detail) in buf. Cheap enough for every service tick:
+ * one sigaction, one sigmask and one /proc read, plus a read per event. */
+NFFI_HIDDEN int nffi__watch_health(char *buf, size_t size)
+{
+    struct sigaction cur;
+    sigset_t mask;
+    long tracer = tracer_pid();
+    if (tracer != 0) {
+        snprintf(buf, size, "a tracer is attached to the worker (pid %ld): traps go to it first", tracer);
+        return -1;
+    }
+    if (handler_installed && sigaction(SIGTRAP, NULL, &cur) == 0 &&
+        (!(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != on_sigtrap)) {
+        snprintf(buf, size, "another SIGTRAP handler replaced the agent's");
+        return -1;
+    }
+    if (pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0 && sigismember(&mask, SIGTRAP)) {
+        snprintf(buf, size, "SIGTRAP is blocked on the worker thread: traps would come late");
+        return -1;
+    }
+    for (int i = 0; i < nwatch && !fault; i++) {
+        uint64_t count;
+        if (read(fds[i], &count, sizeof(count)) == (ssize_t)sizeof(count) && count > fd_traps[i]) {
+            snprintf(buf, size, "a watchpoint fired %llu times but the agent saw %llu traps",
+                     (unsigned long long)count, (unsigned long long)fd_traps[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Test switch (nffi_watch_fault): events open as usual and are never enabled,
+ * so no trap comes: the self-check must catch it and keep the call hook. */
+NFFI_EXPORT void nffi_watch_fault(int on)
+{
+    fault = on != 0;
+}
+
+/* Test switch for the part of the check no machine can fake: a trap as if
+ * the hardware had delivered one at this moment, on the first enabled event
+ * (or none). With nffi_watch_fault(1) it proves the rest of the chain on
+ * every machine. */
+NFFI_EXPORT int nffi_watch_emulate_trap(void)
+{
+    if (!enabled || nwatch == 0)
+        return 0;
+    traps++;
+    fd_traps[0]++;
+    nffi__watch_disable();
+    if (trap_cb != NULL)
+        trap_cb(0);
+    return 1;
+}
+
+NFFI_HIDDEN int nffi__watch_faulty(void)
+{
+    return fault;
+}
+
+/*
+ * The machine's answer, in C alone: a watchpoint on a word of ours, one read,
+ * and whether the trap came before the next statement. 1 delivered, 0 the
+ * event opened but no trap came, -errno refused. For tests and diagnostics:
+ * the agent's own check (src/hook.c) goes through the interpreter as well.
+ * Uses and then closes this thread's events: not while watching.
+ */
+NFFI_EXPORT int nffi_watch_probe(void)
+{
+    static volatile uint32_t word[2] __attribute__((aligned(8)));
+    uintptr_t at = (uintptr_t)&word[0];
+    if (nwatch > 0)
+        return -EBUSY;
+    void (*cb)(int) = trap_cb;
+    trap_cb = NULL;
+    int rc = nffi__watch_set(&at, 1);
+    if (rc == 0) {
+        uint64_t before = fd_traps[0];
+        rc = nffi__watch_enable();
+        if (rc == 0) {
+            uint32_t v = word[0];
+            (void)v;
+            rc = fd_traps[0] != before;
+        }
+        nffi__watch_close();
+    }
+    trap_cb = cb;
+    return rc;
 }
 
 NFFI_HIDDEN int nffi__watch_count(void)
