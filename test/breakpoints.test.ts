@@ -22,22 +22,29 @@ const nginx = useNginx({
 
 const APP = 'bp_app.lua';
 
-/** Whether the workers (user nobody) may set hardware watchpoints on their own
- * thread: perf_event_paranoid 2 or less. With 3 (Debian's default) the gated
- * hook stays a call hook, and Agent.getStats says why. */
-function watchAllowed(): boolean {
-  try {
-    return Number(readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8')) <= 2;
-  } catch {
-    return false;
-  }
-}
-const WATCH = watchAllowed();
+/** What this machine does with a hardware watchpoint, asked in the workers
+ * themselves (user nobody, their perf and seccomp settings; beforeAll): traps
+ * delivered (the hook rests on watchpoints: "watching"), the event opens and
+ * no trap ever comes (seen on an AMD EPYC VM), or perf_event_open refused
+ * (perf_event_paranoid 3). The last two keep the call hook, saying why. */
+type Machine = 'delivered' | 'no trap' | 'refused';
+let MACHINE: Machine = 'refused';
+let WATCH = false;
+const REASON: Record<Machine, RegExp> = {
+  delivered: /^$/,
+  'no trap': /^traps not delivered on this machine$/,
+  refused: /^perf_event_open: /,
+};
 const MASK_CALL = 1;
-/** The hook's resting state with no coroutine inside: no hook at all and
- * watchpoints on, or (where they cannot be had) call events only. */
-const resting = (n: any) => n.gated && n.inside === 0 &&
-  (WATCH ? n.watching === true && n.mask === 0 : n.watching === false && n.mask === MASK_CALL && /perf_event_open/.test(n.watch_reason));
+/** A worker's resting state (Agent.getStats breakpoints) with no coroutine
+ * inside: no hook at all and watchpoints on, or, where traps cannot be had,
+ * call events only; its mode says which, and why. */
+const resting = (b: any) => {
+  const n = b.native;
+  return n.gated && n.inside === 0 && (WATCH
+    ? n.watching === true && n.mask === 0 && b.mode.mode === 'watching' && b.mode.reason === undefined
+    : n.watching === false && n.mask === MASK_CALL && b.mode.mode === 'call hook' && REASON[MACHINE].test(b.mode.reason));
+};
 const L = {
   hot: markerLine(APP, 'hot'),
   blank: markerLine(APP, 'blank'),
@@ -50,10 +57,22 @@ const L = {
   linked: markerLine(APP, 'linked'),
   gen: markerLine(APP, 'gen'),
   calls: markerLine(APP, 'calls'),
+  early: markerLine('bp_early.lua', 'early'),
 };
 
 let clients: AgentClient[] = [];
 beforeAll(async () => {
+  const probes = new Map<number, number>();
+  await waitFor(async () => {
+    const r = JSON.parse(await get('/watchprobe'));
+    probes.set(r.pid, r.probe);
+    return probes.size === nginx().workerPids().length;
+  }, { what: '/watchprobe from both workers', interval: 0 });
+  const answers = [...new Set(probes.values())];
+  expect(answers, 'both workers give the same answer').toHaveLength(1);
+  MACHINE = answers[0] === 1 ? 'delivered' : answers[0] === 0 ? 'no trap' : 'refused';
+  WATCH = MACHINE === 'delivered';
+  console.log(`[bp] hardware watchpoint traps on this machine: ${MACHINE} (probe ${answers[0]})`);
   clients = await Promise.all(nginx().workerPids().map((pid) => AgentClient.attach({ runDir: RUN_DIR, pid })));
 });
 afterAll(() => {
@@ -99,6 +118,7 @@ async function setBp(spec: object): Promise<{ id: number; results: any[] }> {
 /** The fixture's per-name call counters (both workers, one shared dict). */
 type Counts = {
   sleepy_in: number; sleepy: number; boom: number; fact: number; linked: number; gen: number; gen_parked: number; calls: number;
+  lru7: number; early: number;
 };
 async function counts(): Promise<Counts> {
   return JSON.parse(await get('/counts'));
@@ -169,7 +189,7 @@ describe('JIT-compiled code', () => {
     const jit0 = await jitByPid();
     const { id } = await setBp({ url: APP, line: L.locals, rate: 1e9 });
     try {
-      await waitFor(async () => (await bpStats()).every((b) => resting(b.native)), { what: 'the hook at rest on both workers' });
+      await waitFor(async () => (await bpStats()).every(resting), { what: 'the hook at rest on both workers' });
       await runBoth('/hot?n=10000');
       const jit1 = await jitByPid();
       for (const [pid, s] of await statusAll()) {
@@ -420,10 +440,106 @@ describe('FILE and LINE', () => {
 
 describe('call gating: line events only while a coroutine is inside a breakpointed function', () => {
   const nativeStats = async () => (await bpStats()).map((s) => s.native);
+  const expectedMode = () => (WATCH ? { mode: 'watching' } : { mode: 'call hook', reason: expect.stringMatching(REASON[MACHINE]) });
+
+  it('each worker says its breakpoint mode: before arming, when armed, at rest, and in one error log line', async () => {
+    // the session's own check, before anything is armed: what an arm will get
+    for (const b of await bpStats()) expect(b.mode).toEqual(expectedMode());
+    const { id, results } = await setBp({ url: APP, line: L.fact });
+    try {
+      for (const r of results) expect(r.mode).toEqual(expectedMode());
+      await waitFor(() => events('Debugger.armed', id).length === clients.length, { what: 'armed events' });
+      for (const e of events('Debugger.armed', id)) expect(e.params.mode).toEqual(expectedMode());
+      await waitFor(async () => (await bpStats()).every(resting), { what: 'the hook at rest on both workers' });
+      // checked when the session started, and again for this set of functions
+      for (const n of await nativeStats()) expect(n.watch_checks).toBeGreaterThanOrEqual(2);
+      // one fixed-format line per worker: [nffi bp mode watching] or [nffi bp mode call hook: REASON]
+      const modeLine = /\[nffi bp mode (watching|call hook: ([^\]]*))\]/;
+      const lines = nginx().errorLog().split('\n');
+      for (const c of clients) {
+        const m = lines.filter((l) => l.includes(` ${c.hello.pid}#`)).map((l) => modeLine.exec(l)).filter((x) => x !== null);
+        expect(m.length, `worker ${c.hello.pid}`).toBeGreaterThanOrEqual(1);
+        const last = m[m.length - 1]!;
+        if (WATCH) expect(last[1]).toBe('watching');
+        else expect(last[2], `worker ${c.hello.pid}`).toMatch(REASON[MACHINE]);
+      }
+    } finally {
+      await remove(id);
+    }
+  });
+
+  it('the self-check: a trap made by hand passes it on any machine, no trap fails it, and the real one says what the machine does', async () => {
+    const checks = new Map<string, any>();
+    for (const fault of ['emulate', 'no-trap', '']) {
+      const r = JSON.parse(await get(`/watchcheck?fault=${fault}`));
+      checks.set(fault, r);
+    }
+    // the chain after the trap (call hook back, the call seen, the line event) works here
+    expect(checks.get('emulate')).toMatchObject({ ok: MACHINE !== 'refused', reason: MACHINE === 'refused' ? expect.stringMatching(REASON.refused) : '' });
+    expect(checks.get('no-trap')).toMatchObject({ ok: false, reason: MACHINE === 'refused' ? expect.stringMatching(REASON.refused) : 'traps not delivered on this machine (test switch)' });
+    expect(checks.get('')).toMatchObject({ ok: WATCH, reason: WATCH ? '' : expect.stringMatching(REASON[MACHINE]) });
+    // nothing of it stays: no hook, nothing watched
+    for (const st of (await statusAll()).values()) expect(st.hook || st.watching).toBe(false);
+  });
+
+  it('the self-check failing (test switch) keeps the call hook, says why, and every call still hits', async () => {
+    await runBoth('/watch?fault=no-trap', 1);
+    try {
+      await runBoth('/inl?n=10000');
+      for (const [line, path, key] of [[L.inl, '/inl?n=3000', 'inl'], [L.fact, '/fact?n=12', 'fact']] as const) {
+        const before = key === 'inl' ? (await oracle()).inl : (await counts())[key];
+        const { id, results } = await setBp({ url: APP, line, rate: 1e9, count: 1e9 });
+        try {
+          const switched = MACHINE === 'refused' ? REASON.refused : /^traps not delivered on this machine \(test switch\)$/;
+          const atRest = (b: any) => b.native.gated && b.native.inside === 0 && !b.native.watching &&
+            b.native.mask === MASK_CALL && b.mode.mode === 'call hook' && switched.test(b.mode.reason);
+          await waitFor(async () => (await bpStats()).every(atRest), { what: `${key}: the call hook at rest, with the reason` });
+          expect(results.every((r) => r.mode.mode === (WATCH ? 'watching' : 'call hook'))).toBe(true);
+          await runBoth(path, 2);
+          const delta = (key === 'inl' ? (await oracle()).inl : (await counts())[key]) - before;
+          expect(delta, key).toBeGreaterThan(0);
+          await waitFor(async () => (await hitsOf(id)) === delta, { what: `${key}: ${delta} hits` });
+        } finally {
+          await remove(id);
+        }
+      }
+    } finally {
+      await runBoth('/watch?fault=', 1);
+    }
+  });
+
+  it('code loaded before the fork (init_by_lua): a function of it, and a conditional breakpoint in resty.lrucache inlined into a hot loop', async () => {
+    // compiled first: the loop trace inlines lrucache's get
+    await runBoth('/lru?n=20000', 2);
+    const lruSrc = readFileSync('/usr/share/lua/5.1/resty/lrucache.lua', 'utf8').split('\n');
+    const lruLine = lruSrc.findIndex((l, i) => l.includes('local val = hasht[key]') &&
+      lruSrc.slice(0, i).reverse().find((d) => d.startsWith('function '))?.startsWith('function _M.get(')) + 1;
+    expect(lruLine).toBeGreaterThan(0);
+    const before = await counts();
+    const early = await setBp({ url: 'bp_early.lua', line: L.early, rate: 1e9, count: 1e9 });
+    const lru = await setBp({ url: 'resty/lrucache.lua', line: lruLine, condition: 'key == "k7"', rate: 1e9, count: 1e9 });
+    try {
+      for (const r of [...early.results, ...lru.results]) expect(r.breakpoint.state).toBe('armed');
+      expect(lru.results[0].breakpoint.source).toMatch(/resty\/lrucache\.lua$/);
+      await waitFor(async () => (await bpStats()).every(resting), { what: 'the hook at rest on both workers' });
+      await runBoth('/early?n=5', 2);
+      await runBoth('/lru?n=3000', 2);
+      const after = await counts();
+      expect(after.early - before.early).toBeGreaterThan(0);
+      expect(after.lru7 - before.lru7).toBeGreaterThan(0);
+      await waitFor(async () => (await hitsOf(early.id)) === after.early - before.early,
+        { what: `${after.early - before.early} hits in bp_early.lua` });
+      await waitFor(async () => (await hitsOf(lru.id)) === after.lru7 - before.lru7,
+        { what: `${after.lru7 - before.lru7} hits in lrucache.lua (key k7 only)` });
+    } finally {
+      await remove(early.id);
+      await remove(lru.id);
+    }
+  });
 
   it('armed on a function nothing calls: no hook at all (watchpoints), else call events only', async () => {
     const { id } = await setBp({ url: APP, line: L.fact });
-    await waitFor(async () => (await nativeStats()).every(resting), { what: 'the hook at rest on both workers' });
+    await waitFor(async () => (await bpStats()).every(resting), { what: 'the hook at rest on both workers' });
     if (WATCH) {
       // the heap walk behind watching looked at every object of each worker's VM
       for (const n of await nativeStats()) expect(n.heap_objects).toBeGreaterThan(1000);
@@ -434,14 +550,29 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
     await remove(id);
   });
 
-  it('from rest, every call hits: a function inlined into a compiled loop, a recursive one, one called under pcall', async () => {
+  it.each([
+    ['in the mode the machine allows', true],
+    ['again with watchpoints off', false],
+  ])('from rest, every call hits %s: a function inlined into a compiled loop, a recursive one, one called under pcall', async (_, watch) => {
+    const watching = WATCH && watch;
+    const atRest = watch ? resting : (b: any) => b.native.mask === MASK_CALL && b.native.inside === 0 &&
+      !b.native.watching && b.mode.mode === 'call hook' && b.mode.reason === 'watchpoints switched off';
+    if (!watch) await runBoth('/watch?on=0', 1);
+    try {
+      await fromRest(watching, atRest);
+    } finally {
+      await runBoth('/watch?on=1', 1);
+    }
+  });
+
+  async function fromRest(watching: boolean, atRest: (b: any) => boolean): Promise<void> {
     // the loops are compiled again before arming (earlier tests cut them)
     await runBoth('/inl?n=10000');
     for (const [line, path, key] of [[L.inl, '/inl?n=3000', 'inl'], [L.fact, '/fact?n=12', 'fact'], [L.boom, '/boom?n=1', 'boom']] as const) {
       const before = key === 'inl' ? (await oracle()).inl : (await counts())[key];
       const { id } = await setBp({ url: APP, line, rate: 1e9, count: 1e9 });
       try {
-        await waitFor(async () => (await nativeStats()).every(resting), { what: `${key}: the hook at rest on both workers` });
+        await waitFor(async () => (await bpStats()).every(atRest), { what: `${key}: the hook at rest on both workers` });
         const entries0 = (await nativeStats()).reduce((sum, n) => sum + n.watch_entries, 0);
         await runBoth(path, 2);
         const delta = (key === 'inl' ? (await oracle()).inl : (await counts())[key]) - before;
@@ -449,21 +580,31 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
         await waitFor(async () => (await hitsOf(id)) === delta, { what: `${key}: ${delta} hits` });
         // watching: the first call on each worker found no hook and the watchpoint put it back
         const entries = (await nativeStats()).reduce((sum, n) => sum + n.watch_entries, 0);
-        if (WATCH) expect(entries - entries0, key).toBeGreaterThanOrEqual(clients.length);
+        if (watching) expect(entries - entries0, key).toBeGreaterThanOrEqual(clients.length);
         else expect(entries - entries0, key).toBe(0);
         for (const n of await nativeStats()) expect(n.watch_late, key).toBe(0);
       } finally {
         await remove(id);
       }
     }
-  });
+  }
 
   it('a heap of 300,000 more objects: walked in slices, then watching, and the GC runs again', async () => {
-    if (!WATCH) return expect((await nativeStats()).every((n) => /perf_event_open/.test(n.watch_reason))).toBe(true);
+    if (!WATCH) {
+      // no heap walk where watching cannot be had: the reason says why
+      const { id } = await setBp({ url: APP, line: L.fact });
+      try {
+        await waitFor(async () => (await bpStats()).every(resting), { what: 'the call hook at rest, with the reason' });
+        for (const n of await nativeStats()) expect(n.heap_objects).toBe(0);
+      } finally {
+        await remove(id);
+      }
+      return;
+    }
     await runBoth('/bigheap?n=300000', 1);
     const { id } = await setBp({ url: APP, line: L.fact });
     try {
-      await waitFor(async () => (await nativeStats()).every(resting), { what: 'the hook at rest on both workers', timeout: 20_000 });
+      await waitFor(async () => (await bpStats()).every(resting), { what: 'the hook at rest on both workers', timeout: 20_000 });
       for (const n of await nativeStats()) {
         expect(n.heap_objects).toBeGreaterThan(300_000);
         // in slices (how long each takes is the bench's business: npm run bench -- breakpoints)
@@ -494,7 +635,7 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
     const after = await counts();
     expect(after.sleepy - before.sleepy).toBe(4);
     await waitFor(async () => (await hitsOf(id)) === 4, { what: '4 hits' });
-    await waitFor(async () => (await nativeStats()).every(resting), { what: 'the hook at rest again' });
+    await waitFor(async () => (await bpStats()).every(resting), { what: 'the hook at rest again' });
     await remove(id);
   });
 
@@ -503,7 +644,7 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
    * Then the table drops them: after GC cycles on each worker (at most one
    * straggler aside) none is counted inside any more, and with none left the
    * hook is back at rest (atRest), the breakpoint still armed. */
-  async function parkedThenResumed(waitArmed: () => Promise<void>, atRest: (n: any) => boolean): Promise<void> {
+  async function parkedThenResumed(waitArmed: () => Promise<void>, atRest: (b: any) => boolean): Promise<void> {
     const before = await counts();
     const vias = ['ngx', 'std', 'wrap', 'wrapstd'];
     const pending = vias.map((via) => get(`/gen?via=${via}&d=1.5`));
@@ -525,7 +666,7 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
         return false;
       }, { what: 'the dropped coroutines collected', interval: 300 });
       if ((await nativeStats()).every((n) => n.inside === 0)) {
-        await waitFor(async () => (await nativeStats()).every(atRest), { what: 'the hook at rest once nothing is inside' });
+        await waitFor(async () => (await bpStats()).every(atRest), { what: 'the hook at rest once nothing is inside' });
       }
     } finally {
       await remove(id);
@@ -539,19 +680,20 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
         await waitFor(async () => (await nativeStats()).reduce((sum, n) => sum + n.inside, 0) === 4,
           { what: 'the heap walk counts the 4 parked coroutines inside' });
       } else {
-        await waitFor(async () => (await nativeStats()).every(resting), { what: 'the hook at rest' });
+        await waitFor(async () => (await bpStats()).every(resting), { what: 'the hook at rest' });
       }
     }, resting);
   });
 
   it('the same with watchpoints off: the call hook sees each kind of resume', async () => {
-    const callOnly = (n: any) => n.mask === MASK_CALL && n.inside === 0 && !n.watching;
+    const callOnly = (b: any) => b.native.mask === MASK_CALL && b.native.inside === 0 && !b.native.watching &&
+      b.mode.mode === 'call hook' && b.mode.reason === 'watchpoints switched off';
     await runBoth('/watch?on=0', 1);
     try {
       const resumesBefore = (await nativeStats()).reduce((sum, n) => sum + n.resumes, 0);
       await parkedThenResumed(async () => {
         // the walk after arming cannot reach them: it ends with nothing inside and calls only
-        await waitFor(async () => (await nativeStats()).every(callOnly), { what: 'the walk done, nothing found inside' });
+        await waitFor(async () => (await bpStats()).every(callOnly), { what: 'the walk done, nothing found inside' });
       }, callOnly);
       expect((await nativeStats()).reduce((sum, n) => sum + n.resumes, 0)).toBeGreaterThanOrEqual(resumesBefore + 4);
     } finally {
@@ -567,7 +709,7 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
     expect(delta).toBe(n);
     await waitFor(async () => (await hitsOf(id)) === n, { what: `${n} hits` });
     // the raise skipped the return event; the agent's walk of the stacks corrects the count
-    await waitFor(async () => (await nativeStats()).every(resting), { what: 'nothing inside after the raise' });
+    await waitFor(async () => (await bpStats()).every(resting), { what: 'nothing inside after the raise' });
     await remove(id);
   });
 
@@ -578,7 +720,7 @@ describe('call gating: line events only while a coroutine is inside a breakpoint
     const delta = (await counts()).fact - before.fact;
     expect(delta).toBe(12 * n);
     await waitFor(async () => (await hitsOf(id)) === delta, { what: `${delta} hits` });
-    await waitFor(async () => (await nativeStats()).every(resting), { what: 'at rest after the recursion returns' });
+    await waitFor(async () => (await bpStats()).every(resting), { what: 'at rest after the recursion returns' });
     await remove(id);
   });
 });
@@ -597,7 +739,7 @@ describe('cost and session end', () => {
     const other = await setBp({ url: 'amb2/util.lua', line: 5 });
     const kind0 = (await clients[0].request('Agent.getStats')).breakpoints.hook_kind;
     if (kind0 === 'c') {
-      await waitFor(async () => (await bpStats()).every((b) => resting(b.native)), { what: 'the hook at rest' });
+      await waitFor(async () => (await bpStats()).every(resting), { what: 'the hook at rest' });
     }
     const us = await cpu(path);
     const kind = (await clients[0].request('Agent.getStats')).breakpoints.hook_kind;

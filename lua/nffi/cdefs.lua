@@ -115,6 +115,14 @@ long nffi_hook_heap_walk_us(void);
 uint64_t nffi_watch_traps(void);
 uint64_t nffi_watch_late_traps(void);
 int nffi_watch_error(void);
+int nffi_hook_watch_check_begin(void *L, const void *fn, int line);
+int nffi_hook_watch_check_end(void *L);
+uint64_t nffi_hook_watch_checks(void);
+long nffi_hook_watch_check_us(void);
+int nffi_hook_watch_ok(void);
+void nffi_watch_fault(int on);
+int nffi_watch_probe(void);
+int nffi_watch_emulate_trap(void);
 
 int libffi_init(char *cfg, void *tq);
 int lib_nonblocking_ffi_init(char *cfg, void *tq);

@@ -7,6 +7,9 @@ export { FIXTURE_LUA };
 
 export const BP_APP_HTTP = `
 lua_shared_dict bp 1m;
+init_by_lua_block {
+    require("bp_early")
+}
 init_worker_by_lua_block {
     require("nffi.inspect").start({ run_dir = os.getenv("NFFI_INSPECT_RUN_DIR") })
     require("bp_app").init()

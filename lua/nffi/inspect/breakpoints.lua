@@ -24,6 +24,7 @@ local semaphore = require "ngx.semaphore"
 local jutil = require "jit.util"
 local native = require "nffi.native"
 local vmevents = require "nffi.inspect.vmevents"
+local watchcheck = require "nffi.inspect.watchcheck"
 
 local ffi_string = require("ffi").string
 local collectgarbage = collectgarbage
@@ -33,6 +34,7 @@ local ngx_now = ngx.now
 local ngx_log = ngx.log
 local WARN = ngx.WARN
 local INFO = ngx.INFO
+local NOTICE = ngx.NOTICE
 local worker_pid = ngx.worker.pid
 local funcinfo = jutil.funcinfo
 local debug_sethook = debug.sethook
@@ -71,6 +73,8 @@ local ptr_of = native.ptr_of
 
 -- use_c_hook false: the Lua hook; gate false: the C hook sends every line (bench)
 -- watch false: no hardware watchpoints, the gated hook stays a call hook (bench)
+-- watch_fault "no-trap": the self-check sees no trap, as on a machine that
+-- never delivers one (tests prove the fallback with it on every machine)
 local _M = { _VERSION = "0.1.0", use_c_hook = true, gate = true, watch = true }
 
 local RING_MAX = 256
@@ -95,8 +99,13 @@ local scan_gen, scanned_gen = 0, 0  -- arms that asked for a full walk / the las
 local names_gen, watch_gen = 0, 0   -- target sets named to the C hook / the last one watched
 local watch_ready, watch_tries = false, 0  -- heap walk done for watch_gen / walks tried
 local WATCH_SLICE_US = 1000  -- one slice of the heap walk
+local WATCH_MAX = 4         -- x86 debug registers: watched functions at most (NFFI_WATCH_MAX)
 local WATCH_TRIES = 3       -- walks per set of armed functions (the GC running meanwhile fails one)
 local gc_stopped = false    -- the heap walk stopped the GC: restarted when it ends
+local watch_fail            -- why watching is off for watch_gen (sticky until the set changes)
+local ungated_why           -- why the C hook takes every line (not call-gated)
+local session_watch         -- { ok, why }: the check run when the session started
+local mode_said             -- the last mode line written to the error log
 local bc_on = false
 
 -- ring of docs to ship; control events (armed/removed/error/dropped) in ctl
@@ -262,8 +271,7 @@ local function calibrate(lib)
         calibrated = pf ~= nil and pp ~= nil and lib.nffi_hook_calibrate(pf, pp) == 1
             and learn_resumers(lib) > 0
         if not calibrated then
-            ngx_log(INFO, "[nffi bp] closure layout or resume functions unknown:",
-                    " the line hook runs ungated")
+            ungated_why = "closure layout or resume functions of this LuaJIT unknown"
         end
     end
     return calibrated
@@ -315,6 +323,9 @@ local function set_hook(on)
             -- referenced so its address stays valid for the gating calls
             hook_co = co_running()
             gated = _M.gate and calibrate(lib) or false
+            if not _M.gate then
+                ungated_why = "call gating switched off"
+            end
             if gated then
                 -- targets (and lines forced on meanwhile) come with retarget()
                 reg[INSIDE_KEY] = setmetatable({}, { __mode = "k" })
@@ -359,7 +370,7 @@ local function retarget(added)
     if not name_targets() then
         gated = false  -- more targets than the C hook holds: every line then
         C.nffi_hook_install(L, 0)
-        ngx_log(INFO, "[nffi bp] too many breakpointed functions: the line hook runs ungated")
+        ungated_why = "too many breakpointed functions for the call-gated hook"
         return
     end
     if added then
@@ -476,6 +487,7 @@ local function unindex(bp)
 end
 
 local bc_handler
+local mode_of               -- defined with watching, below
 
 local function set_bc(on)
     if on and not bc_on then
@@ -577,7 +589,7 @@ bc_handler = function(proto)
                     local line, aerr = arm(bp, acc, false)
                     if line then
                         push_ctl({ method = "Debugger.armed",
-                                   params = { breakpoint = describe(bp),
+                                   params = { breakpoint = describe(bp), mode = mode_of(true),
                                               moved_from = line ~= bp.spec.line
                                                            and bp.spec.line or nil } })
                         ngx_log(INFO, "[nffi bp ", bp.id, " armed ", finder.name_of(src), ":",
@@ -691,11 +703,13 @@ function _M.set_breakpoint(params, b)
             res.moved_from = spec.line
         end
         push_ctl({ method = "Debugger.armed", params = { breakpoint = describe(bp),
+                                                          mode = mode_of(true),
                                                           moved_from = res.moved_from } })
         signal()
         ngx_log(INFO, "[nffi bp ", id, " armed ", finder.name_of(bp.source), ":", line, "]")
     end
     res.breakpoint = describe(bp)
+    res.mode = mode_of(true)
     return res
 end
 
@@ -747,12 +761,16 @@ function _M.get_stats()
                         watch_traps = tonumber(lib.nffi_watch_traps()),
                         watch_late = tonumber(lib.nffi_watch_late_traps()),
                         watch_reason = ffi_string(lib.nffi_hook_watch_reason()),
+                        watch_ok = lib.nffi_hook_watch_ok() == 1,
+                        watch_checks = tonumber(lib.nffi_hook_watch_checks()),
+                        watch_check_us = tonumber(lib.nffi_hook_watch_check_us()),
                         heap_objects = tonumber(lib.nffi_hook_heap_objects()),
                         heap_walk_us = tonumber(lib.nffi_hook_heap_walk_us()),
                         heap_slices = tonumber(lib.nffi_hook_heap_slices()),
                         heap_slice_max_us = tonumber(lib.nffi_hook_heap_slice_max_us()) }
     end
-    return { native = native_hook, hook_calls = stats.hook_calls, hits = stats.hits,
+    return { native = native_hook, mode = mode_of(false),
+             hook_calls = stats.hook_calls, hits = stats.hits,
              ring_drops = stats.ring_drops,
              hook = debug_gethook() ~= nil, hook_kind = hook_kind,
              armed = narmed, pending = npending,
@@ -809,21 +827,91 @@ local function walk_heap()
     return rc == 1
 end
 
+-- Which mechanism guarantees this worker's hits: "watching" (no hook at rest,
+-- verified watchpoints), "call hook" (the call-gated C hook), "line hook" (the
+-- C hook on every line), "lua hook" (the Lua fallback); reason whenever it is
+-- not watching. expected: the resting mode an armed breakpoint will reach (for
+-- the armed event, before the walk and check behind watching have run); else
+-- the mode now. With nothing armed, the mode an arm would get.
+mode_of = function(expected)
+    local lib = _M.use_c_hook and c_hook()
+    if hook_on and hook_kind == "lua" or not hook_on and not lib then
+        return { mode = "lua hook", reason = _M.use_c_hook
+                 and "libnffi's C hook is not available in this worker" or "C hook switched off" }
+    end
+    if hook_on and not gated or not hook_on and not (_M.gate and calibrate(lib)) then
+        return { mode = "line hook", reason = ungated_why or "call gating switched off" }
+    end
+    if not _M.watch then
+        return { mode = "call hook", reason = "watchpoints switched off" }
+    end
+    if not hook_on then
+        if session_watch and not session_watch.ok then
+            return { mode = "call hook", reason = session_watch.why }
+        end
+        return { mode = session_watch and "watching" or "call hook",
+                 reason = not session_watch and "watchpoints not checked yet" or nil }
+    end
+    if watch_fail and watch_gen == names_gen then
+        return { mode = "call hook", reason = watch_fail }
+    end
+    if C.nffi_hook_watch_ok() == 1 then
+        return { mode = "watching" }
+    end
+    if expected and not (session_watch and not session_watch.ok) then
+        local n = 0
+        for _ in next, target_keys do
+            n = n + 1
+        end
+        if n > WATCH_MAX then
+            return { mode = "call hook", reason = "more than " .. WATCH_MAX .. " breakpointed"
+                     .. " functions (the CPU has " .. WATCH_MAX .. " debug registers)" }
+        end
+        return { mode = "watching" }
+    end
+    return { mode = "call hook", reason = session_watch and not session_watch.ok
+             and session_watch.why or "watching not verified yet for these functions" }
+end
+_M.mode = mode_of
+
+-- One fixed-format error log line whenever a worker's mode changes:
+-- [nffi bp mode watching] or [nffi bp mode call hook: REASON].
+local function say_mode()
+    local m = mode_of(false)
+    local line = m.reason and (m.mode .. ": " .. m.reason) or m.mode
+    if line ~= mode_said then
+        mode_said = line
+        ngx_log(NOTICE, "[nffi bp mode ", line, "]")
+    end
+end
+
 local function watch_tick()
     restart_gc()  -- a walk cut short (its light thread killed) left it stopped
     if not _M.watch or scanned_gen ~= scan_gen then
         return
     end
     if watch_gen ~= names_gen then
-        watch_gen, watch_ready, watch_tries = names_gen, false, 0
+        -- a new set of watched functions: the chain proves itself again first
+        watch_gen, watch_ready, watch_tries, watch_fail = names_gen, false, 0, nil
+        local ok, why = watchcheck.run(C, state_ptr(), _M.watch_fault)
+        if not ok then
+            watch_fail = why
+        end
     end
-    if not watch_ready and watch_tries < WATCH_TRIES then
+    if not watch_fail and not watch_ready and watch_tries < WATCH_TRIES then
         watch_tries = watch_tries + 1
         watch_ready = walk_heap()
+        if not watch_ready and watch_tries == WATCH_TRIES then
+            watch_fail = ffi_string(C.nffi_hook_watch_reason())
+        end
     end
-    if watch_ready then
-        C.nffi_hook_watch_tick(ptr_of(hook_co))
+    if watch_ready and C.nffi_hook_watch_tick(ptr_of(hook_co)) == 0
+       and C.nffi_hook_watch_ok() == 0 then
+        -- the tick found traps could go astray (a tracer, another handler):
+        -- the call hook until the set changes or a new session
+        watch_ready, watch_fail = false, ffi_string(C.nffi_hook_watch_reason())
     end
+    say_mode()
 end
 
 -- Session ---------------------------------------------------------------------
@@ -892,6 +980,13 @@ coroutines.mark_own(writer, "thread")
 function _M.start_session(send)
     jitctl.track(true)
     wake = semaphore.new(0)
+    -- what an arm will get here, checked once per session (workers shows it)
+    local lib = _M.use_c_hook and c_hook()
+    if lib and _M.watch and _M.gate and calibrate(lib) and not hook_on then
+        local ok, why = watchcheck.run(lib, state_ptr(), _M.watch_fault)
+        session_watch = { ok = ok, why = why }
+    end
+    say_mode()
     return ngx.thread.spawn(writer, send)
 end
 
@@ -911,6 +1006,8 @@ function _M.reset()
     jitctl.restore_all()
     jitctl.track(false)
     wake = nil
+    session_watch, watch_fail, mode_said = nil, nil, nil
+    watch_gen = -1  -- the next session checks again
 end
 
 return _M
