@@ -16,10 +16,112 @@ export namespace Agent {
     /** jit.status() flags, e.g. SSE2, fold, cse */
     flags: string[];
   }
+  /** How one request method's walks held the event loop. */
+  export interface MethodStats {
+    requests: number;
+    slices: number;
+    /** > 0: a request was cut into several slices (sends of its answer count as slice boundaries too) */
+    yields: number;
+    /** wall time */
+    max_slice_ms: number;
+    /** CPU time of the worker thread */
+    max_slice_cpu_ms: number;
+  }
+  /** The C hook of native/src/hook.c (breakpoints.native in Agent.getStats), since the worker started unless said otherwise. */
+  export interface NativeHookStats {
+    /** hook calls */
+    calls: number;
+    /** line events on a breakpointed line */
+    matches: number;
+    /** callback errors */
+    errors: number;
+    /** the hook mask of the main Lua state (1 calls, 2 returns, 4 lines; 0: no hook, -1: unknown) */
+    mask?: number;
+    /** call-gated: line events only while a coroutine is inside an armed function */
+    gated: boolean;
+    /** coroutines counted inside armed functions; -1: lines forced on */
+    inside: number;
+    resumes: number;
+    repeats: number;
+    /** the fast path check: 0 still checking, 1 trusted, -1 not this layout */
+    fast: number;
+    /** no hook at rest: hardware watchpoints on the armed functions instead */
+    watching: boolean;
+    /** calls that found the hook removed and put it back (watchpoint traps) */
+    watch_entries: number;
+    watch_traps: number;
+    /** traps that came late (lines forced on until a full heap walk) */
+    watch_late: number;
+    /** why not watching, when not ("" when watching or never tried) */
+    watch_reason: string;
+    /** the watchpoints on the armed functions are verified in this worker (newer agents) */
+    watch_ok?: boolean;
+    /** objects the last heap walk visited */
+    heap_objects: number;
+    heap_walk_us: number;
+    heap_slices: number;
+    /** the longest heap walk slice, in worker thread CPU time */
+    heap_slice_max_us: number;
+    /** self-checks that traps are delivered in this worker (newer agents) */
+    watch_checks?: number;
+    /** time spent in those self-checks (newer agents) */
+    watch_check_us?: number;
+    /** hits dropped in C past the rate or count limit (newer agents) */
+    muted?: number;
+  }
+  /** Task breakpoints (ffi:RUNTIME.METHOD). */
+  export interface TaskBreakpointStats {
+    armed: number;
+    /** task hook calls */
+    calls: number;
+    hits: number;
+    /** the nffi binding's task hook is installed */
+    hook: boolean;
+  }
+  /** What breakpoints did to the JIT (lua/nffi/inspect/jitctl.lua). */
+  export interface JitStats {
+    /** prototypes with the JIT turned off */
+    off: number;
+    flushes: number;
+    full_flushes: number;
+    trace_flushes: number;
+    /** trace aborts recorded while a breakpoint was armed */
+    aborts: number;
+    /** prototypes whose JIT state was restored */
+    restored: number;
+    /** the last trace scan */
+    scan_us: number;
+    /** traces the last scan looked at */
+    scan_traces?: number;
+    /** constants the last scan looked at */
+    scan_consts?: number;
+  }
+  /** Line and task breakpoints of one worker (breakpoints in Agent.getStats). */
+  export interface BreakpointStats {
+    /** how this worker takes breakpoints now, or would for one armed now (absent from older agents) */
+    mode?: Debugger.BreakpointMode;
+    /** absent when libnffi's hook is not loaded */
+    native?: NativeHookStats;
+    /** calls of the Lua hook */
+    hook_calls: number;
+    hits: number;
+    /** hits dropped because the ring was full */
+    ring_drops: number;
+    /** a debug hook is installed now */
+    hook: boolean;
+    /** which hook, while one is installed */
+    hook_kind?: "c" | "lua";
+    armed: number;
+    /** breakpoints waiting for their file to load */
+    pending: number;
+    writer_loops: number;
+    tasks: TaskBreakpointStats;
+    jit: JitStats;
+  }
   /** The agent removes everything it installed, replies, closes the link and goes dormant. */
   export interface DetachParams {}
   export interface DetachResult {}
-  /** How long the agent's walks held the event loop at a time, since the worker started: the longest slice and the number of slices, overall and per request method. */
+  /** How long the agent's walks held the event loop at a time, since the worker started (the longest slice and the number of slices, overall and per request method), and the state of its breakpoints. */
   export interface GetStatsParams {}
   export interface GetStatsResult {
     /** wall time, including time the OS ran other processes */
@@ -27,8 +129,9 @@ export namespace Agent {
     /** CPU time of the worker thread */
     max_slice_cpu_ms: number;
     slices: number;
-    /** method name -> {requests, slices, yields, max_slice_ms, max_slice_cpu_ms}: a request cut into several slices has yields > 0 (sends of its answer count as slice boundaries too) */
-    methods: Record<string, unknown>;
+    /** request method name -> its slices */
+    methods: Record<string, MethodStats>;
+    breakpoints: BreakpointStats;
   }
   /** First frame from the agent after it connects. */
   export interface HelloEvent {
@@ -297,6 +400,12 @@ export namespace Debugger {
     first_line?: number;
     last_line?: number;
   }
+  /** How a worker takes breakpoints: watching (hardware watchpoints, no hook at rest), or a hook (the C call-gated hook, the C line hook, the Lua hook). The agent checks at session start that traps are delivered before it trusts watching. */
+  export interface BreakpointMode {
+    mode: "watching" | "call hook" | "line hook" | "lua hook";
+    /** why not watching: "traps not delivered on this machine", "perf_event_open: Permission denied"; present whenever mode is not watching */
+    reason?: string;
+  }
   export interface SetBreakpointParams {
     spec: BreakpointSpec;
     /** Probe-chosen id, kept across workers */
@@ -306,6 +415,8 @@ export namespace Debugger {
     breakpoint: Breakpoint;
     /** The requested line, when it had no code */
     moved_from?: number;
+    /** how this worker takes the breakpoint (absent from older agents) */
+    mode?: BreakpointMode;
   }
   export interface RemoveBreakpointParams {
     id: number;
@@ -346,6 +457,8 @@ export namespace Debugger {
     pid?: number;
     /** The requested line, when it had no code (probe-added, as pid) */
     moved_from?: number;
+    /** how this worker takes the breakpoint (absent from older agents) */
+    mode?: BreakpointMode;
   }
   export interface RemovedEvent {
     id: number;

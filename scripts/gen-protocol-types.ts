@@ -22,6 +22,8 @@ interface Prop {
   optional?: boolean;
   description?: string;
   properties?: Prop[];
+  /** A map (an object with arbitrary keys): the type of its values (JSON Schema's word). */
+  additionalProperties?: Prop;
 }
 
 interface Member { name: string; description?: string; parameters?: Prop[]; returns?: Prop[] }
@@ -56,7 +58,8 @@ function typeOf(p: Prop, indent: string): string {
     case 'array':
       return p.items ? `${wrap(typeOf(p.items, indent))}[]` : 'unknown[]';
     case 'object':
-      return p.properties ? objectLiteral(p.properties, indent) : 'Record<string, unknown>';
+      if (p.properties) return objectLiteral(p.properties, indent);
+      return `Record<string, ${p.additionalProperties ? typeOf(p.additionalProperties, indent) : 'unknown'}>`;
     default:
       return 'unknown';
   }
