@@ -1,45 +1,41 @@
-// `nffi-inspect workers PID [--json]`: the attached workers, their agent's versions and JIT state.
+// `nffi-inspect workers PID [--json]`: the attached workers, their agent's versions, JIT state
+// and breakpoint mode (watching, or which hook and why; Agent.getStats).
 import type { Command } from 'commander';
-import type { Target } from '../../probe/protocol-types.js';
-import { formatTable } from '../format/table.js';
+import type { Agent, Target } from '../../probe/protocol-types.js';
+import type { WorkerResult } from '../../probe/session.js';
+import { formatWorkers, readMode, UNREPORTED, type ModeView, type WorkerInfo } from '../format/workers.js';
 import { parsePid, printJson, withProbeOptions, withSession, type ProbeOptions } from '../pid.js';
 
-export interface WorkerInfo {
-  pid: number;
-  worker_id: number | null;
-  user: string | null;
-  versions: Target.TargetInfo['versions'] | null;
-  jit: Target.TargetInfo['jit'] | null;
-  error?: string;
+/** The mode from a worker's Agent.getStats answer, or `unknown` and why. */
+export function workerMode(t: Target.TargetInfo, stats: WorkerResult<Agent.GetStatsResult> | undefined): ModeView {
+  if (!t.attached) return { mode: 'unknown', reason: `not attached${t.error ? `: ${t.error}` : ''}` };
+  if (!stats || stats.error !== undefined) return { mode: 'unknown', reason: `Agent.getStats failed: ${stats?.error ?? 'no answer'}` };
+  const bps: unknown = stats.result?.breakpoints;
+  const agent = t.versions?.agent;
+  const raw = bps && typeof bps === 'object' ? (bps as { mode?: unknown }).mode : undefined;
+  return readMode(raw, agent ? `agent ${agent} does not report it` : UNREPORTED);
 }
 
-function info(t: Target.TargetInfo): WorkerInfo {
+export function workerInfo(t: Target.TargetInfo, stats?: WorkerResult<Agent.GetStatsResult>): WorkerInfo {
   return {
     pid: t.pid, worker_id: t.worker_id ?? null, user: t.user ?? null,
-    versions: t.versions ?? null, jit: t.jit ?? null, ...(t.error ? { error: t.error } : {}),
+    versions: t.versions ?? null, jit: t.jit ?? null, breakpoint_mode: workerMode(t, stats),
+    ...(t.error ? { error: t.error } : {}),
   };
-}
-
-function human(ws: WorkerInfo[]): string {
-  const rows = ws.map((w) => [
-    String(w.pid), w.worker_id === null ? '-' : String(w.worker_id), w.user ?? '-',
-    w.versions?.nginx ?? '-', w.versions?.ngx_lua ?? '-', w.versions?.luajit ?? '-', w.versions?.agent ?? '-',
-    w.jit ? `${w.jit.enabled ? 'on' : 'off'} ${w.jit.flags.join(' ')}`.trim() : '-',
-  ]);
-  const errors = ws.filter((w) => w.error).map((w) => `worker ${w.pid}: ${w.error}`);
-  return [formatTable(['pid', 'id', 'user', 'nginx', 'ngx_lua', 'luajit', 'agent', 'jit'], rows), ...errors].join('\n');
 }
 
 export function registerWorkers(program: Command): void {
   withProbeOptions(program
     .command('workers')
-    .description('list the workers of a master (or one worker): id, user, versions, JIT state')
+    .description('list the workers of a master (or one worker): id, user, versions, JIT state, breakpoint mode')
     .argument('<PID>', 'nginx master (all workers) or worker pid')
     .option('--json', 'print JSON'))
     .action(async (pidText: string, opts: ProbeOptions) => {
-      const targets = await withSession(parsePid(pidText), opts, async (s) => s.targets());
-      const workers = targets.map(info);
+      const workers = await withSession(parsePid(pidText), opts, async (s) => {
+        const stats = await s.callAll('Agent.getStats');
+        return s.targets().map((t) => workerInfo(t, stats.find((r) => r.pid === t.pid)));
+      });
       if (opts.json) printJson({ workers });
-      else process.stdout.write(human(workers) + '\n');
+      else process.stdout.write(formatWorkers(workers) + '\n');
     });
 }

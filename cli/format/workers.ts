@@ -1,0 +1,88 @@
+// The workers table and the breakpoint mode of a worker, as people and scripts see them.
+//
+//   pid   id  user    nginx   ngx_lua  luajit       agent  jit  bp mode
+//   4243   0  nobody  1.22.1  0.10.23  2.1.0-beta3  0.1.0  on   watching
+//   4244   1  nobody  1.22.1  0.10.23  2.1.0-beta3  0.1.0  on   call hook
+//   worker 4244 bp mode: call hook: traps not delivered on this machine
+//   jit flags: SSE3 SSE4.1 BMI2 fold cse dce fwd dse narrow loop abc sink fuse
+//
+// The table fits 80 columns; what does not fit a column (why a worker is not watching, the JIT
+// flags, why a worker is not attached) goes whole on its own line under it, as gdb prints its
+// warnings: cut, the errno text at the end of a reason would be lost. --json has it all too.
+import type { Agent, Debugger } from '../../probe/protocol-types.js';
+import { formatTable } from './table.js';
+
+/** A breakpoint mode for output: the agent's own, or `unknown` and why. `reason` is there
+ * whenever mode is not `watching` (when the agent gave one). */
+export interface ModeView {
+  mode: Debugger.BreakpointMode['mode'] | 'unknown';
+  reason?: string;
+}
+
+export interface WorkerInfo {
+  pid: number;
+  worker_id: number | null;
+  user: string | null;
+  versions: Agent.Versions | null;
+  jit: Agent.JitState | null;
+  breakpoint_mode: ModeView;
+  error?: string;
+}
+
+export const UNREPORTED = 'the agent does not report it';
+
+const MODES = new Set<string>(['watching', 'call hook', 'line hook', 'lua hook'] satisfies Debugger.BreakpointMode['mode'][]);
+
+/** The agent's mode object as given, when it is one; else `unknown` with `why` (a mode this
+ * CLI does not know is named in the reason, so scripts only ever see the documented words). */
+export function readMode(raw: unknown, why = UNREPORTED): ModeView {
+  const m = raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : undefined;
+  if (!m || typeof m.mode !== 'string' || m.mode === '') return { mode: 'unknown', reason: why };
+  if (!MODES.has(m.mode)) return { mode: 'unknown', reason: `the agent reported mode ${JSON.stringify(m.mode)}` };
+  const view: ModeView = { mode: m.mode as ModeView['mode'] };
+  if (typeof m.reason === 'string' && m.reason !== '') view.reason = m.reason;
+  return view;
+}
+
+/** `watching`, `call hook: traps not delivered on this machine`, `unknown: …`. */
+export function modeText(m: ModeView): string {
+  return m.reason !== undefined ? `${m.mode}: ${m.reason}` : m.mode;
+}
+
+/** `LuaJIT 2.1.0-beta3` → `2.1.0-beta3` (the column says luajit). */
+function luajitVersion(v: string | undefined): string {
+  return v ? v.replace(/^LuaJIT\s+/, '') : '-';
+}
+
+const attached = (w: WorkerInfo): boolean => w.versions !== null && w.error === undefined;
+
+function row(w: WorkerInfo): string[] {
+  return [
+    String(w.pid), w.worker_id === null ? '-' : String(w.worker_id), w.user ?? '-',
+    w.versions?.nginx ?? '-', w.versions?.ngx_lua ?? '-', luajitVersion(w.versions?.luajit), w.versions?.agent ?? '-',
+    w.jit ? (w.jit.enabled ? 'on' : 'off') : '-',
+    attached(w) ? w.breakpoint_mode.mode : '-',
+  ];
+}
+
+/** One line per worker that needs words: why it is not attached, or why it is not watching. */
+function notes(w: WorkerInfo): string[] {
+  if (w.error) return [`worker ${w.pid}: ${w.error}`];
+  if (!attached(w) || w.breakpoint_mode.mode === 'watching') return [];
+  return [`worker ${w.pid} bp mode: ${modeText(w.breakpoint_mode)}`];
+}
+
+/** The JIT flags once when every worker has the same, else per worker. */
+function jitFlags(ws: WorkerInfo[]): string[] {
+  const withFlags = ws.filter((w) => w.jit && w.jit.flags.length > 0);
+  const texts = new Set(withFlags.map((w) => w.jit!.flags.join(' ')));
+  if (texts.size === 0) return [];
+  if (texts.size === 1) return [`jit flags: ${[...texts][0]}`];
+  return withFlags.map((w) => `worker ${w.pid} jit flags: ${w.jit!.flags.join(' ')}`);
+}
+
+const HEADER = ['pid', 'id', 'user', 'nginx', 'ngx_lua', 'luajit', 'agent', 'jit', 'bp mode'];
+
+export function formatWorkers(ws: WorkerInfo[]): string {
+  return [formatTable(HEADER, ws.map(row)), ...ws.flatMap(notes), ...jitFlags(ws)].join('\n');
+}
