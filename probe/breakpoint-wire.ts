@@ -2,7 +2,7 @@
 // `pid` (the descriptor's events name the worker only in `hit`): `armed` carries the
 // Breakpoint as that worker sees it; `removed` without a pid means the breakpoint left the
 // probe's set (what `ended` is in-process). toWire and fromWire are inverses.
-import { Breakpoints, type BreakpointEvent, type BreakpointInfo } from './breakpoints.js';
+import { agentMode, Breakpoints, type BreakpointEvent, type BreakpointInfo } from './breakpoints.js';
 import type { Debugger } from './protocol-types.js';
 
 export interface WireEvent {
@@ -21,6 +21,7 @@ export function toWire(e: BreakpointEvent, info?: BreakpointInfo): WireEvent {
       const breakpoint = Breakpoints.view(base, known ? { ...known, ...w, hits: known.hits, dropped: known.dropped } : w);
       const params: Record<string, unknown> = { breakpoint, pid: e.pid };
       if (e.moved_from !== undefined) params.moved_from = e.moved_from;
+      if (e.mode !== undefined) params.mode = e.mode;
       return { method: 'Debugger.armed', params };
     }
     case 'ended':
@@ -43,6 +44,8 @@ export function fromWire(method: string, params: unknown): BreakpointEvent | und
       if (b.line !== undefined) e.line = b.line;
       if (b.original !== undefined) e.original = b.original;
       if (typeof p.moved_from === 'number') e.moved_from = p.moved_from;
+      const mode = agentMode(p.mode);
+      if (mode) e.mode = mode;
       return e;
     }
     case 'Debugger.removed':

@@ -33,6 +33,8 @@ export interface WorkerBreakpoint {
   moved_from?: number;
   /** Through a source map: the original position of source:line. */
   original?: Debugger.OriginalPosition;
+  /** How the worker takes this breakpoint, as its agent says (older agents do not). */
+  mode?: Debugger.BreakpointMode;
   hits: number;
   dropped: number;
   error?: string;
@@ -53,7 +55,7 @@ export interface BreakpointInfo {
  * breakpoint leaves the set (deleted, count reached, timed out, removed by every agent). */
 export type BreakpointEvent =
   | ({ event: 'hit' } & Debugger.HitEvent)
-  | { event: 'armed'; id: number; pid: number; state: WorkerBreakpoint['state']; source?: string; line?: number; moved_from?: number; original?: Debugger.OriginalPosition }
+  | { event: 'armed'; id: number; pid: number; state: WorkerBreakpoint['state']; source?: string; line?: number; moved_from?: number; original?: Debugger.OriginalPosition; mode?: Debugger.BreakpointMode }
   | { event: 'removed'; id: number; pid: number; reason: string }
   | { event: 'error'; id: number; pid: number; message: string }
   | { event: 'dropped'; id: number; pid: number; count: number }
@@ -79,6 +81,14 @@ interface Entry {
 }
 
 const ACTIVE = new Set<WorkerBreakpoint['state']>(['armed', 'pending', 'disabled']);
+
+/** The agent's mode object, when it sent one (front ends check its fields). */
+export function agentMode(raw: unknown): Debugger.BreakpointMode | undefined {
+  return raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Debugger.BreakpointMode) : undefined;
+}
+
+const sameMode = (a?: Debugger.BreakpointMode, b?: Debugger.BreakpointMode): boolean =>
+  a?.mode === b?.mode && a?.reason === b?.reason;
 
 /** The agent's own words for a refusal, else the whole message. */
 function reason(err: unknown): string {
@@ -196,6 +206,7 @@ export class Breakpoints {
     if (w.line !== undefined) ev.line = w.line;
     if (w.moved_from !== undefined) ev.moved_from = w.moved_from;
     if (w.original !== undefined) ev.original = w.original;
+    if (w.mode !== undefined) ev.mode = w.mode;
     this.emit(ev);
   }
 
@@ -216,6 +227,8 @@ export class Breakpoints {
       if (b?.source !== undefined) w.source = b.source;
       if (b?.line !== undefined) w.line = b.line;
       if (r.moved_from !== undefined) w.moved_from = r.moved_from;
+      const mode = agentMode(r.mode);
+      if (mode) w.mode = mode;
       await this.withOriginal(e, w);
     } catch (err) {
       w = { pid, state: 'failed', hits: 0, dropped: 0, error: reason(err) };
@@ -365,8 +378,10 @@ export class Breakpoints {
       case 'Debugger.hit': return this.onHit(e, w, params as Debugger.HitEvent);
       case 'Debugger.armed': {
         const b = (params as Debugger.ArmedEvent).breakpoint;
-        if (w.state === b.state && w.line === b.line && w.source === b.source) return;
+        const mode = agentMode((params as Debugger.ArmedEvent).mode) ?? w.mode;
+        if (w.state === b.state && w.line === b.line && w.source === b.source && sameMode(w.mode, mode)) return;
         Object.assign(w, { state: b.state }, b.source !== undefined ? { source: b.source } : {}, b.line !== undefined ? { line: b.line } : {});
+        if (mode) w.mode = mode;
         return void this.withOriginal(e, w).then(() => this.emitState(e, w));
       }
       case 'Debugger.removed': {

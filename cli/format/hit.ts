@@ -6,6 +6,7 @@ import type { BreakpointEvent } from '../../probe/breakpoints.js';
 import type { Debugger, Lua } from '../../probe/protocol-types.js';
 import { frameLine, position } from './stack.js';
 import { renderValue } from './value.js';
+import { modeText, readMode } from './workers.js';
 
 type Hit = Extract<BreakpointEvent, { event: 'hit' }>;
 
@@ -73,6 +74,16 @@ export function formatHit(h: Hit, width = 100): string {
   return out.join('\n');
 }
 
+type Armed = Extract<BreakpointEvent, { event: 'armed' }>;
+
+/** `watching`, `call hook: <reason>`; `mode unknown` for a line breakpoint an older agent armed
+ * without saying; nothing for a task breakpoint without one (no line, so no line hook). */
+function armedMode(e: Armed): string | undefined {
+  if (e.mode === undefined) return e.source !== undefined ? 'mode unknown' : undefined;
+  const m = readMode(e.mode);
+  return m.mode === 'unknown' ? `mode ${modeText(m)}` : modeText(m);
+}
+
 /** One human line (or block) per event; `ended` is the command's to say. */
 export function formatEvent(e: BreakpointEvent): string | undefined {
   switch (e.event) {
@@ -82,7 +93,10 @@ export function formatEvent(e: BreakpointEvent): string | undefined {
       const at = e.source !== undefined ? (e.line !== undefined ? position(e.source, e.line, e.original) : `${e.source}:?`) : '';
       if (e.state === 'pending') return `bp ${e.id} pending on worker ${e.pid}: the file is not loaded yet, it arms when it loads`;
       const moved = e.moved_from !== undefined ? ` (moved to line ${e.original?.line ?? e.line}: line ${e.moved_from} has no code)` : '';
-      return `bp ${e.id} ${e.state} on worker ${e.pid}${at ? ` at ${at}` : ''}${moved}`;
+      // How this worker takes it: (watching), (call hook: traps not delivered on this machine).
+      const m = armedMode(e);
+      const mode = e.state === 'armed' && m ? ` (${m})` : '';
+      return `bp ${e.id} ${e.state} on worker ${e.pid}${at ? ` at ${at}` : ''}${moved}${mode}`;
     }
     case 'removed':
       return `bp ${e.id} removed on worker ${e.pid} (${e.reason})`;
@@ -118,6 +132,9 @@ export function eventJson(e: BreakpointEvent): Record<string, unknown> | undefin
       if (e.line !== undefined) o.line = e.line;
       if (e.moved_from !== undefined) o.moved_from = e.moved_from;
       if (e.original !== undefined) o.original = e.original;
+      // As the agent gave it; {mode: "unknown", reason} when it gave none for a line breakpoint.
+      if (e.mode !== undefined) o.mode = e.mode;
+      else if (e.source !== undefined) o.mode = readMode(undefined);
       return o;
     }
     case 'removed':
