@@ -363,6 +363,28 @@ describe('options', () => {
     await remove(id);
   });
 
+  it('rate on a hot line: the hits past it are dropped in the C hook, and every execution is still counted', async () => {
+    const native0 = (await bpStats()).reduce((n, b) => n + b.native.muted, 0);
+    const before = (await oracle()).hot;
+    const { id } = await setBp({ url: APP, line: L.hot });  // the default rate, 50/s
+    try {
+      await runBoth('/hot?n=5000', 2);
+      const executions = (await oracle()).hot - before;
+      // hits count every execution, the dropped ones too (Debugger.getBreakpoints takes the hook's counts)
+      await waitFor(async () => (await hitsOf(id)) === executions, { what: `${executions} hits counted` });
+      const muted = (await bpStats()).reduce((n, b) => n + b.native.muted, 0) - native0;
+      expect(muted, 'dropped without Lua').toBeGreaterThan(executions / 2);
+      const bps = await bpsOf(id);
+      const dropped = bps.reduce((n, b) => n + b.dropped, 0);
+      expect(dropped).toBeGreaterThanOrEqual(muted);
+      await waitFor(() => events('Debugger.hit', id).length + dropped === executions, { what: 'shipped + dropped == hits' });
+      await waitFor(() => events('Debugger.dropped', id).reduce((n, e) => n + e.params.count, 0) === dropped,
+        { what: 'every drop reported' });
+    } finally {
+      await remove(id);
+    }
+  });
+
   it('timeout: removed with reason timeout, also when the line never runs', async () => {
     const { id } = await setBp({ url: APP, line: L.hot, timeout_ms: 300 });
     await waitFor(() => events('Debugger.removed', id).length === 2, { what: 'timeout on both workers', timeout: 3000 });

@@ -123,6 +123,11 @@ int nffi_hook_watch_ok(void);
 void nffi_watch_fault(int on);
 int nffi_watch_probe(void);
 int nffi_watch_emulate_trap(void);
+int nffi_hook_mute(int line, double until);
+int nffi_hook_mute_fn(int line, const void *obj, int is_proto);
+uint64_t nffi_hook_mute_take(int line);
+void nffi_hook_unmute(int line);
+uint64_t nffi_hook_muted(void);
 
 int libffi_init(char *cfg, void *tq);
 int lib_nonblocking_ffi_init(char *cfg, void *tq);

@@ -258,6 +258,12 @@ int nffi_hook_watch_ok(void);             /* checked, set and walked: the hook r
 void nffi_watch_fault(int on);            /* test switch: events open, never enabled */
 int nffi_watch_probe(void);               /* C alone: 1 delivered, 0 no trap, -errno refused */
 int nffi_watch_emulate_trap(void);        /* test switch: a trap now, as if delivered */
+/* Hits past a breakpoint's rate dropped in the hook (src/hook.c, Muted lines) */
+int nffi_hook_mute(int line, double until);
+int nffi_hook_mute_fn(int line, const void *obj, int is_proto);
+uint64_t nffi_hook_mute_take(int line);
+void nffi_hook_unmute(int line);
+uint64_t nffi_hook_muted(void);
 
 /* ---- runtime-thread ABI (lua-resty-ffi compatible) ---- */
 void *ngx_http_lua_ffi_task_poll(void *tq);

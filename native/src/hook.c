@@ -299,6 +299,64 @@ static int linerec_line(lua_State *L, lua_Debug *ar, int line, int is_bp_line)
     return 0;
 }
 
+/*
+ * Muted lines. A breakpoint over its rate drops hits, and on a hot line that
+ * is most of them: the agent names such a line here (nffi_hook_mute) with the
+ * functions of its one breakpoint and the time its bucket has a token again,
+ * and until then a line event of that line in one of those functions is
+ * counted here and goes no further: no Lua. The agent takes the counts
+ * (nffi_hook_mute_take) into the breakpoint's hits and drops. Only lines with
+ * one unconditional breakpoint and no --count are muted: a condition decides
+ * whether an execution is a hit at all, and a count must see every hit.
+ */
+#define NFFI_HOOK_MAXMUTE 16
+#define NFFI_HOOK_MUTEFNS 8
+struct mute {
+    int line;
+    int nfns;
+    double until;               /* CLOCK_REALTIME seconds, as ngx.now() */
+    uint64_t dropped;
+    uintptr_t bc[NFFI_HOOK_MUTEFNS];
+};
+static struct mute mutes[NFFI_HOOK_MAXMUTE];
+static int nmutes;
+static uint64_t muted;
+
+static struct mute *mute_of(int line)
+{
+    for (int i = 0; i < nmutes; i++)
+        if (mutes[i].line == line)
+            return &mutes[i];
+    return NULL;
+}
+
+/* 1 when this line event is a hit its breakpoint would drop: counted. */
+static int mute_drop(lua_State *L, lua_Debug *ar, int line)
+{
+    struct mute *m = mute_of(line);
+    if (m == NULL || m->nfns == 0)
+        return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if ((double)ts.tv_sec + ts.tv_nsec * 1e-9 >= m->until)
+        return 0;
+    if (!lua_getinfo(L, "f", ar))
+        return 0;
+    int ours = 0;
+    if (!lua_iscfunction(L, -1)) {
+        const char *fn = lua_topointer(L, -1);
+        uintptr_t bc = fn != NULL ? read_ptr(fn + pc_offset, pc_size) : 0;
+        for (int i = 0; i < m->nfns && !ours; i++)
+            ours = m->bc[i] == bc;
+    }
+    lua_settop(L, -2);
+    if (ours) {
+        m->dropped++;
+        muted++;
+    }
+    return ours;
+}
+
 static int gated_mask(void)
 {
     return (ninside > 0 || overflow || forced) ? MASK_INSIDE : MASK_OUTSIDE;
@@ -530,7 +588,7 @@ static void hook(lua_State *L, lua_Debug *ar)
         repeats++;
         return;
     }
-    if (!is_bp_line)
+    if (!is_bp_line || (nmutes > 0 && mute_drop(L, ar, line)))
         return;
     matches++;
     lua_getfield(L, LUA_REGISTRYINDEX, NFFI_HOOK_KEY);
@@ -1228,6 +1286,7 @@ NFFI_EXPORT int nffi_hook_remove(void *L)
     forced = 0;
     gated = 0;
     cur_mask = 0;
+    nmutes = 0;
     memset(linerecs, 0, sizeof(linerecs));
     return NFFI_OK;
 }
@@ -1276,6 +1335,58 @@ NFFI_EXPORT int nffi_hook_forced(void)
 NFFI_EXPORT int nffi_hook_fast(void)
 {
     return fast_state;
+}
+
+/* Mutes line until the time until (CLOCK_REALTIME seconds); its functions
+ * follow with nffi_hook_mute_fn. A line muted already keeps its functions and
+ * count. 0, or NFFI_EFULL / NFFI_EINVAL (then nothing is muted). */
+NFFI_EXPORT int nffi_hook_mute(int line, double until)
+{
+    struct mute *m = mute_of(line);
+    if (m == NULL) {
+        if (nmutes == NFFI_HOOK_MAXMUTE || pc_size == 0)
+            return pc_size == 0 ? NFFI_EINVAL : NFFI_EFULL;
+        m = &mutes[nmutes++];
+        *m = (struct mute){ .line = line };
+    }
+    m->until = until;
+    return NFFI_OK;
+}
+
+/* One function of the muted line's breakpoint: a closure or a prototype. */
+NFFI_EXPORT int nffi_hook_mute_fn(int line, const void *obj, int is_proto)
+{
+    struct mute *m = mute_of(line);
+    if (m == NULL || obj == NULL || m->nfns == NFFI_HOOK_MUTEFNS)
+        return NFFI_EINVAL;
+    m->bc[m->nfns++] = is_proto ? (uintptr_t)obj + proto_bc_delta
+                                : read_ptr((const char *)obj + pc_offset, pc_size);
+    return NFFI_OK;
+}
+
+/* The hits dropped here on line since the last take. */
+NFFI_EXPORT uint64_t nffi_hook_mute_take(int line)
+{
+    struct mute *m = mute_of(line);
+    if (m == NULL)
+        return 0;
+    uint64_t n = m->dropped;
+    m->dropped = 0;
+    return n;
+}
+
+/* Forgets the line (take its count first). */
+NFFI_EXPORT void nffi_hook_unmute(int line)
+{
+    struct mute *m = mute_of(line);
+    if (m != NULL)
+        *m = mutes[--nmutes];
+}
+
+/* Hits dropped in the hook, every line, since the library loaded. */
+NFFI_EXPORT uint64_t nffi_hook_muted(void)
+{
+    return muted;
 }
 
 NFFI_EXPORT uint64_t nffi_hook_repeats(void)

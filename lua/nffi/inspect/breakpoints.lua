@@ -127,7 +127,58 @@ local function signal()
     end
 end
 
+-- Muted lines (native/src/hook.c): a hot line's hits past the rate dropped in
+-- the C hook, no Lua. The one breakpoint on that line number, with no
+-- condition (it decides what a hit is) and no count (it must see every hit).
+local function sole_on_line(bp)
+    local m = by_line[bp.line]
+    local list = m and m[bp.source]
+    return list ~= nil and #list == 1 and list[1] == bp and next(m, next(m)) == nil
+end
+
+-- The hits the C hook dropped for bp since the last look, into its counts.
+local function absorb(bp)
+    if bp.muted then
+        local n = tonumber(C.nffi_hook_mute_take(bp.line))
+        if n > 0 then
+            bp.hits = bp.hits + n
+            bp.dropped = bp.dropped + n
+            bp.unreported = bp.unreported + n
+            stats.hits = stats.hits + n
+        end
+    end
+end
+
+local function unmute(bp)
+    if bp.muted then
+        absorb(bp)
+        C.nffi_hook_unmute(bp.line)
+        bp.muted = nil
+    end
+end
+
+-- From the hit path, on a drop over the rate: the line is muted until the
+-- bucket has a token again (tokens: what is left in it).
+local function mute(bp, now, tokens)
+    if hook_kind ~= "c" or bp.cond or bp.count or not sole_on_line(bp) then
+        return
+    end
+    absorb(bp)
+    if C.nffi_hook_mute(bp.line, now + (1 - tokens) / bp.rate) ~= 0 or bp.muted then
+        return
+    end
+    bp.muted = true
+    local objs = bp.objs
+    for i = 1, #objs do
+        local p = ptr_of(objs[i])
+        if p then
+            C.nffi_hook_mute_fn(bp.line, p, type(objs[i]) == "proto" and 1 or 0)
+        end
+    end
+end
+
 local function describe(bp)
+    absorb(bp)
     return {
         id = bp.id, spec = bp.spec, state = bp.state,
         source = bp.source and finder.name_of(bp.source) or nil,
@@ -141,6 +192,12 @@ local function retire(bp, reason)
     if not bp.dead then
         bp.dead = reason
         to_remove[#to_remove + 1] = { bp, reason }
+        -- nothing more for it to do until the writer removes it: its line goes
+        -- quiet in the C hook now, unless another breakpoint shares the number
+        if hook_kind == "c" and sole_on_line(bp) then
+            unmute(bp)
+            C.nffi_hook_set_line(bp.line, 0)
+        end
     end
 end
 
@@ -177,6 +234,8 @@ local function hit_one(bp, now)
         drop(bp, tokens)
         if tokens >= 1 then
             stats.ring_drops = stats.ring_drops + 1
+        else
+            mute(bp, now, tokens)
         end
         return
     end
@@ -449,6 +508,12 @@ local function index(bp)
         m = {}
         by_line[bp.line] = m
     end
+    -- a muted line drops whatever runs it in its functions: not with two
+    for _, others in next, m do
+        for i = 1, #others do
+            unmute(others[i])
+        end
+    end
     local list = m[bp.source]
     if not list then
         list = {}
@@ -549,6 +614,7 @@ local function remove(bp, reason)
     end
     bps[bp.id] = nil
     bp.dead = bp.dead or reason or "deleted"
+    unmute(bp)
     if bp.state == "armed" then
         unindex(bp)
         jitctl.release(bp.objs)
@@ -762,6 +828,7 @@ function _M.get_stats()
                         watch_late = tonumber(lib.nffi_watch_late_traps()),
                         watch_reason = ffi_string(lib.nffi_hook_watch_reason()),
                         watch_ok = lib.nffi_hook_watch_ok() == 1,
+                        muted = tonumber(lib.nffi_hook_muted()),
                         watch_checks = tonumber(lib.nffi_hook_watch_checks()),
                         watch_check_us = tonumber(lib.nffi_hook_watch_check_us()),
                         heap_objects = tonumber(lib.nffi_hook_heap_objects()),
@@ -926,6 +993,9 @@ local function service()
         end
     end
     local now = ngx_now()
+    for _, bp in next, bps do
+        absorb(bp)
+    end
     limits.sweep(bps, now, remove, push_ctl)
     taskbp.service(now)
     if narmed > 0 and not hook_ours() then
