@@ -101,6 +101,7 @@ local watch_ready, watch_tries = false, 0  -- heap walk done for watch_gen / wal
 local WATCH_SLICE_US = 1000  -- one slice of the heap walk
 local WATCH_MAX = 4         -- x86 debug registers: watched functions at most (NFFI_WATCH_MAX)
 local WATCH_TRIES = 3       -- walks per set of armed functions (the GC running meanwhile fails one)
+local UNVERIFIED = "watching not verified yet for these functions"  -- on its way
 local gc_stopped = false    -- the heap walk stopped the GC: restarted when it ends
 local watch_fail            -- why watching is off for watch_gen (sticky until the set changes)
 local ungated_why           -- why the C hook takes every line (not call-gated)
@@ -937,14 +938,18 @@ mode_of = function(expected)
         return { mode = "watching" }
     end
     return { mode = "call hook", reason = session_watch and not session_watch.ok
-             and session_watch.why or "watching not verified yet for these functions" }
+             and session_watch.why or UNVERIFIED }
 end
 _M.mode = mode_of
 
--- One fixed-format error log line whenever a worker's mode changes:
+-- One fixed-format error log line whenever a worker's mode changes (not for
+-- the moments between an arm and the check and walk behind watching):
 -- [nffi bp mode watching] or [nffi bp mode call hook: REASON].
 local function say_mode()
     local m = mode_of(false)
+    if m.reason == UNVERIFIED then
+        return
+    end
     local line = m.reason and (m.mode .. ": " .. m.reason) or m.mode
     if line ~= mode_said then
         mode_said = line
@@ -978,7 +983,6 @@ local function watch_tick()
         -- the call hook until the set changes or a new session
         watch_ready, watch_fail = false, ffi_string(C.nffi_hook_watch_reason())
     end
-    say_mode()
 end
 
 -- Session ---------------------------------------------------------------------
@@ -1014,6 +1018,7 @@ local function service()
         end
         watch_tick()
     end
+    say_mode()
 end
 
 local function writer(send)
