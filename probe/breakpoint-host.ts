@@ -1,17 +1,16 @@
-// Where a front end sets its breakpoints: a running `serve` probe that holds the pid (its
-// registry file says so; the breakpoint then outlives a reload with the serve session and is
-// listed by `breakpoints PID`), or a session opened in-process for as long as the command runs.
-// Both give the same events (probe/breakpoints.ts).
-import { request } from 'node:http';
-import { WebSocket } from 'ws';
+// Where a front end sets its breakpoints: a running `serve` probe of this user that holds the
+// pid (its registry entry says so; the breakpoint then outlives a reload with the serve session
+// and is listed by `breakpoints PID`), or a session opened in-process for as long as the command
+// runs. Both give the same events (probe/breakpoints.ts).
+import type { WebSocket } from 'ws';
 import { debuglog } from 'node:util';
 import { fromWire, overall } from './breakpoint-wire.js';
 import { Breakpoints, type BreakpointEvent, type BreakpointListener, type SetResult } from './breakpoints.js';
 import { ProbeError } from './errors.js';
-import { readNginxProc, workersOf } from './procs.js';
+import { readNginxProc } from './procs.js';
 import type { Debugger } from './protocol-types.js';
-import { readEntries, type ServeEntry } from './registry.js';
-import { defaultRunDir } from './run-dir.js';
+import { readOwnEntries, type ServeEntry } from './registry.js';
+import { serveHttp, serveSocket } from './serve-client.js';
 import { Session, type SessionOptions } from './session.js';
 
 const trace = debuglog('nffi');
@@ -25,18 +24,10 @@ export interface BreakpointHost {
   close(): Promise<void>;
 }
 
-/** The run directories where a serve probe for `pid` would register. */
-export function serveDirs(pid: number, runDir?: string): string[] {
-  if (runDir) return [runDir];
-  const proc = readNginxProc(pid);
-  if (!proc) throw new ProbeError(`${pid} is not an nginx master or worker`, 'NOTNGINX');
-  const procs = proc.role === 'master' ? workersOf(pid, { shuttingDown: true }) : [proc];
-  return [...new Set(procs.map((w) => defaultRunDir(w.uid)))];
-}
-
-/** The live serve probe whose session was opened on `pid` or holds worker `pid`. */
-export function findServe(pid: number, runDir?: string): ServeEntry | undefined {
-  const entries = readEntries(serveDirs(pid, runDir));
+/** This user's live serve probe whose session was opened on `pid` or holds worker `pid`. */
+export function findServe(pid: number): ServeEntry | undefined {
+  if (!readNginxProc(pid)) throw new ProbeError(`${pid} is not an nginx master or worker`, 'NOTNGINX');
+  const entries = readOwnEntries();
   return entries.find((e) => e.pid === pid) ?? entries.find((e) => e.workers.includes(pid));
 }
 
@@ -92,12 +83,8 @@ class ServeHost implements BreakpointHost {
     });
   }
 
-  static connect(entry: ServeEntry): Promise<ServeHost> {
-    const ws = new WebSocket(`ws://127.0.0.1:${entry.port}/devtools/browser`);
-    return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(new ServeHost(ws, entry)));
-      ws.once('error', (err) => reject(new ProbeError(`cannot reach the serve probe on port ${entry.port}: ${err.message}`)));
-    });
+  static async connect(entry: ServeEntry): Promise<ServeHost> {
+    return new ServeHost(await serveSocket(entry, '/devtools/browser'), entry);
   }
 
   async set(spec: Debugger.BreakpointSpec): Promise<SetResult> {
@@ -165,7 +152,7 @@ class ServeHost implements BreakpointHost {
 
 /** Through the serve probe for `pid` when one runs, else a session opened here. */
 export async function openBreakpointHost(pid: number, opts: SessionOptions = {}): Promise<BreakpointHost> {
-  const entry = findServe(pid, opts.runDir);
+  const entry = findServe(pid);
   if (entry) {
     if (entry.pid !== pid) {
       throw new ProbeError(`worker ${pid} is held by serve probe ${entry.probe_pid} (opened on ${entry.pid}); set the breakpoint on ${entry.pid}`);
@@ -175,38 +162,17 @@ export async function openBreakpointHost(pid: number, opts: SessionOptions = {})
   return new LocalHost(await Session.open(pid, opts));
 }
 
-function httpJson(port: number, method: string, path: string): Promise<{ status: number; body: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, timeout: 5_000 }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => {
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          // plain-text error
-        }
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (err) => reject(new ProbeError(`cannot reach the serve probe on port ${port}: ${err.message}`)));
-    req.end();
-  });
-}
-
 export type ListedBreakpoint = ReturnType<typeof overall>;
 
 export async function listServeBreakpoints(entry: ServeEntry): Promise<ListedBreakpoint[]> {
-  const r = await httpJson(entry.port, 'GET', '/json/breakpoints');
+  const r = await serveHttp(entry, 'GET', '/json/breakpoints');
   if (r.status !== 200 || !Array.isArray(r.body)) throw new ProbeError(`serve probe ${entry.probe_pid}: ${String(r.body)}`);
   return r.body as ListedBreakpoint[];
 }
 
 /** false when the serve probe has no such breakpoint. */
 export async function deleteServeBreakpoint(entry: ServeEntry, id: number): Promise<boolean> {
-  const r = await httpJson(entry.port, 'DELETE', `/json/breakpoints/${id}`);
+  const r = await serveHttp(entry, 'DELETE', `/json/breakpoints/${id}`);
   if (r.status === 404) return false;
   if (r.status !== 200) throw new ProbeError(`serve probe ${entry.probe_pid}: ${String(r.body)}`);
   return true;

@@ -1,27 +1,50 @@
-// Where a running `nffi-inspect serve` can be found: `serve-<probe pid>.json` in the run dir
-// of the workers' user, holding its port and the workers it has attached. `detach` and `ps`
-// read it; serve removes it on exit, and entries of dead probes are ignored.
-import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// Where a running `nffi-inspect serve` can be found: `serve-<probe pid>.json` (0600) in the run
+// dir of the user running serve (/tmp/nffi-inspect.<euid>/, 0700, owned by that user), beside
+// its unix socket `serve-<probe pid>.sock` (0600). The entry holds the endpoint (the socket, or
+// host and port when serve was asked for TCP), the token every request must bring, the pid the
+// session was opened on and the workers it has attached. The CLI commands that join a serve
+// (`breakpoint`, `breakpoints`, `delete`, `detach`) read only their own user's dir, and only
+// files that nobody else could have written; `ps` also reads the workers' dirs, for display.
+// serve removes its entry on exit, and entries of dead probes are ignored.
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { giveTo } from './run-dir.js';
+import { defaultRunDir } from './run-dir.js';
 
 export interface ServeEntry {
   probe_pid: number;
-  port: number;
   /** The pid the session was opened on (master or worker). */
   pid: number;
   workers: number[];
+  /** The default endpoint: a unix socket only its owner can open. */
+  socket?: string;
+  /** TCP, when serve was started with --port or --host. */
+  host?: string;
+  port?: number;
+  /** Hex; every HTTP request and WebSocket upgrade must carry it. */
+  token: string;
+}
+
+const euid = (): number => process.geteuid?.() ?? -1;
+
+/** The private dir of the user running this process: serve's entry and socket live there. */
+export function serveDir(): string {
+  return defaultRunDir(euid());
 }
 
 export function entryPath(dir: string, probePid = process.pid): string {
   return join(dir, `serve-${probePid}.json`);
 }
 
-export function writeEntry(dir: string, entry: ServeEntry, owner?: { uid: number; gid: number }): string {
+export function socketPath(dir: string, probePid = process.pid): string {
+  return join(dir, `serve-${probePid}.sock`);
+}
+
+/** Write the entry atomically, 0600, in `dir` (serve's own private dir). */
+export function writeEntry(dir: string, entry: ServeEntry): string {
   const path = entryPath(dir, entry.probe_pid);
   const tmp = `${path}.tmp`;
-  writeFileSync(tmp, JSON.stringify(entry) + '\n', { mode: 0o600 });
-  if (owner) giveTo(tmp, owner.uid, owner.gid);
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, JSON.stringify(entry) + '\n', { mode: 0o600, flag: 'wx' });
   renameSync(tmp, path);
   return path;
 }
@@ -39,24 +62,67 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Entries of live serve probes in `dirs` (unreadable dirs and files are skipped). */
+function parseEntry(text: string): ServeEntry | undefined {
+  try {
+    const e = JSON.parse(text) as ServeEntry;
+    return typeof e === 'object' && e && Number.isInteger(e.probe_pid) && Array.isArray(e.workers) ? e : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function entryNames(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((n) => /^serve-\d+\.json$/.test(n));
+  } catch {
+    return [];
+  }
+}
+
+/** Entries of live serve probes in `dirs`, for display only (unreadable dirs and files are skipped). */
 export function readEntries(dirs: string[]): ServeEntry[] {
   const out: ServeEntry[] = [];
   for (const dir of new Set(dirs)) {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names.filter((n) => /^serve-\d+\.json$/.test(n))) {
+    for (const name of entryNames(dir)) {
+      let e: ServeEntry | undefined;
       try {
-        const e = JSON.parse(readFileSync(join(dir, name), 'utf8')) as ServeEntry;
-        if (alive(e.probe_pid)) out.push(e);
+        e = parseEntry(readFileSync(join(dir, name), 'utf8'));
       } catch {
         // half-written or not ours to read
       }
+      if (e && alive(e.probe_pid)) out.push(e);
     }
   }
   return out;
+}
+
+const ownerOnly = (st: { uid: number; mode: number }): boolean => st.uid === euid() && (st.mode & 0o077) === 0;
+
+/** One entry file, if this user wrote it and nobody else can have: no symlink, ours, 0600. */
+function readOwnFile(path: string): ServeEntry | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || !ownerOnly(st)) return undefined;
+    return parseEntry(readFileSync(fd, 'utf8'));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The live serve probes of this user: the only entries a client may connect to. */
+export function readOwnEntries(dir = serveDir()): ServeEntry[] {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch {
+    return [];
+  }
+  if (!st.isDirectory() || !ownerOnly(st)) return [];
+  return entryNames(dir).map((n) => readOwnFile(join(dir, n))).filter((e): e is ServeEntry => !!e && alive(e.probe_pid));
 }

@@ -170,7 +170,8 @@ describe('breakpoint against nginx with the agent', () => {
   it('through a serve probe: listed, kept across nginx -s reload (new workers hit), deleted', async () => {
     const master = nginx().masterPid;
     const serve = start(['serve', String(master)]);
-    await waitFor(() => /http:\/\/127\.0\.0\.1:\d+\//.test(serve.out()), { timeout: 8_000, what: `serve URL; ${serve.out()} ${serve.err()}` });
+    // the default endpoint: a unix socket; the CLI finds it and its token in the registry entry
+    await waitFor(() => /^serving \d+ .* on unix:/m.test(serve.out()), { timeout: 8_000, what: `serve socket; ${serve.out()} ${serve.err()}` });
     try {
       const cli = start(['breakpoint', String(master), LOC, 'if', 'n >= 0', '--json']);
       await waitFor(() => cli.lines().filter((l) => l.event === 'armed').length === 2, { timeout: 10_000, what: `armed; out: ${cli.out()} err: ${cli.err()}` });
@@ -210,12 +211,12 @@ describe('breakpoint against nginx with the agent', () => {
   });
 
   it('serve: the Debugger domain on a worker socket (shared ids, this worker\'s hits and view)', async () => {
-    const serve = start(['serve', String(nginx().masterPid)]);
-    const m = await waitFor(() => /http:\/\/127\.0\.0\.1:(\d+)\//.exec(serve.out()), { timeout: 8_000, what: `serve URL; ${serve.out()} ${serve.err()}` });
-    const port = Number(m[1]);
+    const serve = start(['serve', String(nginx().masterPid), '--port', '0']);
+    const m = await waitFor(() => /http:\/\/127\.0\.0\.1:(\d+)\/json\/list\?token=([0-9a-f]+)/.exec(serve.out()), { timeout: 8_000, what: `serve URL; ${serve.out()} ${serve.err()}` });
+    const [port, token] = [Number(m[1]), m[2]];
     const [a, b] = nginx().workerPids() as [number, number];
-    const ca = await CDP({ port, target: `ws://127.0.0.1:${port}/devtools/worker/${a}`, protocol, local: true });
-    const cb = await CDP({ port, target: `ws://127.0.0.1:${port}/devtools/worker/${b}`, protocol, local: true });
+    const ca = await CDP({ target: `ws://127.0.0.1:${port}/devtools/worker/${a}?token=${token}`, protocol, local: true });
+    const cb = await CDP({ target: `ws://127.0.0.1:${port}/devtools/worker/${b}?token=${token}`, protocol, local: true });
     try {
       const hitsA: any[] = [];
       const hitsB: any[] = [];

@@ -8,13 +8,12 @@ import { BIN, runCli } from './harness/cli.js';
 import { useNginx, waitFor } from './harness/nginx.js';
 import { PARK_HTTP } from './harness/probe-app.js';
 
-function startServe(pid: number): { proc: ChildProcess; ready: Promise<number> } {
+function startServe(pid: number): { proc: ChildProcess; ready: Promise<unknown> } {
   const proc = spawn(process.execPath, [BIN, 'serve', String(pid)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const ready = waitFor(() => /http:\/\/127\.0\.0\.1:(\d+)\//.exec(out), { timeout: 8_000, what: 'serve to start' })
-    .then((m) => Number(m[1]));
+  const ready = waitFor(() => /^serving \d+ /m.test(out), { timeout: 8_000, what: 'serve to start' });
   return { proc, ready };
 }
 

@@ -32,7 +32,7 @@ export function registerBreakpoints(program: Command): void {
     .option('--json', 'print JSON'))
     .action(async (pidText: string, opts: ProbeOptions) => {
       const pid = parsePid(pidText);
-      const entry = findServe(pid, opts.runDir);
+      const entry = findServe(pid);
       const list = entry ? await listServeBreakpoints(entry) : [];
       if (opts.json) return printJson({ pid, serve: entry?.probe_pid ?? null, breakpoints: list });
       const note = entry ? '' : ` (no serve probe holds ${pid})`;
@@ -47,7 +47,7 @@ export function registerBreakpoints(program: Command): void {
     .action(async (pidText: string, idText: string, opts: ProbeOptions) => {
       const pid = parsePid(pidText);
       const id = parseCount(idText, 'breakpoint id');
-      const entry = findServe(pid, opts.runDir);
+      const entry = findServe(pid);
       if (!entry) throw new CliError(`no breakpoint ${id}: no serve probe holds ${pid}`);
       if (!(await deleteServeBreakpoint(entry, id))) throw new CliError(`no breakpoint ${id} in serve probe ${entry.probe_pid}`);
       process.stdout.write(`deleted bp ${id}\n`);

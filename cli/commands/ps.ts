@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { attachWorker, checkPermission } from '../../probe/attach.js';
 import { ProbeError } from '../../probe/errors.js';
 import { listMasters, type NginxProc } from '../../probe/procs.js';
-import { readEntries, type ServeEntry } from '../../probe/registry.js';
+import { readEntries, serveDir, type ServeEntry } from '../../probe/registry.js';
 import { defaultRunDir } from '../../probe/run-dir.js';
 import { formatTable } from '../format/table.js';
 import { parsePid, printJson, withProbeOptions, type ProbeOptions } from '../pid.js';
@@ -59,7 +59,8 @@ export function registerPs(program: Command): void {
       const found = listMasters().filter((m) => only === undefined || m.pid === only || m.workers.some((w) => w.pid === only));
       if (only !== undefined && found.length === 0) throw new ProbeError(`${only} is not an nginx master or worker`);
       const dirs = opts.runDir ? [opts.runDir] : found.flatMap((m) => m.workers.map((w) => defaultRunDir(w.uid)));
-      const serves = readEntries(dirs);
+      // serve registers in its own user's dir (ours, usually); one run as a worker user, in theirs.
+      const serves = readEntries([serveDir(), ...dirs]);
       const masters: PsMaster[] = await Promise.all(found.map(async (m) => ({
         pid: m.pid,
         user: m.user,

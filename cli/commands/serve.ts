@@ -1,15 +1,24 @@
-// `nffi-inspect serve PID [--port N]`: keep one probe session and serve the CDP-style endpoint
-// on 127.0.0.1 so several front ends share it. Runs until Ctrl-C / SIGTERM, then detaches.
+// `nffi-inspect serve PID [--port N] [--host ADDR] [--allow-origin ORIGIN]`: keep one probe
+// session and serve the CDP-style endpoint so several front ends share it. By default on a unix
+// socket in this user's private run dir (0700): only this user (and root) can open it. --port or
+// --host serve TCP instead. Either way every request needs the token (printed once here, kept
+// 0600 in the registry entry beside the socket) and a Host naming the endpoint; a browser
+// Origin only if --allow-origin lists it (probe/serve-auth.ts). Runs until Ctrl-C / SIGTERM,
+// then detaches.
 import type { Command } from 'commander';
-import { readNginxProc } from '../../probe/procs.js';
-import { removeEntry, writeEntry } from '../../probe/registry.js';
-import { defaultRunDir } from '../../probe/run-dir.js';
+import { isIP } from 'node:net';
+import { entryPath, removeEntry, serveDir, socketPath, writeEntry, type ServeEntry } from '../../probe/registry.js';
+import { ensureRunDir } from '../../probe/run-dir.js';
+import { isLoopback, newToken, type Listen } from '../../probe/serve-auth.js';
 import { serveSession } from '../../probe/serve-http.js';
 import { Session } from '../../probe/session.js';
+import { UsageError } from '../errors.js';
 import { parseCount, parsePid, sessionOptions, withProbeOptions, type ProbeOptions } from '../pid.js';
 
 interface Options extends ProbeOptions {
   port?: string;
+  host?: string;
+  allowOrigin: string[];
 }
 
 function untilSignal(): Promise<NodeJS.Signals> {
@@ -24,32 +33,54 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** The endpoint the options ask for; the unix socket unless --port or --host. */
+function listenOf(opts: Options, dir: string): Listen {
+  if (opts.port === undefined && opts.host === undefined) return { socket: socketPath(dir) };
+  const host = opts.host === undefined || opts.host === 'localhost' ? '127.0.0.1' : opts.host;
+  if (!isIP(host)) throw new UsageError(`invalid --host '${opts.host}' (an IP address, or localhost)`);
+  const port = parseCount(opts.port ?? '0', '--port');
+  if (port > 65535) throw new UsageError(`invalid --port '${opts.port}' (0 to 65535)`);
+  return { host, port };
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, ...value.split(',').filter(Boolean)];
+
 export function registerServe(program: Command): void {
   withProbeOptions(program
     .command('serve')
-    .description('keep a probe session and serve the CDP-style endpoint on 127.0.0.1')
+    .description('keep a probe session and serve the CDP-style endpoint (a unix socket only you can open; TCP with --port/--host), token required')
     .argument('<PID>', 'nginx master (all workers) or worker pid')
-    .option('--port <N>', 'port on 127.0.0.1 (default: any free port)', '0'))
+    .option('--port <N>', 'serve TCP on this port instead of the unix socket (0: any free port)')
+    .option('--host <ADDR>', 'serve TCP on this IP address (default with --port: 127.0.0.1)')
+    .option('--allow-origin <ORIGIN>', 'let browser pages from ORIGIN in (repeatable, or comma-separated; * for any)', collect, []))
     .action(async (pidText: string, opts: Options) => {
       const pid = parsePid(pidText);
-      const port = parseCount(opts.port ?? '0', '--port');
+      const euid = process.geteuid?.() ?? 0;
+      const dir = ensureRunDir(serveDir(), euid, process.getegid?.() ?? 0);
+      const listen = listenOf(opts, dir);
+      const token = newToken();
       const session = await Session.open(pid, sessionOptions(opts));
       let registry: string | undefined;
       let stopping = false;
       try {
-        const server = await serveSession(session, port);
-        const first = session.targets()[0];
-        const worker = first ? readNginxProc(first.pid) : undefined;
-        const dir = opts.runDir ?? (worker ? defaultRunDir(worker.uid) : undefined);
+        const server = await serveSession(session, { listen, token, allowOrigins: opts.allowOrigin });
+        const bound = server.listen;
         const register = (): void => {
-          if (!dir || stopping) return;
+          if (stopping) return;
           const workers = session.targets().filter((t) => t.attached).map((t) => t.pid);
-          registry = writeEntry(dir, { probe_pid: process.pid, port: server.port, pid, workers }, worker);
+          const entry: ServeEntry = { probe_pid: process.pid, pid, workers, ...bound, token };
+          registry = writeEntry(dir, entry);
         };
         register();
         session.onTargetEvent(() => register());
         const pids = session.targets().filter((t) => t.attached).map((t) => t.pid).join(', ');
-        process.stdout.write(`serving ${pid} (workers ${pids}) on http://127.0.0.1:${server.port}/json/list\n`);
+        const at = 'socket' in bound
+          ? `unix:${bound.socket} (token in ${entryPath(dir)})`
+          : `http://${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}/json/list?token=${token}`;
+        process.stdout.write(`serving ${pid} (workers ${pids}) on ${at}\n`);
+        if ('host' in bound && !isLoopback(bound.host)) {
+          process.stderr.write(`nffi-inspect: warning: ${bound.host} is reachable from other hosts; the token travels in clear text over HTTP\n`);
+        }
         await untilSignal();
         await server.close();
       } finally {
