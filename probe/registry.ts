@@ -53,6 +53,20 @@ export function removeEntry(path: string): void {
   rmSync(path, { force: true });
 }
 
+/** Remove the entries and sockets of dead serve probes from `dir` (serve's own private dir). */
+export function sweepDead(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^serve-(\d+)\.(json|sock|json\.tmp)$/.exec(name);
+    if (m && !alive(Number(m[1]))) rmSync(join(dir, name), { force: true });
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

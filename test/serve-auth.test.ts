@@ -4,7 +4,7 @@
 // dir; a second unix user (nffi-hostile) can neither open that socket, nor read the token, nor
 // get past the TCP endpoint without it; the CLI's own clients say so in one line.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
@@ -249,6 +249,9 @@ describe('serve: who gets in', () => {
     const to = (): Endpoint => ({ socket });
 
     it('lives in a 0700 dir owned by the user running serve, socket and entry 0600; no TCP port', async () => {
+      // what a serve killed with -9 left behind (no such pid) is swept at start
+      const dead = ['json', 'sock'].map((ext) => `${serveDir()}/serve-4194300.${ext}`);
+      if (existsSync(serveDir())) for (const f of dead) writeFileSync(f, '{}', { mode: 0o600 });
       serve = startServe([String(nginx().masterPid)]);
       alive.push(serve);
       const m = await waitFor(() => /^serving \d+ \(workers [\d, ]+\) on unix:(\S+) \(token in (\S+)\)$/m.exec(serve.out()),
@@ -270,6 +273,7 @@ describe('serve: who gets in', () => {
       expect(token).toMatch(TOKEN_RE);
       expect(serve.out()).not.toContain(token);
       expect(tcpListening(serve.child.pid!)).toEqual([]);
+      expect(dead.filter((f) => existsSync(f))).toEqual([]);
     });
 
     it('needs the token and a local Host there too', async () => {

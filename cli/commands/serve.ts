@@ -7,7 +7,7 @@
 // then detaches.
 import type { Command } from 'commander';
 import { isIP } from 'node:net';
-import { entryPath, removeEntry, serveDir, socketPath, writeEntry, type ServeEntry } from '../../probe/registry.js';
+import { entryPath, removeEntry, serveDir, socketPath, sweepDead, writeEntry, type ServeEntry } from '../../probe/registry.js';
 import { ensureRunDir } from '../../probe/run-dir.js';
 import { isLoopback, newToken, type Listen } from '../../probe/serve-auth.js';
 import { serveSession } from '../../probe/serve-http.js';
@@ -57,6 +57,8 @@ export function registerServe(program: Command): void {
       const pid = parsePid(pidText);
       const euid = process.geteuid?.() ?? 0;
       const dir = ensureRunDir(serveDir(), euid, process.getegid?.() ?? 0);
+      // what a serve killed with -9 left behind
+      sweepDead(dir);
       const listen = listenOf(opts, dir);
       const token = newToken();
       const session = await Session.open(pid, sessionOptions(opts));
