@@ -50,6 +50,7 @@
  */
 #include <string.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <lua.h>
 #include "nffi_internal.h"
@@ -242,60 +243,203 @@ static void anchor_top_thread(lua_State *L)
 
 /*
  * Repeated line events. LuaJIT decides "new line" by comparing the pc with the
- * last pc its C frame saved, which a call overwrites (a Lua callee's
- * instructions, or the call hook's own save of the callee's pc): back in the
- * caller, its line is reported again, so a loop body ending in `count(x)` would
- * hit twice per iteration. For breakpoint lines we remember, per coroutine, the
- * frame (hook frame offset) and line of the last such event, and whether a
- * call or return event above that frame came since: the same line again in
- * the same frame after one is not a new line. Any other line in that frame, or
- * an event at or below it, ends the record. A direct-mapped table: a collision
- * costs the dedupe of one line, never a hit.
+ * last pc its C frame saved, which anything run since overwrites: a Lua
+ * callee's instructions, the call hook (which clears it for the line hook),
+ * and a resume, which starts a new C frame with no pc saved. Back from a call,
+ * or resumed after a yield, a frame's line is reported again: a loop body
+ * ending in `count(x)` would hit twice per iteration, and `reply(rt:slow(req))`
+ * once when the call starts and again when the response resumes the
+ * coroutine there, whatever ran meanwhile. Neither is a new execution.
+ * So for each frame on a breakpoint line we keep its slot (ar->i_ci), function
+ * and line, and whether an event above the slot (a call, or a callee's line or
+ * return) came since the frame's own last line event: the same line again in
+ * the same slot and function after one is a repeat. The frame's next line
+ * event on any other line, its return, any event below it (an unwind) and a
+ * call into its slot (a tail call, or a new frame after an unwind nothing
+ * showed) end the record.
+ * Records are per coroutine, a stack of frames (NFFI_HOOK_LINEFRAMES in the
+ * table, more on the heap: a recursion through a breakpoint line) in an
+ * open-addressed table keyed by lua_State: no other coroutine evicts them and
+ * neither a mask switch nor another install resets them, so a coroutine
+ * suspended on a breakpoint line is known as such when it is resumed there,
+ * however long it slept and whatever the hook did meanwhile. That takes every
+ * call event (a C function that yields shows no other event), which every
+ * mask of this hook has. A dead coroutine's records go when its lua_State is
+ * reused (the first call of the new one is into a slot at or below them), or
+ * all of them with nffi_hook_remove. A full table (or no memory) costs the
+ * dedupe of one frame (a second hit), never a hit.
  */
-#define NFFI_HOOK_LINEREC 64
-struct linerec {
-    const void *L;              /* compared, never dereferenced */
-    int ci;                     /* ar->i_ci of the frame */
+#define NFFI_HOOK_LINEREC_BITS 12
+#define NFFI_HOOK_LINEREC (1 << NFFI_HOOK_LINEREC_BITS)
+#define NFFI_HOOK_LINEREC_MAX (NFFI_HOOK_LINEREC / 4 * 3)  /* probe runs stay short */
+#define NFFI_HOOK_LINEFRAMES 4          /* per coroutine in the table; more: heap */
+#define NFFI_HOOK_LINEFRAMES_MAX 65536  /* past it the outermost give way */
+struct lineframe {
+    const void *fn;             /* compared, never dereferenced */
+    int ci;                     /* ar->i_ci: the frame's stack slot */
     int line;
-    int left;                   /* a call or return above the frame came since */
+    int left;                   /* an event above the frame came since its last line */
 };
+struct linerec {
+    int n;                      /* frames, outermost first */
+    int cap;                    /* of more */
+    struct lineframe *more;     /* all the frames once they outgrow f (malloc) */
+    struct lineframe f[NFFI_HOOK_LINEFRAMES];
+};
+static const void *linekeys[NFFI_HOOK_LINEREC];  /* lua_State: compared, never dereferenced */
 static struct linerec linerecs[NFFI_HOOK_LINEREC];
+static int nlinerecs;
 static uint64_t repeats;
+
+static unsigned linerec_home(const void *L)
+{
+    return (unsigned)(((uint64_t)(uintptr_t)L * 0x9E3779B97F4A7C15ull) >>
+                      (64 - NFFI_HOOK_LINEREC_BITS));
+}
 
 static struct linerec *linerec_of(const void *L)
 {
-    uintptr_t h = (uintptr_t)L;
-    return &linerecs[(h >> 4 ^ h >> 10) & (NFFI_HOOK_LINEREC - 1)];
+    if (nlinerecs == 0)
+        return NULL;
+    for (unsigned i = linerec_home(L);; i = (i + 1) & (NFFI_HOOK_LINEREC - 1)) {
+        if (linekeys[i] == L)
+            return &linerecs[i];
+        if (linekeys[i] == NULL)
+            return NULL;
+    }
 }
 
-/* A call or return event. */
+static struct linerec *linerec_add(const void *L)
+{
+    if (nlinerecs >= NFFI_HOOK_LINEREC_MAX)
+        return NULL;
+    unsigned i = linerec_home(L);
+    while (linekeys[i] != NULL)
+        i = (i + 1) & (NFFI_HOOK_LINEREC - 1);
+    linekeys[i] = L;
+    linerecs[i].n = 0;
+    linerecs[i].cap = 0;
+    linerecs[i].more = NULL;
+    nlinerecs++;
+    return &linerecs[i];
+}
+
+static struct lineframe *linerec_frames(struct linerec *r)
+{
+    return r->more != NULL ? r->more : r->f;
+}
+
+/* 1 when one more frame fits (the frames go to the heap past the table's). */
+static int linerec_room(struct linerec *r)
+{
+    int cap = r->more != NULL ? r->cap : NFFI_HOOK_LINEFRAMES;
+    if (r->n < cap)
+        return 1;
+    if (cap >= NFFI_HOOK_LINEFRAMES_MAX)
+        return 0;
+    struct lineframe *more = malloc(sizeof(*more) * (size_t)cap * 2);
+    if (more == NULL)
+        return 0;
+    memcpy(more, linerec_frames(r), sizeof(*more) * (size_t)r->n);
+    free(r->more);
+    r->more = more;
+    r->cap = cap * 2;
+    return 1;
+}
+
+/* The coroutine's last record went: out of the table by backward shift (the
+ * keys after it in its probe run move up; no tombstones). */
+static void linerec_drop(struct linerec *r)
+{
+    unsigned i = (unsigned)(r - linerecs), j = i;
+    free(r->more);
+    linekeys[i] = NULL;
+    nlinerecs--;
+    for (;;) {
+        j = (j + 1) & (NFFI_HOOK_LINEREC - 1);
+        if (linekeys[j] == NULL)
+            return;
+        unsigned home = linerec_home(linekeys[j]);
+        if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+            continue;           /* its home lies after the hole: it stays */
+        linekeys[i] = linekeys[j];
+        linerecs[i] = linerecs[j];
+        linekeys[j] = NULL;
+        i = j;
+    }
+}
+
+static void linerec_clear(void)
+{
+    for (int i = 0; i < NFFI_HOOK_LINEREC && nlinerecs > 0; i++) {
+        if (linekeys[i] != NULL) {
+            free(linerecs[i].more);
+            linekeys[i] = NULL;
+            nlinerecs--;
+        }
+    }
+}
+
+/* The function of the frame the hook reports on. */
+static const void *linerec_fn(lua_State *L, lua_Debug *ar)
+{
+    if (!lua_getinfo(L, "f", ar))
+        return NULL;
+    const void *fn = lua_topointer(L, -1);
+    lua_settop(L, -2);
+    return fn;
+}
+
+/* A call (into slot ar->i_ci) or a return (out of it): the frames recorded at
+ * or above that slot are gone or replaced, and the one below has a callee. */
 static void linerec_callret(lua_State *L, lua_Debug *ar)
 {
     struct linerec *r = linerec_of(L);
-    if (r->L != L)
+    if (r == NULL)
         return;
-    if (ar->i_ci > r->ci)
-        r->left = 1;
-    else if (ar->event == LUA_HOOKRET || ar->i_ci < r->ci)
-        r->L = NULL;            /* the frame returned, or is gone */
+    struct lineframe *f = linerec_frames(r);
+    while (r->n > 0 && f[r->n - 1].ci >= ar->i_ci)
+        r->n--;
+    if (r->n == 0)
+        linerec_drop(r);
+    else
+        f[r->n - 1].left = 1;
 }
 
 /* 1 when this line event only repeats the line its frame is on. */
 static int linerec_line(lua_State *L, lua_Debug *ar, int line, int is_bp_line)
 {
     struct linerec *r = linerec_of(L);
-    if (r->L == L) {
-        if (ar->i_ci == r->ci) {
-            int repeat = r->left && r->line == line;
-            r->line = line;
-            r->left = 0;
-            return repeat;
+    int ci = ar->i_ci;
+    if (r != NULL) {
+        struct lineframe *f = linerec_frames(r);
+        while (r->n > 0 && f[r->n - 1].ci > ci)
+            r->n--;             /* returned, or unwound */
+        struct lineframe *top = r->n > 0 ? &f[r->n - 1] : NULL;
+        if (top != NULL && top->ci == ci) {
+            if (top->left && top->line == line &&
+                (!is_bp_line || top->fn == linerec_fn(L, ar))) {
+                top->left = 0;
+                return 1;
+            }
+            r->n--;             /* on another line, or on this one again */
+        } else if (top != NULL) {
+            top->left = 1;      /* a callee's line */
         }
-        if (ar->i_ci < r->ci)
-            r->L = NULL;        /* unwound past the frame */
+        if (r->n == 0 && !is_bp_line) {
+            linerec_drop(r);
+            return 0;
+        }
     }
-    if (is_bp_line)
-        *r = (struct linerec){ .L = L, .ci = ar->i_ci, .line = line, .left = 0 };
+    if (!is_bp_line || (r == NULL && (r = linerec_add(L)) == NULL))
+        return 0;
+    if (!linerec_room(r)) {
+        struct lineframe *f = linerec_frames(r);
+        memmove(f, f + 1, sizeof(*f) * (size_t)(r->n - 1));  /* the outermost gives way */
+        r->n--;
+    }
+    linerec_frames(r)[r->n++] =
+        (struct lineframe){ .fn = linerec_fn(L, ar), .ci = ci, .line = line, .left = 0 };
     return 0;
 }
 
@@ -366,8 +510,6 @@ static void apply_mask(lua_State *L)
 {
     int want = gated_mask();
     if (want != cur_mask) {
-        if (cur_mask == MASK_OUTSIDE)
-            memset(linerecs, 0, sizeof(linerecs));  /* calls went unseen meanwhile */
         cur_mask = want;
         lua_sethook(L, hook, want, 0);
     }
@@ -565,9 +707,8 @@ static void hook(lua_State *L, lua_Debug *ar)
         ++idle_events > NFFI_HOOK_IDLE_EVENTS)
         apply_mask(L);
     if (ar->event == LUA_HOOKCALL) {
-        /* with calls only, no line is reported: records start afresh (apply_mask) */
-        if (cur_mask != MASK_OUTSIDE)
-            linerec_callret(L, ar);
+        /* also with calls only: a call into a recorded frame's slot ends it */
+        linerec_callret(L, ar);
         if (gated)
             on_call(L, ar);
         return;
@@ -623,9 +764,11 @@ NFFI_EXPORT int nffi_hook_install(void *L, int gate)
         return NFFI_EINVAL;
     watch_reset();
     gated = gate;
-    memset(linerecs, 0, sizeof(linerecs));
-    /* return events also ungated: they tell repeated line events apart */
-    cur_mask = gate ? gated_mask() : (LUA_MASKLINE | LUA_MASKRET);
+    /* repeat records are kept: a coroutine suspended on a breakpoint line
+     * across this install is resumed there with no new execution. Call and
+     * return events also ungated: they tell repeated line events apart (a C
+     * function that yields shows nothing else) */
+    cur_mask = gate ? gated_mask() : (LUA_MASKLINE | LUA_MASKRET | LUA_MASKCALL);
     lua_sethook((lua_State *)L, hook, cur_mask, 0);
     return NFFI_OK;
 }
@@ -1287,7 +1430,7 @@ NFFI_EXPORT int nffi_hook_remove(void *L)
     gated = 0;
     cur_mask = 0;
     nmutes = 0;
-    memset(linerecs, 0, sizeof(linerecs));
+    linerec_clear();            /* from here no event is seen: none can be trusted */
     return NFFI_OK;
 }
 

@@ -269,17 +269,163 @@ local function on_hit(list)
     signal()
 end
 
--- The line hook: one table lookup rejects every line no breakpoint is on.
-local function hook(_, line)
-    local m = by_line[line]
-    if not m then
+-- Repeated line events (the C hook drops them itself: native/src/hook.c).
+-- LuaJIT reports a line again when control comes back into its frame from a
+-- call, or when the coroutine is resumed there after a yield: no new
+-- execution. Per coroutine (weak keys), a stack of the frames on a breakpoint
+-- line, innermost last: depth (stack levels up to the frame, 1 the
+-- coroutine's first), function, line, and whether a call came since the
+-- frame's own last line event. The same line again at that depth in that
+-- function after a call is a repeat; the frame's next other line, a call into
+-- its depth or any event below it ends the record. While any coroutine has
+-- a record the Lua hook takes call events too ("cl"): a C function that yields
+-- (ngx.sleep, a cosocket read) shows no other event before its line comes
+-- again. With none, lines only ("l"): no cost on calls while no breakpoint
+-- line is running. (Records of a collected coroutine go with it; the mask
+-- follows at the next record dropped.)
+local line_recs = setmetatable({}, { __mode = "k" })
+local MAIN = {}             -- the main thread's key (coroutine.running() is nil there)
+local calls_on = false      -- the hook's mask has "c": some coroutine may have records
+local hook
+
+local function forget(key)
+    line_recs[key] = nil
+    if next(line_recs) == nil then
+        calls_on = false
+        debug_sethook(hook, "l")
+    end
+end
+
+-- Called from the hook, so the frame it runs for is level 3 here; its depth
+-- is D when levels 3 .. D + 2 exist. Frames are only probed, never read.
+
+-- Depth of the hook's frame, known to be at least lo.
+local function depth_from(lo)
+    local step = 1
+    while debug_getinfo(lo + step + 2, "") do
+        lo = lo + step
+        step = step * 2
+    end
+    local hi = lo + step    -- lo <= D < hi
+    while hi - lo > 1 do
+        local mid = math_floor((lo + hi) / 2)
+        if debug_getinfo(mid + 2, "") then
+            lo = mid
+        else
+            hi = mid
+        end
+    end
+    return lo
+end
+
+-- A call event (level 3: the callee): frames recorded at its depth or deeper
+-- are gone or replaced; the one below has a callee.
+local function rec_call(recs, key)
+    local n = recs.n
+    while n > 0 and not debug_getinfo(recs[n].d + 3, "") do
+        recs[n] = nil
+        n = n - 1
+    end
+    recs.n = n
+    if n == 0 then
+        forget(key)
+    else
+        recs[n].left = true
+    end
+end
+
+-- A line event of a coroutine with records: true when it only repeats the
+-- line its frame is on. fn: the frame's function on a breakpoint's line.
+local function rec_line(recs, key, line, fn)
+    local n = recs.n
+    while n > 0 do
+        local top = recs[n]
+        if top.left and debug_getinfo(top.d + 3, "") then
+            break           -- a callee's line
+        end
+        -- no call since its last line: this frame or one below it
+        if top.left and top.line == line and (fn == nil or fn == top.fn)
+           and debug_getinfo(top.d + 2, "") then
+            top.left = false
+            recs.n = n
+            return true
+        end
+        recs[n] = nil       -- on another line, on this one again, or gone
+        n = n - 1
+    end
+    recs.n = n
+    if n == 0 then
+        forget(key)
+    end
+    return false
+end
+
+-- A new execution of a breakpoint's line: its frame (depth d) is recorded.
+local function rec_push(key, recs, line, fn, d)
+    recs = recs or { n = 0 }
+    line_recs[key] = recs
+    local n = recs.n + 1
+    recs[n] = { d = d, fn = fn, line = line, left = false }
+    recs.n = n
+    if not calls_on then
+        calls_on = true
+        debug_sethook(hook, "cl")
+    end
+end
+
+-- The line hook: one table lookup rejects every line no breakpoint is on
+-- (and one more while a coroutine has a frame on one); event nil: called by
+-- the C hook.
+function hook(event, line)
+    if event == "call" then
+        local key = co_running() or MAIN
+        local recs = line_recs[key]
+        if recs then
+            rec_call(recs, key)
+        end
         return
     end
-    stats.hook_calls = stats.hook_calls + 1
-    local list = m[debug_getinfo(2, "S").source]
-    if list then
-        pcall(on_hit, list)
+    local m = by_line[line]
+    if event == nil then
+        if m then
+            stats.hook_calls = stats.hook_calls + 1
+            local list = m[debug_getinfo(2, "S").source]
+            if list then
+                pcall(on_hit, list)
+            end
+        end
+        return
     end
+    if not m then
+        if calls_on then
+            local key = co_running() or MAIN
+            local recs = line_recs[key]
+            if recs then
+                rec_line(recs, key, line, nil)
+            end
+        end
+        return
+    end
+    local key = co_running() or MAIN
+    local recs = line_recs[key]
+    stats.hook_calls = stats.hook_calls + 1
+    local info = debug_getinfo(2, "Sf")
+    local list = m[info.source]
+    local fn = list and info.func
+    if recs and rec_line(recs, key, line, fn) or not list then
+        return
+    end
+    local n = recs and recs.n or 0  -- those left are below this frame
+    rec_push(key, recs, line, fn, depth_from(n > 0 and recs[n].d + 1 or 1))
+    pcall(on_hit, list)
+end
+
+-- Installs the Lua hook: lines only, no record from an earlier install (events
+-- went unseen since).
+local function lua_hook_on()
+    line_recs = setmetatable({}, { __mode = "k" })
+    calls_on = false
+    debug_sethook(hook, "l")
 end
 
 -- Arming --------------------------------------------------------------------
@@ -393,7 +539,7 @@ local function set_hook(on)
             lib.nffi_hook_install(L, gated and 1 or 0)
             hook_kind = "c"
         else
-            debug_sethook(hook, "l")
+            lua_hook_on()
             hook_kind = "lua"
         end
         hook_on = true
