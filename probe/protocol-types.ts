@@ -118,6 +118,24 @@ export namespace Agent {
     tasks: TaskBreakpointStats;
     jit: JitStats;
   }
+  /** Frames from the probe the agent refused or ignored, since the worker started. Every refusal is answered: an error response when the frame's id can be read, else an Agent.protocolError event. */
+  export interface ProtocolStats {
+    /** not JSON (also NaN, Infinity, hex numbers, nesting deeper than 16) */
+    parse_errors: number;
+    /** requests over 8192 bytes (read and dropped), frames over 16 MiB (the session ends) */
+    too_large: number;
+    /** not an object, an id that is not a non-negative integer, no method */
+    invalid_requests: number;
+    unknown_methods: number;
+    /** params refused by their declaration in this descriptor (type, range, length) */
+    invalid_params: number;
+    /** requests refused because 64 were already queued */
+    busy: number;
+    /** events the agent does not know */
+    ignored_events: number;
+    /** events of the agent's own over 16 MiB, not sent */
+    events_dropped: number;
+  }
   /** The agent removes everything it installed, replies, closes the link and goes dormant. */
   export interface DetachParams {}
   export interface DetachResult {}
@@ -132,6 +150,8 @@ export namespace Agent {
     /** request method name -> its slices */
     methods: Record<string, MethodStats>;
     breakpoints: BreakpointStats;
+    /** absent from older agents */
+    protocol?: ProtocolStats;
   }
   /** First frame from the agent after it connects. */
   export interface HelloEvent {
@@ -146,6 +166,12 @@ export namespace Agent {
   }
   /** Heartbeat, both ways, every second. Silence past the timeout (default 5 s) ends the session. */
   export interface PingEvent {}
+  /** A frame the agent could not answer by id (not JSON with a readable id, not an object, a bad id, over the protocol's size limit), or an event of its own it dropped. The session goes on, except after a frame over 16 MiB. */
+  export interface ProtocolErrorEvent {
+    /** JSON-RPC: -32700 parse error, -32600 invalid request, -32000 other */
+    code: number;
+    message: string;
+  }
 }
 
 /** The workers a probe session covers. Served by the probe itself. */
@@ -244,7 +270,7 @@ export namespace Lua {
     request?: Request;
   }
   export interface GetCoroutinesParams {
-    /** Top frames per coroutine, default 3 */
+    /** Top frames per coroutine, default 3; more than 50 is taken as 50 */
     frames?: number;
   }
   export interface GetCoroutinesResult {
@@ -255,8 +281,11 @@ export namespace Lua {
     coroutine: number;
     /** Add locals, upvalues and varargs per frame */
     locals?: boolean;
+    /** Default 2; more than 8 is taken as 8 */
     depth?: number;
+    /** Default 50; more than 1000 is taken as 1000 */
     keys?: number;
+    /** Default 256; more than 65536 is taken as 65536 */
     string_bytes?: number;
   }
   export interface GetStackResult {
@@ -332,7 +361,7 @@ export namespace Debugger {
     line?: number;
     /** Side-effect-free Lua expression over locals, upvalues, globals and request reads */
     condition?: string;
-    /** Logpoint template: 'n={n} user={ctx.user}' */
+    /** Logpoint template: 'n={n} user={ctx.user}'; at most 32 {expressions} */
     log?: string;
     /** Remove after this many hits */
     count?: number;
@@ -500,6 +529,7 @@ export interface Commands {
 export interface Events {
   'Agent.hello': Agent.HelloEvent;
   'Agent.ping': Agent.PingEvent;
+  'Agent.protocolError': Agent.ProtocolErrorEvent;
   'Target.attachedToTarget': Target.AttachedToTargetEvent;
   'Target.detachedFromTarget': Target.DetachedFromTargetEvent;
   'Debugger.hit': Debugger.HitEvent;

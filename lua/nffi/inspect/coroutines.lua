@@ -582,7 +582,9 @@ function _M.get_coroutines(params, b)
     if nframes == nil then
         nframes = DEFAULT_FRAMES
     end
-    if type(nframes) ~= "number" or nframes < 0 then
+    -- (link.lua checked it already; this holds for direct callers too)
+    if type(nframes) ~= "number" or nframes ~= nframes or nframes < 0
+       or nframes ~= math.floor(nframes) then
         return nil, "frames must be a non-negative integer"
     end
     if nframes > MAX_FRAMES then

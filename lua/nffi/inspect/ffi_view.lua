@@ -49,8 +49,9 @@ local function task_out(nffi, t)
     return out
 end
 
+-- A whole number a double holds exactly (never NaN or an infinity).
 local function whole(v)
-    return type(v) == "number" and v >= 0 and v == math_floor(v)
+    return type(v) == "number" and v >= 0 and v <= 9007199254740991 and v == math_floor(v)
 end
 
 -- Matching tasks in the worker, counted a bounded stretch at a time.
@@ -69,8 +70,8 @@ end
 -- this task), total (false: skip the count; later pages need none).
 function _M.get_tasks(params, b)
     local older = params.older_than_ms
-    if older ~= nil and type(older) ~= "number" then
-        return nil, "older_than_ms must be a number"
+    if older ~= nil and (type(older) ~= "number" or not (older >= 0 and older <= 1e12)) then
+        return nil, "older_than_ms must be a number from 0 to 1e12"
     end
     local max = params.max
     if max == nil then
