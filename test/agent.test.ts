@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { useNginx, waitFor, http } from './harness/nginx.js';
 import { FIXTURE_LUA, PARK_APP_HTTP } from './harness/park-app.js';
 import { AgentClient, AgentError, makeRunDir, workerUid, writeAttachFile } from './harness/agent-client.js';
+import { hostileUser } from './harness/hostile.js';
 
 // mkdtemp gives 0700: the workers (nobody) must be able to traverse it to reach run/
 const TMP = mkdtempSync(join(tmpdir(), 'nffi-agent-test-'));
@@ -274,7 +275,7 @@ describe('refusals and probe loss', () => {
     sessions.get(pid)?.close();
     makeRunDir(RUN_DIR);
     const path = writeAttachFile(RUN_DIR, pid, { socket: '/nonexistent.sock', token: 'x'.repeat(32) }, 0o644);
-    await waitFor(() => nginx().errorLog().includes(`[nffi inspect refused ${path}: attach file has group/other permission bits]`), { what: 'refusal log' });
+    await waitFor(() => nginx().errorLog().includes(`[nffi inspect refused ${path}: attach file has mode 644 (must be 600)]`), { what: 'refusal log' });
     const c = await attach(pid); // renames a 0600 file over it
     expect(c.hello.pid).toBe(pid);
     c.close();
@@ -284,10 +285,12 @@ describe('refusals and probe loss', () => {
     const pid = nginx().workerPids()[1];
     await new Promise((r) => setTimeout(r, 200));
     makeRunDir(RUN_DIR);
-    chownSync(RUN_DIR, 0, 0);
+    const hostile = hostileUser();
+    chownSync(RUN_DIR, hostile.uid, hostile.gid);
     chmodSync(RUN_DIR, 0o711); // the worker can still reach the file
     const path = writeAttachFile(RUN_DIR, pid, { socket: '/nonexistent.sock', token: 'y'.repeat(32) });
-    await waitFor(() => nginx().errorLog().includes(`[nffi inspect refused ${path}: run directory ${RUN_DIR} not owned by uid ${workerUid()}]`), { what: 'refusal log' });
+    await waitFor(() => nginx().errorLog().includes(
+      `[nffi inspect refused ${path}: run directory ${RUN_DIR} owned by uid ${hostile.uid}, not ${workerUid()} or root]`), { what: 'refusal log' });
     const c = await attach(pid); // makeRunDir restores owner and mode
     expect(c.hello.pid).toBe(pid);
     c.close();

@@ -1,15 +1,17 @@
 -- nffi-inspect agent: one per worker, loaded with
 --   init_worker_by_lua_block { require("nffi.inspect").start() }
--- Dormant it is one timer that tries to open <run_dir>/<pid>.attach every
--- poll_interval seconds and returns when the file is missing: no hooks, no JIT
--- changes. When a probe writes that file (probe/README.md) the agent checks
--- owner and mode, connects to the probe's unix socket and serves it until the
--- session ends, then removes what it installed and goes dormant again.
+-- Dormant it is one timer that lstat()s <run_dir>/<pid>.attach every
+-- poll_interval seconds and returns when nothing is there: no hooks, no JIT
+-- changes. When a probe writes that file (probe/README.md) the agent checks the
+-- run dir and the file without blocking or following links (attach_file.lua),
+-- connects to the probe's unix socket and serves it until the session ends,
+-- then removes what it installed and goes dormant again.
 local native = require "nffi.native"
 local json = require "nffi.inspect.json"
 local link = require "nffi.inspect.link"
 local coroutines = require "nffi.inspect.coroutines"
 local breakpoints = require "nffi.inspect.breakpoints"
+local attach_file = require "nffi.inspect.attach_file"
 
 local ngx = ngx
 local ngx_log = ngx.log
@@ -20,56 +22,23 @@ local timer_at = ngx.timer.at
 local timer_every = ngx.timer.every
 local worker_pid = ngx.worker.pid
 local worker_id = ngx.worker.id
-local io_open = io.open
 local type = type
 local pcall = pcall
 local tostring = tostring
 local tonumber = tonumber
 local error = error
 local math_floor = math.floor
-local ffi_new = require("ffi").new
 local jit = jit
-
-local consts = native.consts
 
 local _M = { _VERSION = "0.1.0" }
 
 local started = false
 local opts
 local uid
-local run_dir, attach_path
+local run_dir, attach_name, attach_path
 local busy = false         -- a session (or its start) is under way
-local refused_sig          -- signature of the attach file last refused
+local refused_sig          -- signature of the run dir + attach file last refused
 local used_tokens = {}     -- tokens already served: a stale file is not reused
-local sig_buf = ffi_new("uint64_t[1]")
-
-local reasons = {
-    [consts.PATH_MISSING] = "missing",
-    [consts.PATH_SYMLINK] = "is a symlink",
-    [consts.PATH_TYPE] = "has the wrong type",
-    [consts.PATH_OWNER] = "not owned by uid ",
-    [consts.PATH_MODE] = "has group/other permission bits",
-}
-
-local function check(path)
-    local rc = native.lib().nffi_path_check(path, uid, sig_buf)
-    return rc, tostring(sig_buf[0])
-end
-
--- The attach file and its directory: rc of each and one signature for both.
-local function inspect_paths()
-    local drc, dsig = check(run_dir)
-    local frc, fsig = check(attach_path)
-    return drc, frc, dsig .. "/" .. fsig
-end
-
-local function reason_of(what, rc)
-    local r = reasons[rc] or ("check failed (" .. tostring(rc) .. ")")
-    if rc == consts.PATH_OWNER then
-        r = r .. uid
-    end
-    return what .. " " .. r
-end
 
 local function refuse(sig, reason)
     refused_sig = sig
@@ -101,14 +70,13 @@ local function hello(token)
     }
 end
 
+-- nil: nothing there; nil, reason: refused (logged once by the caller)
 local function read_attach()
-    local f = io_open(attach_path, "rb")
-    if not f then
-        return nil
+    local data, err = attach_file.read(run_dir, attach_name, uid)
+    if not data then
+        return nil, err
     end
-    local data = f:read(4096)
-    f:close()
-    local doc = data and json.decode(data)
+    local doc = json.decode(data)
     if type(doc) ~= "table" or type(doc.socket) ~= "string" or type(doc.token) ~= "string" then
         return nil, "not an attach file (one line of JSON with socket and token)"
     end
@@ -123,16 +91,7 @@ local function end_session()
 end
 
 local function session()
-    local drc, frc, sig = inspect_paths()
-    if frc == consts.PATH_MISSING then
-        return
-    end
-    if drc ~= consts.PATH_DIR then
-        return refuse(sig, reason_of("run directory " .. run_dir, drc))
-    end
-    if frc ~= consts.PATH_FILE then
-        return refuse(sig, reason_of("attach file", frc))
-    end
+    local sig = attach_file.signature(run_dir, attach_path)
     local doc, err = read_attach()
     if not doc then
         if err then
@@ -181,17 +140,13 @@ local function poll(premature)
     if premature or busy then
         return
     end
-    local f = io_open(attach_path, "rb")
-    if not f then
+    -- lstat only: whatever is there (a FIFO too) is not opened here
+    if not attach_file.exists(attach_path) then
         refused_sig = nil
         return
     end
-    f:close()
-    if refused_sig then
-        local _, _, sig = inspect_paths()
-        if sig == refused_sig then
-            return
-        end
+    if refused_sig and attach_file.signature(run_dir, attach_path) == refused_sig then
+        return
     end
     busy = true
     local ok, err = timer_at(0, session_timer)
@@ -238,7 +193,8 @@ function _M.start(o)
         heartbeat_timeout = number_opt(o, "heartbeat_timeout", 5),
     }
     run_dir = o.run_dir or ("/tmp/nffi-inspect." .. uid)
-    attach_path = run_dir .. "/" .. worker_pid() .. ".attach"
+    attach_name = worker_pid() .. ".attach"
+    attach_path = run_dir .. "/" .. attach_name
     local tok, err = timer_every(opts.poll_interval, poll)
     if not tok then
         return nil, "cannot start the poll timer: " .. tostring(err)
