@@ -1,18 +1,18 @@
 // The attach handshake of probe/README.md for one worker: listen on a private unix socket in
-// the worker user's run dir, drop `<pid>.attach` (socket path + token) for the agent, wait
-// for its Agent.hello with the right token, delete the file. The socket path is unlinked as
-// soon as the agent is in (and on every failure), so nothing is left behind.
+// a directory of our own inside the worker user's run dir, drop `<pid>.attach` (socket path +
+// token) for the agent, wait for its Agent.hello with the right token, delete the file. The
+// socket and its directory are removed as soon as the agent is in (and on every failure), so
+// nothing is left behind. Every file operation goes through run-dir.ts: the run dir belongs to
+// the worker user, who must not be able to steer what we (often root) create or chown.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { debuglog } from 'node:util';
 import { AgentLink, type LinkOptions } from './agent-link.js';
 import { ProbeError } from './errors.js';
 import { nginxConfig } from './nginx-config.js';
 import type { NginxProc } from './procs.js';
 import type { Agent } from './protocol-types.js';
-import { defaultRunDir, ensureRunDir, giveTo } from './run-dir.js';
+import { defaultRunDir, openRunDir, SocketDir } from './run-dir.js';
 import { SocketTransport } from './transport.js';
 
 const trace = debuglog('nffi');
@@ -38,44 +38,33 @@ export function checkPermission(w: NginxProc): void {
 
 export async function attachWorker(w: NginxProc, opts: AttachOptions = {}): Promise<AgentLink> {
   checkPermission(w);
-  const dir = ensureRunDir(opts.runDir ?? defaultRunDir(w.uid), w.uid, w.gid);
-  const socketPath = join(dir, `probe-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
-  const attachFile = join(dir, `${w.pid}.attach`);
+  const dir = openRunDir(opts.runDir ?? defaultRunDir(w.uid), w.uid, w.gid);
+  const attachName = `${w.pid}.attach`;
   const token = randomBytes(16).toString('hex');
   const server = createServer();
   const timeoutMs = opts.helloTimeoutMs ?? 3_000;
+  let sock: SocketDir | undefined;
   try {
-    await listen(server, socketPath);
-    chmodSync(socketPath, 0o600);
-    giveTo(socketPath, w.uid, w.gid);
-    writeAtomically(attachFile, JSON.stringify({ socket: socketPath, token }) + '\n', w);
-    trace('attach %d: wrote %s', w.pid, attachFile);
+    sock = SocketDir.make(dir);
+    await listen(server, sock.bindPath, sock.socketPath);
+    sock.grant();
+    dir.writeFile(attachName, JSON.stringify({ socket: sock.socketPath, token }) + '\n');
+    trace('attach %d: wrote %s/%s', w.pid, dir.path, attachName);
     return await waitForHello(server, w.pid, token, timeoutMs, opts);
   } finally {
-    rmSync(attachFile, { force: true });
+    dir.remove(attachName);
+    // close() unlinks the bound path at once (libuv): still through the socket dir's descriptor
     server.close();
-    rmSync(socketPath, { force: true });
+    sock?.remove();
+    dir.close();
   }
 }
 
-function listen(server: Server, path: string): Promise<void> {
+function listen(server: Server, path: string, shown: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', (err) => reject(new ProbeError(`cannot listen on ${path}: ${err.message}`)));
+    server.once('error', (err) => reject(new ProbeError(`cannot listen on ${shown}: ${err.message}`)));
     server.listen(path, () => resolve());
   });
-}
-
-function writeAtomically(path: string, text: string, w: NginxProc): void {
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
-    chmodSync(tmp, 0o600);
-    giveTo(tmp, w.uid, w.gid);
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw new ProbeError(`cannot write ${path}: ${(err as Error).message}`);
-  }
 }
 
 /** The first connection whose first frame is Agent.hello for `pid` with `token`; others are dropped. */
