@@ -5,10 +5,13 @@
 // session was opened on and the workers it has attached. The CLI commands that join a serve
 // (`breakpoint`, `breakpoints`, `delete`, `detach`) read only their own user's dir, and only
 // files that nobody else could have written; `ps` also reads the workers' dirs, for display.
-// serve removes its entry on exit, and entries of dead probes are ignored.
+// serve removes its entry on exit. One left behind by a serve killed with -9 is stale: its
+// probe is gone, or its pid now belongs to a later process (the entry records the probe's start
+// time), or nothing listens on its endpoint any more; stale entries are never answered from,
+// and the ones whose probe is gone are removed from our own dir (probe/README.md).
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultRunDir } from './run-dir.js';
+import { defaultRunDir, fdPath, O_OPEN_DIR } from './run-dir.js';
 
 export interface ServeEntry {
   probe_pid: number;
@@ -22,6 +25,8 @@ export interface ServeEntry {
   port?: number;
   /** Hex; every HTTP request and WebSocket upgrade must carry it. */
   token: string;
+  /** Start time of probe_pid (/proc/PID/stat): tells the serve from a later process with its pid. */
+  probe_start?: string;
 }
 
 const euid = (): number => process.geteuid?.() ?? -1;
@@ -39,12 +44,13 @@ export function socketPath(dir: string, probePid = process.pid): string {
   return join(dir, `serve-${probePid}.sock`);
 }
 
-/** Write the entry atomically, 0600, in `dir` (serve's own private dir). */
+/** Write the entry atomically, 0600, in `dir` (serve's own private dir), with the probe's start time. */
 export function writeEntry(dir: string, entry: ServeEntry): string {
   const path = entryPath(dir, entry.probe_pid);
   const tmp = `${path}.tmp`;
+  const stamped = { ...entry, probe_start: entry.probe_start ?? startTime(entry.probe_pid) };
   rmSync(tmp, { force: true });
-  writeFileSync(tmp, JSON.stringify(entry) + '\n', { mode: 0o600, flag: 'wx' });
+  writeFileSync(tmp, JSON.stringify(stamped) + '\n', { mode: 0o600, flag: 'wx' });
   renameSync(tmp, path);
   return path;
 }
@@ -53,7 +59,11 @@ export function removeEntry(path: string): void {
   rmSync(path, { force: true });
 }
 
-/** Remove the entries and sockets of dead serve probes from `dir` (serve's own private dir). */
+/**
+ * Remove the entries and sockets of dead serve probes from `dir` (serve's own private dir):
+ * their pid is gone, or a later process has it (the entry's start time says so, or there is
+ * no entry and nothing listens on the socket).
+ */
 export function sweepDead(dir: string): void {
   let names: string[];
   try {
@@ -63,8 +73,17 @@ export function sweepDead(dir: string): void {
   }
   for (const name of names) {
     const m = /^serve-(\d+)\.(json|sock|json\.tmp)$/.exec(name);
-    if (m && !alive(Number(m[1]))) rmSync(join(dir, name), { force: true });
+    if (m && probeGone(dir, Number(m[1]))) rmSync(join(dir, name), { force: true });
   }
+}
+
+function probeGone(dir: string, pid: number): boolean {
+  if (pid === process.pid) return false;
+  if (!alive(pid)) return true;
+  const e = readOwnFile(entryPath(dir, pid));
+  if (e) return reused(e);
+  const sock = socketPath(dir, pid);
+  return lstatSync(sock, { throwIfNoEntry: false }) !== undefined && !listening({ socket: sock });
 }
 
 function alive(pid: number): boolean {
@@ -74,6 +93,53 @@ function alive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Field 22 of /proc/PID/stat (clock ticks after boot), undefined when there is no such process. */
+export function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The entry's pid now belongs to another process than the serve that wrote it. */
+function reused(e: ServeEntry): boolean {
+  return e.probe_start !== undefined && startTime(e.probe_pid) !== e.probe_start;
+}
+
+function procLines(path: string): string[] {
+  try {
+    return readFileSync(path, 'utf8').split('\n').slice(1);
+  } catch {
+    return [];
+  }
+}
+
+/** Something listens on the entry's endpoint (/proc/net/unix, /proc/net/tcp{,6}; no connection made). */
+export function listening(e: Pick<ServeEntry, 'socket' | 'port'>): boolean {
+  if (e.socket !== undefined) {
+    // Num RefCount Protocol Flags Type St Inode Path; flag 00010000: accepting connections
+    return procLines('/proc/net/unix').some((l) => {
+      const f = l.trim().split(/\s+/);
+      return f.length >= 8 && f.slice(7).join(' ') === e.socket && (parseInt(f[3]!, 16) & 0x10000) !== 0;
+    });
+  }
+  if (e.port === undefined) return false;
+  const port = e.port.toString(16).toUpperCase().padStart(4, '0');
+  // sl local_address rem_address st ...; st 0A: LISTEN
+  return ['/proc/net/tcp', '/proc/net/tcp6'].some((p) => procLines(p).some((l) => {
+    const f = l.trim().split(/\s+/);
+    return f[1]?.endsWith(`:${port}`) === true && f[3] === '0A';
+  }));
+}
+
+/** What an entry is worth: answer from it only when `live`; `gone` ones may be removed. */
+export function entryState(e: ServeEntry): 'live' | 'gone' | 'not listening' {
+  if (!alive(e.probe_pid) || reused(e)) return 'gone';
+  return listening(e) ? 'live' : 'not listening';
 }
 
 function parseEntry(text: string): ServeEntry | undefined {
@@ -93,27 +159,43 @@ function entryNames(dir: string): string[] {
   }
 }
 
-/** Entries of live serve probes in `dirs`, for display only (unreadable dirs and files are skipped). */
+const MAX_ENTRY_BYTES = 64 * 1024;
+
+/**
+ * Entries of live serve probes in `dirs`, for display only. These may be other users' dirs
+ * (ps as root reads the workers' users' ones): each is opened once O_DIRECTORY|O_NOFOLLOW and
+ * each entry through that descriptor O_NOFOLLOW|O_NONBLOCK, read only if it is a regular file
+ * of the dir's owner, private and small, so no link is followed and no FIFO blocks. Nothing is
+ * removed there; unreadable dirs and files are skipped.
+ */
 export function readEntries(dirs: string[]): ServeEntry[] {
   const out: ServeEntry[] = [];
   for (const dir of new Set(dirs)) {
-    for (const name of entryNames(dir)) {
-      let e: ServeEntry | undefined;
-      try {
-        e = parseEntry(readFileSync(join(dir, name), 'utf8'));
-      } catch {
-        // half-written or not ours to read
+    let dfd: number;
+    try {
+      dfd = openSync(dir, O_OPEN_DIR);
+    } catch {
+      continue;
+    }
+    try {
+      const dst = fstatSync(dfd);
+      const owner = dst.uid;
+      // /tmp/nffi-inspect.<uid> is that user's or nobody's to trust (anyone may create it first)
+      const named = /^\/tmp\/nffi-inspect\.(\d+)$/.exec(dir);
+      if ((named && Number(named[1]) !== owner) || (dst.mode & 0o077) !== 0) continue;
+      for (const name of entryNames(fdPath(dfd))) {
+        const e = readEntryFile(fdPath(dfd, name), (st) => st.uid === owner);
+        if (e && entryState(e) === 'live') out.push(e);
       }
-      if (e && alive(e.probe_pid)) out.push(e);
+    } finally {
+      closeSync(dfd);
     }
   }
   return out;
 }
 
-const ownerOnly = (st: { uid: number; mode: number }): boolean => st.uid === euid() && (st.mode & 0o077) === 0;
-
-/** One entry file, if this user wrote it and nobody else can have: no symlink, ours, 0600. */
-function readOwnFile(path: string): ServeEntry | undefined {
+/** An entry file, without following a link or blocking on a FIFO; only if `trusted(its stat)`. */
+function readEntryFile(path: string, trusted: (st: { uid: number; mode: number }) => boolean): ServeEntry | undefined {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -122,11 +204,20 @@ function readOwnFile(path: string): ServeEntry | undefined {
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile() || !ownerOnly(st)) return undefined;
+    if (!st.isFile() || (st.mode & 0o077) !== 0 || st.size > MAX_ENTRY_BYTES || !trusted(st)) return undefined;
     return parseEntry(readFileSync(fd, 'utf8'));
+  } catch {
+    return undefined;
   } finally {
     closeSync(fd);
   }
+}
+
+const ownerOnly = (st: { uid: number; mode: number }): boolean => st.uid === euid() && (st.mode & 0o077) === 0;
+
+/** One entry file, if this user wrote it and nobody else can have: no symlink, ours, 0600. */
+function readOwnFile(path: string): ServeEntry | undefined {
+  return readEntryFile(path, ownerOnly);
 }
 
 /** The live serve probes of this user: the only entries a client may connect to. */
@@ -138,5 +229,13 @@ export function readOwnEntries(dir = serveDir()): ServeEntry[] {
     return [];
   }
   if (!st.isDirectory() || !ownerOnly(st)) return [];
-  return entryNames(dir).map((n) => readOwnFile(join(dir, n))).filter((e): e is ServeEntry => !!e && alive(e.probe_pid));
+  const out: ServeEntry[] = [];
+  for (const name of entryNames(dir)) {
+    const e = readOwnFile(join(dir, name));
+    const state = e ? entryState(e) : undefined;
+    if (e && state === 'live') out.push(e);
+    // left by a serve killed with -9: ours to remove (our own private dir)
+    if (e && state === 'gone') removeEntry(join(dir, name));
+  }
+  return out;
 }
