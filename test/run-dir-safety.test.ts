@@ -384,7 +384,7 @@ describe('a process running as nobody races the root CLI', () => {
     expect(outside()).toEqual(before);
     expect(outcomes.get('attached') ?? 0).toBeGreaterThan(0);
     const total = [...outcomes.values()].reduce((a, b) => a + b, 0);
-    expect(total).toBeGreaterThanOrEqual(20);
+    expect(total).toBeGreaterThanOrEqual(15);
     expect(swaps.sockdir + swaps.attach + swaps.tmp + swaps.rundir).toBeGreaterThan(0);
     expectNoStallIn(worst);
     expect(nginx().workerPids()).toEqual([pid]);
