@@ -287,6 +287,27 @@ describe('JIT-compiled code', () => {
       expect(s.traces.inl, `worker ${pid}`).toBeGreaterThan(st0.get(pid)!.traces.inl);
     }
   });
+
+  it('a function the application turned JIT off stays off after a breakpoint session', async () => {
+    const aborts0 = (await bpStats()).map((b) => b.jit.aborts);
+    const { id } = await setBp({ url: APP, line: L.fact });
+    try {
+      // a hot loop calling it: its recording aborts there while armed
+      await runBoth('/appoff?n=2000', 3);
+      const aborts = (await bpStats()).map((b) => b.jit.aborts);
+      aborts.forEach((a, i) => expect(a, 'an abort seen while armed').toBeGreaterThan(aborts0[i]));
+    } finally {
+      await remove(id);
+    }
+    const ops = new Map<number, string>();
+    for (let i = 0; i < 40 && ops.size < clients.length; i++) {
+      const res = await http(nginx().url('/appoff?n=2000'), { timeout: 10_000 });
+      ops.set(Number(res.headers['x-pid']), res.body.toString('utf8').trim());
+    }
+    expect(ops.size).toBe(clients.length);
+    // its own loop never compiled: the agent turned on only what it turned off
+    for (const [pid, op] of ops) expect(op, `worker ${pid}`).toBe('FORL');
+  });
 });
 
 describe('conditions', () => {

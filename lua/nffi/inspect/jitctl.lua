@@ -18,8 +18,10 @@
 -- blacklists that loop for good and only jit.on(func) undoes it, so every
 -- function whose trace aborted while armed is recorded and turned on again
 -- when the last breakpoint goes.
--- Known limit: jit.util does not expose a prototype's own "JIT off" flag, so
--- a prototype the application had turned off itself is turned on at release.
+-- jit.util does not expose a prototype's own "JIT off" flag, but a trace that
+-- reaches a function the application turned off aborts there with "JIT
+-- compilation disabled for function" (jit.vmdef): such a function is left
+-- off at release, whatever else aborted in it.
 local jit = jit
 local jit_on = jit.on
 local jit_off = jit.off
@@ -35,11 +37,26 @@ local next = next
 local pcall = pcall
 local os_clock = os.clock
 
+-- the abort code for a call into a function with JIT off (nil: unknown here)
+local JITOFF_ERR
+do
+    local ok, vmdef = pcall(require, "jit.vmdef")
+    local errs = ok and type(vmdef) == "table" and vmdef.traceerr
+    if type(errs) == "table" then
+        for code, msg in next, errs do
+            if msg == "JIT compilation disabled for function" then
+                JITOFF_ERR = code
+            end
+        end
+    end
+end
+
 local _M = { _VERSION = "0.1.0" }
 
 local offs = {}        -- proto or function -> reference count
 local started = {}     -- trace number -> function it started in
 local aborted = {}     -- function -> true
+local app_off = {}     -- function -> true: JIT off, not by us (never turned on)
 local watching = false -- aborts are recorded (a breakpoint is armed)
 local tracking = false -- trace events are seen (a session is open)
 -- trace number -> parent trace (side and stitched traces) or 0 (roots), for
@@ -48,6 +65,8 @@ local parent_of = {}
 local stats = { off = 0, flushes = 0, full_flushes = 0, trace_flushes = 0, aborts = 0,
                 restored = 0, scan_us = 0 }
 _M.stats = stats
+
+local turned_off  -- defined with key_of, below
 
 local function on_trace(what, tr, func, _, otr)
     if what == "start" then
@@ -65,6 +84,10 @@ local function on_trace(what, tr, func, _, otr)
         end
         if func then
             aborted[func] = true
+            -- otr: the abort's error code
+            if otr == JITOFF_ERR and JITOFF_ERR ~= nil and not turned_off(func) then
+                app_off[func] = true
+            end
         end
         started[tr] = nil
     elseif what == "stop" then
@@ -135,6 +158,17 @@ local function key_of(o)
     return k
 end
 _M.key_of = key_of
+
+-- Whether we turned func's prototype off (offs holds functions and prototypes).
+turned_off = function(func)
+    local k = key_of(func)
+    for o in next, offs do
+        if o == func or key_of(o) == k then
+            return true
+        end
+    end
+    return false
+end
 
 -- Flushes the traces that may run code of the objects of list (functions or
 -- prototypes, already turned off with off()): those holding them, grown by
@@ -241,10 +275,12 @@ function _M.restore_all()
         attach()
     end
     for f in next, aborted do
-        pcall(jit_on, f)
-        stats.restored = stats.restored + 1
+        if not app_off[f] then
+            pcall(jit_on, f)
+            stats.restored = stats.restored + 1
+        end
     end
-    aborted = {}
+    aborted, app_off = {}, {}
     started = {}
 end
 
