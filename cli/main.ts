@@ -4,6 +4,7 @@
 import { CommanderError } from 'commander';
 import { ProbeError } from '../probe/errors.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
+import { termText } from './format/escape.js';
 import { buildProgram } from './program.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -47,8 +48,9 @@ function oneLine(message: string): string {
   return message.split('\n').map((s) => s.trim()).filter(Boolean).join(' ');
 }
 
+/** Messages carry worker text (agent errors, chunk names): escaped for the terminal. */
 function printError(message: string): void {
-  process.stderr.write(`nffi-inspect: ${message}\n`);
+  process.stderr.write(`nffi-inspect: ${termText(message)}\n`);
 }
 
 // process.exitCode, not process.exit(): let stdout drain when piped.

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { Session, type SessionOptions } from '../probe/session.js';
 import { UsageError } from './errors.js';
+import { jsonText } from './format/escape.js';
 
 export interface ProbeOptions {
   runDir?: string;
@@ -38,8 +39,9 @@ export async function withSession<T>(pid: number, opts: ProbeOptions, fn: (s: Se
   }
 }
 
+/** JSON to stdout; DEL, C1 and bidi characters escaped too (format/escape.ts), same data. */
 export function printJson(value: unknown, pretty = true): void {
-  process.stdout.write(JSON.stringify(value, null, pretty ? 2 : undefined) + '\n');
+  process.stdout.write(jsonText(value, pretty ? 2 : undefined) + '\n');
 }
 
 /** An array from the agent, tolerating an empty table encoded as {} (Lua cannot tell). */

@@ -1,11 +1,17 @@
-// Pure pieces of the CLI: durations, value rendering, stack, task and table formatting.
+// Pure pieces of the CLI: durations, value rendering, stack, task and table formatting, and the
+// escaping of worker text for the terminal.
 import { describe, expect, it } from 'vitest';
+import type { BreakpointEvent } from '../probe/breakpoints.js';
 import { parseDuration } from '../cli/duration.js';
 import { UsageError } from '../cli/errors.js';
 import { formatCoroutines, requestText } from '../cli/format/coroutines.js';
+import { jsonText, termLines, termText } from '../cli/format/escape.js';
+import { describeSpec, formatEvent, formatHit, taskLine } from '../cli/format/hit.js';
 import { formatStack } from '../cli/format/stack.js';
+import { formatTable } from '../cli/format/table.js';
 import { formatTasks, type TaskRow } from '../cli/format/tasks.js';
 import { renderValue } from '../cli/format/value.js';
+import { formatWorkers, readMode } from '../cli/format/workers.js';
 import type { Lua } from '../probe/protocol-types.js';
 
 describe('parseDuration', () => {
@@ -117,5 +123,87 @@ describe('formatTasks', () => {
     expect(formatTasks([{ pid: 42, tasks: [], total: 0, truncated: false }])).toBe('(no pending tasks)');
     expect(formatTasks([{ pid: 42, tasks: [], total: 5, truncated: true }]))
       .toBe('(no tasks listed)\nworker 42: 0 of 5 tasks listed (oldest first); --max N or --all for more');
+  });
+});
+
+// What a terminal acts on: C0 but newline, DEL, C1, line separators, bidi and invisible marks.
+const CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
+// A client's User-Agent that retitles the window, clears the screen, rewrites the line.
+const EVIL = '\x1b]0;pwned\x07\x1b[2J\r\x9b31m\u202egnp.exe';
+const EVIL_SHOWN = '\\x1b]0;pwned\\x07\\x1b[2J\\r\\x9b31m\\u{202e}gnp.exe';
+
+describe('termText', () => {
+  it.each<[string, string, string]>([
+    ['plain text as it is', 'GET /items?id=3 user=bob', 'GET /items?id=3 user=bob'],
+    ['backslashes as they are', 'C:\\path\\x1b', 'C:\\path\\x1b'],
+    ['letters past ASCII as they are', 'héllo 日本 🎉', 'héllo 日本 🎉'],
+    ['OSC title change', '\x1b]0;pwned\x07', '\\x1b]0;pwned\\x07'],
+    ['CSI clear screen', '\x1b[2J\x1b[H', '\\x1b[2J\\x1b[H'],
+    ['newline, carriage return, tab by name', 'a\nb\rc\td', 'a\\nb\\rc\\td'],
+    ['NUL and the other C0', '\x00\x01\x08\x0b\x0c\x1f', '\\x00\\x01\\x08\\x0b\\x0c\\x1f'],
+    ['DEL', 'a\x7fb', 'a\\x7fb'],
+    ['C1: CSI, NEL, OSC, ST', '\x9b2J\x85\x9d\x9c', '\\x9b2J\\x85\\x9d\\x9c'],
+    ['bidi override and isolate', 'a\u202eb\u2066c\u2069', 'a\\u{202e}b\\u{2066}c\\u{2069}'],
+    ['line and paragraph separators', 'a\u2028b\u2029c', 'a\\u{2028}b\\u{2029}c'],
+    ['zero-width characters and BOM', 'a\u200bb\u200dc\ufeff', 'a\\u{200b}b\\u{200d}c\\u{feff}'],
+    ['a whole attack', EVIL, EVIL_SHOWN],
+  ])('%s', (_name, input, shown) => {
+    expect(termText(input)).toBe(shown);
+    expect(termText(shown)).toBe(shown); // once is enough: escaping twice changes nothing
+    expect(termText(input)).not.toMatch(CONTROL);
+  });
+
+  it('termLines keeps the newlines between lines, escapes the rest', () => {
+    expect(termLines('a\x1b[2J\nb\rc\n')).toBe('a\\x1b[2J\nb\\rc\n');
+  });
+
+  it.each<[string, unknown]>([
+    ['a string', EVIL],
+    ['nested', { uri: EVIL, list: [EVIL, 1, null], [EVIL]: true }],
+  ])('jsonText is the same JSON, with nothing a terminal acts on: %s', (_name, value) => {
+    for (const indent of [undefined, 2]) {
+      const text = jsonText(value, indent);
+      expect(JSON.parse(text)).toEqual(value);
+      expect(text.replace(/\n/g, '')).not.toMatch(CONTROL);
+    }
+  });
+});
+
+describe('worker text is escaped wherever it is printed', () => {
+  const frame = { function: `f${EVIL}`, source: `/app/${EVIL}.lua`, line: 3 };
+  const request = { method: 'GET', uri: `/x?ua=${EVIL}` };
+  const hit = {
+    event: 'hit', id: 1, pid: 4243, time: 0, source: frame.source, line: 3, frames: [frame], request,
+    locals: { [`n${EVIL}`]: { type: 'string', value: EVIL } }, upvalues: {}, varargs: [{ type: 'string', value: EVIL }],
+  } as unknown as Extract<BreakpointEvent, { event: 'hit' }>;
+
+  it.each<[string, () => string, string[]]>([
+    ['a value', () => renderValue({ type: 'string', value: EVIL }), ['\\u001b]0;pwned\\u0007']],
+    ['a value of another type', () => renderValue({ type: 'userdata', value: EVIL } as Lua.Value), ['\\x1b]0;pwned']],
+    ['a cdata type', () => renderValue({ type: 'cdata', ctype: EVIL }), ['cdata<\\x1b]0;pwned']],
+    ['a logpoint message', () => formatHit({ ...hit, message: `ua=${EVIL}\nforged line` } as any), ['ua=\\x1b]0;pwned\\x07', '\\nforged line']],
+    ['a snapshot', () => formatHit(hit), ['#0 f\\x1b]0;pwned', '/app/\\x1b]0;pwned', 'GET /x?ua=\\x1b]0;pwned', 'n\\x1b]0;pwned\\x07']],
+    ['a stack', () => formatStack([{ level: 0, ...frame, what: 'Lua', locals: [{ name: EVIL, value: { type: 'nil' } }] }], 100, request), ['request GET /x?ua=\\x1b]0;pwned', '    \\x1b]0;pwned']],
+    ['the coroutines table', () => formatCoroutines([{ pid: 7, coroutines: [{ id: 1, kind: 'request', state: 'suspended', wait: { kind: 'cosocket', detail: EVIL } as Lua.Wait, frames: [frame], request }], error: EVIL }]), ['worker 7: \\x1b]0;pwned']],
+    ['the tasks table and stacks', () => formatTasks([{ pid: 7, total: 1, truncated: false, tasks: [{ id: 1, runtime: EVIL, method: 'm', state: 'pending', age_ms: 1, req_len: 5, req_preview: EVIL, coroutine: { id: 2, frames: [frame] } }] }]), ['(worker 7, \\x1b]0;pwned']],
+    ['a task hit line', () => taskLine({ phase: 'resume', runtime: EVIL, method: 'm', ok: false, err: EVIL }), ['task resume \\x1b]0;pwned']],
+    ['an agent error event', () => formatEvent({ event: 'error', id: 1, pid: 7, message: EVIL })!, ['error on worker 7: \\x1b]0;pwned']],
+    ['a removal reason', () => formatEvent({ event: 'removed', id: 1, pid: 7, reason: EVIL })!, ['(\\x1b]0;pwned']],
+    ['an armed line from a hostile agent', () => formatEvent({ event: 'armed', id: 1, pid: 7, state: 'armed', source: EVIL, line: 1, mode: { mode: 'call hook', reason: EVIL } } as any)!, ['at \\x1b]0;pwned', '(call hook: \\x1b]0;pwned']],
+    ['a spec in the breakpoints list', () => { const d = describeSpec({ url: EVIL, line: 1, log: EVIL }); return `${d.location} ${d.condition}`; }, ['\\x1b]0;pwned']],
+    ['the workers table and notes', () => formatWorkers([{ pid: 7, worker_id: 0, user: EVIL, versions: { nginx: EVIL, ngx_lua: '1', luajit: '2', agent: '3' }, jit: { enabled: true, flags: [EVIL] }, breakpoint_mode: readMode({ mode: 'call hook', reason: EVIL }) }]), ['bp mode: call hook: \\x1b]0;pwned', 'jit flags: \\x1b]0;pwned']],
+    ['any table cell', () => formatTable(['a', 'b'], [[EVIL, 'x']]), ['\\x1b]0;pwned']],
+  ])('%s', (_name, render, contains) => {
+    const out = render();
+    for (const line of out.split('\n')) expect(line).not.toMatch(CONTROL);
+    for (const c of contains) expect(out).toContain(c);
+  });
+
+  it('a table still lines up when a cell held escapes', () => {
+    const out = formatTable(['uri', 'n'], [[`/a${EVIL}`, '1'], ['/b', '22']]);
+    const [, a, b] = out.split('\n');
+    expect(a!.length).toBe(b!.length);
+    expect(a!.endsWith(' 1')).toBe(true);
+    expect(b!.endsWith('22')).toBe(true);
   });
 });

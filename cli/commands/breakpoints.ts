@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { deleteServeBreakpoint, findServe, listServeBreakpoints, type ListedBreakpoint } from '../../probe/breakpoint-host.js';
 import { CliError } from '../errors.js';
+import { writeTerm } from '../format/escape.js';
 import { describeSpec } from '../format/hit.js';
 import { formatTable } from '../format/table.js';
 import { parseCount, parsePid, printJson, withProbeOptions, type ProbeOptions } from '../pid.js';
@@ -36,7 +37,7 @@ export function registerBreakpoints(program: Command): void {
       const list = entry ? await listServeBreakpoints(entry) : [];
       if (opts.json) return printJson({ pid, serve: entry?.probe_pid ?? null, breakpoints: list });
       const note = entry ? '' : ` (no serve probe holds ${pid})`;
-      process.stdout.write((list.length ? formatBreakpoints(list) : `no breakpoints${note}`) + '\n');
+      writeTerm((list.length ? formatBreakpoints(list) : `no breakpoints${note}`) + '\n');
     });
 
   withProbeOptions(program

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { Lua } from '../../probe/protocol-types.js';
 import { formatCoroutines, type CoroutineRow, type WorkerCoroutines } from '../format/coroutines.js';
+import { writeTerm } from '../format/escape.js';
 import { list, parseCount, parsePid, printJson, withProbeOptions, withSession, type ProbeOptions } from '../pid.js';
 
 interface Options extends ProbeOptions {
@@ -36,6 +37,6 @@ export function registerCoroutines(program: Command): void {
         ...(r.error ? { error: r.error } : {}),
       }));
       if (opts.json) printJson({ workers });
-      else process.stdout.write(formatCoroutines(workers) + '\n');
+      else writeTerm(formatCoroutines(workers) + '\n');
     });
 }

@@ -6,6 +6,7 @@ import type { FFI } from '../../probe/protocol-types.js';
 import type { Session } from '../../probe/session.js';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
+import { termText, writeTerm } from '../format/escape.js';
 import { formatQueue, type Latency, type WorkerStats } from '../format/queue.js';
 import { list, parsePid, printJson, withProbeOptions, withSession, type ProbeOptions } from '../pid.js';
 
@@ -59,7 +60,9 @@ function print(snap: Awaited<ReturnType<typeof snapshot>>, opts: Options, watchi
   const clear = watching && process.stdout.isTTY ? '\x1b[H\x1b[2J' : '';
   const stamp = watching ? `${new Date().toISOString()}\n` : '';
   const sep = watching && !clear ? '\n' : '';
-  process.stdout.write(clear + stamp + [formatQueue(snap.table), ...snap.errors].join('\n') + '\n' + sep);
+  // the screen clear is ours; everything after it is escaped for the terminal
+  process.stdout.write(clear);
+  writeTerm(stamp + [formatQueue(snap.table), ...snap.errors.map((e) => termText(e))].join('\n') + '\n' + sep);
 }
 
 /** Resolves on Ctrl-C (or SIGTERM); the session then detaches normally. */

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { readNginxProc, workersOf } from '../../probe/procs.js';
 import { UsageError } from '../errors.js';
+import { writeTerm } from '../format/escape.js';
 import { formatStack } from '../format/stack.js';
 import { list, parseCount, parsePid, printJson, withProbeOptions, withSession, type ProbeOptions } from '../pid.js';
 
@@ -29,6 +30,6 @@ export function registerStack(program: Command): void {
         s.call(pid, 'Lua.getStack', { coroutine: co, locals: Boolean(opts.locals) }));
       const request = result.request ?? null;
       if (opts.json) printJson({ pid, coroutine: co, request, frames: list(result.frames) });
-      else process.stdout.write(formatStack(list(result.frames), undefined, request) + '\n');
+      else writeTerm(formatStack(list(result.frames), undefined, request) + '\n');
     });
 }

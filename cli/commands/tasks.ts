@@ -7,6 +7,7 @@ import type { FFI } from '../../probe/protocol-types.js';
 import type { Session } from '../../probe/session.js';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
+import { writeTerm } from '../format/escape.js';
 import { formatTasks, type TaskRow, type WorkerTasks } from '../format/tasks.js';
 import { list, parseCount, parsePid, printJson, withProbeOptions, withSession, type ProbeOptions } from '../pid.js';
 
@@ -85,6 +86,6 @@ export function registerTasks(program: Command): void {
         return out;
       });
       if (opts.json) printJson({ workers });
-      else process.stdout.write(formatTasks(workers) + '\n');
+      else writeTerm(formatTasks(workers) + '\n');
     });
 }

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import type { Agent, Target } from '../../probe/protocol-types.js';
 import type { WorkerResult } from '../../probe/session.js';
+import { writeTerm } from '../format/escape.js';
 import { formatWorkers, readMode, UNREPORTED, type ModeView, type WorkerInfo } from '../format/workers.js';
 import { parsePid, printJson, withProbeOptions, withSession, type ProbeOptions } from '../pid.js';
 
@@ -36,6 +37,6 @@ export function registerWorkers(program: Command): void {
         return s.targets().map((t) => workerInfo(t, stats.find((r) => r.pid === t.pid)));
       });
       if (opts.json) printJson({ workers });
-      else process.stdout.write(formatWorkers(workers) + '\n');
+      else writeTerm(formatWorkers(workers) + '\n');
     });
 }

@@ -1,5 +1,6 @@
 // Coroutines of each worker as one table: id, kind, state, what it waits on, request, top frame.
 import type { Lua } from '../../probe/protocol-types.js';
+import { termText } from './escape.js';
 import { formatTable } from './table.js';
 
 export interface FrameBrief { function: string; source: string; line: number }
@@ -40,7 +41,7 @@ export function formatCoroutines(workers: WorkerCoroutines[]): string {
     String(w.pid), String(c.id), c.kind, c.state, waitText(c.wait),
     requestText(c.request), where(c.frames[0]),
   ]));
-  const errors = workers.filter((w) => w.error).map((w) => `worker ${w.pid}: ${w.error}`);
+  const errors = workers.filter((w) => w.error).map((w) => termText(`worker ${w.pid}: ${w.error}`));
   const table = rows.length ? formatTable(HEADER, rows) : '(no coroutines)';
   return [table, ...errors].join('\n');
 }

@@ -4,6 +4,7 @@
 // a logpoint hit is the header followed by its message, on one line.
 import type { BreakpointEvent } from '../../probe/breakpoints.js';
 import type { Debugger, Lua } from '../../probe/protocol-types.js';
+import { termText } from './escape.js';
 import { frameLine, position } from './stack.js';
 import { renderValue } from './value.js';
 import { modeText, readMode } from './workers.js';
@@ -30,7 +31,7 @@ export function variables(raw: unknown): [string, Lua.Value][] {
 const list = <T>(x: T[] | undefined | unknown): T[] => (Array.isArray(x) ? (x as T[]) : []);
 
 export function hitHeader(h: Hit): string {
-  const req = h.request && h.request.method ? ` ${h.request.method} ${h.request.uri}` : '';
+  const req = h.request && h.request.method ? termText(` ${h.request.method} ${h.request.uri}`) : '';
   return `[hit bp ${h.id}] pid ${h.pid} ${position(h.source, h.line, h.original)} ${clock(h.time)}${req}`;
 }
 
@@ -40,10 +41,10 @@ const ms = (n: number): string => `${n < 10 ? n.toFixed(3) : n.toFixed(1)}ms`;
  * `  task resume fail.x ok=false rc=1 err="error: x" res 8 B latency queue 0.010ms …`. */
 export function taskLine(t: Debugger.TaskHit, width = 100): string {
   const max = Math.max(16, Math.floor(width / 3));
-  const str = (s: string): string => JSON.stringify(s.length > max ? s.slice(0, max) : s) + (s.length > max ? '…' : '');
+  const str = (s: string): string => termText(JSON.stringify(s.length > max ? s.slice(0, max) : s)) + (s.length > max ? '…' : '');
   const preview = (s: string | undefined, len: number | undefined): string =>
     s === undefined ? '' : ` ${len ?? s.length} B ${str(s)}`;
-  const head = `  task ${t.phase} ${t.runtime}.${t.method}`;
+  const head = termText(`  task ${t.phase} ${t.runtime}.${t.method}`);
   if (t.phase === 'enqueue') return `${head} req${preview(t.req_preview ?? '', t.req_len)}`;
   const parts = [`ok=${t.ok}`];
   if (t.rc !== undefined) parts.push(`rc=${t.rc}`);
@@ -56,13 +57,13 @@ export function taskLine(t: Debugger.TaskHit, width = 100): string {
 
 export function formatHit(h: Hit, width = 100): string {
   const task = h.task ? taskLine(h.task, width) : undefined;
-  if (typeof h.message === 'string') return `${hitHeader(h)} ${h.message.replace(/\n/g, '\\n')}${task ? '\n' + task : ''}`;
+  if (typeof h.message === 'string') return `${hitHeader(h)} ${termText(h.message)}${task ? '\n' + task : ''}`;
   const out = [hitHeader(h)];
   if (task) out.push(task);
   const frames = list<Lua.Frame>(h.frames);
   const vars = [
-    ...variables(h.locals).map(([n, v]) => `      ${n} = ${renderValue(v, width)}`),
-    ...variables(h.upvalues).map(([n, v]) => `      (upvalue) ${n} = ${renderValue(v, width)}`),
+    ...variables(h.locals).map(([n, v]) => `      ${termText(n)} = ${renderValue(v, width)}`),
+    ...variables(h.upvalues).map(([n, v]) => `      (upvalue) ${termText(n)} = ${renderValue(v, width)}`),
   ];
   const va = list<Lua.Value>(h.varargs);
   if (va.length) vars.push(`      ... = ${va.map((v) => renderValue(v, width)).join(', ')}`);
@@ -81,7 +82,7 @@ type Armed = Extract<BreakpointEvent, { event: 'armed' }>;
 function armedMode(e: Armed): string | undefined {
   if (e.mode === undefined) return e.source !== undefined ? 'mode unknown' : undefined;
   const m = readMode(e.mode);
-  return m.mode === 'unknown' ? `mode ${modeText(m)}` : modeText(m);
+  return termText(m.mode === 'unknown' ? `mode ${modeText(m)}` : modeText(m));
 }
 
 /** One human line (or block) per event; `ended` is the command's to say. */
@@ -90,18 +91,18 @@ export function formatEvent(e: BreakpointEvent): string | undefined {
     case 'hit':
       return formatHit(e);
     case 'armed': {
-      const at = e.source !== undefined ? (e.line !== undefined ? position(e.source, e.line, e.original) : `${e.source}:?`) : '';
+      const at = e.source !== undefined ? (e.line !== undefined ? position(e.source, e.line, e.original) : termText(`${e.source}:?`)) : '';
       if (e.state === 'pending') return `bp ${e.id} pending on worker ${e.pid}: the file is not loaded yet, it arms when it loads`;
-      const moved = e.moved_from !== undefined ? ` (moved to line ${e.original?.line ?? e.line}: line ${e.moved_from} has no code)` : '';
+      const moved = e.moved_from !== undefined ? termText(` (moved to line ${e.original?.line ?? e.line}: line ${e.moved_from} has no code)`) : '';
       // How this worker takes it: (watching), (call hook: traps not delivered on this machine).
       const m = armedMode(e);
       const mode = e.state === 'armed' && m ? ` (${m})` : '';
-      return `bp ${e.id} ${e.state} on worker ${e.pid}${at ? ` at ${at}` : ''}${moved}${mode}`;
+      return `bp ${e.id} ${termText(String(e.state))} on worker ${e.pid}${at ? ` at ${at}` : ''}${moved}${mode}`;
     }
     case 'removed':
-      return `bp ${e.id} removed on worker ${e.pid} (${e.reason})`;
+      return `bp ${e.id} removed on worker ${e.pid} (${termText(e.reason)})`;
     case 'error':
-      return `bp ${e.id} error on worker ${e.pid}: ${e.message}`;
+      return `bp ${e.id} error on worker ${e.pid}: ${termText(e.message)}`;
     case 'dropped':
       return `bp ${e.id} dropped ${e.count} hit${e.count === 1 ? '' : 's'} on worker ${e.pid}`;
     case 'ended':
@@ -151,5 +152,5 @@ export function eventJson(e: BreakpointEvent): Record<string, unknown> | undefin
 /** `app/handler.lua:42 if n > 3` / `… log "n={n}"`, for lists. */
 export function describeSpec(spec: Debugger.BreakpointSpec): { location: string; condition: string } {
   const cond = [spec.condition ? `if ${spec.condition}` : '', spec.log ? `log ${JSON.stringify(spec.log)}` : ''].filter(Boolean).join(' ');
-  return { location: spec.line === undefined ? spec.url : `${spec.url}:${spec.line}`, condition: cond || '-' };
+  return { location: termText(spec.line === undefined ? spec.url : `${spec.url}:${spec.line}`), condition: termText(cond || '-') };
 }

@@ -1,6 +1,7 @@
 // Stacks like gdb's `bt full`: `#0 handler at /app/handler.lua:42`, then locals, upvalues and
 // varargs indented under each frame.
 import type { Lua } from '../../probe/protocol-types.js';
+import { termText } from './escape.js';
 import { renderValue } from './value.js';
 
 const arr = <T>(x: T[] | undefined): T[] => (Array.isArray(x) ? x : []);
@@ -8,22 +9,22 @@ const arr = <T>(x: T[] | undefined): T[] => (Array.isArray(x) ? x : []);
 /** `src/handler.ts:12 (handler.lua:30)` when a source map gives the original position, else
  * `/app/handler.lua:42`. */
 export function position(source: string, line: number, original?: { source: string; line: number }): string {
-  if (!original) return `${source}:${line}`;
-  return `${original.source}:${original.line} (${source.slice(source.lastIndexOf('/') + 1)}:${line})`;
+  if (!original) return termText(`${source}:${line}`);
+  return termText(`${original.source}:${original.line} (${source.slice(source.lastIndexOf('/') + 1)}:${line})`);
 }
 
 export function frameLine(level: number, f: { function: string; source: string; line: number; original?: { source: string; line: number } }): string {
-  const where = f.line >= 0 ? position(f.source, f.line, f.original) : f.source;
-  return `#${level} ${f.function || '?'} at ${where}`;
+  const where = f.line >= 0 ? position(f.source, f.line, f.original) : termText(f.source);
+  return `#${level} ${termText(f.function || '?')} at ${where}`;
 }
 
 export function formatStack(frames: Lua.StackFrame[], width = 100, request?: Lua.Request | null): string {
-  const out: string[] = request ? [`request ${request.method} ${request.uri}`] : [];
+  const out: string[] = request ? [termText(`request ${request.method} ${request.uri}`)] : [];
   if (frames.length === 0) return [...out, '(no frames: the coroutine is dead or has not started)'].join('\n');
   frames.forEach((f, i) => {
     out.push(frameLine(f.level ?? i, f));
-    for (const v of arr(f.locals)) out.push(`    ${v.name} = ${renderValue(v.value, width)}`);
-    for (const v of arr(f.upvalues)) out.push(`    (upvalue) ${v.name} = ${renderValue(v.value, width)}`);
+    for (const v of arr(f.locals)) out.push(`    ${termText(v.name)} = ${renderValue(v.value, width)}`);
+    for (const v of arr(f.upvalues)) out.push(`    (upvalue) ${termText(v.name)} = ${renderValue(v.value, width)}`);
     const va = arr(f.varargs);
     if (va.length) out.push(`    ... = ${va.map((v) => renderValue(v, width)).join(', ')}`);
   });

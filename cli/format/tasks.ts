@@ -1,5 +1,6 @@
 // Pending nffi tasks as a table, then the Lua stack of each waiting coroutine.
 import { where, type FrameBrief } from './coroutines.js';
+import { termText } from './escape.js';
 import { frameLine } from './stack.js';
 import { formatTable } from './table.js';
 
@@ -24,7 +25,7 @@ function age(ms: number): string {
 }
 
 function preview(s: string, width = 40): string {
-  const flat = JSON.stringify(s).slice(1, -1);
+  const flat = termText(JSON.stringify(s).slice(1, -1));
   return flat.length > width ? flat.slice(0, width - 1) + '…' : flat;
 }
 
@@ -35,7 +36,7 @@ function cutShort(w: WorkerTasks): string {
 
 export function formatTasks(workers: WorkerTasks[]): string {
   const all = workers.flatMap((w) => w.tasks.map((t) => ({ pid: w.pid, t })));
-  const errors = workers.filter((w) => w.error).map((w) => `worker ${w.pid}: ${w.error}`);
+  const errors = workers.filter((w) => w.error).map((w) => termText(`worker ${w.pid}: ${w.error}`));
   const cut = workers.filter((w) => w.truncated).map(cutShort);
   if (all.length === 0) return [cut.length ? '(no tasks listed)' : '(no pending tasks)', ...cut, ...errors].join('\n');
   const rows = all.map(({ pid, t }) => [
@@ -44,7 +45,7 @@ export function formatTasks(workers: WorkerTasks[]): string {
   ]);
   const stacks = all.filter(({ t }) => t.coroutine && t.coroutine.frames.length).flatMap(({ pid, t }) => [
     '',
-    `task ${t.id} (worker ${pid}, ${t.runtime}.${t.method}, req "${preview(t.req_preview)}"), coroutine ${t.coroutine!.id}:`,
+    `task ${t.id} (worker ${pid}, ${termText(`${t.runtime}.${t.method}`)}, req "${preview(t.req_preview)}"), coroutine ${t.coroutine!.id}:`,
     ...t.coroutine!.frames.map((f, i) => `  ${frameLine(i, f)}`),
   ]);
   return [formatTable(HEADER, rows), ...stacks, ...(cut.length ? ['', ...cut] : []), ...errors].join('\n');

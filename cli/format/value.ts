@@ -1,12 +1,13 @@
 // Captured Lua values (Lua.Value) in one compact line: {n=3, user="bob", …}. Strings cut by
 // the agent show their full length, cycles show the table they point back to, and the whole
-// rendering is cut at `width` characters.
+// rendering is cut at `width` characters. Worker text in it is escaped for the terminal.
 import type { Lua } from '../../probe/protocol-types.js';
+import { termText } from './escape.js';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 function quote(s: string): string {
-  return JSON.stringify(s);
+  return termText(JSON.stringify(s));
 }
 
 function key(k: Lua.Value): string {
@@ -26,7 +27,7 @@ function render(v: Lua.Value): string {
       return 'nil';
     case 'boolean':
     case 'number':
-      return String(v.value);
+      return termText(String(v.value));
     case 'string': {
       const s = quote(String(v.value ?? ''));
       return v.truncated ? `${s.slice(0, -1)}…" (${v.length ?? '?'} bytes)` : s;
@@ -34,15 +35,15 @@ function render(v: Lua.Value): string {
     case 'table':
       return table(v);
     case 'cycle':
-      return `<cycle ${v.ref ?? '?'}>`;
+      return termText(`<cycle ${v.ref ?? '?'}>`);
     case 'more':
       return '…';
     case 'cdata':
-      return v.value === undefined ? `cdata<${v.ctype ?? '?'}>` : `cdata<${v.ctype ?? '?'}>: ${String(v.value)}`;
+      return termText(v.value === undefined ? `cdata<${v.ctype ?? '?'}>` : `cdata<${v.ctype ?? '?'}>: ${String(v.value)}`);
     case 'function':
-      return v.value === undefined ? 'function' : String(v.value);
+      return v.value === undefined ? 'function' : termText(String(v.value));
     default:
-      return v.value === undefined ? v.type : `${v.type}: ${String(v.value)}`;
+      return termText(v.value === undefined ? String(v.type) : `${v.type}: ${String(v.value)}`);
   }
 }
 

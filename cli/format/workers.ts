@@ -10,6 +10,7 @@
 // flags, why a worker is not attached) goes whole on its own line under it, as gdb prints its
 // warnings: cut, the errno text at the end of a reason would be lost. --json has it all too.
 import type { Agent, Debugger } from '../../probe/protocol-types.js';
+import { termText } from './escape.js';
 import { formatTable } from './table.js';
 
 /** A breakpoint mode for output: the agent's own, or `unknown` and why. `reason` is there
@@ -67,9 +68,9 @@ function row(w: WorkerInfo): string[] {
 
 /** One line per worker that needs words: why it is not attached, or why it is not watching. */
 function notes(w: WorkerInfo): string[] {
-  if (w.error) return [`worker ${w.pid}: ${w.error}`];
+  if (w.error) return [termText(`worker ${w.pid}: ${w.error}`)];
   if (!attached(w) || w.breakpoint_mode.mode === 'watching') return [];
-  return [`worker ${w.pid} bp mode: ${modeText(w.breakpoint_mode)}`];
+  return [termText(`worker ${w.pid} bp mode: ${modeText(w.breakpoint_mode)}`)];
 }
 
 /** The JIT flags once when every worker has the same, else per worker. */
@@ -77,8 +78,8 @@ function jitFlags(ws: WorkerInfo[]): string[] {
   const withFlags = ws.filter((w) => w.jit && w.jit.flags.length > 0);
   const texts = new Set(withFlags.map((w) => w.jit!.flags.join(' ')));
   if (texts.size === 0) return [];
-  if (texts.size === 1) return [`jit flags: ${[...texts][0]}`];
-  return withFlags.map((w) => `worker ${w.pid} jit flags: ${w.jit!.flags.join(' ')}`);
+  if (texts.size === 1) return [termText(`jit flags: ${[...texts][0]}`)];
+  return withFlags.map((w) => termText(`worker ${w.pid} jit flags: ${w.jit!.flags.join(' ')}`));
 }
 
 const HEADER = ['pid', 'id', 'user', 'nginx', 'ngx_lua', 'luajit', 'agent', 'jit', 'bp mode'];
