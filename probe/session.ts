@@ -1,11 +1,15 @@
 // A probe session over one pid: a master (all its workers, and the ones that replace them after
 // `nginx -s reload`, attached automatically) or one worker. Attach and detach go through one
-// promise chain, so a reload seen by the poller never races a detach or close.
+// promise chain, so a reload seen by the poller never races a detach or close. A worker that
+// does not answer because another session holds it is said to be held, by whom (holders.ts),
+// not to have no agent.
 import { attachWorker, checkPermission, type AttachOptions } from './attach.js';
 import type { AgentLink } from './agent-link.js';
 import { ProbeError } from './errors.js';
+import { heldMessage, holdersOf } from './holders.js';
 import { readNginxProc, workersOf, type NginxProc } from './procs.js';
 import type { Agent, Commands, Events, Target } from './protocol-types.js';
+import { defaultRunDir } from './run-dir.js';
 
 export interface SessionOptions extends AttachOptions {
   /** How often a master session looks for new workers; default 200 ms. */
@@ -147,8 +151,16 @@ export class Session {
       else this.emit('Target.attachedToTarget', { target: this.info(w) });
     } catch (err) {
       if (!(err instanceof ProbeError)) throw err;
-      w.error = err.message;
+      w.error = err.code === 'NOAGENT' ? (this.heldBy(proc) ?? err.message) : err.message;
     }
+  }
+
+  /** Why a worker that did not answer is not a worker without an agent: another session holds
+   * it (its agent serves one at a time). undefined when no other session does, or when that
+   * cannot be told. */
+  private heldBy(proc: NginxProc): string | undefined {
+    const holders = holdersOf(proc.pid, this.opts.runDir ? [this.opts.runDir, defaultRunDir(proc.uid)] : [defaultRunDir(proc.uid)]);
+    return holders?.length ? heldMessage(proc.pid, holders[0]!) : undefined;
   }
 
   private schedulePoll(): void {
