@@ -1,7 +1,8 @@
 // One probe↔agent link, over a Transport: requests matched to responses by id (each with a
 // timeout), events, and the heartbeat of probe/README.md. The Error of a request is created
 // when it is sent, so its stack points at the caller; when the link closes every pending
-// request is rejected — nothing hangs.
+// request is rejected — nothing hangs. The agent's Agent.protocolError events (a frame it could
+// not answer by id) are counted and traced, and passed on like any event.
 import { debuglog } from 'node:util';
 import { AgentError } from './errors.js';
 import type { Agent, Commands } from './protocol-types.js';
@@ -48,6 +49,8 @@ export class AgentLink {
   private closeReason: string | undefined;
   private readonly requestTimeoutMs: number;
   private readonly silenceMs: number;
+  /** Agent.protocolError events received: frames of ours the agent refused without an id. */
+  protocolErrors = 0;
 
   constructor(
     private readonly transport: Transport,
@@ -145,6 +148,11 @@ export class AgentLink {
       // The agent asks nothing of the probe today.
       this.transport.send({ id: m.id, error: { code: -32601, message: `unknown method ${m.method}` } });
       return;
+    }
+    if (m.method === 'Agent.protocolError') {
+      this.protocolErrors++;
+      const p = (m.params ?? {}) as { code?: unknown; message?: unknown };
+      trace('worker %d: protocol error %s: %s', this.pid, p.code, p.message);
     }
     for (const l of this.eventListeners) l(m.method, m.params);
   }

@@ -75,6 +75,18 @@ describe('AgentLink', () => {
     link.close();
   });
 
+  it('counts the agent\'s protocol errors (frames it could not answer by id) and passes them on', async () => {
+    const { link, agent } = setup();
+    const events: string[] = [];
+    link.onEvent((m) => events.push(m));
+    agent.send({ method: 'Agent.protocolError', params: { code: -32700, message: 'not valid JSON' } });
+    agent.send({ method: 'Agent.protocolError', params: { code: -32600, message: 'a frame must be a JSON object' } });
+    await tick();
+    expect(link.protocolErrors).toBe(2);
+    expect(events).toEqual(['Agent.protocolError', 'Agent.protocolError']);
+    link.close();
+  });
+
   it('pings every interval, answers the agent\'s own pings but not its answers', async () => {
     const { link, agent, seen } = setup({ pingIntervalMs: 20 });
     await tick(50);
