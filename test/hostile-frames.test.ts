@@ -5,13 +5,18 @@
 // /ping within 50 ms throughout, holds its event loop at most a few ms at a time (CPU between
 // the ticks of a 1 ms timer), keeps its pid, and logs no [alert]/[crit]/[emerg] or signal.
 // A table of case / outcome / worst stall is printed at the end. Also: the agent's parameter
-// declarations (lua/nffi/inspect/params.lua) match probe/protocol.json.
+// declarations (lua/nffi/inspect/params.lua) match probe/protocol.json; and the CLI, against a
+// second nginx: a client's escape sequences reaching a logpoint are printed escaped, a worker
+// held by another session is said to be held (by whom), never to have no agent, and
+// `breakpoint MASTER` names a worker it could not reach and exits 1 (unless --partial).
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request, type ClientRequest } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { oneLineError, runCli, startCli, stopCliAfterEach } from './harness/cli.js';
 import { FIXTURE_LUA } from './harness/ffi-app.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
 import { frame, RawAgent, type AgentFrame } from './harness/raw-agent.js';
@@ -21,12 +26,7 @@ chmodSync(TMP, 0o755);
 const RUN_DIR = join(TMP, 'run');
 const CORPUS = new URL('./corpus/frames/', import.meta.url);
 
-const nginx = useNginx({
-  // one worker: every /ping lands on the worker under attack
-  workers: 1,
-  luaPath: [FIXTURE_LUA],
-  env: { NFFI_INSPECT_RUN_DIR: RUN_DIR },
-  http: `
+const HOSTILE_HTTP = `
 init_worker_by_lua_block {
     require("nffi.inspect").start({ run_dir = os.getenv("NFFI_INSPECT_RUN_DIR") })
     require("hostile_app").init()
@@ -37,7 +37,14 @@ server {
         content_by_lua_block { require("hostile_app").route() }
     }
 }
-`,
+`;
+
+const nginx = useNginx({
+  // one worker: every /ping lands on the worker under attack
+  workers: 1,
+  luaPath: [FIXTURE_LUA],
+  env: { NFFI_INSPECT_RUN_DIR: RUN_DIR },
+  http: HOSTILE_HTTP,
 });
 
 // --- the corpus ------------------------------------------------------------------------------
@@ -146,9 +153,6 @@ async function session(): Promise<RawAgent> {
   if (agent && !agent.closed) return agent;
   // the agent goes dormant after a session and polls again every 100 ms
   agent = await waitFor(() => RawAgent.attach(RUN_DIR, workerPid, 2_000), { timeout: 15_000, interval: 100, what: `a session with worker ${workerPid}` });
-  const pinger = setInterval(() => void agent?.write(frame(Buffer.from('{"method":"Agent.ping"}'))), 1_000);
-  const mine = agent;
-  void mine.waitClosed(24 * 3600_000).catch(() => undefined).finally(() => clearInterval(pinger));
   return agent;
 }
 
@@ -365,5 +369,101 @@ describe('the agent\'s parameter declarations', () => {
         expect(r.error?.code, `${d.domain}.${c.name}`).not.toBe(-32601);
       }
     }
+  });
+});
+
+// --- the CLI: escaped client text, held workers ------------------------------------------------
+
+stopCliAfterEach();
+
+const LOGPOINT = readFileSync(join(FIXTURE_LUA, 'hostile_app.lua'), 'utf8').split('\n').findIndex((l) => l.includes('-- LOGPOINT')) + 1;
+// What a terminal acts on, but newline.
+const CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
+// A User-Agent that retitles the window, clears the screen, starts a C1 CSI and reverses text.
+const UA = '\x1b]0;pwned\x07\x1b[2J\u009b31m\u202eevil';
+
+/** One request on a raw socket: the header value goes out as its UTF-8 bytes, ESC and all
+ * (Node's HTTP client refuses control characters in headers). */
+function rawGet(port: number, path: string, ua: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let out = '';
+    sock.on('data', (d) => (out += d.toString('latin1')));
+    sock.on('end', () => resolve(out));
+    sock.on('error', reject);
+    sock.write(Buffer.concat([Buffer.from(`GET ${path} HTTP/1.0\r\nHost: x\r\nUser-Agent: `), Buffer.from(ua, 'utf8'), Buffer.from('\r\n\r\n')]));
+  });
+}
+
+describe('the CLI against hostile text and held workers', () => {
+  const RUN2 = join(TMP, 'run2');
+  const ng = useNginx({ workers: 2, luaPath: [FIXTURE_LUA], env: { NFFI_INSPECT_RUN_DIR: RUN2 }, http: HOSTILE_HTTP });
+  const held: RawAgent[] = [];
+  afterAll(() => {
+    for (const h of held) h.close();
+  });
+
+  async function logpoint(json: boolean): Promise<string> {
+    const cli = startCli(['breakpoint', String(ng().masterPid), `hostile_app.lua:${LOGPOINT}`, '--log', 'ua={ngx.var.http_user_agent} uri={ngx.var.uri}',
+      '--count', '1', '--run-dir', RUN2, ...(json ? ['--json'] : [])]);
+    await waitFor(() => (cli.out().match(/armed on worker|"event":"armed"/g) ?? []).length === 2,
+      { timeout: 15_000, what: `armed on both workers; out: ${cli.out()} err: ${cli.err()}` });
+    let done = false;
+    void cli.exited.then(() => (done = true));
+    for (let i = 0; i < 200 && !done; i++) {
+      await rawGet(ng().port, '/logme/%1b[31mred%e2%80%ae', UA);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await cli.exited, `stderr: ${cli.err()}`).toBe(0);
+    return cli.out();
+  }
+
+  it('a logpoint prints a client\'s User-Agent and URI escaped, nothing a terminal acts on', async () => {
+    const out = await logpoint(false);
+    const hit = out.split('\n').find((l) => l.startsWith('[hit bp'));
+    expect(hit, out).toBeDefined();
+    expect(hit).toContain('ua=\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m\\u{202e}evil');
+    expect(hit).toContain('uri=/logme/\\x1b[31mred\\u{202e}');
+    for (const line of out.split('\n')) expect(line).not.toMatch(CONTROL);
+  });
+
+  it('--json keeps the text as it was (JSON escapes), still nothing raw on the terminal', async () => {
+    const out = await logpoint(true);
+    for (const line of out.split('\n')) expect(line).not.toMatch(CONTROL);
+    const hit = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((e) => e.event === 'hit');
+    expect(hit.message).toBe(`ua=${UA} uri=/logme/\x1b[31mred\u202e`);
+  });
+
+  it('stack and coroutines on a worker another session holds say so, and by whom; not "no agent"', async () => {
+    const [a, b] = ng().workerPids().sort((x, y) => x - y);
+    held.push(await waitFor(() => RawAgent.attach(RUN2, a!, 2_000), { timeout: 15_000, what: `a session with worker ${a}` }));
+    const stack = await runCli(['stack', String(a), '1', '--run-dir', RUN2]);
+    expect(stack.status).toBe(1);
+    expect(oneLineError(stack)).toMatch(new RegExp(`^nffi-inspect: worker ${a} is held by another session: probe pid ${process.pid} \\(.+\\); its agent serves one session at a time`));
+    expect(stack.stderr).not.toMatch(/no agent|nginx\.conf/);
+    const cos = await runCli(['coroutines', String(ng().masterPid), '--run-dir', RUN2]);
+    expect(cos.status, cos.stderr).toBe(0);
+    expect(cos.stdout).toContain(`worker ${a}: not attached: worker ${a} is held by another session: probe pid ${process.pid}`);
+    expect(cos.stdout).toMatch(new RegExp(`^ *${b} `, 'm'));
+  });
+
+  it('breakpoint MASTER names the worker it could not reach, removes the breakpoint and exits 1; --partial goes on', async () => {
+    const [a, b] = ng().workerPids().sort((x, y) => x - y);
+    expect(held.length, 'worker a held by the previous test').toBe(1);
+    const r = await runCli(['breakpoint', String(ng().masterPid), `hostile_app.lua:${LOGPOINT}`, '--timeout', '15s', '--run-dir', RUN2], { timeout: 30_000 });
+    expect(r.status).toBe(1);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^nffi-inspect: bp 1 not set on worker ${a}: worker ${a} is held by another session: probe pid ${process.pid}`));
+    expect(lines.at(-1)).toBe(`nffi-inspect: bp 1 removed: not set on worker ${a} (--partial goes on with the others)`);
+    expect(r.stdout).toMatch(new RegExp(`^bp 1 armed on worker ${b} `, 'm'));
+    // gone from the worker it did reach
+    const probe = await waitFor(() => RawAgent.attach(RUN2, b!, 2_000), { timeout: 15_000, what: `a session with worker ${b}` });
+    expect((await probe.request('Debugger.getBreakpoints')).result.breakpoints).toEqual([]);
+    probe.close();
+
+    const p = await runCli(['breakpoint', String(ng().masterPid), `hostile_app.lua:${LOGPOINT}`, '--partial', '--timeout', '1s', '--run-dir', RUN2], { timeout: 30_000 });
+    expect(p.status, p.stderr).toBe(0);
+    expect(p.stderr).toMatch(new RegExp(`^nffi-inspect: bp 1 not set on worker ${a}: worker ${a} is held by another session`));
+    expect(p.stdout).toMatch(/^bp 1 ended \(timeout\) after 0 hits$/m);
   });
 });

@@ -1,6 +1,7 @@
 // A probe side that may send anything: raw bytes, frames whose length header lies, floods in
-// one write. Attaches like test/harness/agent-client.ts (run dir, attach file, hello) and
-// collects every frame the agent sends, for test/hostile-frames.test.ts.
+// one write. Attaches like test/harness/agent-client.ts (run dir, attach file, hello; its
+// socket named as the probe names its own), pings every second and collects every frame the
+// agent sends, for test/hostile-frames.test.ts.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
@@ -31,12 +32,16 @@ export class RawAgent {
   private nextId = 1_000_000;
   private waiters: (() => void)[] = [];
   private readonly closedP: Promise<void>;
+  private readonly heartbeat: NodeJS.Timeout;
 
   private constructor(private readonly sock: Socket, private readonly done: () => void, readonly hello: Hello) {
     sock.on('data', (d: Buffer) => this.onData(d));
     sock.on('error', () => undefined);
+    // the agent ends a session after 5 s without a frame
+    this.heartbeat = setInterval(() => void this.write(frame(Buffer.from('{"method":"Agent.ping"}'))), 1_000);
     this.closedP = new Promise((resolve) => sock.on('close', () => {
       this.closed = true;
+      clearInterval(this.heartbeat);
       this.done();
       this.wake();
       resolve();
@@ -47,7 +52,7 @@ export class RawAgent {
   static async attach(runDir: string, pid: number, timeoutMs = 5_000): Promise<RawAgent> {
     const uid = workerUid();
     makeRunDir(runDir, uid);
-    const socketPath = join(runDir, `raw-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
+    const socketPath = join(runDir, `probe-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
     const token = randomBytes(16).toString('hex');
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
