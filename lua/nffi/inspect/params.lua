@@ -32,9 +32,12 @@ local BREAKPOINT_SPEC = {
     -- expression per {…} (~16 µs each), hence maxExpressions
     { name = "condition", type = "string", optional = true, maxLength = 1000 },
     { name = "log", type = "string", optional = true, maxLength = 1000, maxExpressions = 32 },
-    { name = "count", type = "integer", optional = true, minimum = 1, maximum = 1000000000 },
+    -- clients ask for "no limit" with 1e9: any finite value is safe, the maxima
+    -- only keep numbers sane
+    { name = "count", type = "integer", optional = true, minimum = 1,
+      maximum = 1000000000000 },
     { name = "rate", type = "number", optional = true, exclusiveMinimum = 0,
-      maximum = 1000000 },
+      maximum = 1000000000000 },
     { name = "timeout_ms", type = "integer", optional = true, minimum = 1,
       maximum = 1000000000000 },
 }
