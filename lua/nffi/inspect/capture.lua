@@ -17,6 +17,7 @@ local ffi_cast = ffi.cast
 local type = type
 local next = next
 local pcall = pcall
+local rawequal = rawequal
 local tostring = tostring
 local tonumber = tonumber
 local str_byte = string.byte
@@ -54,7 +55,12 @@ local function ctype_name(v)
     local s = tostring(ct)  -- a ctype object: its own tostring, never a metatype's
     return str_match(s, "^ctype<(.*)>$") or s
 end
+_M.ctype_name = ctype_name
 
+-- The value of a cdata as a string, by its ctype's name: a number for scalars
+-- (42 for an int64_t, no LL), the address of a pointer or function pointer
+-- ("0x7f12..."), "NULL" for a null one; nil for aggregates. Only conversions:
+-- no metamethod of a metatype runs (comparing with == or nil would).
 local function cdata_value(v, ctype)
     if ffi_istype("int64_t", v) or ffi_istype("uint64_t", v) then
         -- plain 64-bit boxes print as 42LL / 42ULL
@@ -62,14 +68,21 @@ local function cdata_value(v, ctype)
         return (str_match(s, "^(-?%d+)U?LL$") or s)
     end
     local last = str_sub(ctype, -1)
-    if last == "*" then
+    -- pointers, and functions (int (*)(int), or a C function itself)
+    if last == "*" or last == ")" then
         local ok, addr = pcall(ffi_cast, "uintptr_t", v)
         if ok then
-            return str_format("0x%x", tonumber(addr))
+            local s = str_match(tostring(addr), "^(%d+)ULL$")
+            local n = s and tonumber(s)
+            if n == 0 then
+                return "NULL"
+            elseif n then
+                return str_format("0x%x", n)
+            end
         end
         return nil
     end
-    if last == "&" or last == "]" or last == ")" then
+    if last == "&" or last == "]" then
         return nil
     end
     local ok, n = pcall(tonumber, v)
@@ -78,6 +91,7 @@ local function cdata_value(v, ctype)
     end
     return nil
 end
+_M.cdata_value = cdata_value
 
 local capture
 
@@ -97,7 +111,8 @@ local function capture_table(t, level, st)
     local entries = array()
     local n = 0
     local ok, k, v = pcall(next, t)
-    while ok and k ~= nil do
+    -- rawequal: a cdata key's metatype may have __eq
+    while ok and not rawequal(k, nil) do
         if n >= st.keys then
             out.truncated = true
             break

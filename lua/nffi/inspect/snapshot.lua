@@ -17,6 +17,7 @@ local debug_getlocal = debug.getlocal
 local debug_getupvalue = debug.getupvalue
 local next = next
 local pcall = pcall
+local rawequal = rawequal
 local str_byte = string.byte
 local capture_value = capture.capture_value
 local frame_of = coroutines.frame_of
@@ -42,7 +43,7 @@ local function frame_vars(level, locals, upvalues, want_varargs)
             break
         end
         if str_byte(name, 1) ~= 40 then  -- "(": (for …), (*temporary)
-            locals[name] = v == nil and NIL or v
+            locals[name] = rawequal(v, nil) and NIL or v
         end
     end
     -- "u" (isvararg) only when varargs are read: the condition path skips it
@@ -54,7 +55,7 @@ local function frame_vars(level, locals, upvalues, want_varargs)
             if not name then
                 break
             end
-            upvalues[name] = v == nil and NIL or v
+            upvalues[name] = rawequal(v, nil) and NIL or v
         end
     end
     local varargs
@@ -65,7 +66,7 @@ local function frame_vars(level, locals, upvalues, want_varargs)
             if not name then
                 break
             end
-            varargs[i] = v == nil and NIL or v
+            varargs[i] = rawequal(v, nil) and NIL or v
         end
     end
     return varargs
@@ -75,7 +76,7 @@ _M.frame_vars = frame_vars
 local function capture_map(vars, shared)
     local out = {}
     for name, v in next, vars do
-        if v == NIL then
+        if rawequal(v, NIL) then
             v = nil
         end
         out[name] = capture_value(v, CAPTURE_OPTS, shared)
@@ -98,7 +99,7 @@ function _M.capture_frame(params, level, want_varargs)
     if varargs then
         for i = 1, #varargs do
             local v = varargs[i]
-            if v == NIL then
+            if rawequal(v, NIL) then
                 v = nil
             end
             va[i] = capture_value(v, CAPTURE_OPTS, shared)
