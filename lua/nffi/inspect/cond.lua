@@ -1,31 +1,46 @@
--- Breakpoint conditions and logpoint templates: side-effect-free Lua
--- expressions. Checked statically before anything is armed (tokenized: no
--- assignment, no `function`, no `:` method calls, calls only to a whitelist of
--- pure functions), then compiled with loadstring and run in a read-only
--- environment that resolves names to the breakpoint frame's locals, then its
--- upvalues, then globals. The whitelisted roots (string, math, type, ngx, ...)
--- always resolve to the agent's own safe tables, never to a user local.
--- Known limit: indexing a user table with an __index function, comparing or
--- concatenating values with metamethods still runs those metamethods.
-local ngx = ngx
+-- Breakpoint conditions and logpoint templates: Lua expressions that read,
+-- never call the program, write or run unbounded (DESIGN.md, Trust model).
+-- Not run by Lua: tokenized and parsed here (no assignment, function, table
+-- constructor, method call or vararg; a call only to a built-in named by its
+-- path), then compiled to a tree of closures whose every operation is raw
+-- (cond_lib.lua: no metamethod of the program runs, no value of the program
+-- is ever called) and paid from a per-hit budget: set_frame starts a hit with
+-- a full one; past it evaluation raises and the breakpoint is removed.
+-- Names resolve to the frame's locals, then its upvalues, else nil: globals
+-- are never read. `ngx`, `string` and `math` are the built-ins' roots, never
+-- a local of that name: ngx.var.NAME, ngx.var[expr] and ngx.ctx.KEY read the
+-- current request; math.pi and math.huge are values; the rest are calls.
+local lib = require "nffi.inspect.cond_lib"
+
 local type = type
-local rawget = rawget
+local error = error
+local pcall = pcall
+local select = select
+local unpack = unpack
+local rawequal = rawequal
 local tostring = tostring
 local tonumber = tonumber
-local select = select
-local setmetatable = setmetatable
-local setfenv = setfenv
 local loadstring = loadstring
-local error = error
-local debug_getmetatable = debug.getmetatable
 local str_sub = string.sub
 local str_find = string.find
 local str_match = string.match
+local str_gsub = string.gsub
+local str_gmatch = string.gmatch
 local tbl_concat = table.concat
+local charge = lib.charge
+local eq, lt, le = lib.eq, lib.lt, lib.le
+local rawget = rawget
+local ipairs = ipairs
+local arith, unm, concat, len, index = lib.arith, lib.unm, lib.concat, lib.len, lib.index
+local ngx_var, request_ctx = lib.ngx_var, lib.request_ctx
+local builtins, constants = lib.builtins, lib.constants
+local safe_tostring = lib.tostring
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
-local MAX_LEN = 1000
+local MAX_LEN = 1000        -- bytes of one expression
+local MAX_DEPTH = 50        -- nesting of one expression
+local MAX_ARGS = 20         -- arguments of one call
 
 -- Variables of the current hit, set by the hook right before a call (the hook
 -- never yields, so one set at a time is enough). NIL marks a nil local.
@@ -33,104 +48,14 @@ local NIL = {}
 _M.NIL = NIL
 local cur_locals, cur_upvalues = {}, {}
 
+-- A new hit (or the end of one): its variables and a full budget.
 function _M.set_frame(locals, upvalues)
     cur_locals, cur_upvalues = locals, upvalues
+    lib.reset()
 end
 
-local function safe_tostring(v)
-    local t = type(v)
-    if t == "string" or t == "number" or t == "boolean" or t == "nil" then
-        return tostring(v)
-    end
-    if t == "table" or t == "userdata" then
-        if debug_getmetatable(v) ~= nil then
-            return t  -- never __tostring
-        end
-        return tostring(v)
-    end
-    return t
-end
 _M.tostring = safe_tostring
-
-local function copy_fields(src, names)
-    local out = {}
-    for i = 1, #names do
-        out[names[i]] = src[names[i]]
-    end
-    return out
-end
-
-local string_names = { "byte", "char", "find", "format", "gmatch", "gsub", "len", "lower",
-                       "match", "reverse", "sub", "upper" }  -- no rep, no dump
-local math_names = { "abs", "ceil", "floor", "fmod", "huge", "max", "min", "modf", "pi",
-                     "sqrt", "exp", "log", "log10", "pow", "sin", "cos", "tan" }
-
-local function ro(t)
-    return setmetatable({}, { __index = t, __newindex = function()
-        error("read-only", 2)
-    end, __metatable = false })
-end
-
-local var_proxy = ro(setmetatable({}, { __index = function(_, k)
-    return ngx.var[k]
-end }))
-local ctx_proxy = ro(setmetatable({}, { __index = function(_, k)
-    return rawget(ngx.ctx, k)
-end }))
-
--- name -> value, and the callable paths allowed
-local roots = {
-    string = ro(copy_fields(string, string_names)),
-    math = ro(copy_fields(math, math_names)),
-    type = type,
-    tostring = safe_tostring,
-    tonumber = tonumber,
-    select = select,
-    ngx = ro({
-        var = var_proxy,
-        ctx = ctx_proxy,
-        req = ro({ get_method = ngx.req.get_method, get_headers = ngx.req.get_headers }),
-        worker = ro({ id = ngx.worker.id }),
-        get_phase = ngx.get_phase,
-    }),
-}
-local callable = { type = true, tostring = true, tonumber = true, select = true,
-                   ["ngx.req.get_method"] = true, ["ngx.req.get_headers"] = true,
-                   ["ngx.worker.id"] = true, ["ngx.get_phase"] = true }
-for i = 1, #string_names do
-    callable["string." .. string_names[i]] = true
-end
-for i = 1, #math_names do
-    callable["math." .. math_names[i]] = true
-end
-
-local env = setmetatable({}, {
-    __index = function(_, k)
-        local v = roots[k]
-        if v ~= nil then
-            return v
-        end
-        v = cur_locals[k]
-        if v ~= nil then
-            if v == NIL then
-                return nil
-            end
-            return v
-        end
-        v = cur_upvalues[k]
-        if v ~= nil then
-            if v == NIL then
-                return nil
-            end
-            return v
-        end
-        return rawget(_G, k)
-    end,
-    __newindex = function()
-        error("conditions cannot assign", 2)
-    end,
-    __metatable = false,
-})
+_M.BUDGET = lib.BUDGET
 
 local keywords = {}
 for w in ("and break do else elseif end false for function if in local nil not or repeat "
@@ -202,84 +127,479 @@ local function tokenize(src)
 end
 _M.tokenize = tokenize
 
--- The dotted path a call at token index i (the "(", "{" or string) applies to.
-local function callee_path(toks, i)
-    local j = i - 1
-    local t = toks[j]
-    if not t or t[1] ~= "name" then
-        return nil
-    end
-    local parts = { t[2] }
-    j = j - 1
-    while toks[j] and toks[j][1] == "op" and toks[j][2] == "." and toks[j - 1]
-          and toks[j - 1][1] == "name" do
-        table.insert(parts, 1, toks[j - 1][2])
-        j = j - 2
-    end
-    return tbl_concat(parts, ".")
+-- Parser ------------------------------------------------------------------------
+
+-- A parse error: caught by compile, never seen by the hook.
+local function fail(msg)
+    error({ msg = msg }, 0)
 end
 
--- nil, reason when expr is not allowed.
-local function check(expr)
-    if type(expr) ~= "string" or expr == "" then
-        return nil, "empty expression"
+local function near(ps)
+    local t = ps.toks[ps.i]
+    return t and ("'" .. t[2] .. "'") or "<eof>"
+end
+
+local function syntax(ps, what)
+    fail("syntax error: " .. what .. " near " .. near(ps))
+end
+
+local function is_op(t, text)
+    return t ~= nil and t[1] == "op" and t[2] == text
+end
+
+local function expect(ps, text)
+    if not is_op(ps.toks[ps.i], text) then
+        syntax(ps, "'" .. text .. "' expected")
     end
-    if #expr > MAX_LEN then
-        return nil, "expression longer than " .. MAX_LEN .. " bytes"
+    ps.i = ps.i + 1
+end
+
+-- {left, right} priorities, as Lua's parser
+local BINARY = {
+    ["+"] = { 6, 6 }, ["-"] = { 6, 6 }, ["*"] = { 7, 7 }, ["/"] = { 7, 7 }, ["%"] = { 7, 7 },
+    ["^"] = { 10, 9 }, [".."] = { 5, 4 },
+    ["=="] = { 3, 3 }, ["~="] = { 3, 3 }, ["<"] = { 3, 3 }, ["<="] = { 3, 3 },
+    [">"] = { 3, 3 }, [">="] = { 3, 3 }, ["and"] = { 2, 2 }, ["or"] = { 1, 1 },
+}
+local UNARY = 8
+
+local expr
+
+local function const(v)
+    return { k = "const", v = v }
+end
+
+-- A read of a dotted path (no call): the request reads and math constants for
+-- the reserved roots, else a frame variable and raw field reads.
+local function resolve(path)
+    local parts = {}
+    for w in str_gmatch(path, "[^.]+") do
+        parts[#parts + 1] = w
     end
-    local toks, err = tokenize(expr)
-    if not toks then
-        return nil, err
+    local root, node, from = parts[1], nil, 2
+    if root == "ngx" then
+        if parts[2] == "ctx" then
+            node, from = { k = "ctx", desc = "ngx.ctx" }, 3
+        elseif parts[2] == "var" and parts[3] then
+            node, from = { k = "var", key = const(parts[3]), desc = "ngx.var." .. parts[3] }, 4
+        else
+            fail(path .. " cannot be read in a condition (from ngx: ngx.var.NAME, ngx.var[expr],"
+                 .. " ngx.ctx.KEY, and calls to " .. lib.ALLOWED .. ")")
+        end
+    elseif root == "string" or root == "math" then
+        local c = parts[2] and constants[root .. "." .. parts[2]]
+        if c == nil then
+            if builtins[root .. "." .. (parts[2] or "")] then
+                fail(root .. "." .. parts[2] .. " is a function: only calls to it are allowed")
+            end
+            fail(path .. " cannot be read in a condition (string and math are the built-ins)")
+        end
+        node, from = const(c), 3
+    else
+        node = { k = "name", name = root, desc = "'" .. root .. "'" }
     end
+    for i = from, #parts do
+        node = { k = "index", o = node, key = const(parts[i]),
+                 desc = node.desc and (str_gsub(node.desc, "'$", "") .. "." .. parts[i] .. "'")
+                        or nil }
+    end
+    return node
+end
+
+local function call_args(ps)
+    local t = ps.toks[ps.i]
+    if t[1] == "string" then
+        ps.i = ps.i + 1
+        return { { k = "const", v = t.value } }
+    end
+    expect(ps, "(")
+    local args = {}
+    if not is_op(ps.toks[ps.i], ")") then
+        repeat
+            if #args >= MAX_ARGS then
+                fail("more than " .. MAX_ARGS .. " arguments in one call")
+            end
+            args[#args + 1] = expr(ps, 0)
+            local more = is_op(ps.toks[ps.i], ",")
+            if more then
+                ps.i = ps.i + 1
+            end
+        until not more
+    end
+    expect(ps, ")")
+    return args
+end
+
+local function primary(ps)
+    local t = ps.toks[ps.i]
+    local node, path
+    if t and t[1] == "name" then
+        path = t[2]
+        ps.i = ps.i + 1
+    elseif is_op(t, "(") then
+        ps.i = ps.i + 1
+        node = { k = "paren", e = expr(ps, 0) }
+        expect(ps, ")")
+    else
+        syntax(ps, "unexpected symbol")
+    end
+    while true do
+        t = ps.toks[ps.i]
+        if is_op(t, ".") then
+            ps.i = ps.i + 1
+            local nt = ps.toks[ps.i]
+            if not nt or nt[1] ~= "name" then
+                syntax(ps, "<name> expected")
+            end
+            ps.i = ps.i + 1
+            if path then
+                path = path .. "." .. nt[2]
+            else
+                node = { k = "index", o = node, key = const(nt[2]) }
+            end
+        elseif is_op(t, "[") then
+            ps.i = ps.i + 1
+            local key = expr(ps, 0)
+            expect(ps, "]")
+            if path == "ngx.var" then
+                node = { k = "var", key = key, desc = "ngx.var[...]" }
+            else
+                if path then
+                    node = resolve(path)
+                end
+                node = { k = "index", o = node, key = key }
+            end
+            path = nil
+        elseif is_op(t, "(") or (t and t[1] == "string") then
+            if not path then
+                fail("call to an expression is not allowed (only built-ins are called: "
+                     .. lib.ALLOWED .. ")")
+            end
+            local f = builtins[path]
+            if not f then
+                fail("call to " .. path .. " is not allowed (allowed: " .. lib.ALLOWED .. ")")
+            end
+            node = { k = "call", f = f, name = path, args = call_args(ps) }
+            path = nil
+        else
+            break
+        end
+    end
+    if path then
+        node = resolve(path)
+    end
+    return node
+end
+
+local function simple(ps)
+    local t = ps.toks[ps.i]
+    if not t then
+        syntax(ps, "unexpected symbol")
+    end
+    local kind, text = t[1], t[2]
+    if kind == "number" or kind == "string" then
+        ps.i = ps.i + 1
+        return const(t.value)
+    elseif kind == "keyword" and (text == "nil" or text == "true" or text == "false") then
+        ps.i = ps.i + 1
+        if text == "nil" then
+            return const(nil)
+        end
+        return const(text == "true")
+    end
+    return primary(ps)
+end
+
+expr = function(ps, limit)
+    local depth = ps.depth + 1
+    if depth > MAX_DEPTH then
+        fail("expression nested deeper than " .. MAX_DEPTH)
+    end
+    ps.depth = depth
+    local t = ps.toks[ps.i]
+    local node
+    if t and ((t[1] == "keyword" and t[2] == "not") or is_op(t, "-") or is_op(t, "#")) then
+        ps.i = ps.i + 1
+        node = { k = "unary", op = t[2], e = expr(ps, UNARY) }
+    else
+        node = simple(ps)
+    end
+    while true do
+        t = ps.toks[ps.i]
+        local op = t and (t[1] == "op" or t[1] == "keyword") and t[2]
+        local prio = op and BINARY[op]
+        if not prio or prio[1] <= limit then
+            break
+        end
+        ps.i = ps.i + 1
+        node = { k = "binary", op = op, l = node, r = expr(ps, prio[2]) }
+    end
+    ps.depth = depth - 1
+    return node
+end
+
+-- Tokens checked one by one (the messages users see for the common mistakes),
+-- literals decoded.
+local function check_tokens(toks)
     for i = 1, #toks do
-        local kind, text = toks[i][1], toks[i][2]
+        local t = toks[i]
+        local kind, text = t[1], t[2]
         if kind == "keyword" and text ~= "and" and text ~= "or" and text ~= "not"
            and text ~= "nil" and text ~= "true" and text ~= "false" then
-            return nil, "'" .. text .. "' is not allowed in an expression"
-        end
-        if kind == "op" and (text == "=" or text == ";") then
-            return nil, "assignment is not allowed"
-        end
-        if kind == "op" and (text == ":" or text == "::") then
-            return nil, "method calls with ':' are not allowed"
-        end
-        local prev = toks[i - 1]
-        local is_call = prev and (prev[1] == "name" or (prev[1] == "op"
-                        and (prev[2] == ")" or prev[2] == "]")))
-                        and ((kind == "op" and (text == "(" or text == "{")) or kind == "string")
-        if is_call then
-            local path = callee_path(toks, i)
-            -- a name right after "." or ")" must come from a path like a.b(...)
-            if not path or not callable[path] then
-                return nil, "call to " .. (path or "an expression") .. " is not allowed"
-                            .. " (allowed: string.*, math.*, type, tostring, tonumber, select,"
-                            .. " ngx.req.get_method, ngx.req.get_headers, ngx.worker.id,"
-                            .. " ngx.get_phase)"
+            fail("'" .. text .. "' is not allowed in an expression")
+        elseif kind == "op" then
+            if text == "=" or text == ";" then
+                fail("assignment is not allowed")
+            elseif text == ":" or text == "::" then
+                fail("method calls with ':' are not allowed")
+            elseif text == "..." then
+                fail("'...' is not allowed")
+            elseif text == "{" then
+                fail("table constructors are not allowed")
             end
+        elseif kind == "number" then
+            t.value = tonumber(text)
+            if not t.value then
+                fail("syntax error: malformed number near '" .. text .. "'")
+            end
+        elseif kind == "string" then
+            -- one string token, nothing else: loading it only makes the string
+            local f = loadstring("return " .. text, "=string")
+            local ok, v = pcall(f or error)
+            if not f or not ok or type(v) ~= "string" then
+                fail("syntax error: invalid string near " .. str_sub(text, 1, 20))
+            end
+            t.value = v
         end
+    end
+end
+
+local function parse(src)
+    if type(src) ~= "string" or not str_find(src, "%S") then
+        fail("empty expression")
+    end
+    if #src > MAX_LEN then
+        fail("expression longer than " .. MAX_LEN .. " bytes")
+    end
+    local toks, err = tokenize(src)
+    if not toks then
+        fail("syntax error: " .. err)
+    end
+    check_tokens(toks)
+    local ps = { toks = toks, i = 1, depth = 0 }
+    local node = expr(ps, 0)
+    if ps.toks[ps.i] then
+        syntax(ps, "'<eof>' expected")
+    end
+    return node
+end
+
+-- Compiler: AST -> closures ---------------------------------------------------
+-- No loop, recursion or call of compiled code exists in the language, so each
+-- node runs at most once per evaluation: an expression is charged its node
+-- count once, up front; what depends on the data (the bytes a built-in
+-- scans or makes, a pattern's backtracking, a table's border) is charged by
+-- the built-ins themselves (cond_lib.lua). Common cases are inlined (plain
+-- values, tables); everything else goes through cond_lib's raw operations.
+
+local gen
+
+local function pack(...)
+    return { n = select("#", ...), ... }
+end
+
+local function gen_call(node)
+    local f, args = node.f, {}
+    for i = 1, #node.args do
+        args[i] = gen(node.args[i])
+    end
+    local n = #args
+    if n == 0 then
+        return function() return f() end
+    elseif n == 1 then
+        local a = args[1]
+        return function() return f(a()) end
+    elseif n == 2 then
+        local a, b = args[1], args[2]
+        return function() return f(a(), b()) end
+    elseif n == 3 then
+        local a, b, c = args[1], args[2], args[3]
+        return function() return f(a(), b(), c()) end
+    elseif n == 4 then
+        local a, b, c, d = args[1], args[2], args[3], args[4]
+        return function() return f(a(), b(), c(), d()) end
+    end
+    return function()
+        local vals = {}
+        for i = 1, n - 1 do
+            vals[i] = (args[i]())
+        end
+        local last = pack(args[n]())  -- the last argument gives all its values
+        for j = 1, last.n do
+            vals[n - 1 + j] = last[j]
+        end
+        return f(unpack(vals, 1, n - 1 + last.n))
+    end
+end
+
+local function gen_compare(op, l, r)
+    if op == "==" then
+        return function()
+            local a, b = l(), r()
+            if rawequal(a, b) then
+                return true
+            end
+            return eq(a, b)
+        end
+    elseif op == "~=" then
+        return function()
+            local a, b = l(), r()
+            if rawequal(a, b) then
+                return false
+            end
+            return not eq(a, b)
+        end
+    end
+    -- a > b is b < a, as in Lua; both operands evaluated left to right
+    local swap = op == ">" or op == ">="
+    local strict = op == "<" or op == ">"
+    local slow = strict and lt or le
+    return function()
+        local a, b = l(), r()
+        if swap then
+            a, b = b, a
+        end
+        if type(a) == "number" and type(b) == "number" then
+            if strict then
+                return a < b
+            end
+            return a <= b
+        end
+        return slow(a, b)
+    end
+end
+
+local function gen_binary(node)
+    local op, l, r = node.op, gen(node.l), gen(node.r)
+    if op == "and" then
+        return function()
+            local a = l()
+            if not a then
+                return a
+            end
+            return (r())
+        end
+    elseif op == "or" then
+        return function()
+            local a = l()
+            if a then
+                return a
+            end
+            return (r())
+        end
+    elseif op == "==" or op == "~=" or op == "<" or op == "<=" or op == ">" or op == ">=" then
+        return gen_compare(op, l, r)
+    elseif op == ".." then
+        return function() return concat(l(), r()) end
+    end
+    local fn = arith[op]
+    return function() return fn(l(), r()) end
+end
+
+gen = function(node)
+    local k = node.k
+    if k == "const" then
+        local v = node.v
+        return function() return v end
+    elseif k == "name" then
+        local name = node.name
+        return function()
+            local v = cur_locals[name]
+            if rawequal(v, nil) then
+                v = cur_upvalues[name]
+            end
+            if rawequal(v, NIL) then
+                return nil
+            end
+            return v
+        end
+    elseif k == "index" then
+        local o, key, desc = gen(node.o), gen(node.key), node.o.desc
+        return function()
+            local t = o()
+            if type(t) == "table" then
+                return rawget(t, key())
+            end
+            return index(t, key(), desc)
+        end
+    elseif k == "var" then
+        local key = gen(node.key)
+        return function() return ngx_var(key()) end
+    elseif k == "ctx" then
+        return request_ctx
+    elseif k == "paren" then
+        local e = gen(node.e)
+        return function() return (e()) end
+    elseif k == "call" then
+        return gen_call(node)
+    elseif k == "unary" then
+        local e = gen(node.e)
+        if node.op == "not" then
+            return function() return not e() end
+        elseif node.op == "-" then
+            return function() return unm(e()) end
+        end
+        return function() return len(e()) end
+    end
+    return gen_binary(node)
+end
+
+local function count_nodes(node)
+    local n = 1
+    for _, f in ipairs({ "o", "key", "e", "l", "r" }) do
+        if node[f] then
+            n = n + count_nodes(node[f])
+        end
+    end
+    if node.args then
+        for i = 1, #node.args do
+            n = n + count_nodes(node.args[i])
+        end
+    end
+    return n
+end
+
+-- nil, reason when expr is not allowed; true otherwise.
+local function check(src)
+    local ok, err = pcall(parse, src)
+    if not ok then
+        return nil, type(err) == "table" and err.msg or tostring(err)
     end
     return true
 end
 _M.check = check
 
--- A compiled expression: fn() evaluated in the read-only environment.
-function _M.compile(expr)
-    local ok, err = check(expr)
+-- A compiled expression: fn() gives its value (raises on a type error or
+-- when the hit's budget is spent: the caller runs it under pcall).
+function _M.compile(src)
+    local ok, node = pcall(parse, src)
     if not ok then
-        return nil, err
+        return nil, type(node) == "table" and node.msg or tostring(node)
     end
-    local fn, serr = loadstring("return " .. expr, "=condition")
-    if not fn then
-        return nil, "syntax error: " .. tostring(serr):gsub("^condition:%d+: ", "")
+    local root, nodes = gen(node), count_nodes(node)
+    return function()
+        charge(nodes)
+        return (root())
     end
-    setfenv(fn, env)
-    return fn
 end
 
 -- A logpoint template: "n={n} user={ctx.user}" -> list of strings and fns.
 function _M.compile_template(tpl)
     if type(tpl) ~= "string" then
         return nil, "log must be a string"
+    end
+    if #tpl > 4 * MAX_LEN then
+        return nil, "log longer than " .. 4 * MAX_LEN .. " bytes"
     end
     local parts, i = {}, 1
     while i <= #tpl do
@@ -307,14 +627,16 @@ end
 
 -- Renders a compiled template (may raise: the caller runs it under pcall).
 function _M.render(parts)
-    local out = {}
+    local out, size = {}, 0
     for i = 1, #parts do
         local p = parts[i]
-        if type(p) == "string" then
-            out[i] = p
-        else
-            out[i] = safe_tostring(p())
+        local s = type(p) == "string" and p or safe_tostring(p())
+        size = size + #s
+        if size > lib.MAX_STRING then
+            error("message longer than " .. lib.MAX_STRING .. " bytes", 0)
         end
+        charge(1 + #s / 32)
+        out[i] = s
     end
     return tbl_concat(out)
 end
