@@ -18,10 +18,10 @@
 -- blacklists that loop for good and only jit.on(func) undoes it, so every
 -- function whose trace aborted while armed is recorded and turned on again
 -- when the last breakpoint goes.
--- jit.util does not expose a prototype's own "JIT off" flag, but a trace that
--- reaches a function the application turned off aborts there with "JIT
--- compilation disabled for function" (jit.vmdef): such a function is left
--- off at release, whatever else aborted in it.
+-- Only the function a trace started in is penalised, so only that one is
+-- turned on again: a function the application turned off, where a trace
+-- stopped ("JIT compilation disabled for function", jit.vmdef), is left off
+-- (jit.util does not expose a prototype's own "JIT off" flag).
 local jit = jit
 local jit_on = jit.on
 local jit_off = jit.off
@@ -56,7 +56,6 @@ local _M = { _VERSION = "0.1.0" }
 local offs = {}        -- proto or function -> reference count
 local started = {}     -- trace number -> function it started in
 local aborted = {}     -- function -> true
-local app_off = {}     -- function -> true: JIT off, not by us (never turned on)
 local watching = false -- aborts are recorded (a breakpoint is armed)
 local tracking = false -- trace events are seen (a session is open)
 -- trace number -> parent trace (side and stitched traces) or 0 (roots), for
@@ -78,16 +77,17 @@ local function on_trace(what, tr, func, _, otr)
         return
     elseif what == "abort" then
         stats.aborts = stats.aborts + 1
+        -- LuaJIT penalises (and at last blacklists) the bytecode the trace
+        -- started at, so that function is the one to turn on again; where
+        -- the recording stopped (func) stands in only when the start was not
+        -- seen, and never when it stopped because func has JIT off (otr: the
+        -- error code), which is the application's doing unless it is ours
         local f = started[tr]
+        if not f and func and (otr ~= JITOFF_ERR or turned_off(func)) then
+            f = func
+        end
         if f then
             aborted[f] = true
-        end
-        if func then
-            aborted[func] = true
-            -- otr: the abort's error code
-            if otr == JITOFF_ERR and JITOFF_ERR ~= nil and not turned_off(func) then
-                app_off[func] = true
-            end
         end
         started[tr] = nil
     elseif what == "stop" then
@@ -275,12 +275,10 @@ function _M.restore_all()
         attach()
     end
     for f in next, aborted do
-        if not app_off[f] then
-            pcall(jit_on, f)
-            stats.restored = stats.restored + 1
-        end
+        pcall(jit_on, f)
+        stats.restored = stats.restored + 1
     end
-    aborted, app_off = {}, {}
+    aborted = {}
     started = {}
 end
 
