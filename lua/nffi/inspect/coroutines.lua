@@ -23,6 +23,7 @@ local pcall = pcall
 local pairs = pairs
 local tonumber = tonumber
 local rawget = rawget
+local rawequal = rawequal
 local setmetatable = setmetatable
 local str_byte = string.byte
 local str_sub = string.sub
@@ -314,7 +315,7 @@ local function each_slot(t, fn, b)
     local nils, i = 0, 1
     while nils < NIL_RUN_END do
         local v = rawget(t, i)
-        if v == nil then
+        if rawequal(v, nil) then  -- a cdata's __eq never runs
             nils = nils + 1
         else
             nils = 0
@@ -363,8 +364,8 @@ local function find_anchor(b)
     local me = co_running()
     local tables = {}
     local ok, k, v = pcall(next, reg)
-    while ok and k ~= nil do
-        if type(v) == "table" and v ~= reg then
+    while ok and not rawequal(k, nil) do
+        if type(v) == "table" and not rawequal(v, reg) then
             tables[#tables + 1] = v
         end
         ok, k, v = pcall(next, reg, k)

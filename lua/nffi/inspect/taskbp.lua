@@ -24,6 +24,7 @@ local worker_pid = ngx.worker.pid
 local debug_getinfo = debug.getinfo
 local package = package
 local type = type
+local rawequal = rawequal
 local next = next
 local pcall = pcall
 local tostring = tostring
@@ -204,7 +205,7 @@ local function cond_vars(ev, level)
         for k in next, RESUME_NAMES do
             if k ~= "ok" then
                 local v = ev[k]
-                vars[k] = v == nil and NIL or v
+                vars[k] = rawequal(v, nil) and NIL or v
             end
         end
     end
