@@ -99,6 +99,8 @@ static uint64_t errors;
 
 static void hook(lua_State *L, lua_Debug *ar);
 static void watch_reset(void);
+static int fast_state;          /* the direct frame read (see on_call) is trusted when 1 */
+static const char *frame_fn(lua_State *L);
 
 /* Calibration: where a Lua closure keeps its bytecode address, and how far a
  * prototype's bytecode starts from the prototype (0: not calibrated). */
@@ -380,9 +382,13 @@ static void linerec_clear(void)
     }
 }
 
-/* The function of the frame the hook reports on. */
-static const void *linerec_fn(lua_State *L, lua_Debug *ar)
+/* The function of the frame the hook reports on: read from the frame where
+ * that reading is trusted (a hook event's L->base is the frame's base), else
+ * through lua_getinfo. */
+static const void *event_fn(lua_State *L, lua_Debug *ar)
 {
+    if (fast_state == 1)
+        return frame_fn(L);
     if (!lua_getinfo(L, "f", ar))
         return NULL;
     const void *fn = lua_topointer(L, -1);
@@ -418,7 +424,7 @@ static int linerec_line(lua_State *L, lua_Debug *ar, int line, int is_bp_line)
         struct lineframe *top = r->n > 0 ? &f[r->n - 1] : NULL;
         if (top != NULL && top->ci == ci) {
             if (top->left && top->line == line &&
-                (!is_bp_line || top->fn == linerec_fn(L, ar))) {
+                (!is_bp_line || top->fn == event_fn(L, ar))) {
                 top->left = 0;
                 return 1;
             }
@@ -439,7 +445,7 @@ static int linerec_line(lua_State *L, lua_Debug *ar, int line, int is_bp_line)
         r->n--;
     }
     linerec_frames(r)[r->n++] =
-        (struct lineframe){ .fn = linerec_fn(L, ar), .ci = ci, .line = line, .left = 0 };
+        (struct lineframe){ .fn = event_fn(L, ar), .ci = ci, .line = line, .left = 0 };
     return 0;
 }
 
@@ -484,16 +490,12 @@ static int mute_drop(lua_State *L, lua_Debug *ar, int line)
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     if ((double)ts.tv_sec + ts.tv_nsec * 1e-9 >= m->until)
         return 0;
-    if (!lua_getinfo(L, "f", ar))
-        return 0;
+    /* a line event's function is a Lua function: its pc field names it */
+    const char *fn = event_fn(L, ar);
+    uintptr_t bc = fn != NULL ? read_ptr(fn + pc_offset, pc_size) : 0;
     int ours = 0;
-    if (!lua_iscfunction(L, -1)) {
-        const char *fn = lua_topointer(L, -1);
-        uintptr_t bc = fn != NULL ? read_ptr(fn + pc_offset, pc_size) : 0;
-        for (int i = 0; i < m->nfns && !ours; i++)
-            ours = m->bc[i] == bc;
-    }
-    lua_settop(L, -2);
+    for (int i = 0; i < m->nfns && !ours; i++)
+        ours = m->bc[i] == bc;
     if (ours) {
         m->dropped++;
         muted++;
