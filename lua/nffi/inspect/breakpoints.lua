@@ -711,8 +711,9 @@ local function set_bc(on)
     end
 end
 
--- Arms bp at s (a finder source entry). flush: whether traces may hold it.
-local function arm(bp, s, flush)
+-- Arms bp at s (a finder source entry). b: a budget when traces may hold
+-- it (they are cut, yielding between slices), nil for code not run yet.
+local function arm(bp, s, b)
     local line, objs = finder.resolve_line(s, bp.spec.line)
     if not line then
         return nil, "no code at or after line " .. bp.spec.line .. " in "
@@ -725,8 +726,12 @@ local function arm(bp, s, flush)
     -- JIT work first: the trace scan runs before the hook slows this code down
     jitctl.watch()
     jitctl.off(objs)
-    if flush then
-        jitctl.flush_covering(objs)
+    if b then
+        jitctl.flush_covering(objs, b)
+        if bps[bp.id] ~= bp then  -- removed, or the session ended, meanwhile
+            jitctl.release(objs)
+            return nil, "breakpoint removed while it was being armed"
+        end
     end
     local ok, err = set_hook(true)
     if not ok then
@@ -799,7 +804,7 @@ bc_handler = function(proto)
                                                 bytecodes = info.bytecodes }
                 if info.linedefined == 0 then
                     bp.acc = nil
-                    local line, aerr = arm(bp, acc, false)
+                    local line, aerr = arm(bp, acc, nil)
                     if line then
                         push_ctl({ method = "Debugger.armed",
                                    params = { breakpoint = describe(bp), mode = mode_of(true),
@@ -906,7 +911,7 @@ function _M.set_breakpoint(params, b)
         set_bc(true)
     else
         bps[id] = bp  -- before arming: the hook's targets are the armed bps
-        local line, aerr = arm(bp, sources[cands[1]], true)
+        local line, aerr = arm(bp, sources[cands[1]], b)
         if not line then
             bps[id] = nil
             stop_if_idle()

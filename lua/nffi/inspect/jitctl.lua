@@ -174,7 +174,10 @@ end
 -- prototypes, already turned off with off()): those holding them, grown by
 -- every trace that links into the set and every known parent, each root of it
 -- flushed; everything when one of unknown lineage is not a looping root.
-function _M.flush_covering(list)
+-- b: a budget (budget.lua) to yield between traces, or nil to scan in one go.
+-- Yielding is safe: list is off already (jit.off), so no trace made meanwhile
+-- holds it, and a number flushed and reused meanwhile costs one needless flush.
+function _M.flush_covering(list, b)
     stats.flushes = stats.flushes + 1
     local t0 = os_clock()
     local keys = {}
@@ -193,6 +196,9 @@ function _M.flush_covering(list)
                 break
             end
         else
+            if b then
+                b:step()
+            end
             gap = 0
             ntr = ntr + 1
             nk = nk + info.nk
