@@ -1,9 +1,20 @@
 -- Time slices for long walks: a walk calls b:step() often; once the slice is
 -- used up (0.75 ms by default) it yields with ngx.sleep(0.001). ngx.sleep(0)
 -- would warn and spin on stock nginx, so a real 1 ms sleep it is.
+-- The slice is the worker's, not each walk's: the agent's coroutines (the
+-- reader, the server, the writer, a walk in a timer) can each be resumed
+-- within one turn of the event loop (a semaphore post wakes a light thread in
+-- the same turn, with no timer run between them), and a slice each made
+-- 1.5-2 ms back to back. So a slice counts from when the agent began to run in
+-- this turn, whichever coroutine it was, and a budget made or resumed later in
+-- the same turn has only what is left of it. A turn is told by nginx's cached
+-- clock (ngx.now(): updated once a turn, after epoll): while it reads the
+-- same, the loop has not come round (a new turn within the same millisecond
+-- counts as the same one: an early yield, never a late one).
 local native = require "nffi.native"
 
 local ngx_sleep = ngx.sleep
+local ngx_now = ngx.now
 local tonumber = tonumber
 local setmetatable = setmetatable
 local pairs = pairs
@@ -17,6 +28,17 @@ local CHECK_EVERY = 32
 
 local mt = {}
 mt.__index = mt
+
+-- The agent's run in this turn of the event loop: the turn (ngx.now()) and
+-- when the run began (ns). A new turn starts a new run.
+local run_turn, run_start = -1, 0
+
+local function enter(now)
+    local turn = ngx_now()
+    if turn ~= run_turn then
+        run_turn, run_start = turn, now
+    end
+end
 
 local function now_ns()
     return tonumber(native.lib().nffi_now_ns())
@@ -43,9 +65,10 @@ function _M.new(slice_ns, label)
         per.requests = per.requests + 1
     end
     local now = now_ns()
-    -- start/cpu_start open the slice being accounted; held is when the event
-    -- loop last ran for sure (our own yield), which decides the next yield
-    return setmetatable({ slice = slice_ns or DEFAULT_SLICE_NS, start = now, held = now,
+    enter(now)
+    -- start/cpu_start open this coroutine's slice, for the accounting; the
+    -- worker's run (run_start) decides the next yield
+    return setmetatable({ slice = slice_ns or DEFAULT_SLICE_NS, start = now,
                           cpu_start = cpu_ns(), n = 0, yields = 0, per = per }, mt)
 end
 
@@ -90,7 +113,7 @@ end
 -- Reads the clock now (for units of work that are large).
 function mt:check()
     local now = now_ns()
-    if now - self.held >= self.slice then
+    if now - run_start >= self.slice then
         record(self, now)
         ngx_sleep(YIELD_S)
         self.yields = self.yields + 1
@@ -98,8 +121,9 @@ function mt:check()
             self.per.yields = self.per.yields + 1
         end
         self.start = now_ns()
-        self.held = self.start
         self.cpu_start = cpu_ns()
+        -- a 1 ms sleep ends in a later turn: a new run, from now
+        enter(self.start)
     end
 end
 
@@ -109,12 +133,13 @@ function mt:finish()
     record(self, now_ns())
 end
 
--- Opens a new slice for the accounting once that something returned. Whether
--- it did yield is unknown, so the next check still yields when the time since
--- our own last yield is spent: a run of sends that never block stays bounded.
+-- Opens a new slice for the accounting once that something returned. It did
+-- yield if the turn changed (a new run starts); if not, the run goes on: a
+-- run of sends that never block stays bounded.
 function mt:resume()
     self.start = now_ns()
     self.cpu_start = cpu_ns()
+    enter(self.start)
 end
 
 function _M.stats()
