@@ -3,6 +3,13 @@
 -- could carry __tostring. Tables: `depth` levels, `keys` entries each; strings:
 -- `string_bytes` bytes. A table met again within one variable is a
 -- {type = "cycle", ref = <its ref>}.
+-- With a budget (Lua.getStack) every table entry is a step of it, so one large
+-- variable is captured in slices with the worker serving between them (at the
+-- largest limits one variable can be 5,000+ entries: ~5 ms in one go). What
+-- the program changes while the capture waits is seen as it is when read; a
+-- table whose walk breaks on a change (next on a key that was removed) is cut
+-- there and marked truncated. Without one (a breakpoint hit, in a hook that
+-- cannot yield) the limits alone bound the work.
 local ffi = require "ffi"
 local json = require "nffi.inspect.json"
 local coroutines = require "nffi.inspect.coroutines"
@@ -108,6 +115,7 @@ local function capture_table(t, level, st)
         return out
     end
     st.seen[t] = ref
+    local b = st.b
     local entries = array()
     local n = 0
     local ok, k, v = pcall(next, t)
@@ -119,10 +127,38 @@ local function capture_table(t, level, st)
         end
         n = n + 1
         entries[n] = { key = capture(k, level + 1, st), value = capture(v, level + 1, st) }
+        if b then
+            -- may yield: k stays referenced here, so next can go on from it
+            -- unless the program removed it meanwhile (then next fails)
+            b:step()
+        end
         ok, k, v = pcall(next, t, k)
+    end
+    if not ok then
+        out.truncated = true
     end
     out.entries = entries
     return out
+end
+
+-- The first `bytes` bytes of a long string, copied once per answer: the same
+-- long string met again (5,000 references to one 1 MiB string) is not copied
+-- (and allocated) again.
+local function string_head(s, bytes, st)
+    local cuts = st.shared.cuts
+    if not cuts then
+        cuts = {}
+        st.shared.cuts = cuts
+    end
+    local head = cuts[s]
+    if not head then
+        head = str_sub(s, 1, bytes)
+        cuts[s] = head
+        if st.b then
+            st.b:check()  -- a copy of up to 64 KiB: a large unit, read the clock
+        end
+    end
+    return head
 end
 
 capture = function(v, level, st)
@@ -136,7 +172,7 @@ capture = function(v, level, st)
     elseif t == "string" then
         local len = #v
         if len > st.string_bytes then
-            return { type = "string", value = str_sub(v, 1, st.string_bytes), length = len,
+            return { type = "string", value = string_head(v, st.string_bytes, st), length = len,
                      truncated = true }
         end
         return { type = "string", value = v }
@@ -158,14 +194,17 @@ capture = function(v, level, st)
     return { type = "userdata" }
 end
 
-local function new_state(opts, shared)
+-- shared: what the variables of one answer share (nref, and cuts: the heads
+-- of long strings, made when the first one is met).
+local function new_state(opts, shared, b)
     return { depth = opts.depth, keys = opts.keys, string_bytes = opts.string_bytes,
-             seen = {}, nref = shared.nref }
+             seen = {}, nref = shared.nref, shared = shared, b = b }
 end
 
--- One variable's value; refs stay unique across the whole answer.
-local function capture_var(v, opts, shared)
-    local st = new_state(opts, shared)
+-- One variable's value; refs stay unique across the whole answer. b: a budget
+-- (may yield between table entries), or nil (never yields).
+local function capture_var(v, opts, shared, b)
+    local st = new_state(opts, shared, b)
     local out = capture(v, 1, st)
     shared.nref = st.nref
     return out
@@ -184,7 +223,7 @@ local function frame_vars(co, level, info, opts, shared, b)
             break
         end
         if not is_internal(name) then
-            locals[#locals + 1] = { name = name, value = capture_var(v, opts, shared) }
+            locals[#locals + 1] = { name = name, value = capture_var(v, opts, shared, b) }
             b:check()
         end
     end
@@ -195,7 +234,7 @@ local function frame_vars(co, level, info, opts, shared, b)
             if not name then
                 break
             end
-            varargs[#varargs + 1] = capture_var(v, opts, shared)
+            varargs[#varargs + 1] = capture_var(v, opts, shared, b)
         end
     end
     local upvalues = array()
@@ -206,7 +245,7 @@ local function frame_vars(co, level, info, opts, shared, b)
             if not name then
                 break
             end
-            upvalues[#upvalues + 1] = { name = name, value = capture_var(v, opts, shared) }
+            upvalues[#upvalues + 1] = { name = name, value = capture_var(v, opts, shared, b) }
             b:check()
         end
     end
