@@ -9,7 +9,8 @@
 -- the program changes while the capture waits is seen as it is when read; a
 -- table whose walk breaks on a change (next on a key that was removed) is cut
 -- there and marked truncated. Without one (a breakpoint hit, in a hook that
--- cannot yield) the limits alone bound the work.
+-- cannot yield) the limits and a cap on the entries of the whole capture
+-- (snapshot.lua) bound the work.
 local ffi = require "ffi"
 local json = require "nffi.inspect.json"
 local coroutines = require "nffi.inspect.coroutines"
@@ -110,7 +111,9 @@ local function capture_table(t, level, st)
     st.nref = st.nref + 1
     ref = "t" .. st.nref
     local out = { type = "table", ref = ref }
-    if level > st.depth then
+    local shared = st.shared
+    local left = shared.left
+    if level > st.depth or (left and left <= 0) then
         out.truncated = true
         return out
     end
@@ -124,6 +127,14 @@ local function capture_table(t, level, st)
         if n >= st.keys then
             out.truncated = true
             break
+        end
+        left = shared.left
+        if left then
+            if left <= 0 then
+                out.truncated = true
+                break
+            end
+            shared.left = left - 1
         end
         n = n + 1
         entries[n] = { key = capture(k, level + 1, st), value = capture(v, level + 1, st) }
@@ -194,8 +205,9 @@ capture = function(v, level, st)
     return { type = "userdata" }
 end
 
--- shared: what the variables of one answer share (nref, and cuts: the heads
--- of long strings, made when the first one is met).
+-- shared: what the variables of one answer share (nref; cuts: the heads of
+-- long strings, made when the first one is met; left: when set, the table
+-- entries the whole answer may still capture, past which tables are cut).
 local function new_state(opts, shared, b)
     return { depth = opts.depth, keys = opts.keys, string_bytes = opts.string_bytes,
              seen = {}, nref = shared.nref, shared = shared, b = b }
