@@ -222,4 +222,10 @@ end
 
 _M.decode = cjson.decode
 
+-- The encoder runs interpreted: its work is in C (cjson, the buffer) and the
+-- shapes it meets vary, so tracing it compiled up to ten traces back to back
+-- within one slice of a large answer (2-3.5 ms holding the worker; measured
+-- on Lua.getStack at the largest limits), for no gain in speed.
+jit.off(_M.encode_chunks, true)
+
 return _M
