@@ -4,6 +4,13 @@
 -- function upvalues, then down each function's child prototypes
 -- (jit.util.funck with negative indexes). Also resolves FILE to one source and
 -- LINE to the next line that has code.
+-- Every unit of the walk is one budget step: a table entry, an object, a
+-- prototype, a constant scanned for child prototypes, a frame. The walk runs
+-- interpreted (jit.off, at the end): its loops see tables, functions and
+-- threads of every shape, so compiling them made ~100 traces a walk, up to ten
+-- of them back to back between two reads of the clock (2-3.5 ms holding the
+-- worker); interpreted the walk is faster (a 1,000-object worker: 2-5 ms of
+-- CPU instead of 8-30) and no slice overruns its bound.
 local coroutines = require "nffi.inspect.coroutines"
 local jutil = require "jit.util"
 
@@ -12,12 +19,19 @@ local funck = jutil.funck
 local debug_getupvalue = debug.getupvalue
 local debug_getinfo = debug.getinfo
 local debug_getregistry = debug.getregistry
+local jit_off = jit.off
 local type = type
 local next = next
 local pcall = pcall
 local str_byte = string.byte
 local str_sub = string.sub
 local tbl_sort = table.sort
+local math_min = math.min
+local math_floor = math.floor
+local ok_new, tbl_new = pcall(require, "table.new")
+if not ok_new then
+    tbl_new = function() return {} end
+end
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -50,17 +64,25 @@ local function proto_key(info)
 end
 
 -- Adds fn (a function or a prototype) and its child prototypes to sources.
+-- seen_keys: source -> { [proto_key] = true } (a chunk's source can be its
+-- whole text: never copied into a key of its own).
 local function add_code(sources, seen_keys, o, b)
+    b:step()
     local info = funcinfo(o)
     local src = info.source
     if not src then
         return  -- a C function
     end
-    local key = src .. ":" .. proto_key(info)
-    if seen_keys[key] then
+    local keys = seen_keys[src]
+    if not keys then
+        keys = {}
+        seen_keys[src] = keys
+    end
+    local key = proto_key(info)
+    if keys[key] then
         return
     end
-    seen_keys[key] = true
+    keys[key] = true
     local s = sources[src]
     if not s then
         s = { source = src, protos = {} }
@@ -70,7 +92,8 @@ local function add_code(sources, seen_keys, o, b)
                                 lastlinedefined = info.lastlinedefined,
                                 bytecodes = info.bytecodes }
     if info.children then
-        for i = 1, 100000 do
+        -- the GC constants: strings, templates and the child prototypes
+        for i = 1, info.gcconsts or 100000 do
             local k = funck(o, -i)
             if k == nil then
                 break
@@ -78,17 +101,24 @@ local function add_code(sources, seen_keys, o, b)
             if type(k) == "proto" then
                 add_code(sources, seen_keys, k, b)
             end
+            b:step()
         end
     end
-    b:step()
 end
 _M.add_code = add_code
+
+-- How many objects the last walk met: the next walk's tables are made that
+-- large at once. Growing them as it goes rehashes `seen` whole at each
+-- doubling, in one piece: at 16,000 objects that was 2-5 ms holding the
+-- worker (the first walk in a worker still grows them).
+local last_objects = 0
 
 -- source -> { source, protos = { {obj, linedefined, lastlinedefined, bytecodes} } }
 function _M.collect(b)
     local sources, seen_keys = {}, {}
-    local seen = {}
-    local queue, depths, qh, qt = {}, {}, 1, 0
+    local size = math_min(math_floor(last_objects * 1.25), MAX_OBJECTS)
+    local seen = tbl_new(0, size)
+    local queue, depths, qh, qt = tbl_new(size, 0), tbl_new(size, 0), 1, 0
     local function push(v, d)
         local t = type(v)
         if (t == "table" or t == "function" or t == "thread") and not seen[v] and d <= MAX_DEPTH
@@ -131,6 +161,7 @@ function _M.collect(b)
                     break
                 end
                 push(uv, d + 1)
+                b:step()
             end
         else
             for level = 0, MAX_FRAMES do
@@ -139,6 +170,7 @@ function _M.collect(b)
                     break
                 end
                 push(info.func, d + 1)
+                b:step()
             end
         end
         b:step()
@@ -147,6 +179,7 @@ function _M.collect(b)
     -- event handler keeps it): its upvalue seen must not keep what the walk
     -- visited alive, coroutines included (queue is empty by now)
     seen = nil
+    last_objects = qt
     return sources
 end
 
@@ -204,5 +237,9 @@ function _M.candidates(url, sources)
     tbl_sort(out)
     return out
 end
+
+-- Interpreted: see the top of this file (the walk's closures, push, too).
+jit_off(_M.collect, true)
+jit_off(add_code)
 
 return _M
