@@ -184,32 +184,69 @@ function _M.collect(b)
 end
 
 -- Lines with code of one prototype: { [line] = true }, cached on the entry.
+-- A function's in one call (debug.getinfo "L": the lines of its bytecodes
+-- 1..n-1, as read one by one here for a prototype, at ~1 us each).
 local function code_lines(p)
     if p.lines then
         return p.lines
     end
-    local lines = {}
-    for pc = 1, p.bytecodes - 1 do
-        local info = funcinfo(p.obj, pc)
-        local l = info and info.currentline
-        if l then
-            lines[l] = true
+    local lines
+    if type(p.obj) == "function" then
+        local info = debug_getinfo(p.obj, "L")
+        lines = info and info.activelines
+    end
+    if not lines then
+        lines = {}
+        for pc = 1, p.bytecodes - 1 do
+            local info = funcinfo(p.obj, pc)
+            local l = info and info.currentline
+            if l then
+                lines[l] = true
+            end
         end
     end
     p.lines = lines
     return lines
 end
 
--- The first line >= line with code in s, and the prototypes it runs in.
+-- The first line >= line with code in p, below best (or any, best nil).
+local function first_from(p, line, best)
+    for l in next, code_lines(p) do
+        if l >= line and (not best or l < best) then
+            best = l
+        end
+    end
+    return best
+end
+
+-- The first line >= line with code in s, and the prototypes it runs in. Only
+-- the prototypes that may hold it are read (their code lies within
+-- linedefined..lastlinedefined; a main chunk's, linedefined 0, anywhere):
+-- those around the line and the main chunks first, then those starting
+-- after it, nearest first, each only while it starts before the best so far.
 function _M.resolve_line(s, line)
+    local protos = s.protos
     local best
-    for i = 1, #s.protos do
-        local p = s.protos[i]
-        if p.lastlinedefined >= line or p.linedefined == 0 then
-            for l in next, code_lines(p) do
-                if l >= line and (not best or l < best) then
-                    best = l
-                end
+    for i = 1, #protos do
+        local p = protos[i]
+        if p.linedefined == 0 or (p.linedefined <= line and p.lastlinedefined >= line) then
+            best = first_from(p, line, best)
+        end
+    end
+    local near
+    for i = 1, #protos do
+        local p = protos[i]
+        local ld = p.linedefined
+        if ld > line and (not near or ld < near.linedefined) then
+            near = p
+        end
+    end
+    if near and (not best or near.linedefined < best) then
+        best = first_from(near, line, best)
+        for i = 1, #protos do
+            local p = protos[i]
+            if p.linedefined > line and (not best or p.linedefined < best) then
+                best = first_from(p, line, best)
             end
         end
     end
@@ -217,9 +254,10 @@ function _M.resolve_line(s, line)
         return nil
     end
     local objs = {}
-    for i = 1, #s.protos do
-        local p = s.protos[i]
-        if code_lines(p)[best] then
+    for i = 1, #protos do
+        local p = protos[i]
+        if (p.linedefined == 0 or (p.linedefined <= best and p.lastlinedefined >= best))
+           and code_lines(p)[best] then
             objs[#objs + 1] = p.obj
         end
     end
