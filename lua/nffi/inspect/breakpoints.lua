@@ -873,7 +873,7 @@ function _M.set_breakpoint(params, b)
         return nil, "spec.line must be a positive integer"
     end
     local bp = { spec = spec, state = "new", hits = 0, dropped = 0, unreported = 0 }
-    local ok, err = limits.parse(bp, spec)
+    local ok, err = limits.parse(bp, spec, b)
     if not ok then
         return nil, err
     end

@@ -33,20 +33,21 @@ end
 -- bp.cond and bp.log from spec.condition and spec.log (cond.lua), then
 -- bp.count, bp.rate and its bucket (burst, tokens, t_last) and bp.expires
 -- from spec.count, spec.rate and spec.timeout_ms. true, or nil and the
--- message the client shows (tests match these words).
-function _M.parse(bp, spec)
+-- message the client shows (tests match these words). b: the request's
+-- budget, compiling in its slices (may yield); nil: in one piece.
+function _M.parse(bp, spec, b)
     local err
     if spec.condition ~= nil then
         if type(spec.condition) ~= "string" then
             return nil, "condition must be a string"
         end
-        bp.cond, err = cond.compile(spec.condition)
+        bp.cond, err = cond.compile(spec.condition, b)
         if not bp.cond then
             return nil, "condition rejected: " .. err
         end
     end
     if spec.log ~= nil then
-        bp.log, err = cond.compile_template(spec.log)
+        bp.log, err = cond.compile_template(spec.log, b)
         if not bp.log then
             return nil, "log rejected: " .. err
         end
