@@ -11,7 +11,10 @@
 //      nginx.conf lines to add.
 //   5. A task breakpoint's hits vanish (counted, neither sent nor counted as dropped) when the
 //      runtime's method is a light thread's entry function: ngx.thread.spawn(rt.wait, rt, req).
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+//   6. After `nginx -s reload` with nffi calls in flight, an old worker often never exits: the
+//      pump drains the last waiters and then blocks in its read for good (lua/nffi/pump.lua).
+//      No agent involved: test/fixtures/lua/ffi_app.lua, as test/ffi-reload.test.ts uses it.
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -19,6 +22,7 @@ import { wrk } from '../../bench/wrk.js';
 import { Breakpoints } from '../../probe/breakpoints.js';
 import { Session } from '../../probe/session.js';
 import { runCli, startCli, stopCliAfterEach, type RunningCli } from '../harness/cli.js';
+import { FFI_APP_HTTP } from '../harness/ffi-app.js';
 import { http, useNginx, waitFor, type NginxHandle } from '../harness/nginx.js';
 import { FAULTS_HTTP, FIXTURE_LUA, SOAK_FILE, SOAK_HTTP, SOAK_LINE } from './app.js';
 
@@ -101,7 +105,8 @@ describe('one worker', () => {
     }
     console.log(`[safety] known bug 2: trace scans per arm ${scans.map((s) => s.toFixed(1)).join(', ')} ms; `
       + `longest setBreakpoint slice ${worst.toFixed(1)} ms CPU`);
-    expect(worst, 'longest stretch of Debugger.setBreakpoint holding the event loop (CPU ms)').toBeLessThan(5);
+    // 3 ms as for the hostile frames: the agent's 0.75 ms slice, a GC step, the timer's own work
+    expect(worst, 'longest stretch of Debugger.setBreakpoint holding the event loop (CPU ms)').toBeLessThan(3);
   }, 40_000);
 
   it('5. a task breakpoint on a call made as a light thread\'s entry function (spawn(rt.wait, rt, req)) sends its hits', async () => {
@@ -176,3 +181,36 @@ describe('nginx -s quit', () => {
   }, 30_000);
 });
 
+
+describe('nginx -s reload under nffi load (no agent)', () => {
+  const nginx = useNginx({ workers: 2, http: FFI_APP_HTTP, luaPath: [FIXTURE_LUA] });
+  const exited = (pid: number): boolean => {
+    try {
+      return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    } catch {
+      return true;
+    }
+  };
+
+  it('6. every old worker exits within 5 s of a reload made while 8 clients call the echo runtime', async () => {
+    const stuck: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      let stop = false;
+      const loops = Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; !stop; i++) await http(nginx().url(`/many?rt=echo&n=20&id=${w}-${i}`)).catch(() => undefined);
+      });
+      await sleep(300);
+      const before = nginx().workerPids();
+      await nginx().reload();
+      const t0 = Date.now();
+      while (!before.every(exited) && Date.now() - t0 < 5_000) await sleep(100);
+      stop = true;
+      await Promise.all(loops);
+      stuck.push(...before.filter((p) => !exited(p)));
+    }
+    const log = nginx().errorLog();
+    console.log(`[safety] known bug 6: ${stuck.length} of 10 old workers still there 5 s after their reload: `
+      + stuck.map((p) => `${p} (${log.includes(`${p}#${p}: exiting`) ? 'exiting' : 'shutting down, no "exiting" line'})`).join(', '));
+    expect(stuck, 'old workers still running 5 s after their reload').toEqual([]);
+  }, 90_000);
+});
