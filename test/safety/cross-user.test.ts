@@ -14,6 +14,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startTime } from '../../probe/registry.js';
 import { BIN, oneLineError, runCli } from '../harness/cli.js';
@@ -24,6 +25,7 @@ import { crashLines, FIXTURE_LUA, freshAttach, NOTHING_ARMED, runDirEntries, SOA
 const hostile = hostileUser();
 // Outside /tmp: the namespace test hides /tmp behind a tmpfs, and its CLI still reaches the run dir.
 const TMP = mkdtempSync('/var/tmp/nffi-xuser-');
+const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 chmodSync(TMP, 0o755);
 const RUN = join(TMP, 'run');
 afterAll(() => rmSync(TMP, { recursive: true, force: true }));
@@ -106,10 +108,15 @@ describe(`a serve entry of ${HOSTILE}'s own naming root's nginx`, () => {
  * $H the prefix that runs a command as nffi-hostile; its stdout (sections `== name` then lines).
  */
 function inPrivateTmp(script: string, env: Record<string, string>): Map<string, string> {
+  // a checkout under /tmp (a clone CI made there) is carried across the tmpfs: bound aside
+  // first, then back at its own path, so the CLI and node_modules stay reachable
+  const keep = `case "$REPO" in /tmp/*) mkdir -p "$KEEP" && mount --bind "$REPO" "$KEEP" || exit 97;; esac`;
+  const back = `case "$REPO" in /tmp/*) mkdir -p "$REPO" && mount --bind "$KEEP" "$REPO" || exit 97;; esac`;
   const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c',
-    `set -u; mount -t tmpfs -o mode=1777,size=1m nffi-private-tmp /tmp || exit 97\n${script}`], {
+    `set -u; ${keep}\nmount -t tmpfs -o mode=1777,size=64m nffi-private-tmp /tmp || exit 97\n${back}\n${script}`], {
     encoding: 'utf8', timeout: 60_000,
-    env: { ...process.env, ...env, H: `setpriv --reuid=${hostile.uid} --regid=${hostile.gid} --clear-groups --` },
+    env: { ...process.env, ...env, REPO, KEEP: join(TMP, 'repo'),
+      H: `setpriv --reuid=${hostile.uid} --regid=${hostile.gid} --clear-groups --` },
   });
   if (r.status === 97) throw new Error(`cannot mount a tmpfs on /tmp in a private mount namespace: ${r.stderr}`);
   if (r.status !== 0) throw new Error(`namespace script exited ${r.status}: ${r.stderr}\n${r.stdout}`);
