@@ -266,6 +266,10 @@ describe('hostile frames', () => {
       rows.push([name + (attempt > 1 ? ` (attempt ${attempt})` : ''), r.seen, r.pinged.worst.toFixed(1), r.hold.cpu_ms.toFixed(2), r.hold.wall_ms.toFixed(1)]);
       expect(r.pinged.failures, '/ping failures').toEqual([]);
       expect(r.pinged.n, '/ping answered during the case').toBeGreaterThan(0);
+      // One hold over the bound may be the VM's own work landing in the case's window (a GC
+      // step, a burst of trace compiles for the fixture's /ping): the case runs again; a case
+      // that holds the loop itself does so every time.
+      if (r.hold.cpu_ms >= bound && attempt < 3) continue;
       expect(r.hold.cpu_ms, `longest hold of the event loop (CPU ms)${c.why ? `; ${c.why}` : ''}`).toBeLessThan(bound);
       // A slow /ping while the worker held its loop no longer than allowed: the OS ran
       // something else (a loaded 2-core machine); the case runs again.
