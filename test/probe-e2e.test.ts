@@ -43,7 +43,8 @@ describe('probe against nginx with the agent', () => {
   });
 
   it('tasks and stack show a coroutine parked on an nffi task', async () => {
-    const parked = http(nginx().url('/park?ms=2500'));
+    // parked long enough for three CLI runs on a loaded 2-core machine (each attaches anew)
+    const parked = http(nginx().url('/park?ms=6000'), { timeout: 15_000 });
     const found = await waitFor(async () => {
       const r = await runCli(['tasks', String(nginx().masterPid), '--older-than', '100ms', '--json']);
       if (r.status !== 0) throw new Error(r.stderr);
@@ -63,9 +64,9 @@ describe('probe against nginx with the agent', () => {
     expect(st.stderr).toBe('');
     const stack = json(st.stdout);
     expect(stack.frames.length).toBeGreaterThan(0);
-    expect(stack.request).toEqual({ method: 'GET', uri: '/park?ms=2500' });
+    expect(stack.request).toEqual({ method: 'GET', uri: '/park?ms=6000' });
     const human = await runCli(['stack', String(found.pid), String(co), '--locals']);
-    expect(human.stdout).toMatch(/^request GET \/park\?ms=2500\n#0 .+ at .+/);
+    expect(human.stdout).toMatch(/^request GET \/park\?ms=6000\n#0 .+ at .+/);
     await parked;
   });
 
