@@ -43,6 +43,13 @@ local MAX_HIT_ENTRIES = 1000
 -- an upvalue wins over a local of its name) or nil (not read). With
 -- want_varargs, returns the frame's varargs (NIL for nil) when it has any.
 local function frame_vars(level, locals, upvalues, want_varargs)
+    -- "u" (isvararg) only when varargs are read: the condition path skips it.
+    -- No frame at level (a light thread's entry function has no caller):
+    -- nothing to read, where debug.getlocal would raise
+    local info = debug_getinfo(level, want_varargs and "fu" or "f")
+    if not info then
+        return nil
+    end
     for i = 1, MAX_LOCALS do
         local name, v = debug_getlocal(level, i)
         if not name then
@@ -52,9 +59,7 @@ local function frame_vars(level, locals, upvalues, want_varargs)
             locals[name] = rawequal(v, nil) and NIL or v
         end
     end
-    -- "u" (isvararg) only when varargs are read: the condition path skips it
-    local info = debug_getinfo(level, want_varargs and "fu" or "f")
-    local fn = info and info.func
+    local fn = info.func
     if fn and upvalues then
         for i = 1, MAX_UPVALUES do
             local name, v = debug_getupvalue(fn, i)
