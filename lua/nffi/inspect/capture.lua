@@ -227,9 +227,26 @@ local function is_internal(name)
     return str_byte(name, 1) == 40  -- "(" : (for …), (*temporary), (*vararg)
 end
 
+-- Whether co's frame at level still runs fn: a suspended coroutine can be
+-- resumed while its stack is read (the read yields between slices), and a
+-- level it has left makes debug.getlocal raise.
+local function still_there(co, level, fn, moving)
+    if not moving then
+        return true
+    end
+    local now = debug_getinfo(co, level, "f")
+    return now ~= nil and rawequal(now.func, fn)
+end
+
+-- nil when co ran on, leaving the frame, while it was read
 local function frame_vars(co, level, info, opts, shared, b)
+    local moving = co ~= co_running()
+    local fn = info.func
     local locals = array()
     for i = 1, MAX_LOCALS do
+        if not still_there(co, level, fn, moving) then
+            return nil
+        end
         local name, v = debug_getlocal(co, level, i)
         if not name then
             break
@@ -242,6 +259,9 @@ local function frame_vars(co, level, info, opts, shared, b)
     local varargs = array()
     if info.isvararg then
         for i = 1, MAX_VARARGS do
+            if not still_there(co, level, fn, moving) then
+                return nil
+            end
             local name, v = debug_getlocal(co, level, -i)
             if not name then
                 break
@@ -250,7 +270,6 @@ local function frame_vars(co, level, info, opts, shared, b)
         end
     end
     local upvalues = array()
-    local fn = info.func
     if info.what ~= "C" and type(fn) == "function" then
         for i = 1, MAX_UPVALUES do
             local name, v = debug_getupvalue(fn, i)
@@ -309,6 +328,10 @@ function _M.get_stack(params, b)
         f.level = level - base
         if params.locals then
             f.locals, f.upvalues, f.varargs = frame_vars(co, level, info, opts, shared, b)
+            if not f.locals then
+                return nil, "coroutine " .. id .. " ran on while its stack was read"
+                            .. " (it was resumed meanwhile): ask again"
+            end
         end
         frames[#frames + 1] = f
         b:check()
