@@ -24,7 +24,18 @@ export interface AttachOptions extends LinkOptions {
   helloTimeoutMs?: number;
 }
 
+/** Whether process pid still exists (a worker that died while we waited has no agent to blame). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function noAgentMessage(pid: number, waitedMs: number): string {
+  if (!alive(pid)) return `worker ${pid} exited while attaching (within ${waitedMs} ms): nginx replaced or stopped it`;
   const { lua_package_path: path, nginx_http: agentLine } = nginxConfig();
   return `worker ${pid} has no agent (no answer within ${waitedMs} ms); add to the http {} block of ` +
     `nginx.conf: ${agentLine} and lua_package_path "${path};"; then reload (nffi-inspect config prints both)`;
