@@ -1,6 +1,7 @@
-// Product bugs the safety proof found, each as the test that passes once it is fixed. Not in
-// `npm test` (vitest.config.ts includes *.test.ts only: these fail today); `npm run test:safety`
-// runs them and its summary lists them. docs/safety.md says what each one breaks.
+// Product bugs the safety proof found, each as the test that passes once it is fixed (1, 4 and 5
+// are: d6273dc, 697c0fd, 9da5d2b; the tests stay). Not in `npm test` (vitest.config.ts includes
+// *.test.ts only: the open ones fail); `npm run test:safety` runs them and its summary lists each
+// as open or fixed. docs/safety.md says what each one breaks.
 //   1. Lua.getStack with locals raises "level out of range" when the coroutine runs on while
 //      its frames are read across the walk's yield (lua/nffi/inspect/capture.lua get_stack).
 //   2. Arming a line breakpoint holds a JIT-warm worker's event loop for tens of ms: the trace
