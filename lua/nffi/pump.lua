@@ -99,6 +99,8 @@ local function arm_exit_watch()
     exit_watch_armed = ok and true or false
 end
 
+local EXIT_POLL_MS = 100    -- the pump's read timeout once the worker is exiting
+
 -- Runs until the socket breaks, or the worker exits with nobody waiting.
 local function run(C)
     local sock, err = connect(C)
@@ -107,17 +109,20 @@ local function run(C)
     end
     while true do
         drain(C)
-        local data, rerr = sock:receiveany(4096)
-        if not data then
-            if rerr ~= "timeout" then
+        -- checked after the drain, which may have emptied waiting: checked
+        -- before it, the last wake-up's waiters were served and the pump went
+        -- back to a read nothing would ever end, holding the old worker
+        if worker_exiting() then
+            if next(waiting) == nil then
                 sock:close()
-                return nil, "wake socket: " .. rerr
+                return true
             end
+            sock:settimeout(EXIT_POLL_MS)  -- waiters may time out with no wake-up
         end
-        if worker_exiting() and next(waiting) == nil then
-            drain(C)
+        local data, rerr = sock:receiveany(4096)
+        if not data and rerr ~= "timeout" then
             sock:close()
-            return true
+            return nil, "wake socket: " .. rerr
         end
     end
 end
