@@ -1064,20 +1064,20 @@ mode_of = function(expected)
     if not _M.watch then
         return { mode = "call hook", reason = "watchpoints switched off" }
     end
+    if hook_on and watch_fail and watch_gen == names_gen then
+        return { mode = "call hook", reason = watch_fail }
+    end
+    if hook_on and C.nffi_hook_watch_ok() == 1 then
+        return { mode = "watching" }
+    end
+    if session_watch and not session_watch.ok then
+        return { mode = "call hook", reason = session_watch.why }
+    end
     if not hook_on then
-        if session_watch and not session_watch.ok then
-            return { mode = "call hook", reason = session_watch.why }
-        end
         return { mode = session_watch and "watching" or "call hook",
                  reason = not session_watch and "watchpoints not checked yet" or nil }
     end
-    if watch_fail and watch_gen == names_gen then
-        return { mode = "call hook", reason = watch_fail }
-    end
-    if C.nffi_hook_watch_ok() == 1 then
-        return { mode = "watching" }
-    end
-    if expected and not (session_watch and not session_watch.ok) then
+    if expected then
         local n = 0
         for _ in next, target_keys do
             n = n + 1
@@ -1088,10 +1088,8 @@ mode_of = function(expected)
         end
         return { mode = "watching" }
     end
-    return { mode = "call hook", reason = session_watch and not session_watch.ok
-             and session_watch.why or UNVERIFIED }
+    return { mode = "call hook", reason = UNVERIFIED }
 end
-_M.mode = mode_of
 
 -- One fixed-format error log line whenever a worker's mode changes (not for
 -- the moments between an arm and the check and walk behind watching):
