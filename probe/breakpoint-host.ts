@@ -73,13 +73,16 @@ class ServeHost implements BreakpointHost {
   private constructor(private readonly ws: WebSocket, entry: ServeEntry) {
     this.kind = `serve probe ${entry.probe_pid}`;
     ws.on('message', (data) => this.onMessage(String(data)));
-    ws.on('close', () => {
+    ws.on('close', (_code, why) => {
       for (const [id, p] of this.pending) {
         p.error.message += ': the serve probe closed the connection';
         p.reject(p.error);
         this.pending.delete(id);
       }
-      for (const id of this.mine) this.emit({ event: 'ended', id, reason: 'serve probe gone' });
+      // The probe says why it exits when its nginx did; otherwise it is just gone.
+      const said = String(why);
+      const reason = said && said !== 'probe exiting' ? said : 'serve probe gone';
+      for (const id of this.mine) this.emit({ event: 'ended', id, reason });
     });
   }
 

@@ -20,8 +20,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export interface BreakpointSession {
   targets(): Target.TargetInfo[];
   call<M extends keyof Commands>(pid: number, method: M, params?: Commands[M]['params']): Promise<Commands[M]['result']>;
-  onTargetEvent(listener: <E extends 'Target.attachedToTarget' | 'Target.detachedFromTarget'>(method: E, params: Events[E]) => void): void;
-  onAgentEvent(listener: (pid: number, method: string, params: unknown) => void): void;
+  onTargetEvent(listener: <E extends 'Target.attachedToTarget' | 'Target.detachedFromTarget'>(method: E, params: Events[E]) => void): () => void;
+  onAgentEvent(listener: (pid: number, method: string, params: unknown) => void): () => void;
+  /** Once, when no worker can come back (the master or the one worker exited). */
+  onEnd?(listener: (reason: string) => void): () => void;
 }
 
 /** One breakpoint on one worker. `failed`: the worker refused it; `removed`: the agent dropped it. */
@@ -110,11 +112,17 @@ export class Breakpoints {
         const pid = (params as Target.AttachedToTargetEvent).target.pid;
         void this.serial(() => this.applyAll(pid)).catch((err) => trace('re-apply to %d: %s', pid, err));
       } else {
-        const pid = (params as Target.DetachedFromTargetEvent).pid;
-        for (const e of this.entries.values()) e.workers.delete(pid);
+        const { pid, reason: why } = params as Target.DetachedFromTargetEvent;
+        // Said, not only forgotten: a front end must not go on as if it were still armed there.
+        for (const e of this.entries.values()) {
+          const w = e.workers.get(pid);
+          e.workers.delete(pid);
+          if (w && ACTIVE.has(w.state)) this.emit({ event: 'removed', id: e.id, pid, reason: `worker detached: ${why ?? 'closed'}` });
+        }
       }
     });
     session.onAgentEvent((pid, method, params) => this.onAgentEvent(pid, method, params));
+    session.onEnd?.((why) => void this.clear(why).catch((err) => trace('end: %s', err)));
   }
 
   onEvent(listener: BreakpointListener): () => void {

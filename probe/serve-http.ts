@@ -30,7 +30,8 @@ export interface ServeHandle {
   /** Where it listens (the port once bound). */
   listen: Listen;
   breakpoints: Breakpoints;
-  close(): Promise<void>;
+  /** `why`: what the front ends are told (the close frame's reason). */
+  close(why?: string): Promise<void>;
 }
 
 export const PRODUCT = 'nffi-inspect/0.1.0';
@@ -172,8 +173,8 @@ export async function serveSession(session: Session, opts: ServeOptions): Promis
   return {
     listen,
     breakpoints,
-    close: () => new Promise<void>((done) => {
-      hub.closeAll();
+    close: (why?: string) => new Promise<void>((done) => {
+      hub.closeAll(why);
       wss.close();
       server.closeAllConnections();
       server.close(() => {

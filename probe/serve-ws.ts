@@ -149,8 +149,10 @@ export class SocketHub {
     });
   }
 
-  closeAll(): void {
-    for (const ws of this.browsers) ws.close(1001, 'probe exiting');
-    for (const set of this.workers.values()) for (const ws of set) ws.close(1001, 'probe exiting');
+  /** `why` goes in the close frame (front ends say it): why the probe exits. */
+  closeAll(why = 'probe exiting'): void {
+    const reason = Buffer.from(why).subarray(0, 120).toString();
+    for (const ws of this.browsers) ws.close(1001, reason);
+    for (const set of this.workers.values()) for (const ws of set) ws.close(1001, reason);
   }
 }

@@ -2,7 +2,10 @@
 // `nginx -s reload`, attached automatically) or one worker. Attach and detach go through one
 // promise chain, so a reload seen by the poller never races a detach or close. A worker that
 // does not answer because another session holds it is said to be held, by whom (holders.ts),
-// not to have no agent.
+// not to have no agent. A link lost while its worker still serves (the agent gave up on a probe
+// that was stopped past the heartbeat, a transport error) is attached again, with backoff; when
+// no worker can ever come back (the master, or the one worker, exited) the session ends and says
+// why (onEnd).
 import { attachWorker, checkPermission, type AttachOptions } from './attach.js';
 import type { AgentLink } from './agent-link.js';
 import { ProbeError } from './errors.js';
@@ -31,15 +34,24 @@ interface Worker {
   link?: AgentLink;
   hello?: Agent.HelloEvent;
   error?: string;
+  /** We asked its agent to let go: a close is not a loss. */
+  lettingGo?: boolean;
+  /** Lost unexpectedly: when to try again, and how many tries so far. */
+  retry?: { at: number; tries: number };
 }
+
+/** Delays before each new attach of a lost worker (ms); then it stays detached, with its error. */
+const RETRY_MS = [300, 1_000, 2_000, 4_000, 8_000];
 
 export class Session {
   private readonly workers = new Map<number, Worker>();
   private readonly targetListeners: TargetListener[] = [];
   private readonly agentListeners: AgentEventListener[] = [];
   private chain: Promise<unknown> = Promise.resolve();
+  private readonly endListeners: ((reason: string) => void)[] = [];
   private poller: NodeJS.Timeout | undefined;
   private closing = false;
+  private endReason: string | undefined;
 
   private constructor(
     readonly root: NginxProc,
@@ -60,7 +72,7 @@ export class Session {
       const first = [...s.workers.values()][0];
       throw new ProbeError(first?.error ?? `no worker of ${pid} could be attached`);
     }
-    if (root.role === 'master') s.schedulePoll();
+    s.schedulePoll();
     return s;
   }
 
@@ -72,13 +84,27 @@ export class Session {
     return [...this.workers.values()].sort((a, b) => a.proc.pid - b.proc.pid).map((w) => this.info(w));
   }
 
-  onTargetEvent(listener: TargetListener): void {
-    this.targetListeners.push(listener);
+  onTargetEvent(listener: TargetListener): () => void {
+    return subscribe(this.targetListeners, listener);
   }
 
   /** Events the agents send (anything but the heartbeat), with the worker pid. */
-  onAgentEvent(listener: AgentEventListener): void {
-    this.agentListeners.push(listener);
+  onAgentEvent(listener: AgentEventListener): () => void {
+    return subscribe(this.agentListeners, listener);
+  }
+
+  /** Called once, with why, when no worker can come back: the master or the one worker exited. */
+  onEnd(listener: (reason: string) => void): () => void {
+    if (this.endReason !== undefined) {
+      listener(this.endReason);
+      return () => undefined;
+    }
+    return subscribe(this.endListeners, listener);
+  }
+
+  /** Why the session ended on its own, or undefined while it goes on. */
+  get ended(): string | undefined {
+    return this.endReason;
   }
 
   /** Forward one request to the agent of worker `pid`. */
@@ -113,6 +139,7 @@ export class Session {
     return this.serial(async () => {
       const w = this.workers.get(pid);
       if (!w) throw new ProbeError(`worker ${pid} is not in this session`);
+      w.lettingGo = true;
       await w.link?.detach(reason);
     });
   }
@@ -122,8 +149,24 @@ export class Session {
     this.closing = true;
     if (this.poller) clearTimeout(this.poller);
     return this.serial(async () => {
-      await Promise.all([...this.workers.values()].map((w) => w.link?.detach('session closed')));
+      await this.letGoAll('session closed');
     });
+  }
+
+  private async letGoAll(reason: string): Promise<void> {
+    await Promise.all([...this.workers.values()].map((w) => {
+      w.lettingGo = true;
+      return w.link?.detach(reason);
+    }));
+  }
+
+  /** No worker can come back: let go of all and tell the listeners, once. */
+  private async end(reason: string): Promise<void> {
+    this.closing = true;
+    await this.letGoAll(reason);
+    if (this.endReason !== undefined) return;
+    this.endReason = reason;
+    for (const l of this.endListeners.splice(0)) l(reason);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -132,8 +175,8 @@ export class Session {
     return run;
   }
 
-  private async attach(proc: NginxProc): Promise<void> {
-    const w: Worker = { proc };
+  private async attach(proc: NginxProc, retry?: Worker['retry']): Promise<void> {
+    const w: Worker = { proc, retry };
     this.workers.set(proc.pid, w);
     try {
       const link = await attachWorker(proc, this.opts);
@@ -142,9 +185,11 @@ export class Session {
       link.onEvent((method, params) => {
         for (const l of this.agentListeners) l(proc.pid, method, params);
       });
+      delete w.retry;
       link.onClose((reason) => {
         w.link = undefined;
         w.error = reason;
+        if (!w.lettingGo && !this.closing) w.retry = { at: Date.now() + RETRY_MS[0]!, tries: 0 };
         this.emit('Target.detachedFromTarget', { pid: proc.pid, reason });
       });
       if (this.closing) await link.detach('session closed');
@@ -152,6 +197,7 @@ export class Session {
     } catch (err) {
       if (!(err instanceof ProbeError)) throw err;
       w.error = err.code === 'NOAGENT' ? (this.heldBy(proc) ?? err.message) : err.message;
+      if (retry && retry.tries + 1 < RETRY_MS.length) w.retry = { at: Date.now() + RETRY_MS[retry.tries + 1]!, tries: retry.tries + 1 };
     }
   }
 
@@ -171,23 +217,35 @@ export class Session {
     this.poller.unref();
   }
 
-  /** Attach new workers, let go of the ones shutting down or gone. */
+  /** Attach new workers and again the ones lost while serving; let go of the ones shutting
+   * down or gone; end the session when nothing can come back. */
   private async poll(): Promise<void> {
     if (this.closing) return;
-    if (!readNginxProc(this.root.pid)) {
-      this.closing = true;
-      await Promise.all([...this.workers.values()].map((w) => w.link?.detach('nginx master exited')));
-      return;
+    if (this.root.role === 'worker') {
+      const now = readNginxProc(this.root.pid);
+      if (!now) return this.end(`worker ${this.root.pid} exited`);
+      const w = this.workers.get(this.root.pid);
+      if (now.shuttingDown && !w?.link) return this.end(`worker ${this.root.pid} is shutting down`);
+      return this.retryLost(new Set([this.root.pid]));
     }
+    if (!readNginxProc(this.root.pid)) return this.end(`nginx master ${this.root.pid} exited`);
     const serving = workersOf(this.root.pid);
     const current = new Set(serving.map((p) => p.pid));
     for (const [pid, w] of this.workers) {
       if (current.has(pid)) continue;
+      w.lettingGo = true;
       if (w.link) await w.link.detach('worker shutting down');
       this.workers.delete(pid);
     }
+    await this.retryLost(current);
     const fresh = serving.filter((p) => !this.workers.has(p.pid));
     await Promise.all(fresh.map((p) => this.attach(p)));
+  }
+
+  private async retryLost(serving: Set<number>): Promise<void> {
+    const now = Date.now();
+    const due = [...this.workers.values()].filter((w) => !w.link && w.retry && w.retry.at <= now && serving.has(w.proc.pid));
+    await Promise.all(due.map((w) => this.attach(w.proc, w.retry)));
   }
 
   private emit<E extends TargetEvent>(method: E, params: Events[E]): void {
@@ -202,4 +260,12 @@ export class Session {
     if (!w.link && w.error) t.error = w.error;
     return t;
   }
+}
+
+function subscribe<L>(list: L[], listener: L): () => void {
+  list.push(listener);
+  return () => {
+    const i = list.indexOf(listener);
+    if (i >= 0) list.splice(i, 1);
+  };
 }

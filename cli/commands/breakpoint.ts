@@ -121,6 +121,8 @@ export function registerBreakpoint(program: Command): void {
         const why = await Promise.race([ended, stop.promise]);
         await host.remove(id);
         if (why === 'serve probe gone') throw new CliError(`bp ${id}: the serve probe went away`);
+        // The session ended under it: no worker is left to hit it, and none will come.
+        if (/ exited$| is shutting down$/.test(why)) throw new CliError(`bp ${id} ended after ${hits} hit${hits === 1 ? '' : 's'}: ${why}`);
         if (why === 'error') throw new CliError(`bp ${id} removed: its condition or log template failed in every worker`);
         if (!opts.json) writeTerm(`bp ${id} ended (${why}) after ${hits} hit${hits === 1 ? '' : 's'}\n`);
       } finally {

@@ -4,7 +4,7 @@
 // --host serve TCP instead. Either way every request needs the token (printed once here, kept
 // 0600 in the registry entry beside the socket) and a Host naming the endpoint; a browser
 // Origin only if --allow-origin lists it (probe/serve-auth.ts). Runs until Ctrl-C / SIGTERM,
-// then detaches.
+// then detaches; or until its nginx exits (then it says so and exits 1).
 import type { Command } from 'commander';
 import { isIP } from 'node:net';
 import { entryPath, removeEntry, serveDir, socketPath, sweepDead, writeEntry, type ServeEntry } from '../../probe/registry.js';
@@ -12,7 +12,7 @@ import { ensureRunDir } from '../../probe/run-dir.js';
 import { isLoopback, newToken, type Listen } from '../../probe/serve-auth.js';
 import { serveSession } from '../../probe/serve-http.js';
 import { Session } from '../../probe/session.js';
-import { UsageError } from '../errors.js';
+import { CliError, UsageError } from '../errors.js';
 import { parseCount, parsePid, sessionOptions, withProbeOptions, type ProbeOptions } from '../pid.js';
 
 interface Options extends ProbeOptions {
@@ -83,8 +83,12 @@ export function registerServe(program: Command): void {
         if ('host' in bound && !isLoopback(bound.host)) {
           process.stderr.write(`nffi-inspect: warning: ${bound.host} is reachable from other hosts; the token travels in clear text over HTTP\n`);
         }
-        await untilSignal();
-        await server.close();
+        const ended = new Promise<string>((resolve) => session.onEnd(resolve));
+        const why = await Promise.race([untilSignal(), ended]);
+        // the front ends get each breakpoint's end, with why, before the close
+        if (session.ended !== undefined) await server.breakpoints.clear(session.ended);
+        await server.close(session.ended);
+        if (session.ended !== undefined) throw new CliError(`serve ${pid} ended: ${why}`);
       } finally {
         // Detaching fires target events: stop re-registering first, remove the entry last.
         stopping = true;
