@@ -1,6 +1,6 @@
-// Product bugs the safety proof found, each as the test that passes once it is fixed (1, 4 and 5
-// are: d6273dc, 697c0fd, 9da5d2b; the tests stay). Not in `npm test` (vitest.config.ts includes
-// *.test.ts only: the open ones fail); `npm run test:safety` runs them and its summary lists each
+// Product bugs the safety proof found, each as the test that passes once it is fixed (all six
+// are now; the tests stay, docs/safety.md says by which change). Not in `npm test`
+// (vitest.config.ts includes *.test.ts only); `npm run test:safety` runs them and its summary lists each
 // as open or fixed. docs/safety.md says what each one breaks.
 //   1. Lua.getStack with locals raises "level out of range" when the coroutine runs on while
 //      its frames are read across the walk's yield (lua/nffi/inspect/capture.lua get_stack).

@@ -714,10 +714,13 @@ end
 -- Arms bp at s (a finder source entry). b: a budget when traces may hold
 -- it (they are cut, yielding between slices), nil for code not run yet.
 local function arm(bp, s, b)
-    local line, objs = finder.resolve_line(s, bp.spec.line)
+    local line, objs = finder.resolve_line(s, bp.spec.line, b)
     if not line then
         return nil, "no code at or after line " .. bp.spec.line .. " in "
                     .. finder.name_of(s.source)
+    end
+    if b and bps[bp.id] ~= bp then  -- removed, or the session ended, while it read lines
+        return nil, "breakpoint removed while it was being armed"
     end
     local h = debug_gethook()
     if h ~= nil and not hook_ours() then
@@ -890,7 +893,7 @@ function _M.set_breakpoint(params, b)
     bp.id = id
 
     local sources = finder.collect(b)
-    local cands = finder.candidates(spec.url, sources)
+    local cands = finder.candidates(spec.url, sources, b)
     if #cands > 1 then
         local names = {}
         for i = 1, #cands do

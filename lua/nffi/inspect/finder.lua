@@ -21,6 +21,7 @@ local debug_getinfo = debug.getinfo
 local debug_getregistry = debug.getregistry
 local jit_off = jit.off
 local type = type
+local setmetatable = setmetatable
 local next = next
 local pcall = pcall
 local str_byte = string.byte
@@ -48,14 +49,19 @@ local function name_of(src)
 end
 _M.name_of = name_of
 
--- Does FILE (url) name this chunk source?
+-- Does FILE (url) name this chunk source? Without copying src: a chunk's
+-- source can be its whole text, and every loaded source is asked each arm.
 local function matches(url, src)
-    local name = name_of(src)
-    if name == url or src == url then
+    if src == url then
         return true
     end
-    local n = #url
-    return #name > n and str_sub(name, -n) == url and str_byte(name, -n - 1) == 47  -- '/'
+    local n, m = #url, #src
+    local at = str_byte(src, 1) == 64  -- '@'
+    if at and m - 1 == n then
+        return str_sub(src, 2) == url
+    end
+    return m - (at and 1 or 0) > n and str_byte(src, -n - 1) == 47  -- '/'
+           and str_sub(src, -n) == url
 end
 _M.matches = matches
 
@@ -183,14 +189,18 @@ function _M.collect(b)
     return sources
 end
 
--- Lines with code of one prototype: { [line] = true }, cached on the entry.
--- A function's in one call (debug.getinfo "L": the lines of its bytecodes
--- 1..n-1, as read one by one here for a prototype, at ~1 us each).
-local function code_lines(p)
-    if p.lines then
-        return p.lines
+-- Lines with code of one prototype: { [line] = true }, kept per prototype or
+-- function for the next arm (weak: the code may be unloaded). A function's
+-- come in one call (debug.getinfo "L"); a prototype's are read one bytecode at
+-- a time (~1 us each: a 1,200-line chunk held the worker 3.5 ms in one piece),
+-- stepping the budget b when there is one.
+local lines_of = setmetatable({}, { __mode = "k" })
+
+local function code_lines(p, b)
+    local lines = lines_of[p.obj]
+    if lines then
+        return lines
     end
-    local lines
     if type(p.obj) == "function" then
         local info = debug_getinfo(p.obj, "L")
         lines = info and info.activelines
@@ -203,15 +213,18 @@ local function code_lines(p)
             if l then
                 lines[l] = true
             end
+            if b then
+                b:step()
+            end
         end
     end
-    p.lines = lines
+    lines_of[p.obj] = lines
     return lines
 end
 
 -- The first line >= line with code in p, below best (or any, best nil).
-local function first_from(p, line, best)
-    for l in next, code_lines(p) do
+local function first_from(p, line, best, b)
+    for l in next, code_lines(p, b) do
         if l >= line and (not best or l < best) then
             best = l
         end
@@ -224,13 +237,15 @@ end
 -- linedefined..lastlinedefined; a main chunk's, linedefined 0, anywhere):
 -- those around the line and the main chunks first, then those starting
 -- after it, nearest first, each only while it starts before the best so far.
-function _M.resolve_line(s, line)
+-- b: a budget (the walk may yield), or nil where it must not (a chunk being
+-- loaded).
+function _M.resolve_line(s, line, b)
     local protos = s.protos
     local best
     for i = 1, #protos do
         local p = protos[i]
         if p.linedefined == 0 or (p.linedefined <= line and p.lastlinedefined >= line) then
-            best = first_from(p, line, best)
+            best = first_from(p, line, best, b)
         end
     end
     local near
@@ -242,11 +257,11 @@ function _M.resolve_line(s, line)
         end
     end
     if near and (not best or near.linedefined < best) then
-        best = first_from(near, line, best)
+        best = first_from(near, line, best, b)
         for i = 1, #protos do
             local p = protos[i]
             if p.linedefined > line and (not best or p.linedefined < best) then
-                best = first_from(p, line, best)
+                best = first_from(p, line, best, b)
             end
         end
     end
@@ -257,7 +272,7 @@ function _M.resolve_line(s, line)
     for i = 1, #protos do
         local p = protos[i]
         if (p.linedefined == 0 or (p.linedefined <= best and p.lastlinedefined >= best))
-           and code_lines(p)[best] then
+           and code_lines(p, b)[best] then
             objs[#objs + 1] = p.obj
         end
     end
@@ -265,11 +280,14 @@ function _M.resolve_line(s, line)
 end
 
 -- Sources named by url, sorted.
-function _M.candidates(url, sources)
+function _M.candidates(url, sources, b)
     local out = {}
     for src in next, sources do
         if matches(url, src) then
             out[#out + 1] = src
+        end
+        if b then
+            b:step()
         end
     end
     tbl_sort(out)
