@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { repoRoot } from '../probe/repo-root.js';
 
-interface Prop {
+export interface Prop {
   name?: string;
   id?: string;
   type?: string;
@@ -26,9 +26,9 @@ interface Prop {
   additionalProperties?: Prop;
 }
 
-interface Member { name: string; description?: string; parameters?: Prop[]; returns?: Prop[] }
+export interface Member { name: string; description?: string; parameters?: Prop[]; returns?: Prop[] }
 
-interface Domain {
+export interface Domain {
   domain: string;
   description?: string;
   types?: Prop[];
