@@ -224,14 +224,14 @@ void nffi_hook_clear_lines(void);
 uint64_t nffi_hook_matches(void);        /* line events that passed the bitmap */
 uint64_t nffi_hook_errors(void);         /* callback errors dropped */
 int nffi_hook_fast(void);                 /* call hook reads frames directly: 1 yes, 0 checking, -1 no */
-uint64_t nffi_hook_repeats(void);         /* repeated line events dropped (see src/hook.c) */
+uint64_t nffi_hook_repeats(void);         /* repeated line events dropped (see src/hook_repeat.c) */
 uint64_t nffi_hook_calls(void);          /* every hook call, lines and others */
 int nffi_hook_mask(void *L);             /* the VM's hook event mask, -1 when unknown */
-/* Watching (src/hook.c, src/watch.c): with no coroutine inside a named
- * function, no hook at all and hardware watchpoints on the named functions'
- * first instruction. begin/step walk the Lua heap in slices (the caller stops
- * the GC around the walk and yields between steps); tick switches to watching
- * when nothing is inside. */
+/* Watching (src/hook_watch.c, src/heapwalk.c, src/watch.c): with no coroutine
+ * inside a named function, no hook at all and hardware watchpoints on the
+ * named functions' first instruction. begin/step walk the Lua heap in slices
+ * (the caller stops the GC around the walk and yields between steps); tick
+ * switches to watching when nothing is inside. */
 int nffi_hook_watch_begin(void *helper);  /* helper: the agent's suspended coroutine; 0 or -1 */
 int nffi_hook_watch_step(void *helper, int budget_us); /* 0 more, 1 done, -1 failed */
 int nffi_hook_watch_tick(void *L);        /* 1 when watching */
@@ -246,7 +246,7 @@ long nffi_hook_heap_slice_max_us(void);
 uint64_t nffi_watch_traps(void);
 uint64_t nffi_watch_late_traps(void);     /* delivered after the access (SIGTRAP blocked) */
 int nffi_watch_error(void);               /* the last -errno of perf_event_open or enable */
-/* Watching proves itself before the hook relies on it (src/hook.c): a
+/* Watching proves itself before the hook relies on it (src/hook_watch.c): a
  * watchpoint on fn's first instruction, no hook, then the caller calls fn
  * (interpreted, from Lua) and end says whether the trap put the call hook back
  * in time for fn's first line event (line) to reach the hook. */
@@ -258,7 +258,7 @@ int nffi_hook_watch_ok(void);             /* checked, set and walked: the hook r
 void nffi_watch_fault(int on);            /* test switch: events open, never enabled */
 int nffi_watch_probe(void);               /* C alone: 1 delivered, 0 no trap, -errno refused */
 int nffi_watch_emulate_trap(void);        /* test switch: a trap now, as if delivered */
-/* Hits past a breakpoint's rate dropped in the hook (src/hook.c, Muted lines) */
+/* Hits past a breakpoint's rate dropped in the hook (src/hook_mute.c) */
 int nffi_hook_mute(int line, double until);
 int nffi_hook_mute_fn(int line, const void *obj, int is_proto);
 uint64_t nffi_hook_mute_take(int line);
