@@ -8,9 +8,12 @@
 -- every byte a built-in scans or makes and every character the pattern
 -- matcher (cond_pattern.lua) tests is charged; past it, or past a CPU time
 -- limit, evaluation raises and the breakpoint is removed (reason error).
+-- In parts: cond_meter.lua is the budget, cond_ops.lua the operations on
+-- values (both exported from here as before); this file is the built-ins.
 local ffi = require "ffi"
 local pattern = require "nffi.inspect.cond_pattern"
-local capture = require "nffi.inspect.capture"
+local meter = require "nffi.inspect.cond_meter"
+local ops = require "nffi.inspect.cond_ops"
 
 local ngx = ngx
 local type = type
@@ -24,7 +27,6 @@ local rawget = rawget
 local rawequal = rawequal
 local tonumber = tonumber
 local setmetatable = setmetatable
-local debug_getmetatable = debug.getmetatable
 local debug_getregistry = debug.getregistry
 local package_loaded = package.loaded
 local str_len = string.len
@@ -37,243 +39,24 @@ local str_reverse = string.reverse
 local str_format = string.format
 local math = math
 local math_floor = math.floor
-local ffi_cast = ffi.cast
-local ctype_name = capture.ctype_name
-local cdata_value = capture.cdata_value
+local charge, charge_bytes = meter.charge, meter.charge_bytes
+local string_made, too_long = meter.string_made, meter.too_long
+local number_text = ops.number_text
+local safe_tostring = ops.tostring
 
 local _M = { _VERSION = "0.1.0" }
 
--- Per hit: steps (one per expression node; a built-in pays for its bytes,
--- BYTES_PER_STEP a step; the pattern matcher about one per character it
--- tests), and the longest string it may make. Measured with the JIT off (as
--- in a hook): the costliest kinds of step (backtracking, frontiers, gsub
--- pieces) run at 35-90 ns, so a whole budget is at most about 1 ms.
-local BUDGET = 10000
-local BYTES_PER_STEP = 32
-local MAX_STRING = 65536
+local MAX_STRING = meter.MAX_STRING
 local MAX_BYTES = 1024      -- values string.byte may return
--- CPU time, read every CLOCK_EVERY steps: a net under the step count.
-local CLOCK_EVERY = 1024
-local TIME_LIMIT_NS = 5e6
-_M.BUDGET, _M.MAX_STRING, _M.TIME_LIMIT_NS = BUDGET, MAX_STRING, TIME_LIMIT_NS
 
-local meter = { left = BUDGET, next_check = BUDGET - CLOCK_EVERY, t0 = false }
-_M.meter = meter
-
-local cpu_ns  -- libnffi's thread CPU clock; false when the library is not there
-
-local function over()
-    error("over the per-hit budget (" .. BUDGET .. " steps)", 0)
-end
-
-local function check(left)
-    if left < 0 then
-        over()
-    end
-    meter.next_check = left - CLOCK_EVERY
-    if cpu_ns == nil then
-        local ok, lib = pcall(function()
-            return require("nffi.native").lib()
-        end)
-        cpu_ns = ok and lib.nffi_thread_cpu_ns or false
-    end
-    if cpu_ns then
-        local now = tonumber(cpu_ns())
-        local t0 = meter.t0
-        if not t0 then
-            meter.t0 = now
-        elseif now - t0 > TIME_LIMIT_NS then
-            error("over the per-hit time budget (" .. TIME_LIMIT_NS / 1e6 .. " ms)", 0)
-        end
-    end
-end
-
--- A new hit: a full budget.
-function _M.reset()
-    meter.left = BUDGET
-    meter.next_check = BUDGET - CLOCK_EVERY
-    meter.t0 = false
-end
-
-local function charge(n)
-    local left = meter.left - n
-    meter.left = left
-    if left < meter.next_check then
-        check(left)
-    end
-end
+-- The meter (cond_meter.lua) and the operations (cond_ops.lua), as before.
+_M.BUDGET, _M.MAX_STRING, _M.TIME_LIMIT_NS = meter.BUDGET, MAX_STRING, meter.TIME_LIMIT_NS
+_M.meter = meter.meter
+_M.reset = meter.reset
 _M.charge = charge
-
-pattern.set_meter(meter, function()
-    charge(0)
-end)
-
-local function charge_bytes(n)
-    charge(1 + math_floor(n / BYTES_PER_STEP))
-end
-
-local function string_made(s)
-    local n = #s
-    if n > MAX_STRING then
-        error("string longer than " .. MAX_STRING .. " bytes", 0)
-    end
-    charge_bytes(n)
-    return s
-end
-
--- Values ------------------------------------------------------------------------
-
-local function number_text(v)
-    return str_format("%.14g", v)  -- what tostring and .. make of a number
-end
-
--- pointers and functions (a reference's cast would read what it refers to)
-local function is_pointer(ct)
-    local last = str_sub(ct, -1)
-    return last == "*" or last == ")"
-end
-
--- A NULL pointer (or function pointer) cdata.
-local function is_null(v)
-    if not is_pointer(ctype_name(v)) then
-        return false
-    end
-    local ok, addr = pcall(ffi_cast, "uintptr_t", v)
-    return ok and tonumber(addr) == 0
-end
-
--- What tostring shows, without __tostring: cdata as the snapshot shows it.
-local function safe_tostring(v)
-    local t = type(v)
-    if t == "string" then
-        return v
-    elseif t == "number" then
-        return number_text(v)
-    elseif t == "boolean" then
-        return v and "true" or "false"
-    elseif t == "nil" then
-        return "nil"
-    elseif t == "cdata" then
-        local ct = ctype_name(v)
-        local val = cdata_value(v, ct)
-        return val and ("cdata<" .. ct .. ">: " .. val) or ("cdata<" .. ct .. ">")
-    end
-    return t .. ": " .. str_format("%p", v)
-end
 _M.tostring = safe_tostring
-
--- binary: two operands (b may be nil: never compared, a cdata's __eq would run)
-local function type_error(what, a, b, binary)
-    if not binary then
-        error("attempt to " .. what .. " a " .. type(a) .. " value", 0)
-    end
-    error("attempt to " .. what .. " " .. type(a) .. " with " .. type(b), 0)
-end
-
--- == : rawequal, and a NULL pointer equals nil as in LuaJIT.
-function _M.eq(a, b)
-    if rawequal(a, b) then
-        return true
-    end
-    if rawequal(b, nil) and type(a) == "cdata" then
-        return is_null(a)
-    end
-    if rawequal(a, nil) and type(b) == "cdata" then
-        return is_null(b)
-    end
-    return false
-end
-
-function _M.lt(a, b)
-    local ta, tb = type(a), type(b)
-    if ta == tb and (ta == "number" or ta == "string") then
-        return a < b
-    end
-    type_error("compare", a, b, true)
-end
-
-function _M.le(a, b)
-    local ta, tb = type(a), type(b)
-    if ta == tb and (ta == "number" or ta == "string") then
-        return a <= b
-    end
-    type_error("compare", a, b, true)
-end
-
--- An operand of arithmetic: a number, or a string that reads as one (as Lua).
-local function num(v, a, b, binary)
-    local t = type(v)
-    if t == "number" then
-        return v
-    end
-    local n = t == "string" and tonumber(v)
-    if not n then
-        type_error("perform arithmetic on", a, b, binary)
-    end
-    return n
-end
-
-_M.arith = {
-    ["+"] = function(a, b) return num(a, a, b, true) + num(b, a, b, true) end,
-    ["-"] = function(a, b) return num(a, a, b, true) - num(b, a, b, true) end,
-    ["*"] = function(a, b) return num(a, a, b, true) * num(b, a, b, true) end,
-    ["/"] = function(a, b) return num(a, a, b, true) / num(b, a, b, true) end,
-    ["%"] = function(a, b) return num(a, a, b, true) % num(b, a, b, true) end,
-    ["^"] = function(a, b) return num(a, a, b, true) ^ num(b, a, b, true) end,
-}
-
-function _M.unm(a)
-    return -num(a, a)
-end
-
-function _M.concat(a, b)
-    local ta, tb = type(a), type(b)
-    if (ta == "string" or ta == "number") and (tb == "string" or tb == "number") then
-        local n = (ta == "string" and #a or 24) + (tb == "string" and #b or 24)
-        if n > MAX_STRING then
-            error("string longer than " .. MAX_STRING .. " bytes", 0)
-        end
-        charge_bytes(n)
-        return a .. b
-    end
-    type_error("concatenate", a, b, true)
-end
-
--- # of a table as LuaJIT's # without __len (a border), counted when this
--- LuaJIT would consult __len on tables (built with Lua 5.2 compatibility).
-local len_is_raw = #setmetatable({}, { __len = function() return 1 end }) == 0
-
-local function raw_len(t)
-    if len_is_raw or debug_getmetatable(t) == nil then
-        return #t
-    end
-    local n = 0
-    while not rawequal(rawget(t, n + 1), nil) do
-        n = n + 1
-        charge(1)
-    end
-    return n
-end
-
-function _M.len(a)
-    local t = type(a)
-    if t == "string" then
-        return #a
-    elseif t == "table" then
-        return raw_len(a)
-    end
-    type_error("get length of", a)
-end
-
--- o[k]: tables only, raw. what names the expression for the message.
-function _M.index(o, k, what)
-    if type(o) == "table" then
-        return rawget(o, k)
-    end
-    error("attempt to index " .. (what and (what .. " (a " .. type(o) .. " value)")
-                                  or ("a " .. type(o) .. " value"))
-          .. (type(o) == "cdata" and ": conditions read no cdata fields" or ""), 0)
-end
+_M.eq, _M.lt, _M.le = ops.eq, ops.lt, ops.le
+_M.arith, _M.unm, _M.concat, _M.len, _M.index = ops.arith, ops.unm, ops.concat, ops.len, ops.index
 
 -- Built-ins ---------------------------------------------------------------------
 
@@ -339,12 +122,6 @@ end
 local function s_len(s)
     charge(1)
     return str_len(str_arg("len", 1, s))
-end
-
-local function too_long(n)
-    if n > MAX_STRING then
-        error("string longer than " .. MAX_STRING .. " bytes", 0)
-    end
 end
 
 local function s_sub(s, i, j)
