@@ -264,6 +264,35 @@ int nffi_hook_mute_fn(int line, const void *obj, int is_proto);
 uint64_t nffi_hook_mute_take(int line);
 void nffi_hook_unmute(int line);
 uint64_t nffi_hook_muted(void);
+/* The hook's counters and state in one call (Agent.getStats): each field is
+ * what its getter above returns, watch_traps and watch_late those of
+ * nffi_watch_traps and nffi_watch_late_traps. L: any lua_State of the VM, for
+ * mask; with NULL, mask is -1. watch_reason points into the library and
+ * changes with the next hook call: copy it. 0, or NFFI_EINVAL (out NULL). */
+typedef struct nffi_hook_stats {
+    uint64_t calls;
+    uint64_t matches;
+    uint64_t errors;
+    uint64_t resumes;
+    uint64_t repeats;
+    uint64_t muted;
+    uint64_t watch_entries;
+    uint64_t watch_traps;
+    uint64_t watch_late;
+    uint64_t watch_checks;
+    int64_t watch_check_us;
+    int64_t heap_objects;
+    int64_t heap_walk_us;
+    int64_t heap_slices;
+    int64_t heap_slice_max_us;
+    const char *watch_reason;
+    int32_t mask;
+    int32_t inside;
+    int32_t fast;
+    int32_t watching;
+    int32_t watch_ok;
+} nffi_hook_stats;
+int nffi_hook_get_stats(void *L, nffi_hook_stats *out);
 
 /* ---- runtime-thread ABI (lua-resty-ffi compatible) ---- */
 void *ngx_http_lua_ffi_task_poll(void *tq);
