@@ -17,17 +17,9 @@
 #include <unistd.h>
 #include "nffi.h"
 #include "nffi_internal.h"
+#include "check.h"
 
-static int passed, failed;
-#define CHECK(c)                                                              \
-    do {                                                                      \
-        if (c)                                                                \
-            passed++;                                                         \
-        else {                                                                \
-            failed++;                                                         \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);      \
-        }                                                                     \
-    } while (0)
+int passed, failed;
 
 static const char *examples_dir = "build/examples";
 #define SEC 1000000000LL
