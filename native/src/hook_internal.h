@@ -153,9 +153,10 @@ NFFI_HIDDEN int nffi__mute_drop(lua_State *L, lua_Debug *ar, int line);
 /* ---- watching (hook_watch.c) ---- */
 /* Nonzero while the hook is removed and watchpoints stand in for it. */
 NFFI_HIDDEN extern volatile int nffi__watching;
-/* The self-check's count of its probe's line events, taken by the hook. */
-NFFI_HIDDEN void nffi__check_line(lua_State *L, int line);
+/* Nonzero while the self-check runs: the hook hands it every line event, and
+ * it counts those of its probe's first line. */
 NFFI_HIDDEN extern int nffi__checking;
+NFFI_HIDDEN void nffi__check_line(lua_State *L, int line);
 NFFI_HIDDEN void nffi__unwatch(lua_State *L);
 NFFI_HIDDEN void nffi__watch_reset(void);
 /* Why watching is off: written where it is decided, read by the agent. */
@@ -173,8 +174,8 @@ struct nffi__hook_counts {
     uint64_t calls;             /* hook.c: every hook call */
     uint64_t matches;           /* hook.c: line events that passed the bitmap */
     uint64_t errors;            /* hook.c: callback errors dropped */
-    uint64_t resumes;           /* hook.c: resumes the call hook looked into */
-    uint64_t repeats;           /* hook_repeat.c */
+    uint64_t resumes;           /* hook_resume.c: resumes the call hook looked into */
+    uint64_t repeats;           /* hook.c: line events hook_repeat.c calls repeats */
     uint64_t muted;             /* hook_mute.c */
     uint64_t watch_entries;     /* hook_watch.c: traps that put the hook back */
     uint64_t watch_checks;      /* hook_watch.c */
