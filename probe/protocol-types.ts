@@ -6,30 +6,37 @@ export const PROTOCOL_VERSION = '0.1';
 /** The link between the probe and the agent inside one worker (length-prefixed JSON frames over the probe's unix socket). Front ends never call it. */
 export namespace Agent {
   export interface Versions {
+    /** nginx version, e.g. 1.22.1 */
     nginx: string;
+    /** lua-nginx-module version, e.g. 0.10.23 */
     ngx_lua: string;
+    /** jit.version, e.g. LuaJIT 2.1.0-beta3 */
     luajit: string;
+    /** the agent's version (nffi.inspect._VERSION) */
     agent: string;
   }
   export interface JitState {
+    /** jit.status(): the JIT compiler is on in this worker */
     enabled: boolean;
     /** jit.status() flags, e.g. SSE2, fold, cse */
     flags: string[];
   }
   /** How one request method's walks held the event loop. */
   export interface MethodStats {
+    /** requests of this method served */
     requests: number;
+    /** slices its walks were cut into (each held the event loop once) */
     slices: number;
     /** > 0: a request was cut into several slices (sends of its answer count as slice boundaries too) */
     yields: number;
-    /** wall time */
+    /** the longest slice, ms of wall time */
     max_slice_ms: number;
-    /** CPU time of the worker thread */
+    /** the longest slice, ms of CPU time of the worker thread */
     max_slice_cpu_ms: number;
   }
   /** The C hook of native/src/hook.c (breakpoints.native in Agent.getStats), since the worker started unless said otherwise. */
   export interface NativeHookStats {
-    /** hook calls */
+    /** hook calls: line events and others */
     calls: number;
     /** line events on a breakpointed line */
     matches: number;
@@ -41,7 +48,9 @@ export namespace Agent {
     gated: boolean;
     /** coroutines counted inside armed functions; -1: lines forced on */
     inside: number;
+    /** coroutine resumes the call hook looked into */
     resumes: number;
+    /** repeated line events dropped (a line reported again after a call returns or a resume: no new execution) */
     repeats: number;
     /** the fast path check: 0 still checking, 1 trusted, -1 not this layout */
     fast: number;
@@ -49,6 +58,7 @@ export namespace Agent {
     watching: boolean;
     /** calls that found the hook removed and put it back (watchpoint traps) */
     watch_entries: number;
+    /** watchpoint traps delivered */
     watch_traps: number;
     /** traps that came late (lines forced on until a full heap walk) */
     watch_late: number;
@@ -58,22 +68,26 @@ export namespace Agent {
     watch_ok?: boolean;
     /** objects the last heap walk visited */
     heap_objects: number;
+    /** the last heap walk, µs of worker thread CPU time */
     heap_walk_us: number;
+    /** slices the last heap walk was cut into */
     heap_slices: number;
     /** the longest heap walk slice, in worker thread CPU time */
     heap_slice_max_us: number;
-    /** self-checks that traps are delivered in this worker (newer agents) */
+    /** self-checks run that traps are delivered in this worker (newer agents) */
     watch_checks?: number;
-    /** time spent in those self-checks (newer agents) */
+    /** the last self-check, µs of wall time (newer agents) */
     watch_check_us?: number;
     /** hits dropped in C past the rate or count limit (newer agents) */
     muted?: number;
   }
   /** Task breakpoints (ffi:RUNTIME.METHOD). */
   export interface TaskBreakpointStats {
+    /** task breakpoints set (armed, or waiting for the application to load the nffi binding) */
     armed: number;
-    /** task hook calls */
+    /** task hook calls that matched a task breakpoint (enqueue and resume each count) */
     calls: number;
+    /** hits that passed their condition (reported or dropped) */
     hits: number;
     /** the nffi binding's task hook is installed */
     hook: boolean;
@@ -82,14 +96,17 @@ export namespace Agent {
   export interface JitStats {
     /** prototypes with the JIT turned off */
     off: number;
+    /** flushes asked for (full and per trace) */
     flushes: number;
+    /** jit.flush() of every trace (a scan that could not tell which traces inline an armed function) */
     full_flushes: number;
+    /** root traces flushed one at a time */
     trace_flushes: number;
     /** trace aborts recorded while a breakpoint was armed */
     aborts: number;
     /** prototypes whose JIT state was restored */
     restored: number;
-    /** the last trace scan */
+    /** the last trace scan, µs of CPU time */
     scan_us: number;
     /** traces the last scan looked at */
     scan_traces?: number;
@@ -102,18 +119,21 @@ export namespace Agent {
     mode?: Debugger.BreakpointMode;
     /** absent when libnffi's hook is not loaded */
     native?: NativeHookStats;
-    /** calls of the Lua hook */
+    /** calls of the Lua hook (the C hook counts its own: native.calls) */
     hook_calls: number;
+    /** hits of line breakpoints that passed their condition (reported or dropped) */
     hits: number;
-    /** hits dropped because the ring was full */
+    /** hits dropped because the ring of hits waiting for the writer was full */
     ring_drops: number;
     /** a debug hook is installed now */
     hook: boolean;
     /** which hook, while one is installed */
     hook_kind?: "c" | "lua";
+    /** line breakpoints armed */
     armed: number;
     /** breakpoints waiting for their file to load */
     pending: number;
+    /** turns of the light thread that ships hits and breakpoint events */
     writer_loops: number;
     tasks: TaskBreakpointStats;
     jit: JitStats;
@@ -146,6 +166,7 @@ export namespace Agent {
     max_slice_ms: number;
     /** CPU time of the worker thread */
     max_slice_cpu_ms: number;
+    /** slices of all the agent's walks since the worker started */
     slices: number;
     /** request method name -> its slices */
     methods: Record<string, MethodStats>;
@@ -157,9 +178,11 @@ export namespace Agent {
   export interface HelloEvent {
     /** The token from the attach file. */
     token: string;
+    /** the worker's pid */
     pid: number;
-    /** ngx.worker.id() */
+    /** ngx.worker.id(); -1 when nginx gives none */
     worker_id: number;
+    /** the worker's effective uid */
     uid: number;
     versions: Versions;
     jit: JitState;
@@ -216,15 +239,15 @@ export namespace Lua {
   /** A captured value, read raw (no metamethods, no __tostring). Tables are bounded (default 2 levels, 50 keys, strings 256 bytes). */
   export interface Value {
     type: "nil" | "boolean" | "number" | "string" | "table" | "function" | "thread" | "userdata" | "cdata" | "cycle" | "more";
-    /** boolean/number/string value; 'function source:line' for functions; cdata scalar value as a string */
+    /** boolean/number/string value (a number that is NaN or infinite as 'nan', 'inf', '-inf'); 'function source:line' or 'function [C]' for functions; the coroutine id (as Lua.Coroutine.id) for threads; a cdata scalar's value or a pointer's address as a string */
     value?: unknown;
     /** cdata type */
     ctype?: string;
-    /** Full string length, when truncated */
+    /** Full string length in bytes, when truncated */
     length?: number;
     /** String cut at the byte limit, or table keys/depth cut */
     truncated?: boolean;
-    /** Table id; a 'cycle' value names the table it refers back to */
+    /** Table id within one answer (t1, t2, ...); a 'cycle' value names the table it refers back to */
     ref?: string;
     entries?: Entry[];
   }
@@ -237,11 +260,16 @@ export namespace Lua {
     value: Value;
   }
   export interface StackFrame {
+    /** 0 for the top frame */
     level: number;
+    /** Name as debug.getinfo gives it, or '?' */
     function: string;
+    /** As in Frame */
     source: string;
+    /** Current line, -1 for C functions */
     line: number;
-    what: string;
+    what: "Lua" | "C" | "main" | "tail";
+    /** With locals: true; internal ones ((for ...), (*temporary)) left out */
     locals?: Variable[];
     upvalues?: Variable[];
     varargs?: Value[];
@@ -254,7 +282,9 @@ export namespace Lua {
     detail?: string;
   }
   export interface Request {
+    /** HTTP method */
     method: string;
+    /** $request_uri (with its query string), at most 1024 bytes */
     uri: string;
   }
   export interface Coroutine {
@@ -297,36 +327,86 @@ export namespace Lua {
 
 /** The nffi runtimes of one worker and their tasks. Served by the agent from the nffi instrumentation, without stopping any runtime thread. */
 export namespace FFI {
+  /** One phase of a runtime's task latencies since it started, from a histogram (quantiles within 25% above the true value, never above max). 0 everywhere while count is 0. */
   export interface Latency {
+    /** median, ms */
     p50: number;
+    /** ms */
     p99: number;
+    /** ms */
     max: number;
+    /** tasks measured */
     count: number;
   }
-  export interface RuntimeStats {
-    name: string;
-    lib: string;
-    depth: number;
-    in_flight: number;
-    enqueued: number;
-    completed: number;
-    timeouts: number;
-    rejected: number;
-    late: number;
-    max_queue: number;
-    /** queue, service, wakeup, total: each a Latency */
-    latency_ms: Record<string, unknown>;
+  /** A runtime's latencies per phase, from each task's timestamps (enqueued, polled, responded, resumed) */
+  export interface LatencySummary {
+    /** polled - enqueued: waiting in the queue */
+    queue: Latency;
+    /** responded - polled: in the runtime */
+    service: Latency;
+    /** resumed - responded: until the waiting coroutine ran again */
+    wakeup: Latency;
+    /** resumed - enqueued */
+    total: Latency;
   }
+  /** One nffi runtime of the worker (nffi.stats()); counters since the runtime started, without stopping any runtime thread */
+  export interface RuntimeStats {
+    /** opts.name given at load, else the library name (made unique in the worker) */
+    name: string;
+    /** path of the runtime library */
+    lib: string;
+    /** rt:__unload() was called */
+    unloaded: boolean;
+    /** tasks accepted by submit */
+    enqueued: number;
+    /** tasks handed to a runtime thread */
+    polled: number;
+    /** responses the runtime gave */
+    responded: number;
+    /** results taken by their waiting coroutine */
+    completed: number;
+    /** tasks abandoned by a waiter that timed out */
+    timeouts: number;
+    /** submits refused: queue full, or the runtime finished */
+    rejected: number;
+    /** responses that came after their waiter gave up */
+    late: number;
+    /** tasks in the queue now, not yet polled */
+    depth: number;
+    /** tasks polled now, not yet responded */
+    in_flight: number;
+    /** tasks allocated now and not yet released (queued, in flight, or done and not yet taken) */
+    live: number;
+    /** queue capacity (opts.max_queue) */
+    max_queue: number;
+    /** latencies per phase, ms */
+    latency_ms: LatencySummary;
+  }
+  /** A live task of an nffi runtime */
   export interface Task {
+    /** Unique in the worker, increasing in the order tasks are enqueued */
     id: number;
+    /** RuntimeStats.name of its runtime */
     runtime: string;
+    /** The method called (rt:METHOD(req)), at most 31 bytes */
     method: string;
+    /** pending: in the queue; polled: a runtime thread holds it; done: responded; ready: its result waits for the coroutine to run; abandoned: its waiter timed out */
     state: "pending" | "polled" | "done" | "ready" | "abandoned";
+    /** ms since it was enqueued */
     age_ms: number;
+    /** request bytes */
     req_len: number;
+    /** the first bytes of the request (at most 64) */
     req_preview: string;
-    /** {id, frames}: the waiting coroutine (Lua.Coroutine id) and its top frames */
-    coroutine?: Record<string, unknown>;
+    /** The coroutine waiting on it, when it is known */
+    coroutine?: TaskCoroutine;
+  }
+  /** The coroutine waiting on a task */
+  export interface TaskCoroutine {
+    /** Its Lua.Coroutine id (Lua.getStack takes it) */
+    id: number;
+    /** Its top frames (up to 3), top first */
+    frames: Lua.Frame[];
   }
   export interface GetRuntimesParams {}
   export interface GetRuntimesResult {
@@ -371,6 +451,7 @@ export namespace Debugger {
     timeout_ms?: number;
   }
   export interface Breakpoint {
+    /** Probe-chosen (setBreakpoint id), else given by the agent */
     id: number;
     spec: BreakpointSpec;
     /** pending: the file is not loaded yet */
@@ -379,7 +460,9 @@ export namespace Debugger {
     source?: string;
     /** The line it resolved to (the next line with code) */
     line?: number;
+    /** hits that passed the condition (reported or dropped) */
     hits: number;
+    /** hits not reported: over the rate, or the ring of hits full */
     dropped: number;
     /** For a breakpoint set on an original source (FILE:LINE through a source map): the original position it armed on (probe-added) */
     original?: OriginalPosition;
@@ -405,14 +488,15 @@ export namespace Debugger {
     /** resume: from the task's timestamps (none when libnffi is built without instrumentation) */
     latency_ms?: TaskLatency;
   }
+  /** One task's latencies, ms, from its timestamps */
   export interface TaskLatency {
-    /** polled - enqueued */
+    /** polled - enqueued, ms */
     queue: number;
-    /** responded - polled */
+    /** responded - polled, ms */
     service: number;
-    /** resumed - responded */
+    /** resumed - responded, ms */
     wakeup: number;
-    /** resumed - enqueued */
+    /** resumed - enqueued, ms */
     total: number;
   }
   /** A position in the original source of a generated Lua chunk (e.g. TypeScriptToLua's handler.ts), from the chunk's source map */
@@ -461,19 +545,27 @@ export namespace Debugger {
     scripts: Script[];
   }
   export interface HitEvent {
+    /** the breakpoint */
     id: number;
+    /** the worker */
     pid: number;
-    /** Unix time, seconds */
+    /** Unix time, seconds (ngx.now(): ms resolution) */
     time: number;
+    /** Chunk of the line hit; for a task breakpoint the caller of rt:method(...), or ffi:RUNTIME.METHOD when no Lua caller was found */
     source: string;
+    /** for a task breakpoint with no Lua caller: 0 */
     line: number;
+    /** Up to 20 frames, the hit frame first */
     frames: Lua.Frame[];
-    /** name -> Lua.Value */
-    locals?: Record<string, unknown>;
-    upvalues?: Record<string, unknown>;
+    /** name -> value of the hit frame's locals, read raw (2 levels, 50 keys, 256 string bytes, 1000 table entries for the whole hit); absent for a logpoint */
+    locals?: Record<string, Lua.Value>;
+    /** name -> value of the hit frame's upvalues, read raw (2 levels, 50 keys, 256 string bytes, 1000 table entries for the whole hit); absent for a logpoint */
+    upvalues?: Record<string, Lua.Value>;
+    /** The hit frame's varargs (none for a task breakpoint: empty); absent for a logpoint */
     varargs?: Lua.Value[];
-    /** For a logpoint, instead of locals */
+    /** For a logpoint: the rendered template, instead of locals, upvalues and varargs */
     message?: string;
+    /** The request being served; none in a timer */
     request?: Lua.Request;
     /** For a task breakpoint (ffi:RUNTIME.METHOD): the task; source, line and frames are then the caller of rt:method(...) */
     task?: TaskHit;
@@ -491,19 +583,21 @@ export namespace Debugger {
   }
   export interface RemovedEvent {
     id: number;
-    /** count, timeout, deleted, error, detach */
+    /** count (its count reached), timeout, deleted (removeBreakpoint), error (its condition or log template failed: see the error event); the probe adds 'worker detached: ...' when a worker lets go */
     reason: string;
     /** The worker, added by the probe on serve's sockets; none: the breakpoint left the probe's set */
     pid?: number;
   }
   export interface ErrorEvent {
     id: number;
+    /** what failed: 'condition: ...', 'log: ...', or why a pending breakpoint could not be armed once its file loaded */
     message: string;
     /** The worker, added by the probe on serve's sockets (agents' own events name no pid) */
     pid?: number;
   }
   export interface DroppedEvent {
     id: number;
+    /** hits not reported since the last dropped event of this breakpoint (over the rate, or the ring full) */
     count: number;
     /** The worker, added by the probe on serve's sockets (agents' own events name no pid) */
     pid?: number;
