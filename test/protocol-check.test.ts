@@ -1,6 +1,7 @@
 // The strict message check of test/harness/protocol-check.ts (what test/descriptor.test.ts
 // holds every agent answer and event to) can fail: undeclared fields, wrong types, missing
-// fields and values outside an enum are each reported with their path.
+// fields and values outside an enum are each reported with their path, and so are declared
+// fields no message carried. And the descriptor itself leaves no field untyped.
 import { describe, expect, it } from 'vitest';
 import { loadDescriptor, type Descriptor } from '../scripts/gen-protocol-types.js';
 import { ProtocolCheck } from './harness/protocol-check.js';
@@ -66,6 +67,15 @@ describe('ProtocolCheck', () => {
     expect(check.event('A.said', [])).toEqual(['A.said params: expected an object, got array []']);
   });
 
+  it('lists the declared fields no message checked carried', () => {
+    const c = new ProtocolCheck(desc);
+    expect(c.result('A.get', { rows: [{ id: 2, state: 'pending', frames: [{ line: 1 }] }] })).toEqual([]);
+    expect(c.unsent(['A'])).toEqual(['A.Row.lat', 'A.Lat.p50', 'A.Lat.count', 'A.Row.by', 'A.Row.value', 'A.get result.more', 'A.said params.id']);
+    expect(c.result('A.get', { rows: [row], more: false })).toEqual([]);
+    expect(c.event('A.said', { id: 1 })).toEqual([]);
+    expect(c.unsent(['A'])).toEqual([]);
+  });
+
   it('finds untyped fields: bare objects, arrays without items, unknown $refs', () => {
     const loose = new ProtocolCheck({
       version: desc.version,
@@ -82,5 +92,12 @@ describe('ProtocolCheck', () => {
       'C.e params.m{}: an object with neither properties nor additionalProperties',
     ]);
     expect(check.untyped(['A', 'B'])).toEqual([]);
+  });
+});
+
+describe('probe/protocol.json', () => {
+  it('types every field of every domain: no bare object, no array without items, every $ref resolves', () => {
+    const d = loadDescriptor();
+    expect(new ProtocolCheck(d).untyped(d.domains.map((x) => x.domain))).toEqual([]);
   });
 });

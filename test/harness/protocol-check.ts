@@ -2,13 +2,17 @@
 // every field that is not optional is there, each value has its declared type (integers are
 // whole, strings are in their enum), recursively through $ref, items and map values. Pure: a
 // descriptor in, a list of problems out ("FFI.getRuntimes result.runtimes[0].live: not
-// declared"); an empty list is a message the descriptor describes.
+// declared"); an empty list is a message the descriptor describes. It also notes each declared
+// field it met ("FFI.RuntimeStats.live"), so a caller can list the declared fields no message
+// carried (unsent(): a field declared under a name the sender never uses).
 import type { Descriptor, Domain, Prop } from '../../scripts/gen-protocol-types.js';
 
 export type Kind = 'result' | 'event';
 
 export class ProtocolCheck {
   private readonly domains = new Map<string, Domain>();
+  /** Declared fields met in the messages checked so far: "Domain.Type.field", "Domain.method result.field". */
+  readonly seen = new Set<string>();
 
   constructor(desc: Descriptor) {
     for (const d of desc.domains) this.domains.set(d.domain, d);
@@ -24,11 +28,36 @@ export class ProtocolCheck {
     return this.message('event', method, params);
   }
 
-  /** Problems of `value` against one declared field or type (domain: where `prop` is declared). */
-  value(value: unknown, prop: Prop, domain: string, path: string): string[] {
-    const out: string[] = [];
-    this.check(value, prop, domain, path, out);
-    return out;
+  /**
+   * The fields the results of the commands and the params of the events of `domains` can carry
+   * (following $ref, items and map values into other domains' types), that no message checked
+   * so far carried.
+   */
+  unsent(domains: string[]): string[] {
+    const all = new Set<string>();
+    const visited = new Set<string>();
+    const walk = (p: Prop, domain: string, owner: string): void => {
+      if (p.$ref) {
+        const r = this.resolve(p.$ref, domain);
+        const key = r && `${r.domain}.${r.prop.id}`;
+        if (!r || visited.has(key!)) return;
+        visited.add(key!);
+        walk(r.prop, r.domain, key!);
+        return;
+      }
+      if (p.items) walk(p.items, domain, owner);
+      if (p.additionalProperties) walk(p.additionalProperties, domain, owner);
+      for (const q of p.properties ?? []) {
+        all.add(`${owner}.${q.name}`);
+        walk(q, domain, `${owner}.${q.name}`);
+      }
+    };
+    for (const name of domains) {
+      const d = this.domains.get(name);
+      for (const c of d?.commands ?? []) walk({ type: 'object', properties: c.returns ?? [] }, name, `${name}.${c.name} result`);
+      for (const e of d?.events ?? []) walk({ type: 'object', properties: e.parameters ?? [] }, name, `${name}.${e.name} params`);
+    }
+    return [...all].filter((k) => !this.seen.has(k));
   }
 
   /**
@@ -67,7 +96,8 @@ export class ProtocolCheck {
     if (!member) return [`${method}: no such ${kind === 'result' ? 'command' : 'event'} in the descriptor`];
     const props = (kind === 'result' ? member.returns : member.parameters) ?? [];
     const out: string[] = [];
-    this.object(value, props, domain, `${method} ${kind === 'result' ? 'result' : 'params'}`, out);
+    const where = `${method} ${kind === 'result' ? 'result' : 'params'}`;
+    this.object(value, props, domain, where, where, out);
     return out;
   }
 
@@ -80,11 +110,12 @@ export class ProtocolCheck {
     return t ? { prop: t, domain: dom } : undefined;
   }
 
-  private check(v: unknown, p: Prop, domain: string, path: string, out: string[]): void {
+  /** owner: the type or message whose field `p` is, or the type `p` is ("Domain.Type"). */
+  private check(v: unknown, p: Prop, domain: string, owner: string, path: string, out: string[]): void {
     if (p.$ref) {
       const r = this.resolve(p.$ref, domain);
       if (!r) out.push(`${path}: $ref ${p.$ref} names no type`);
-      else this.check(v, r.prop, r.domain, path, out);
+      else this.check(v, r.prop, r.domain, `${r.domain}.${r.prop.id}`, path, out);
       return;
     }
     const got = typeName(v);
@@ -107,13 +138,13 @@ export class ProtocolCheck {
         return;
       case 'array':
         if (got !== 'array') return bad('an array');
-        if (p.items) (v as unknown[]).forEach((x, i) => this.check(x, p.items!, domain, `${path}[${i}]`, out));
+        if (p.items) (v as unknown[]).forEach((x, i) => this.check(x, p.items!, domain, owner, `${path}[${i}]`, out));
         return;
       case 'object':
         if (got !== 'object') return bad('an object');
-        if (p.properties) this.object(v, p.properties, domain, path, out);
+        if (p.properties) this.object(v, p.properties, domain, owner, path, out);
         else if (p.additionalProperties) {
-          for (const [k, x] of Object.entries(v as object)) this.check(x, p.additionalProperties, domain, `${path}.${k}`, out);
+          for (const [k, x] of Object.entries(v as object)) this.check(x, p.additionalProperties, domain, owner, `${path}.${k}`, out);
         }
         return;
       default:
@@ -121,7 +152,7 @@ export class ProtocolCheck {
     }
   }
 
-  private object(v: unknown, props: Prop[], domain: string, path: string, out: string[]): void {
+  private object(v: unknown, props: Prop[], domain: string, owner: string, path: string, out: string[]): void {
     if (typeName(v) !== 'object') {
       out.push(`${path}: expected an object, got ${typeName(v)} ${short(v)}`);
       return;
@@ -134,7 +165,8 @@ export class ProtocolCheck {
         if (!p.optional) out.push(`${path}.${p.name}: missing (not optional)`);
         continue;
       }
-      this.check(o[p.name!], p, domain, `${path}.${p.name}`, out);
+      this.seen.add(`${owner}.${p.name}`);
+      this.check(o[p.name!], p, domain, `${owner}.${p.name}`, `${path}.${p.name}`, out);
     }
   }
 
