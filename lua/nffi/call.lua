@@ -1,0 +1,243 @@
+-- A call to a runtime of the nffi binding (init.lua): the task submitted, the
+-- calling coroutine parked on a semaphore until the pump (pump.lua) posts it,
+-- the result read; and the task hook the inspector's task breakpoints set.
+local ffi = require "ffi"
+local native = require "nffi.native"
+local pump = require "nffi.pump"
+local runtime = require "nffi.runtime"
+local semaphore = require "ngx.semaphore"
+
+local ngx = ngx
+local get_phase = ngx.get_phase
+local worker_exiting = ngx.worker.exiting
+local ngx_sleep = ngx.sleep
+local ffi_new = ffi.new
+local ffi_string = ffi.string
+local co_running = coroutine.running
+local setmetatable = setmetatable
+local tonumber = tonumber
+local type = type
+local error = error
+local pcall = pcall
+local next = next
+local start_runtime = runtime.start_runtime
+
+local consts = native.consts
+local waiting = pump.waiting
+
+local _M = { _VERSION = "0.1.0" }
+
+-- fallback wait step when the pump cannot run (worker exiting)
+local FALLBACK_STEP_S = 0.002
+
+-- phases where a coroutine may yield on a semaphore
+local yieldable = {
+    rewrite = true, server_rewrite = true, access = true, content = true,
+    timer = true, ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+}
+
+-- Coroutine tags passed to C so the inspector can name the waiting coroutine.
+local co_tag = setmetatable({}, { __mode = "k" })
+local tag_co = setmetatable({}, { __mode = "v" })
+local next_tag = 0
+
+local status_buf = ffi_new("int[1]")
+-- scratch for the task hook's latencies: filled and read with no yield between
+local info_buf = ffi_new("nffi_task_info")
+local rsp_buf = ffi_new("char *[1]")
+local rsp_len_buf = ffi_new("size_t[1]")
+
+-- Semaphores are reused only after a wait that consumed its post: a timed-out
+-- waiter's semaphore may still receive a late post, so it is dropped.
+local sema_pool = {}
+local sema_pool_n = 0
+local SEMA_POOL_MAX = 1024
+
+local function sema_get()
+    if sema_pool_n > 0 then
+        local s = sema_pool[sema_pool_n]
+        sema_pool[sema_pool_n] = nil
+        sema_pool_n = sema_pool_n - 1
+        return s
+    end
+    return semaphore.new(0)
+end
+
+local function sema_put(s)
+    if sema_pool_n < SEMA_POOL_MAX then
+        sema_pool_n = sema_pool_n + 1
+        sema_pool[sema_pool_n] = s
+    end
+end
+
+local function tag_of(co)
+    local tag = co_tag[co]
+    if not tag then
+        next_tag = next_tag + 1
+        tag = next_tag
+        co_tag[co] = tag
+        tag_co[tag] = co
+    end
+    return tag
+end
+
+-- The coroutine that waits on a task, from the tag in its snapshot.
+function _M.coroutine_of(tag)
+    return tag_co[tag]
+end
+
+local function wait_ready(C, t, id, timeout_s)
+    local sema = sema_get()
+    waiting[id] = sema
+    if pump.ensure() then
+        local ok = sema:wait(timeout_s)
+        if ok then
+            sema_put(sema)
+            return true
+        end
+        waiting[id] = nil
+        return false
+    end
+    -- no pump (the worker is exiting): drain ourselves between short sleeps
+    local left = timeout_s
+    while left > 0 do
+        pump.drain_now(C)
+        if C.nffi_task_state(t) == consts.TASK_READY then
+            waiting[id] = nil
+            return true
+        end
+        ngx_sleep(FALLBACK_STEP_S)
+        left = left - FALLBACK_STEP_S
+    end
+    waiting[id] = nil
+    return false
+end
+
+-- For the inspector (lua/nffi/inspect/): a coroutine with this function on its
+-- stack waits for the task whose id is its local `id`. Costs nothing here.
+_M._wait_ready = wait_ready
+
+-- Task breakpoints (lua/nffi/inspect/taskbp.lua): nil unless one is armed, so
+-- call() pays one upvalue test before submit and one after the result. When
+-- set, it runs in the calling coroutine under pcall and must never yield:
+--   hook("enqueue", runtime, method, req)
+--   hook("resume", runtime, method, req, ok, res, rc, err, latency_ms)
+local task_hook
+
+function _M._set_task_hook(fn)
+    if fn ~= nil and type(fn) ~= "function" then
+        error("nffi._set_task_hook: a function or nil", 2)
+    end
+    task_hook = fn
+end
+
+function _M._task_hook()
+    return task_hook
+end
+
+local MS = 1e-6
+
+-- Latencies of a READY task in ms from its stamps (nil when not instrumented).
+local function task_latency(C, t)
+    if C.nffi_task_get_info(t, info_buf) ~= 0 or info_buf.t_enqueued == 0 then
+        return nil
+    end
+    local enq, pol = tonumber(info_buf.t_enqueued), tonumber(info_buf.t_polled)
+    local rsp, res = tonumber(info_buf.t_responded), tonumber(info_buf.t_resumed)
+    return { queue = (pol - enq) * MS, service = (rsp - pol) * MS,
+             wakeup = (res - rsp) * MS, total = (res - enq) * MS }
+end
+
+-- The resume phase of a call that failed before any response (no latencies).
+local function task_failed(hook, st, method, req, err)
+    pcall(hook, "resume", st.name, method, req, false, nil, nil, err, nil)
+    return false, nil, err
+end
+
+local function call(st, method, req)
+    if st.unloaded then
+        return false, nil, "unloaded"
+    end
+    local phase = get_phase()
+    if not yieldable[phase] then
+        error("nffi: runtime '" .. st.name .. "' called in the " .. phase
+              .. " phase, which cannot yield (use rewrite/access/content or a timer)", 3)
+    end
+    if req == nil then
+        req = ""
+    elseif type(req) ~= "string" then
+        error("nffi: request must be a string, got " .. type(req), 3)
+    end
+    local ok, err = start_runtime(st)
+    if not ok then
+        return false, nil, err
+    end
+
+    local hook = task_hook
+    if hook then
+        pcall(hook, "enqueue", st.name, method, req)
+    end
+    local C = native.lib()
+    local t = C.nffi_task_submit(st.rt, method, #method, req, #req,
+                                 tag_of(co_running()), status_buf)
+    if t == nil then
+        local status = status_buf[0]
+        if status == consts.EFULL then
+            err = "queue full"
+        elseif status == consts.EFINISHED then
+            err = "unloaded"
+        else
+            err = "submit failed: " .. tonumber(status)
+        end
+        hook = task_hook
+        if hook then
+            return task_failed(hook, st, method, req, err)
+        end
+        return false, nil, err
+    end
+
+    -- spin only when nobody else waits: then the event loop has no other task
+    -- completion to serve, and a short busy-wait beats two thread wake-ups
+    if not (st.spin_ns > 0 and next(waiting) == nil and C.nffi_task_spin(t, st.spin_ns) == 1) then
+        local id = tonumber(C.nffi_task_id(t))
+        if not wait_ready(C, t, id, st.timeout_s) then
+            C.nffi_task_abandon(t)
+            if worker_exiting() then
+                -- the pump may be idle waiting for this task: let it re-check
+                C.nffi_wake_kick()
+            end
+            hook = task_hook
+            if hook then
+                return task_failed(hook, st, method, req, "timeout")
+            end
+            return false, nil, "timeout"
+        end
+    end
+
+    local rc = C.nffi_task_result(t, rsp_buf, rsp_len_buf)
+    local res
+    if rsp_buf[0] ~= nil then
+        res = ffi_string(rsp_buf[0], rsp_len_buf[0])
+    end
+    hook = task_hook
+    if hook then
+        local lat = task_latency(C, t)
+        C.nffi_task_release(t)
+        rc = tonumber(rc)
+        if rc == 0 then
+            pcall(hook, "resume", st.name, method, req, true, res, 0, nil, lat)
+            return true, res
+        end
+        pcall(hook, "resume", st.name, method, req, false, res, rc, res, lat)
+        return false, rc, res
+    end
+    C.nffi_task_release(t)
+    if rc == 0 then
+        return true, res
+    end
+    return false, tonumber(rc), res
+end
+-- The inspector finds the caller of rt:method(...) as the frame above this one.
+_M._call = call
+
+return _M

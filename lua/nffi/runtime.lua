@@ -1,0 +1,134 @@
+-- The runtimes of the nffi binding (init.lua) in this worker: where each is
+-- kept (by "lib&cfg", in load order, and its private state), how its library
+-- is found and opened, and its start in the worker on first use.
+local ffi = require "ffi"
+local native = require "nffi.native"
+
+local ngx = ngx
+local get_phase = ngx.get_phase
+local worker_pid = ngx.worker.pid
+local ffi_new = ffi.new
+local ffi_load = ffi.load
+local setmetatable = setmetatable
+local tonumber = tonumber
+local tostring = tostring
+local pcall = pcall
+local ipairs = ipairs
+local str_find = string.find
+local str_gmatch = string.gmatch
+local str_match = string.match
+local package = package
+
+local _M = { _VERSION = "0.1.0" }
+
+local runtimes = {}       -- key "lib&cfg" -> runtime object
+local runtime_list = {}   -- in load order, for stats
+local state_of = setmetatable({}, { __mode = "k" })  -- runtime object -> private state
+_M.runtimes, _M.list, _M.state_of = runtimes, runtime_list, state_of
+
+local function lib_candidates(lib)
+    if str_find(lib, "/", 1, true) then
+        return { lib }
+    end
+    local names = { "lib" .. lib .. ".so", lib .. ".so", lib }
+    local dirs = { native.examples_dir }
+    for tmpl in str_gmatch(package.cpath, "[^;]+") do
+        local dir = str_match(tmpl, "^(.*)/[^/]*%?[^/]*$")
+        if dir then
+            dirs[#dirs + 1] = dir
+        end
+    end
+    local out = {}
+    for _, dir in ipairs(dirs) do
+        for _, name in ipairs(names) do
+            out[#out + 1] = dir .. "/" .. name
+        end
+    end
+    return out
+end
+
+-- Like lua-resty-ffi: a path, or a name searched in our examples dir and the
+-- package.cpath dirs before the dynamic linker's own search.
+local function open_library(lib, is_global)
+    for _, path in ipairs(lib_candidates(lib)) do
+        if native.exists(path) then
+            local ok, handle = pcall(ffi_load, path, is_global)
+            if not ok then
+                return nil, handle
+            end
+            return handle, path
+        end
+    end
+    local ok, handle = pcall(ffi_load, lib, is_global)
+    if not ok then
+        return nil, "cannot load runtime library '" .. lib .. "': " .. tostring(handle)
+    end
+    return handle, lib
+end
+
+local function find_init(handle)
+    for _, sym in ipairs({ "libffi_init", "lib_nonblocking_ffi_init" }) do
+        local ok, fn = pcall(function() return handle[sym] end)
+        if ok and fn then
+            return fn
+        end
+    end
+    return nil
+end
+
+-- Threads of the runtime library start here, in the worker, never in the
+-- master: init_by_lua runs before fork and threads do not survive it.
+local function start_runtime(st)
+    if st.rt and st.pid == worker_pid() then
+        return true
+    end
+    if get_phase() == "init" then
+        return nil, "runtime not started yet: it starts in the worker on first use"
+    end
+    local C = native.lib()
+    local rt = C.nffi_runtime_new(st.name, st.max_queue)
+    if rt == nil then
+        return nil, "out of memory"
+    end
+    if st.spin_us then
+        C.nffi_runtime_set_poll_spin(rt, st.spin_us)
+    end
+    local cfg_buf
+    if st.cfg then
+        -- a writable copy: the ABI takes char *, and runtimes may not keep it
+        cfg_buf = ffi_new("char[?]", #st.cfg + 1, st.cfg)
+    end
+    local rc = st.init(cfg_buf, rt)
+    if rc ~= 0 then
+        C.nffi_runtime_finish(rt)
+        return nil, "runtime init failed with rc " .. tonumber(rc)
+    end
+    st.rt = rt
+    st.pid = worker_pid()
+    return true
+end
+_M.open_library, _M.find_init, _M.start_runtime = open_library, find_init, start_runtime
+
+local function short_name(lib)
+    local base = str_match(lib, "([^/]+)$") or lib
+    return str_match(base, "^lib(.-)%.so") or str_match(base, "^(.-)%.so") or base
+end
+
+-- The inspector addresses runtimes by name, so names stay unique per worker.
+local function unique_name(name)
+    local taken = {}
+    for _, st in ipairs(runtime_list) do
+        taken[st.name] = true
+    end
+    if not taken[name] then
+        return name
+    end
+    local i = 2
+    while taken[name .. "#" .. i] do
+        i = i + 1
+    end
+    return name .. "#" .. i
+end
+_M.short_name, _M.unique_name = short_name, unique_name
+
+return _M
