@@ -27,8 +27,8 @@ local hook = require "nffi.inspect.bp_hook"
 local watch = require "nffi.inspect.bp_watch"
 local bparm = require "nffi.inspect.bp_arm"
 local writer = require "nffi.inspect.bp_writer"
+local hook_stats = require "nffi.inspect.hook_stats"
 
-local ffi_string = require("ffi").string
 local ngx = ngx
 local ngx_log = ngx.log
 local INFO = ngx.INFO
@@ -36,7 +36,6 @@ local debug_gethook = debug.gethook
 local type = type
 local next = next
 local tostring = tostring
-local tonumber = tonumber
 local table_concat = table.concat
 local table_sort = table.sort
 local math_floor = math.floor
@@ -212,27 +211,9 @@ function _M.get_stats()
     local lib, L = hook.c_hook(), hook.state_ptr()
     local native_hook
     if lib then
-        native_hook = { calls = tonumber(lib.nffi_hook_calls()),
-                        matches = tonumber(lib.nffi_hook_matches()),
-                        errors = tonumber(lib.nffi_hook_errors()),
-                        mask = L ~= nil and lib.nffi_hook_mask(L) or nil,
-                        gated = S.gated, inside = tonumber(lib.nffi_hook_inside()),
-                        resumes = tonumber(lib.nffi_hook_resumes()),
-                        repeats = tonumber(lib.nffi_hook_repeats()),
-                        fast = lib.nffi_hook_fast(),
-                        watching = lib.nffi_hook_watching() == 1,
-                        watch_entries = tonumber(lib.nffi_hook_watch_entries()),
-                        watch_traps = tonumber(lib.nffi_watch_traps()),
-                        watch_late = tonumber(lib.nffi_watch_late_traps()),
-                        watch_reason = ffi_string(lib.nffi_hook_watch_reason()),
-                        watch_ok = lib.nffi_hook_watch_ok() == 1,
-                        muted = tonumber(lib.nffi_hook_muted()),
-                        watch_checks = tonumber(lib.nffi_hook_watch_checks()),
-                        watch_check_us = tonumber(lib.nffi_hook_watch_check_us()),
-                        heap_objects = tonumber(lib.nffi_hook_heap_objects()),
-                        heap_walk_us = tonumber(lib.nffi_hook_heap_walk_us()),
-                        heap_slices = tonumber(lib.nffi_hook_heap_slices()),
-                        heap_slice_max_us = tonumber(lib.nffi_hook_heap_slice_max_us()) }
+        -- the library's part in one nffi_hook_get_stats call; gated is ours
+        native_hook = hook_stats.read(lib, L)
+        native_hook.gated = S.gated
     end
     return { native = native_hook, mode = mode_of(false),
              hook_calls = stats.hook_calls, hits = stats.hits,
