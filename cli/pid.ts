@@ -1,7 +1,8 @@
-// Shared bits of the commands that talk to workers: the PID argument, --run-dir, a session
-// held for the duration of one command, JSON output.
+// Shared bits of the commands that talk to workers: the PID argument, --run-dir, a client held
+// for the duration of one command (client/connect.ts decides which), JSON output.
 import type { Command } from 'commander';
-import { Session, type SessionOptions } from '../probe/session.js';
+import type { ProbeClient } from '../client/client.js';
+import { withClient as connected, type ConnectOptions } from '../client/connect.js';
 import { UsageError } from './errors.js';
 import { jsonText } from './format/escape.js';
 
@@ -25,18 +26,13 @@ export function withProbeOptions(cmd: Command): Command {
   return cmd.option('--run-dir <dir>', 'run directory shared with the agent (default /tmp/nffi-inspect.<uid>)');
 }
 
-export function sessionOptions(opts: ProbeOptions): SessionOptions {
+export function clientOptions(opts: ProbeOptions): ConnectOptions {
   return opts.runDir ? { runDir: opts.runDir } : {};
 }
 
-/** Attach, run `fn`, detach — also when `fn` throws. */
-export async function withSession<T>(pid: number, opts: ProbeOptions, fn: (s: Session) => Promise<T>): Promise<T> {
-  const session = await Session.open(pid, sessionOptions(opts));
-  try {
-    return await fn(session);
-  } finally {
-    await session.close();
-  }
+/** Join the serve that holds `pid` or attach in-process, run `fn`, let go — also when `fn` throws. */
+export function withClient<T>(pid: number, opts: ProbeOptions, fn: (c: ProbeClient) => Promise<T>): Promise<T> {
+  return connected(pid, clientOptions(opts), fn);
 }
 
 /** JSON to stdout; DEL, C1 and bidi characters escaped too (format/escape.ts), same data. */
@@ -44,7 +40,19 @@ export function printJson(value: unknown, pretty = true): void {
   process.stdout.write(jsonText(value, pretty ? 2 : undefined) + '\n');
 }
 
-/** An array from the agent, tolerating an empty table encoded as {} (Lua cannot tell). */
-export function list<T>(value: T[] | undefined | unknown): T[] {
-  return Array.isArray(value) ? (value as T[]) : [];
+/** Resolves on Ctrl-C (or SIGTERM), once; dispose() stops listening. */
+export function interrupted(): { promise: Promise<string>; dispose(): void } {
+  let on: (() => void) | undefined;
+  const promise = new Promise<string>((resolve) => {
+    on = () => resolve('interrupted');
+    process.once('SIGINT', on);
+    process.once('SIGTERM', on);
+  });
+  return {
+    promise,
+    dispose: () => {
+      process.off('SIGINT', on!);
+      process.off('SIGTERM', on!);
+    },
+  };
 }

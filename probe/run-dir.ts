@@ -20,6 +20,12 @@ export function defaultRunDir(uid: number): string {
   return `/tmp/nffi-inspect.${uid}`;
 }
 
+/** The run dirs where the probes of a worker running as `uid` may be found: --run-dir (when
+ * given) and that user's default one. */
+export function runDirsOf(uid: number, runDir?: string): string[] {
+  return runDir ? [runDir, defaultRunDir(uid)] : [defaultRunDir(uid)];
+}
+
 const euid = (): number => process.geteuid?.() ?? -1;
 // (libuv opens every descriptor O_CLOEXEC)
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;

@@ -1,14 +1,13 @@
-// The CLI's side of a running `serve` (found through probe/registry.ts): HTTP requests and the
-// WebSocket, over its unix socket (or TCP when it was started with --port/--host), with its
-// token in an Authorization header. A refusal or an unreachable probe is one ProbeError line.
+// The client side of a running `serve` (found through probe/registry.ts): where its WebSockets
+// are (client/remote.ts drives them with chrome-remote-interface, the token in the URL), and
+// the one HTTP request a client still makes (/json/close/<pid>, which has no WebSocket
+// method), over its unix socket (or TCP when it was started with --port/--host). A refusal or
+// an unreachable probe is one ProbeError line.
 import { request, type IncomingMessage } from 'node:http';
-import { debuglog } from 'node:util';
-import { WebSocket } from 'ws';
 import { ProbeError } from './errors.js';
 import { hostPart } from './serve-auth.js';
 import type { ServeEntry } from './registry.js';
 
-const trace = debuglog('nffi');
 const TIMEOUT_MS = 5_000;
 
 /** unix:/path or host:port, for messages. */
@@ -22,7 +21,7 @@ function connectHost(entry: ServeEntry): string {
   return h === '0.0.0.0' ? '127.0.0.1' : h === '::' ? '::1' : h;
 }
 
-function unreachable(entry: ServeEntry, err: Error): ProbeError {
+export function unreachable(entry: ServeEntry, err: Error): ProbeError {
   return new ProbeError(`cannot reach serve probe ${entry.probe_pid} at ${where(entry)}: ${err.message}`);
 }
 
@@ -68,19 +67,11 @@ export function serveHttp(entry: ServeEntry, method: string, path: string): Prom
   });
 }
 
-/** An open WebSocket to `path` (e.g. /devtools/browser). */
-export function serveSocket(entry: ServeEntry, path: string): Promise<WebSocket> {
-  const url = entry.socket ? `ws+unix:${entry.socket}:${path}` : `ws://${hostPart(connectHost(entry))}:${entry.port}${path}`;
-  const ws = new WebSocket(url, { headers: headers(entry), handshakeTimeout: TIMEOUT_MS });
-  // Errors after the handshake end in 'close', which the caller handles.
-  ws.on('error', (err) => trace('serve socket %s: %s', path, err.message));
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws));
-    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
-      res.resume();
-      ws.terminate();
-      reject(refusal(entry, res.statusCode) ?? new ProbeError(`serve probe ${entry.probe_pid} answered ${path} with HTTP ${res.statusCode}`));
-    });
-    ws.once('error', (err) => reject(unreachable(entry, err)));
-  });
+/** The WebSocket URL of `path` (e.g. /devtools/browser), token included: ws+unix:SOCKET:PATH
+ * on the unix socket (the Host header is then `localhost`), else ws://HOST:PORT/PATH. */
+export function serveWsUrl(entry: ServeEntry, path: string): string {
+  const query = `?token=${encodeURIComponent(entry.token)}`;
+  return entry.socket
+    ? `ws+unix:${entry.socket}:${path}${query}`
+    : `ws://${hostPart(connectHost(entry))}:${entry.port}${path}${query}`;
 }

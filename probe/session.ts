@@ -12,7 +12,7 @@ import { ProbeError } from './errors.js';
 import { heldMessage, holdersOf } from './holders.js';
 import { readNginxProc, workersOf, type NginxProc } from './procs.js';
 import type { Agent, Commands, Events, Target } from './protocol-types.js';
-import { defaultRunDir } from './run-dir.js';
+import { runDirsOf } from './run-dir.js';
 
 export interface SessionOptions extends AttachOptions {
   /** How often a master session looks for new workers; default 200 ms. */
@@ -62,6 +62,12 @@ export class Session {
   static async open(pid: number, opts: SessionOptions = {}): Promise<Session> {
     const root = readNginxProc(pid);
     if (!root) throw new ProbeError(`${pid} is not an nginx master or worker`, 'NOTNGINX');
+    return Session.openOn(root, opts);
+  }
+
+  /** open() for a process already read from /proc (the caller resolved the pid once). */
+  static async openOn(root: NginxProc, opts: SessionOptions = {}): Promise<Session> {
+    const pid = root.pid;
     const s = new Session(root, opts);
     const initial = root.role === 'master' ? workersOf(pid) : [root];
     if (initial.length === 0) throw new ProbeError(`nginx master ${pid} has no workers`);
@@ -205,7 +211,7 @@ export class Session {
    * it (its agent serves one at a time). undefined when no other session does, or when that
    * cannot be told. */
   private heldBy(proc: NginxProc): string | undefined {
-    const holders = holdersOf(proc.pid, this.opts.runDir ? [this.opts.runDir, defaultRunDir(proc.uid)] : [defaultRunDir(proc.uid)]);
+    const holders = holdersOf(proc.pid, runDirsOf(proc.uid, this.opts.runDir));
     return holders?.length ? heldMessage(proc.pid, holders[0]!) : undefined;
   }
 

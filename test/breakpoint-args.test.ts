@@ -3,7 +3,7 @@
 // worker, --count as a total, rejection, removal everywhere.
 import { describe, expect, it } from 'vitest';
 import { buildSpec, parseCondition, parseLocation, parseRate } from '../cli/breakpoint-args.js';
-import { formatBreakpoints } from '../cli/commands/breakpoints.js';
+import { formatBreakpoints } from '../cli/format/breakpoints.js';
 import { parseDuration } from '../cli/duration.js';
 import { UsageError } from '../cli/errors.js';
 import { clock, eventJson, formatEvent, formatHit } from '../cli/format/hit.js';

@@ -4,9 +4,9 @@
 // the mode carried from setBreakpoint answers and agent events through probe/breakpoints.ts and
 // serve's wire form.
 import { describe, expect, it } from 'vitest';
-import { workerInfo, workerMode } from '../cli/commands/workers.js';
 import { eventJson, formatEvent } from '../cli/format/hit.js';
-import { formatWorkers, modeText, readMode, type ModeView, type WorkerInfo } from '../cli/format/workers.js';
+import { formatWorkers, modeText } from '../cli/format/workers.js';
+import { readMode, workerInfo, workerMode, type ModeView, type WorkerInfo } from '../store/workers.js';
 import { fromWire, toWire } from '../probe/breakpoint-wire.js';
 import { Breakpoints, type BreakpointEvent, type BreakpointSession } from '../probe/breakpoints.js';
 import type { Agent, Debugger, Target } from '../probe/protocol-types.js';

@@ -11,8 +11,9 @@ import { formatStack } from '../cli/format/stack.js';
 import { formatTable } from '../cli/format/table.js';
 import { formatTasks, type TaskRow } from '../cli/format/tasks.js';
 import { renderValue } from '../cli/format/value.js';
-import { formatWorkers, readMode } from '../cli/format/workers.js';
+import { formatWorkers } from '../cli/format/workers.js';
 import type { Lua } from '../probe/protocol-types.js';
+import { readMode } from '../store/workers.js';
 
 describe('parseDuration', () => {
   it.each([

@@ -7,15 +7,14 @@
 // another session, no agent) or that refused the spec is named on stderr, and the command
 // removes the breakpoint and exits 1, unless --partial lets it go on with the others.
 import type { Command } from 'commander';
-import { openBreakpointHost } from '../../probe/breakpoint-host.js';
-import type { BreakpointEvent, WorkerBreakpoint } from '../../probe/breakpoints.js';
-import { whyNotReached } from '../../probe/holders.js';
-import { readNginxProc, workersOf } from '../../probe/procs.js';
+import type { BreakpointEvent } from '../../client/client.js';
+import { connect } from '../../client/connect.js';
+import { HitsView, type Followed } from '../../store/hits.js';
 import { buildSpec, DEFAULT_TIMEOUT, type SpecOptions } from '../breakpoint-args.js';
 import { CliError } from '../errors.js';
 import { jsonLine, termText, writeTerm } from '../format/escape.js';
 import { eventJson, formatEvent } from '../format/hit.js';
-import { parsePid, sessionOptions, withProbeOptions, type ProbeOptions } from '../pid.js';
+import { clientOptions, interrupted, parsePid, withProbeOptions, type ProbeOptions } from '../pid.js';
 
 interface Options extends ProbeOptions, SpecOptions {
   partial?: boolean;
@@ -23,22 +22,6 @@ interface Options extends ProbeOptions, SpecOptions {
 
 /** Beyond the deadline the probe enforces, before the command gives up waiting for it. */
 const GRACE_MS = 3_000;
-
-function interrupted(): { promise: Promise<string>; dispose(): void } {
-  let on: (() => void) | undefined;
-  const promise = new Promise<string>((resolve) => {
-    on = () => resolve('interrupted');
-    process.once('SIGINT', on);
-    process.once('SIGTERM', on);
-  });
-  return {
-    promise,
-    dispose: () => {
-      process.off('SIGINT', on!);
-      process.off('SIGTERM', on!);
-    },
-  };
-}
 
 function printer(json: boolean): (e: BreakpointEvent) => void {
   return (e) => {
@@ -52,19 +35,26 @@ function printer(json: boolean): (e: BreakpointEvent) => void {
   };
 }
 
-/** The workers of `pid` (a master: all of its serving workers) the breakpoint is not on: not
- * attached at all (with why), or refused (their error event was printed already). */
-function missing(pid: number, workers: WorkerBreakpoint[], runDir?: string): { pid: number; why?: string }[] {
-  const proc = readNginxProc(pid);
-  const expected = proc?.role === 'master' ? workersOf(pid).map((w) => w.pid) : [pid];
-  const seen = new Map(workers.map((w) => [w.pid, w]));
-  const out: { pid: number; why?: string }[] = [];
-  for (const p of expected.sort((a, b) => a - b)) {
-    const w = seen.get(p);
-    if (!w) out.push({ pid: p, why: whyNotReached(p, runDir ? [runDir] : []) });
-    else if (w.state === 'failed') out.push({ pid: p });
+/** Name each worker the breakpoint did not reach; without --partial, take it off the others. */
+async function checkReach(bp: Followed, hits: HitsView, opts: Options): Promise<void> {
+  for (const m of bp.unreached.filter((x) => x.why)) {
+    if (opts.json) process.stdout.write(jsonLine({ event: 'error', id: bp.id, pid: m.pid, message: m.why }) + '\n');
+    process.stderr.write(termText(`nffi-inspect: bp ${bp.id} not set on worker ${m.pid}: ${m.why}`) + '\n');
   }
-  return out;
+  if (bp.unreached.length === 0 || opts.partial) return;
+  await hits.remove(bp.id);
+  const pids = bp.unreached.map((m) => m.pid);
+  throw new CliError(`bp ${bp.id} removed: not set on ${pids.length === 1 ? 'worker' : 'workers'} ${pids.join(', ')} (--partial goes on with the others)`);
+}
+
+/** What the end of the breakpoint means for the exit status and the last line. */
+function finish(id: number, why: string, hits: number, json: boolean): void {
+  const n = `${hits} hit${hits === 1 ? '' : 's'}`;
+  if (why === 'serve probe gone') throw new CliError(`bp ${id}: the serve probe went away`);
+  // The session ended under it: no worker is left to hit it, and none will come.
+  if (/ exited$| is shutting down$/.test(why)) throw new CliError(`bp ${id} ended after ${n}: ${why}`);
+  if (why === 'error') throw new CliError(`bp ${id} removed: its condition or log template failed in every worker`);
+  if (!json) writeTerm(`bp ${id} ended (${why}) after ${n}\n`);
 }
 
 export function registerBreakpoint(program: Command): void {
@@ -83,52 +73,24 @@ export function registerBreakpoint(program: Command): void {
     .action(async (pidText: string, location: string, words: string[], opts: Options) => {
       const pid = parsePid(pidText);
       const spec = buildSpec(location, words ?? [], opts);
-      const print = printer(Boolean(opts.json));
-      const host = await openBreakpointHost(pid, sessionOptions(opts));
+      const client = await connect(pid, clientOptions(opts));
+      const hits = new HitsView(client);
       const stop = interrupted();
       let timer: NodeJS.Timeout | undefined;
       try {
-        let id: number | undefined;
-        let hits = 0;
-        const early: BreakpointEvent[] = [];
-        let end!: (reason: string) => void;
-        const ended = new Promise<string>((resolve) => (end = resolve));
-        const onEvent = (e: BreakpointEvent): void => {
-          if (id === undefined) return void early.push(e);
-          if (e.id !== id) return;
-          if (e.event === 'hit') hits++;
-          if (e.event === 'ended') return end(e.reason);
-          print(e);
-        };
-        host.onEvent(onEvent);
-        let workers: WorkerBreakpoint[];
-        try {
-          ({ id, workers } = await host.set(spec));
-        } catch (err) {
-          throw new CliError(`${location}: ${(err as Error).message}`);
-        }
-        early.splice(0).forEach(onEvent);
-        const lost = missing(pid, workers, opts.runDir);
-        for (const m of lost.filter((x) => x.why)) {
-          if (opts.json) process.stdout.write(jsonLine({ event: 'error', id, pid: m.pid, message: m.why }) + '\n');
-          process.stderr.write(termText(`nffi-inspect: bp ${id} not set on worker ${m.pid}: ${m.why}`) + '\n');
-        }
-        if (lost.length && !opts.partial) {
-          await host.remove(id);
-          throw new CliError(`bp ${id} removed: not set on ${lost.length === 1 ? 'worker' : 'workers'} ${lost.map((m) => m.pid).join(', ')} (--partial goes on with the others)`);
-        }
-        timer = setTimeout(() => end('timeout'), spec.timeout_ms! + GRACE_MS);
-        const why = await Promise.race([ended, stop.promise]);
-        await host.remove(id);
-        if (why === 'serve probe gone') throw new CliError(`bp ${id}: the serve probe went away`);
-        // The session ended under it: no worker is left to hit it, and none will come.
-        if (/ exited$| is shutting down$/.test(why)) throw new CliError(`bp ${id} ended after ${hits} hit${hits === 1 ? '' : 's'}: ${why}`);
-        if (why === 'error') throw new CliError(`bp ${id} removed: its condition or log template failed in every worker`);
-        if (!opts.json) writeTerm(`bp ${id} ended (${why}) after ${hits} hit${hits === 1 ? '' : 's'}\n`);
+        const bp = await hits.set(spec, printer(Boolean(opts.json))).catch((err: Error & { code?: string }) => {
+          throw err.code === 'ELSEWHERE' ? err : new CliError(`${location}: ${err.message}`);
+        });
+        await checkReach(bp, hits, opts);
+        const deadline = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('timeout'), spec.timeout_ms! + GRACE_MS)));
+        const why = await Promise.race([hits.ended(bp.id), stop.promise, deadline]);
+        await hits.remove(bp.id);
+        finish(bp.id, why, hits.get(bp.id)?.hits ?? 0, Boolean(opts.json));
       } finally {
         if (timer) clearTimeout(timer);
         stop.dispose();
-        await host.close();
+        hits.dispose();
+        await client.close();
       }
     });
 }

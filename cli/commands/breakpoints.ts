@@ -3,26 +3,23 @@
 // commands keep theirs to themselves and remove them when they exit, so with no serve probe
 // there is nothing to list ("no breakpoints", exit 0) and nothing to delete (exit 1).
 import type { Command } from 'commander';
-import { deleteServeBreakpoint, findServe, listServeBreakpoints, type ListedBreakpoint } from '../../probe/breakpoint-host.js';
+import type { ListedBreakpoint } from '../../client/client.js';
+import { joinServe } from '../../client/connect.js';
+import type { RemoteClient } from '../../client/remote.js';
 import { CliError } from '../errors.js';
+import { formatBreakpoints } from '../format/breakpoints.js';
 import { writeTerm } from '../format/escape.js';
-import { describeSpec } from '../format/hit.js';
-import { formatTable } from '../format/table.js';
-import { parseCount, parsePid, printJson, withProbeOptions, type ProbeOptions } from '../pid.js';
+import { clientOptions, parseCount, parsePid, printJson, withProbeOptions, type ProbeOptions } from '../pid.js';
 
-function states(b: ListedBreakpoint): string {
-  const n = new Map<string, number>();
-  for (const w of b.workers) n.set(w.state, (n.get(w.state) ?? 0) + 1);
-  return [...n].map(([s, k]) => `${s} ${k}`).join(', ') || '-';
-}
-
-export function formatBreakpoints(list: ListedBreakpoint[]): string {
-  if (list.length === 0) return 'no breakpoints';
-  return formatTable(['id', 'location', 'condition', 'hits', 'drops', 'workers'], list.map((b) => {
-    const { location, condition } = describeSpec(b.spec);
-    const at = b.line !== undefined && b.line !== b.spec.line ? `${location} (line ${b.line})` : location;
-    return [String(b.id), at, condition, String(b.hits), String(b.dropped), states(b)];
-  }));
+/** `fn` on the serve that holds `pid`, or `none` when no serve does. */
+async function onServe<T>(pid: number, opts: ProbeOptions, fn: (c: RemoteClient) => Promise<T>, none: () => T): Promise<T> {
+  const serve = await joinServe(pid, clientOptions(opts));
+  if (!serve) return none();
+  try {
+    return await fn(serve);
+  } finally {
+    await serve.close();
+  }
 }
 
 export function registerBreakpoints(program: Command): void {
@@ -33,11 +30,11 @@ export function registerBreakpoints(program: Command): void {
     .option('--json', 'print JSON'))
     .action(async (pidText: string, opts: ProbeOptions) => {
       const pid = parsePid(pidText);
-      const entry = findServe(pid);
-      const list = entry ? await listServeBreakpoints(entry) : [];
-      if (opts.json) return printJson({ pid, serve: entry?.probe_pid ?? null, breakpoints: list });
-      const note = entry ? '' : ` (no serve probe holds ${pid})`;
-      writeTerm((list.length ? formatBreakpoints(list) : `no breakpoints${note}`) + '\n');
+      const found = await onServe(pid, opts, async (s) => ({ serve: s.probePid as number | null, list: await s.listBreakpoints() }),
+        () => ({ serve: null, list: [] as ListedBreakpoint[] }));
+      if (opts.json) return printJson({ pid, serve: found.serve, breakpoints: found.list });
+      const note = found.serve === null ? ` (no serve probe holds ${pid})` : '';
+      writeTerm((found.list.length ? formatBreakpoints(found.list) : `no breakpoints${note}`) + '\n');
     });
 
   withProbeOptions(program
@@ -48,9 +45,11 @@ export function registerBreakpoints(program: Command): void {
     .action(async (pidText: string, idText: string, opts: ProbeOptions) => {
       const pid = parsePid(pidText);
       const id = parseCount(idText, 'breakpoint id');
-      const entry = findServe(pid);
-      if (!entry) throw new CliError(`no breakpoint ${id}: no serve probe holds ${pid}`);
-      if (!(await deleteServeBreakpoint(entry, id))) throw new CliError(`no breakpoint ${id} in serve probe ${entry.probe_pid}`);
+      await onServe(pid, opts, async (s) => {
+        if (!(await s.removeBreakpoint(id))) throw new CliError(`no breakpoint ${id} in serve probe ${s.probePid}`);
+      }, () => {
+        throw new CliError(`no breakpoint ${id}: no serve probe holds ${pid}`);
+      });
       process.stdout.write(`deleted bp ${id}\n`);
     });
 }

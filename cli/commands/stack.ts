@@ -1,10 +1,11 @@
 // `nffi-inspect stack PID CO [--locals] [--json]`: the stack of one coroutine of one worker.
 import type { Command } from 'commander';
-import { readNginxProc, workersOf } from '../../probe/procs.js';
+import { workersIfMaster } from '../../client/host.js';
+import { StackView } from '../../store/stack.js';
 import { UsageError } from '../errors.js';
 import { writeTerm } from '../format/escape.js';
 import { formatStack } from '../format/stack.js';
-import { list, parseCount, parsePid, printJson, withProbeOptions, withSession, type ProbeOptions } from '../pid.js';
+import { parseCount, parsePid, printJson, withClient, withProbeOptions, type ProbeOptions } from '../pid.js';
 
 interface Options extends ProbeOptions {
   locals?: boolean;
@@ -21,15 +22,10 @@ export function registerStack(program: Command): void {
     .action(async (pidText: string, coText: string, opts: Options) => {
       const pid = parsePid(pidText);
       const co = parseCount(coText, 'coroutine id');
-      const proc = readNginxProc(pid);
-      if (proc?.role === 'master') {
-        const pids = workersOf(pid).map((w) => w.pid).join(', ');
-        throw new UsageError(`stack needs a worker pid (coroutine ids are per worker); workers of ${pid}: ${pids}`);
-      }
-      const result = await withSession(pid, opts, (s) =>
-        s.call(pid, 'Lua.getStack', { coroutine: co, locals: Boolean(opts.locals) }));
-      const request = result.request ?? null;
-      if (opts.json) printJson({ pid, coroutine: co, request, frames: list(result.frames) });
-      else writeTerm(formatStack(list(result.frames), undefined, request) + '\n');
+      const workers = workersIfMaster(pid);
+      if (workers) throw new UsageError(`stack needs a worker pid (coroutine ids are per worker); workers of ${pid}: ${workers.join(', ')}`);
+      const stack = await withClient(pid, opts, (c) => new StackView(c).load(pid, co, { locals: opts.locals }));
+      if (opts.json) printJson(stack);
+      else writeTerm(formatStack(stack.frames, undefined, stack.request) + '\n');
     });
 }

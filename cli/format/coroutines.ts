@@ -1,20 +1,10 @@
 // Coroutines of each worker as one table: id, kind, state, what it waits on, request, top frame.
 import type { Lua } from '../../probe/protocol-types.js';
+import type { FrameBrief, WorkerCoroutines } from '../../store/coroutines.js';
 import { termText } from './escape.js';
 import { formatTable } from './table.js';
 
-export interface FrameBrief { function: string; source: string; line: number }
-
-export interface CoroutineRow {
-  id: number;
-  kind: string;
-  state: string;
-  wait: Lua.Wait | null;
-  frames: FrameBrief[];
-  request: Lua.Request | null;
-}
-
-export interface WorkerCoroutines { pid: number; coroutines: CoroutineRow[]; error?: string }
+export type { CoroutineRow, FrameBrief, WorkerCoroutines } from '../../store/coroutines.js';
 
 export function where(f: FrameBrief | undefined): string {
   if (!f) return '-';

@@ -2,12 +2,13 @@
 // `[hit bp 1] pid 4243 app/handler.lua:42 12:00:01.123 GET /items` then the frames, with the
 // locals, upvalues and varargs of the breakpoint frame under #0 (as `stack --locals` shows them);
 // a logpoint hit is the header followed by its message, on one line.
-import type { BreakpointEvent } from '../../probe/breakpoints.js';
+import type { BreakpointEvent } from '../../client/client.js';
 import type { Debugger, Lua } from '../../probe/protocol-types.js';
+import { readMode } from '../../store/workers.js';
 import { termText } from './escape.js';
 import { frameLine, position } from './stack.js';
 import { renderValue } from './value.js';
-import { modeText, readMode } from './workers.js';
+import { modeText } from './workers.js';
 
 type Hit = Extract<BreakpointEvent, { event: 'hit' }>;
 

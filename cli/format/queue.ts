@@ -1,21 +1,8 @@
-// Runtime stats (as nffi.stats() reports them per worker) as aligned rows.
+// Runtime stats (as nffi.stats() reports them per worker) as aligned rows, and as --json has them.
+import { PHASES, type QueueWorker, type RuntimeRow, type WorkerStats } from '../../store/queue.js';
 import { formatTable } from './table.js';
 
-export interface Latency { p50: number; p99: number; max: number; count: number }
-
-export interface RuntimeStats {
-  name: string;
-  depth: number;
-  in_flight: number;
-  enqueued: number;
-  completed: number;
-  timeouts: number;
-  rejected: number;
-  late?: number;
-  latency_ms: { queue: Latency; service: Latency; wakeup: Latency; total: Latency };
-}
-
-export interface WorkerStats { pid: number; runtimes: RuntimeStats[] }
+export type { WorkerStats } from '../../store/queue.js';
 
 const HEADER = ['worker', 'runtime', 'depth', 'in flight', 'enqueued', 'completed',
   'timeouts', 'rejected', 'p50 ms', 'p99 ms', 'queue p99', 'service p99', 'wakeup p99'];
@@ -39,4 +26,17 @@ export function formatQueue(workers: WorkerStats[]): string {
   const rows = queueRows(workers);
   if (rows.length === 0) return '(no nffi runtime started in any worker yet)';
   return formatTable(HEADER, rows);
+}
+
+/** A runtime as --json prints it: the counters and the p50/p99 of each latency phase. */
+function jsonRuntime(r: RuntimeRow) {
+  const lat = Object.fromEntries(PHASES.map((p) => [p, { p50: r.latency_ms[p].p50, p99: r.latency_ms[p].p99 }]));
+  return {
+    name: r.name, depth: r.depth, in_flight: r.in_flight, enqueued: r.enqueued, completed: r.completed,
+    timeouts: r.timeouts, rejected: r.rejected, latency_ms: lat,
+  };
+}
+
+export function queueJson(workers: QueueWorker[]): { workers: unknown[] } {
+  return { workers: workers.map((w) => ({ pid: w.pid, runtimes: w.runtimes.map(jsonRuntime), ...(w.error ? { error: w.error } : {}) })) };
 }

@@ -1,22 +1,11 @@
 // Pending nffi tasks as a table, then the Lua stack of each waiting coroutine.
-import { where, type FrameBrief } from './coroutines.js';
+import type { WorkerTasks } from '../../store/tasks.js';
+import { where } from './coroutines.js';
 import { termText } from './escape.js';
 import { frameLine } from './stack.js';
 import { formatTable } from './table.js';
 
-export interface TaskRow {
-  id: number;
-  runtime: string;
-  method: string;
-  state: string;
-  age_ms: number;
-  req_len: number;
-  req_preview: string;
-  coroutine: { id: number; frames: FrameBrief[] } | null;
-}
-
-/** total: matching tasks in the worker; truncated: more follow the last one listed. */
-export interface WorkerTasks { pid: number; tasks: TaskRow[]; total: number; truncated: boolean; error?: string }
+export type { TaskRow, WorkerTasks } from '../../store/tasks.js';
 
 const HEADER = ['worker', 'task', 'runtime', 'method', 'state', 'age ms', 'req bytes', 'coroutine', 'waiting at'];
 

@@ -9,41 +9,9 @@
 // The table fits 80 columns; what does not fit a column (why a worker is not watching, the JIT
 // flags, why a worker is not attached) goes whole on its own line under it, as gdb prints its
 // warnings: cut, the errno text at the end of a reason would be lost. --json has it all too.
-import type { Agent, Debugger } from '../../probe/protocol-types.js';
+import type { ModeView, WorkerInfo } from '../../store/workers.js';
 import { termText } from './escape.js';
 import { formatTable } from './table.js';
-
-/** A breakpoint mode for output: the agent's own, or `unknown` and why. `reason` is there
- * whenever mode is not `watching` (when the agent gave one). */
-export interface ModeView {
-  mode: Debugger.BreakpointMode['mode'] | 'unknown';
-  reason?: string;
-}
-
-export interface WorkerInfo {
-  pid: number;
-  worker_id: number | null;
-  user: string | null;
-  versions: Agent.Versions | null;
-  jit: Agent.JitState | null;
-  breakpoint_mode: ModeView;
-  error?: string;
-}
-
-export const UNREPORTED = 'the agent does not report it';
-
-const MODES = new Set<string>(['watching', 'call hook', 'line hook', 'lua hook'] satisfies Debugger.BreakpointMode['mode'][]);
-
-/** The agent's mode object as given, when it is one; else `unknown` with `why` (a mode this
- * CLI does not know is named in the reason, so scripts only ever see the documented words). */
-export function readMode(raw: unknown, why = UNREPORTED): ModeView {
-  const m = raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : undefined;
-  if (!m || typeof m.mode !== 'string' || m.mode === '') return { mode: 'unknown', reason: why };
-  if (!MODES.has(m.mode)) return { mode: 'unknown', reason: `the agent reported mode ${JSON.stringify(m.mode)}` };
-  const view: ModeView = { mode: m.mode as ModeView['mode'] };
-  if (typeof m.reason === 'string' && m.reason !== '') view.reason = m.reason;
-  return view;
-}
 
 /** `watching`, `call hook: traps not delivered on this machine`, `unknown: …`. */
 export function modeText(m: ModeView): string {
