@@ -42,6 +42,12 @@ describe('fitColumns', () => {
     expect(shown(20)).toBe('id:4 state:9 frame:5');
   });
 
+  it('grows flexible columns only up to their maxWidth', () => {
+    const capped = [col('a', 4), col('b', 10, { flex: true, maxWidth: 12 }), col('c', 10, { flex: true })];
+    expect(fitColumns(capped, 40).map((f) => f.width)).toEqual([4, 12, 22]);
+    expect(fitColumns(capped.slice(0, 2), 40).map((f) => f.width)).toEqual([4, 12]);
+  });
+
   it('never exceeds the width', () => {
     for (let w = 0; w <= 120; w++) {
       const f = fitColumns(cols, w);

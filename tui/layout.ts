@@ -46,34 +46,34 @@ export interface Layout {
 interface Share { min: number; weight: number; want?: number }
 
 /**
- * `total` rows shared among items: each its minimum, then the rest by weight up to what each
- * wants, then whatever is still left by weight to all. Assumes the minimums fit.
+ * `total` rows shared among items: each its minimum, then the rest in proportion to the weights
+ * (largest remainders get the odd rows) up to what each wants, then whatever is still left the
+ * same way to all. Assumes the minimums fit.
  */
 export function distribute(total: number, items: Share[]): number[] {
   const sizes = items.map((i) => i.min);
   let left = total - sizes.reduce((a, b) => a + b, 0);
   for (const capped of [true, false]) {
+    const room = (n: number) => (capped && items[n]!.want !== undefined ? items[n]!.want! - sizes[n]! : Infinity);
     while (left > 0) {
-      const open = items.map((it, n) => n).filter((n) => !capped || items[n]!.want === undefined || sizes[n]! < items[n]!.want!);
+      const open = items.map((_, n) => n).filter((n) => room(n) > 0);
       if (open.length === 0) break;
       const weight = open.reduce((w, n) => w + items[n]!.weight, 0);
-      let given = 0;
-      for (const n of open) {
-        const room = capped && items[n]!.want !== undefined ? items[n]!.want! - sizes[n]! : Infinity;
-        const share = Math.min(room, Math.floor((left * items[n]!.weight) / weight));
-        sizes[n] = sizes[n]! + share;
-        given += share;
+      const exact = open.map((n) => Math.min(room(n), (left * items[n]!.weight) / weight));
+      const whole = exact.map(Math.floor);
+      let given = whole.reduce((a, b) => a + b, 0);
+      // The odd rows to the largest remainders (then the heavier, then the earlier pane).
+      const byRemainder = open.map((n, k) => ({ n, k, r: exact[k]! - whole[k]! }))
+        .filter((e) => e.r > 0)
+        .sort((a, b) => b.r - a.r || items[b.n]!.weight - items[a.n]!.weight || a.n - b.n);
+      for (const e of byRemainder) {
+        if (given >= left) break;
+        whole[e.k]!++;
+        given++;
       }
-      if (given === 0) {
-        // Shares rounded down to nothing: one row each, in order, while rows remain.
-        for (const n of open) {
-          if (left - given <= 0) break;
-          const room = capped && items[n]!.want !== undefined ? items[n]!.want! - sizes[n]! : Infinity;
-          if (room > 0) { sizes[n] = sizes[n]! + 1; given++; }
-        }
-        if (given === 0) break;
-      }
+      open.forEach((n, k) => { sizes[n] = sizes[n]! + whole[k]!; });
       left -= given;
+      if (given === 0) break;
     }
   }
   return sizes;

@@ -22,8 +22,10 @@ export interface Column<R> {
   elide?: Elide;
   /** 0: never dropped; 1, 2, …: dropped in decreasing order as the table narrows (default 1). */
   priority?: number;
-  /** Takes the cells left over (several flexible columns share them). */
+  /** Takes the cells left over (several flexible columns share them)… */
   flex?: boolean;
+  /** …up to this width (a sparkline gains nothing past its samples). */
+  maxWidth?: number;
   /** The text of this column for a row; `role` colours it (thresholds: style.level). */
   cell(row: R): string | Cell;
   /** The letter that sorts by this column (avoid q ? : / e H and the movement keys). */
@@ -87,13 +89,17 @@ export function fitColumns<R>(columns: Column<R>[], width: number, gap = 1): Fit
     excess -= take;
   }
 
-  // Spare cells go to the flexible columns.
-  const flex = shown.map((c, i) => (c.flex ? i : -1)).filter((i) => i >= 0);
-  if (excess < 0 && flex.length > 0) {
-    const spare = -excess;
-    flex.forEach((i, n) => {
-      widths[i] = widths[i]! + Math.floor(spare / flex.length) + (n < spare % flex.length ? 1 : 0);
-    });
+  // Spare cells go to the flexible columns, evenly, up to their maxWidth.
+  let spare = -excess;
+  for (;;) {
+    const open = shown.map((c, i) => (c.flex && widths[i]! < (c.maxWidth ?? Infinity) ? i : -1)).filter((i) => i >= 0);
+    if (spare <= 0 || open.length === 0) break;
+    const each = Math.max(1, Math.floor(spare / open.length));
+    for (const i of open) {
+      const give = Math.min(each, spare, (shown[i]!.maxWidth ?? Infinity) - widths[i]!);
+      widths[i] = widths[i]! + give;
+      spare -= give;
+    }
   }
   return shown.map((column, i) => ({ column, width: widths[i]! })).filter((f) => f.width > 0);
 }

@@ -38,5 +38,6 @@ export function scrollTo(index: number, offset: number, height: number, count: n
 export const NAV_HELP: KeyHelp[] = [
   { keys: 'j/k ↓/↑', help: 'move the selection' },
   { keys: 'g/G', help: 'first / last row' },
-  { keys: 'PgUp/PgDn', help: 'page up / down (also C-b/C-f, half: C-u/C-d)' },
+  { keys: 'PgUp/PgDn', help: 'page up / down' },
+  { keys: 'C-u/C-d', help: 'half a page up / down' },
 ];

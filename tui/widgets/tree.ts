@@ -165,8 +165,8 @@ export class Tree implements View {
 
   keyHelp(): KeyHelp[] {
     return [...NAV_HELP,
-      { keys: 'Enter/Space/→', help: 'expand (→ again: first child)' },
-      { keys: '←', help: 'collapse, or go to the parent' }];
+      { keys: 'Enter/Space/→', help: 'expand, → again: child' },
+      { keys: '←', help: 'collapse, to parent' }];
   }
 
   render(width: number, height: number, ctx: RenderContext): Line[] {
