@@ -53,19 +53,19 @@ const FG: Record<Colour, number> = {
 export interface Glyphs {
   ellipsis: string; spark: string; open: string; closed: string; leaf: string;
   vline: string; hline: string; sep: string; up: string; down: string; gutter: string;
-  tl: string; tr: string; bl: string; br: string;
+  tl: string; tr: string; bl: string; br: string; focus: string;
 }
 
 export const UNICODE_GLYPHS: Glyphs = {
   ellipsis: '…', spark: '▁▂▃▄▅▆▇█', open: '▾', closed: '▸', leaf: ' ',
   vline: '│', hline: '─', sep: ' · ', up: '↑', down: '↓', gutter: '>',
-  tl: '┌', tr: '┐', bl: '└', br: '┘',
+  tl: '┌', tr: '┐', bl: '└', br: '┘', focus: '▶',
 };
 
 export const ASCII_GLYPHS: Glyphs = {
   ellipsis: '~', spark: '_.:-=+*#', open: '-', closed: '+', leaf: ' ',
   vline: '|', hline: '-', sep: ' | ', up: '^', down: 'v', gutter: '>',
-  tl: '+', tr: '+', bl: '+', br: '+',
+  tl: '+', tr: '+', bl: '+', br: '+', focus: '>',
 };
 
 export interface Theme {
