@@ -23,6 +23,7 @@ import { repoRoot } from '../probe/repo-root.js';
 import { Listeners, type Disposer } from './client.js';
 
 const trace = debuglog('nffi');
+const WS_OPEN = 1;
 const WS_CLOSED = 3;
 /** How long close() waits for the close handshake before it drops the socket. */
 const CLOSE_WAIT_MS = 1_000;
@@ -75,8 +76,10 @@ export class CdpConnection {
       const chrome = new Chrome({ target: { webSocketDebuggerUrl: url }, protocol: protocol(), local: true }, notifier);
       const timer = setTimeout(() => {
         notifier.removeAllListeners();
-        // connected meanwhile after all: let go; else drop the half-open socket
+        // connected meanwhile after all: let go; else drop the half-open socket (whose error,
+        // "closed before the connection was established", is ours and said already)
         notifier.once('connect', () => void chrome.close());
+        notifier.on('error', (err: Error) => trace('cdp %s: after the timeout: %s', opts.label, err.message));
         chrome._ws?.terminate();
         reject(new ProbeError(`${opts.label} did not answer within ${opts.timeoutMs} ms`, 'ETIMEDOUT'));
       }, opts.timeoutMs);
@@ -117,9 +120,13 @@ export class CdpConnection {
       this.chrome.send(method, params ?? {}).then(
         (result) => settle(() => resolve(result)),
         (err: Error & { response?: { message?: string } }) => {
-          // CRI's ProtocolError carries the error answer; anything else is the socket's own
+          // CRI's ProtocolError carries the error answer; anything else is the socket's own:
+          // its close (said as the close listener says it), or an error writing to it
           const answer = err.response?.message;
-          const e = answer !== undefined ? this.fail(error, 'answer', answer) : this.fail(error, 'socket', `${method}: ${err.message}`);
+          const e = answer !== undefined ? this.fail(error, 'answer', answer)
+            : this.closedWith !== undefined || this.chrome._ws?.readyState !== WS_OPEN
+              ? this.fail(error, 'closed', `${method}: ${this.opts.label} closed the connection`)
+              : this.fail(error, 'socket', `${method}: ${err.message}`);
           settle(() => reject(e));
         },
       );
