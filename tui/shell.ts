@@ -76,6 +76,7 @@ export class Shell {
 
   constructor(private readonly opts: ShellOptions) {
     const { term } = opts;
+    if (opts.panes.length === 0) throw new Error('Shell: at least one pane');
     this.now = opts.now ?? Date.now;
     this.scheduler = new RenderScheduler({ draw: () => this.draw(), delayMs: opts.delayMs ?? 0 });
     this.status = new StatusLine({ now: this.now, onChange: () => this.update() });
@@ -254,6 +255,7 @@ export class Shell {
     }
   }
 
+  /** Stop drawing and give the surfaces back; the term stays the caller's to dispose. */
   dispose(): void {
     this.scheduler.dispose();
     this.status.dispose();
