@@ -10,7 +10,7 @@ import { RenderScheduler } from './scheduler.js';
 import { line, paint, span, type Line, type Theme } from './style.js';
 import { spread, strWidth } from './text.js';
 import type { Key, Surface, Term } from './term.js';
-import { isFilterable, type KeyHelp, type View } from './view.js';
+import { isFilterable, type KeyHelp, type PaneView } from './view.js';
 import { CommandLine, FilterPrompt, type Completer } from './widgets/prompt.js';
 import { DEFAULT_LEGEND, footerLine, HelpOverlay, type LegendEntry } from './widgets/help.js';
 import { StatusLine } from './widgets/statusline.js';
@@ -18,7 +18,7 @@ import { StatusLine } from './widgets/statusline.js';
 export interface PaneConfig {
   id: string;
   title: string;
-  view: View;
+  view: PaneView;
   /** Right side of the title bar (counts, sort, rates). */
   info?: () => string;
   weight?: number;

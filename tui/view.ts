@@ -1,5 +1,6 @@
 // The contract between the shell (layout, focus, key routing, one render per tick) and what fills
-// a pane. A view takes plain data through its own setData-style methods, never touches the screen
+// a pane (PaneView, not to be confused with store/'s View: that one holds data, this one draws it).
+// A pane view takes plain data through its own setData-style methods, never touches the screen
 // and renders itself as painted-later rows for whatever box it is given.
 import type { Line, Theme } from './style.js';
 import type { Key } from './term.js';
@@ -15,7 +16,7 @@ export interface RenderContext {
 /** One line of the help overlay and, for the first few, of the footer. */
 export interface KeyHelp { keys: string; help: string }
 
-export interface View {
+export interface PaneView {
   /** At most `height` rows for a box `width` cells wide (shorter rows are padded). */
   render(width: number, height: number, ctx: RenderContext): Line[];
   /** true if the key was used (the shell stops routing it). */

@@ -4,7 +4,7 @@
 import { fitSpans, line, span, type Line, type Role, type Span } from '../style.js';
 import { clean, fit } from '../text.js';
 import type { Key } from '../term.js';
-import type { Filter, Filterable, KeyHelp, RenderContext, View } from '../view.js';
+import type { Filter, Filterable, KeyHelp, PaneView, RenderContext } from '../view.js';
 import { cellOf, fitColumns, type Column } from './columns.js';
 import { NAV_HELP, navigate, scrollTo } from './nav.js';
 
@@ -33,7 +33,7 @@ export interface TableOptions<R> {
   now?: () => number;
 }
 
-export class Table<R> implements View, Filterable {
+export class Table<R> implements PaneView, Filterable {
   private rows: R[] = [];
   private byKey = new Map<string, R>();
   private order: string[] = [];

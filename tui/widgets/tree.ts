@@ -6,7 +6,7 @@
 import { line, span, type Line, type Role, type Span } from '../style.js';
 import { clean, strWidth, truncate } from '../text.js';
 import type { Key } from '../term.js';
-import type { KeyHelp, RenderContext, View } from '../view.js';
+import type { KeyHelp, PaneView, RenderContext } from '../view.js';
 import { NAV_HELP, navigate, scrollTo } from './nav.js';
 
 export interface TreeNode {
@@ -33,7 +33,7 @@ export interface TreeOptions {
   onSelect?: (node: TreeNode | undefined) => void;
 }
 
-export class Tree implements View {
+export class Tree implements PaneView {
   private roots: TreeNode[] = [];
   private open = new Set<string>();
   private seen = new Set<string>();
