@@ -10,7 +10,7 @@ import { clock, eventJson, formatEvent, formatHit } from '../cli/format/hit.js';
 import { fromWire, toWire } from '../probe/breakpoint-wire.js';
 import { Breakpoints, type BreakpointEvent, type BreakpointSession } from '../probe/breakpoints.js';
 import { AgentError } from '../probe/errors.js';
-import type { Debugger, Target } from '../probe/protocol-types.js';
+import type { Debugger, Lua, Target } from '../probe/protocol-types.js';
 
 describe('FILE:LINE', () => {
   it.each([
@@ -121,7 +121,7 @@ describe('hit rendering', () => {
 
   it('NDJSON keys in the documented order; empty Lua tables ([]) become {}', () => {
     expect(Object.keys(eventJson(HIT)!)).toEqual(['event', 'id', 'pid', 'time', 'source', 'line', 'frames', 'locals', 'upvalues', 'varargs', 'request']);
-    const bare = eventJson({ ...HIT, locals: [] as unknown as Record<string, unknown>, upvalues: undefined, varargs: undefined, request: undefined })!;
+    const bare = eventJson({ ...HIT, locals: [] as unknown as Record<string, Lua.Value>, upvalues: undefined, varargs: undefined, request: undefined })!;
     expect(bare).toMatchObject({ locals: {}, upvalues: {}, varargs: [], request: {} });
   });
 
@@ -192,12 +192,14 @@ class FakeSession implements BreakpointSession {
     return {};
   }
 
-  onTargetEvent(l: Parameters<BreakpointSession['onTargetEvent']>[0]): void {
+  onTargetEvent(l: Parameters<BreakpointSession['onTargetEvent']>[0]): () => void {
     this.target.push(l);
+    return () => undefined;
   }
 
-  onAgentEvent(l: Parameters<BreakpointSession['onAgentEvent']>[0]): void {
+  onAgentEvent(l: Parameters<BreakpointSession['onAgentEvent']>[0]): () => void {
     this.agent.push(l);
+    return () => undefined;
   }
 
   attach(pid: number): void {

@@ -162,10 +162,13 @@ class ModeSession implements BreakpointSession {
     return { breakpoint: { id, spec, state: 'armed', source: spec.url, line: spec.line, hits: 0, dropped: 0 }, ...(mode ? { mode } : {}) };
   }
 
-  onTargetEvent(): void {}
+  onTargetEvent(): () => void {
+    return () => undefined;
+  }
 
-  onAgentEvent(l: Parameters<BreakpointSession['onAgentEvent']>[0]): void {
+  onAgentEvent(l: Parameters<BreakpointSession['onAgentEvent']>[0]): () => void {
     this.agent.push(l);
+    return () => undefined;
   }
 
   fire(pid: number, method: string, params: unknown): void {

@@ -171,9 +171,12 @@ class FakeSession implements BreakpointSession {
     }
     return {};
   }
-  onTargetEvent(): void {}
-  onAgentEvent(l: Parameters<BreakpointSession['onAgentEvent']>[0]): void {
+  onTargetEvent(): () => void {
+    return () => undefined;
+  }
+  onAgentEvent(l: Parameters<BreakpointSession['onAgentEvent']>[0]): () => void {
     this.agent.push(l);
+    return () => undefined;
   }
   fire(pid: number, method: string, params: unknown): void {
     for (const l of this.agent) l(pid, method, params);
