@@ -118,7 +118,10 @@ export class CdpConnection {
       this.pending.add(p);
       trace('cdp %s <- %s %j', this.opts.label, method, params ?? {});
       this.chrome.send(method, params ?? {}).then(
-        (result) => settle(() => resolve(result)),
+        (result) => {
+          trace('cdp %s -> %s answered', this.opts.label, method);
+          settle(() => resolve(result));
+        },
         (err: Error & { response?: { message?: string } }) => {
           // CRI's ProtocolError carries the error answer; anything else is the socket's own:
           // its close (said as the close listener says it), or an error writing to it

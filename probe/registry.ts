@@ -2,8 +2,8 @@
 // dir of the user running serve (/tmp/nffi-inspect.<euid>/, 0700, owned by that user), beside
 // its unix socket `serve-<probe pid>.sock` (0600). The entry holds the endpoint (the socket, or
 // host and port when serve was asked for TCP), the token every request must bring, the pid the
-// session was opened on and the workers it has attached. The CLI commands that join a serve
-// (`breakpoint`, `breakpoints`, `delete`, `detach`) read only their own user's dir, and only
+// session was opened on and the workers it has attached. The clients that join a serve
+// (client/connect.ts: every command on a PID; `detach`) read only their own user's dir, and only
 // files that nobody else could have written; `ps` also reads the workers' dirs, for display.
 // serve removes its entry on exit. One left behind by a serve killed with -9 is stale: its
 // probe is gone, or its pid now belongs to a later process (the entry records the probe's start
