@@ -95,11 +95,6 @@ export class CdpConnection {
     });
   }
 
-  /** Why the connection closed (the close frame's reason, maybe ''), or undefined while open. */
-  get closeReason(): string | undefined {
-    return this.closedWith;
-  }
-
   /** One command; rejects with a CdpError: the answer's error, the timeout, or the close. */
   send(method: string, params?: unknown): Promise<unknown> {
     const error = new CdpError(method);

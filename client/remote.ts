@@ -180,9 +180,8 @@ export class RemoteClient implements ProbeClient {
 
   /** The socket of worker `pid`, opened once; forgotten when serve closes it (the worker left). */
   private worker(pid: number): Promise<CdpConnection> {
-    if (this.closing || this.endReason !== undefined) {
-      return Promise.reject(new ProbeError(`worker ${pid}: ${this.kind} ${this.endReason ?? 'closed'}`));
-    }
+    if (this.endReason !== undefined) return Promise.reject(new ProbeError(`worker ${pid}: ${this.kind} ended: ${this.endReason}`));
+    if (this.closing) return Promise.reject(new ProbeError(`worker ${pid}: the connection to ${this.kind} is closed`));
     if (!this.mine(pid)) return Promise.reject(new ProbeError(`worker ${pid} is not in this session (workers: ${this.pid})`));
     let conn = this.workers.get(pid);
     if (!conn) {
