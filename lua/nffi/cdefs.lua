@@ -1,5 +1,5 @@
 -- The one place libnffi's C declarations are given to LuaJIT.
--- Kept in step with native/include/nffi.h (test/cdefs.test.ts compares them).
+-- Kept in step with native/include/nffi.h (test/lua-lint.test.ts compares them).
 local ffi = require "ffi"
 
 ffi.cdef[[
