@@ -1,5 +1,7 @@
 // The CDP-style WebSocket side of `serve`: a per-worker socket forwards every domain but Agent,
-// Target and Debugger to that worker's agent; the browser socket answers Target.getTargets and
+// Target and Debugger to that worker's agent; of Agent it forwards only the read-only
+// Agent.getStats (`workers` reads each worker's breakpoint mode from it) and refuses the rest
+// (Agent.detach is the probe's: /json/close). The browser socket answers Target.getTargets and
 // carries the Target events. The Debugger domain goes through the session's Breakpoints on both
 // (ids shared by all workers): a worker socket sees its worker's view and events, the browser
 // socket every worker's (probe/breakpoint-wire.ts). Messages are {id, method, params} /
@@ -143,6 +145,7 @@ export class SocketHub {
     ws.on('close', () => set.delete(ws));
     serveRequests(ws, async (method, params) => {
       if (method === 'Target.getTargets') return { targets: this.session.targets() };
+      if (method === 'Agent.getStats') return this.session.call(pid, method, params);
       if (method.startsWith('Agent.') || method.startsWith('Target.')) return refuse(method);
       if (method.startsWith('Debugger.')) return this.debugger(method, params, pid);
       return this.session.call(pid, method, params);

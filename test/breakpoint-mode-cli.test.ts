@@ -33,6 +33,26 @@ describe('breakpoint mode per worker', () => {
     for (const w of doc.workers) expectMode(w.breakpoint_mode, `worker ${w.pid}`);
   });
 
+  // Through a serve that holds MASTER: its worker sockets forward the read-only Agent.getStats
+  // (they used to refuse every Agent method, and each mode read unknown: "'Agent.getStats'
+  // wasn't found").
+  it('workers MASTER --json through a running serve: each worker\'s real breakpoint_mode', async () => {
+    const serve = startCli(['serve', String(nginx().masterPid)]);
+    try {
+      await waitFor(() => /^serving \d+ /m.test(serve.out()), { timeout: 10_000, what: `serve; out: ${serve.out()} err: ${serve.err()}` });
+      const r = await runCli(['workers', String(nginx().masterPid), '--json']);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.workers.map((w: any) => w.pid).sort()).toEqual(nginx().workerPids().sort());
+      for (const w of doc.workers) expectMode(w.breakpoint_mode, `worker ${w.pid} through the serve`);
+      expect(serve.err()).toBe('');
+    } finally {
+      serve.child.kill('SIGINT');
+      expect(await serve.exited).toBe(0);
+    }
+  });
+
   it('workers MASTER: a bp mode column within 80 columns, the reason on its own line', async () => {
     const r = await runCli(['workers', String(nginx().masterPid)]);
     expect(r.stderr).toBe('');

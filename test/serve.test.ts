@@ -36,7 +36,7 @@ describe('serve', () => {
     return Number(m[1]);
   }
 
-  it('serves /json/version and /json/list, and Lua.getCoroutines on a worker target', async () => {
+  it('serves /json/version and /json/list, and Lua.getCoroutines and Agent.getStats (no other Agent method) on a worker target', async () => {
     const port = await start();
     expect((await getJson(port, '/json/version'))['Protocol-Version']).toBe('0.1');
     const list = await getJson(port, '/json/list');
@@ -47,7 +47,10 @@ describe('serve', () => {
     try {
       const res = await client.Lua.getCoroutines({ frames: 2 });
       expect(Array.isArray(res.coroutines)).toBe(true);
+      // of Agent, only the read-only getStats reaches the agent; detach is the probe's
+      expect((await client.Agent.getStats()).breakpoints).toMatchObject({ mode: { mode: expect.any(String) } });
       await expect(client.send('Agent.detach')).rejects.toThrow(/wasn't found/);
+      await expect(client.send('Agent.ping')).rejects.toThrow(/wasn't found/);
     } finally {
       await client.close();
     }
