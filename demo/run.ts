@@ -1,6 +1,10 @@
-// `npm run demo`: a live demo worker (nginx + demo/lua/demo_app.lua calling the
-// example runtimes) under a light built-in load, with the runtimes' live stats
-// printed once a second until Ctrl-C (or --duration SECONDS).
+// `npm run demo`: a live demo worker pool (nginx, 2 workers, demo/lua/demo_app.lua calling
+// the example runtimes) under a built-in load that keeps the queue interesting (a steady trickle,
+// a burst every few seconds, a slow method, failures, a timeout now and then), and
+// `nffi-inspect attach` on it; quitting the TUI stops everything. With --no-tui, or when stdout
+// is not a terminal, the runtimes' live stats are printed once a second instead, until Ctrl-C
+// (or --duration SECONDS).
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startNginx, type NginxInstance } from '../scripts/nginx-instance.js';
@@ -10,12 +14,42 @@ const DEMO_DIR = fileURLToPath(new URL('../../demo', import.meta.url));
 const LOAD_LOOPS = 4;
 const LOAD_PAUSE_MS = 25;
 
+const BIN = fileURLToPath(new URL('../../bin/nffi-inspect.js', import.meta.url));
+/** Every BURST_MS, BURST_SIZE slow calls at once: the queue's depth and latency move. */
+const BURST_MS = 4_000;
+const BURST_SIZE = 24;
+
 const PATHS = [
   () => '/api/echo?msg=hi',
-  () => `/api/slow?ms=${5 + Math.floor(Math.random() * 60)}`,
+  // the slow runtime times out at 1 s: about one call in 40 waits for that
+  () => `/api/slow?ms=${Math.random() < 0.025 ? 1_500 : 5 + Math.floor(Math.random() * 60)}`,
   () => '/api/fail',
   () => '/api/fanout',
 ];
+
+async function bursts(nginx: NginxInstance, stopped: () => boolean, counts: { ok: number; failed: number }): Promise<void> {
+  while (!stopped()) {
+    for (let waited = 0; waited < BURST_MS && !stopped(); waited += 200) await new Promise((r) => setTimeout(r, 200));
+    if (stopped()) return;
+    await Promise.all(Array.from({ length: BURST_SIZE }, async () => {
+      try {
+        const res = await fetch(nginx.url(`/api/slow?ms=${150 + Math.floor(Math.random() * 250)}&msg=burst`));
+        await res.arrayBuffer();
+        if (res.status === 200) counts.ok++; else counts.failed++;
+      } catch {
+        if (!stopped()) counts.failed++;
+      }
+    }));
+  }
+}
+
+/** `nffi-inspect attach MASTER` on this terminal; resolves with its exit code. */
+function attachTui(master: number): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, 'attach', String(master)], { stdio: 'inherit' });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
 
 function parseDuration(argv: string[]): number | undefined {
   const i = argv.indexOf('--duration');
@@ -50,7 +84,9 @@ async function stats(nginx: NginxInstance): Promise<WorkerStats[]> {
 }
 
 async function main(): Promise<void> {
-  const duration = parseDuration(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const duration = parseDuration(argv);
+  const tui = !argv.includes('--no-tui') && process.stdout.isTTY === true && duration === undefined;
   const nginx = await startNginx({
     workers: 2,
     http: readFileSync(`${DEMO_DIR}/nginx-http.conf`, 'utf8'),
@@ -59,29 +95,40 @@ async function main(): Promise<void> {
   let stopping = false;
   const counts = { ok: 0, failed: 0 };
   const loops = Array.from({ length: LOAD_LOOPS }, () => loadLoop(nginx, () => stopping, counts));
+  loops.push(bursts(nginx, () => stopping, counts));
+  let ticker: NodeJS.Timeout | undefined;
 
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    clearInterval(ticker);
+    if (ticker) clearInterval(ticker);
     await Promise.allSettled(loops);
     await nginx.stop();
     process.stdout.write(`\ndemo stopped: ${counts.ok} requests served, ${counts.failed} failed; nginx is down.\n`);
     process.exit(0);
   };
+  if (tui) {
+    // the TUI owns the terminal and its signals; the demo stops when it quits
+    process.on('SIGINT', () => undefined);
+    await new Promise((r) => setTimeout(r, 500)); // a first burst of traffic to look at
+    const code = await attachTui(nginx.masterPid);
+    if (code !== 0) process.stderr.write(`demo: nffi-inspect attach exited with ${code}\n`);
+    await stop();
+    return;
+  }
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
 
   process.stdout.write(
     `nffi demo: nginx master ${nginx.masterPid}, workers ${nginx.workerPids().join(', ')}, `
     + `serving ${nginx.url('/api/echo')} (also /api/slow, /api/fail, /api/fanout)\n`
-    + `light load running; runtime stats every second. Ctrl-C stops it.\n`
+    + `load running (a burst every ${BURST_MS / 1000} s); runtime stats every second. Ctrl-C stops it.\n`
     + `try: curl '${nginx.url('/api/slow?ms=200')}'\n`
-    + `inspect it live (another terminal): npx nffi-inspect coroutines ${nginx.masterPid}`
-    + ` | queue ${nginx.masterPid} --watch | tasks ${nginx.masterPid}\n`,
+    + `inspect it live (another terminal): npx nffi-inspect attach ${nginx.masterPid}`
+    + ` | coroutines ${nginx.masterPid} | queue ${nginx.masterPid} --watch | tasks ${nginx.masterPid}\n`,
   );
   const started = Date.now();
-  const ticker = setInterval(() => {
+  ticker = setInterval(() => {
     void stats(nginx).then((workers) => {
       if (stopping) return;
       const t = new Date().toISOString().slice(11, 19);
