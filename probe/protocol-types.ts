@@ -392,8 +392,8 @@ export namespace FFI {
     method: string;
     /** pending: in the queue; polled: a runtime thread holds it; done: responded; ready: its result waits for the coroutine to run; abandoned: its waiter timed out */
     state: "pending" | "polled" | "done" | "ready" | "abandoned";
-    /** ms since it was enqueued */
-    age_ms: number;
+    /** ms since it was enqueued (none when libnffi is built with NFFI_NO_INSTRUMENT) */
+    age_ms?: number;
     /** request bytes */
     req_len: number;
     /** the first bytes of the request (at most 64) */

@@ -11,7 +11,8 @@ export interface TaskRow {
   runtime: string;
   method: string;
   state: string;
-  age_ms: number;
+  /** null when the worker's libnffi is built without instrumentation (NFFI_NO_INSTRUMENT). */
+  age_ms: number | null;
   req_len: number;
   req_preview: string;
   coroutine: { id: number; frames: FrameBrief[] } | null;
@@ -32,7 +33,7 @@ function coroutineOf(t: FFI.Task): TaskRow['coroutine'] {
 
 export function taskRow(t: FFI.Task): TaskRow {
   return {
-    id: t.id, runtime: t.runtime, method: t.method, state: t.state, age_ms: t.age_ms,
+    id: t.id, runtime: t.runtime, method: t.method, state: t.state, age_ms: t.age_ms ?? null,
     req_len: t.req_len, req_preview: t.req_preview, coroutine: coroutineOf(t),
   };
 }

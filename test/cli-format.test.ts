@@ -120,6 +120,13 @@ describe('formatTasks', () => {
     expect(text).not.toContain('worker 43:');
   });
 
+  it('a task with no age (libnffi built with NFFI_NO_INSTRUMENT) shows - in the age column', () => {
+    // worker task runtime method state AGE req-bytes coroutine ...
+    const ageOf = (t: TaskRow) => formatTasks([{ pid: 42, tasks: [t], total: 1, truncated: false }]).split('\n')[1]!.trim().split(/\s+/)[5];
+    expect(ageOf({ ...task(1), age_ms: null })).toBe('-');
+    expect(ageOf(task(1))).toBe('1235');
+  });
+
   it('with none listed, says whether there are any', () => {
     expect(formatTasks([{ pid: 42, tasks: [], total: 0, truncated: false }])).toBe('(no pending tasks)');
     expect(formatTasks([{ pid: 42, tasks: [], total: 5, truncated: true }]))

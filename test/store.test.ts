@@ -157,6 +157,17 @@ describe('tasks: pages', () => {
     expect(more!.truncated).toBe(false);
   });
 
+  it('a task with no age (libnffi built with NFFI_NO_INSTRUMENT) has age_ms null, in --json too', async () => {
+    const client = new FakeClient();
+    client.workers = [{ pid: 101, attached: true }];
+    client.handlers['FFI.getTasks'] = () => ({
+      tasks: [{ id: 1, runtime: 'slow', method: 'wait', state: 'pending', req_len: 0, req_preview: '' }], total: 1, truncated: false,
+    });
+    const [w] = await new TasksView(client).load();
+    expect(w!.tasks[0]!.age_ms).toBeNull();
+    expect(JSON.parse(JSON.stringify(w!.tasks[0]))).toHaveProperty('age_ms', null);
+  });
+
   it('never pages past the first answer\'s total; --older-than goes to every page', async () => {
     const { client, tasks } = tasksSetup(3);
     const [w] = await tasks.load({ want: Infinity, olderThanMs: 100 });

@@ -9,7 +9,9 @@ export type { TaskRow, WorkerTasks } from '../../store/tasks.js';
 
 const HEADER = ['worker', 'task', 'runtime', 'method', 'state', 'age ms', 'req bytes', 'coroutine', 'waiting at'];
 
-function age(ms: number): string {
+/** `-` when the worker's libnffi keeps no timestamps (NFFI_NO_INSTRUMENT). */
+function age(ms: number | null): string {
+  if (ms === null) return '-';
   return ms >= 100 ? ms.toFixed(0) : ms.toFixed(1);
 }
 
