@@ -211,7 +211,6 @@ int nffi_hook_calibrate(const void *fn, const void *proto); /* 1: closure layout
 int nffi_hook_target(const void *obj, int is_proto); /* names a breakpointed function; NFFI_EFULL past 256 */
 void nffi_hook_targets_clear(void);
 int nffi_hook_learn_resumers(void *co);   /* co suspended with resume_* / wrapped_* locals; how many learned */
-uint64_t nffi_hook_resumes(void);         /* resumes the call hook looked into */
 int nffi_hook_inside(void);              /* coroutines inside a named function, -1 when lost or forced */
 void nffi_hook_resync_begin(void);
 void nffi_hook_resync_set(const void *co, int depth);
@@ -221,11 +220,7 @@ int nffi_hook_remove(void *L);           /* only when the current hook is this o
 int nffi_hook_installed(void *L);        /* 1 when the VM's current hook is this one */
 int nffi_hook_set_line(int line, int on); /* NFFI_EINVAL outside [0, 2^20) */
 void nffi_hook_clear_lines(void);
-uint64_t nffi_hook_matches(void);        /* line events that passed the bitmap */
-uint64_t nffi_hook_errors(void);         /* callback errors dropped */
 int nffi_hook_fast(void);                 /* call hook reads frames directly: 1 yes, 0 checking, -1 no */
-uint64_t nffi_hook_repeats(void);         /* repeated line events dropped (see src/hook_repeat.c) */
-uint64_t nffi_hook_calls(void);          /* every hook call, lines and others */
 int nffi_hook_mask(void *L);             /* the VM's hook event mask, -1 when unknown */
 /* Watching (src/hook_watch.c, src/heapwalk.c, src/watch.c): with no coroutine
  * inside a named function, no hook at all and hardware watchpoints on the
@@ -238,11 +233,6 @@ int nffi_hook_watch_tick(void *L);        /* 1 when watching */
 int nffi_hook_watching(void);
 int nffi_hook_forced(void);               /* lines on until a full resync */
 const char *nffi_hook_watch_reason(void); /* why not watching; "" when it can */
-uint64_t nffi_hook_watch_entries(void);   /* traps that put the hook back */
-long nffi_hook_heap_objects(void);
-long nffi_hook_heap_walk_us(void);        /* the last walk's CPU, µs */
-long nffi_hook_heap_slices(void);
-long nffi_hook_heap_slice_max_us(void);
 uint64_t nffi_watch_traps(void);
 uint64_t nffi_watch_late_traps(void);     /* delivered after the access (SIGTRAP blocked) */
 int nffi_watch_error(void);               /* the last -errno of perf_event_open or enable */
@@ -252,8 +242,6 @@ int nffi_watch_error(void);               /* the last -errno of perf_event_open 
  * in time for fn's first line event (line) to reach the hook. */
 int nffi_hook_watch_check_begin(void *L, const void *fn, int line); /* 0, or -1 (reason) */
 int nffi_hook_watch_check_end(void *L);   /* 1 the chain works here, 0 not (reason) */
-uint64_t nffi_hook_watch_checks(void);    /* checks run */
-long nffi_hook_watch_check_us(void);      /* the last check, µs of wall time */
 int nffi_hook_watch_ok(void);             /* checked, set and walked: the hook rests on watchpoints */
 void nffi_watch_fault(int on);            /* test switch: events open, never enabled */
 int nffi_watch_probe(void);               /* C alone: 1 delivered, 0 no trap, -errno refused */
@@ -263,28 +251,29 @@ int nffi_hook_mute(int line, double until);
 int nffi_hook_mute_fn(int line, const void *obj, int is_proto);
 uint64_t nffi_hook_mute_take(int line);
 void nffi_hook_unmute(int line);
-uint64_t nffi_hook_muted(void);
-/* The hook's counters and state in one call (Agent.getStats): each field is
- * what its getter above returns, watch_traps and watch_late those of
- * nffi_watch_traps and nffi_watch_late_traps. L: any lua_State of the VM, for
- * mask; with NULL, mask is -1. watch_reason points into the library and
- * changes with the next hook call: copy it. 0, or NFFI_EINVAL (out NULL). */
+/* The hook's counters and state in one call (Agent.getStats); the counters
+ * are read only here, since the library loaded. The state fields are what
+ * their getters above return: watch_reason, mask, inside, fast, watching,
+ * watch_ok; watch_traps and watch_late those of nffi_watch_traps and
+ * nffi_watch_late_traps. L: any lua_State of the VM, for mask; with NULL,
+ * mask is -1. watch_reason points into the library and changes with the next
+ * hook call: copy it. 0, or NFFI_EINVAL (out NULL). */
 typedef struct nffi_hook_stats {
-    uint64_t calls;
-    uint64_t matches;
-    uint64_t errors;
-    uint64_t resumes;
-    uint64_t repeats;
-    uint64_t muted;
-    uint64_t watch_entries;
+    uint64_t calls;             /* every hook call, lines and others */
+    uint64_t matches;           /* line events that passed the bitmap */
+    uint64_t errors;            /* callback errors dropped */
+    uint64_t resumes;           /* resumes the call hook looked into */
+    uint64_t repeats;           /* repeated line events dropped (see src/hook_repeat.c) */
+    uint64_t muted;             /* hits dropped in the hook (nffi_hook_mute) */
+    uint64_t watch_entries;     /* traps that put the hook back */
     uint64_t watch_traps;
     uint64_t watch_late;
-    uint64_t watch_checks;
-    int64_t watch_check_us;
-    int64_t heap_objects;
-    int64_t heap_walk_us;
+    uint64_t watch_checks;      /* watching checks run */
+    int64_t watch_check_us;     /* the last check, µs of wall time */
+    int64_t heap_objects;       /* the last heap walk's */
+    int64_t heap_walk_us;       /* the last walk's CPU, µs */
     int64_t heap_slices;
-    int64_t heap_slice_max_us;
+    int64_t heap_slice_max_us;  /* its longest slice, µs of the worker's CPU */
     const char *watch_reason;
     int32_t mask;
     int32_t inside;
