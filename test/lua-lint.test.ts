@@ -1,5 +1,6 @@
 // Every Lua file we ship or run in nginx passes luacheck (std ngx_lua, no globals),
-// and lua/nffi/cdefs.lua declares libnffi exactly as native/include/nffi.h does.
+// and lua/nffi/cdefs.lua declares libnffi exactly as native/include/nffi.h (the task queue) and
+// nffi_inspect.h (the inspector agent's helpers) do.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -25,11 +26,18 @@ describe('Lua sources', () => {
     expect(stdout).toMatch(/Total: 0 warnings \/ 0 errors/);
   });
 
-  it('cdefs.lua matches nffi.h', () => {
-    const header = declarations(readFileSync(`${ROOT}/native/include/nffi.h`, 'utf8'));
+  it('cdefs.lua matches nffi.h and nffi_inspect.h, nothing missing and nothing more', () => {
     const cdefs = declarations(readFileSync(`${ROOT}/lua/nffi/cdefs.lua`, 'utf8'));
-    const wanted = header.filter((d) => !/ngx_http_lua_(nonblocking_)?ffi_/.test(d));
-    expect(wanted.length).toBeGreaterThan(20);
-    expect(wanted.filter((d) => !cdefs.includes(d))).toEqual([]);
+    const headers = ['nffi.h', 'nffi_inspect.h'].map((h) => {
+      const decls = declarations(readFileSync(`${ROOT}/native/include/${h}`, 'utf8'));
+      // the runtime-thread ABI is for runtime libraries, never declared to LuaJIT
+      return [h, decls.filter((d) => !/ngx_http_lua_(nonblocking_)?ffi_/.test(d))] as const;
+    });
+    for (const [h, wanted] of headers) {
+      expect(wanted.length, h).toBeGreaterThan(10);
+      expect(wanted.filter((d) => !cdefs.includes(d)), `declared in ${h}, not in cdefs.lua`).toEqual([]);
+    }
+    const all = headers.flatMap(([, wanted]) => wanted);
+    expect(cdefs.filter((d) => !all.includes(d)), 'declared in cdefs.lua, in neither header').toEqual([]);
   });
 });

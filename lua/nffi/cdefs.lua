@@ -1,5 +1,6 @@
 -- The one place libnffi's C declarations are given to LuaJIT.
--- Kept in step with native/include/nffi.h (test/lua-lint.test.ts compares them).
+-- Kept in step with native/include/nffi.h and nffi_inspect.h (test/lua-lint.test.ts compares
+-- them both ways).
 local ffi = require "ffi"
 
 ffi.cdef[[

@@ -37,7 +37,7 @@
  */
 #include <string.h>
 #include "hook_internal.h"
-#include "nffi.h"
+#include "nffi_inspect.h"
 
 #define NFFI_HOOK_KEY "nffi.inspect.bp_hook"
 #define NFFI_INSIDE_KEY "nffi.inspect.bp_inside"

@@ -11,7 +11,7 @@
  * Worker thread only.
  */
 #include "hook_internal.h"
-#include "nffi.h"
+#include "nffi_inspect.h"
 
 NFFI_HIDDEN size_t nffi__pc_offset;
 NFFI_HIDDEN size_t nffi__pc_size;

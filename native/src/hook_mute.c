@@ -13,7 +13,7 @@
  */
 #include <time.h>
 #include "hook_internal.h"
-#include "nffi.h"
+#include "nffi_inspect.h"
 
 #define NFFI_HOOK_MAXMUTE 16
 #define NFFI_HOOK_MUTEFNS 8

@@ -13,7 +13,7 @@
  */
 #include <string.h>
 #include "hook_internal.h"
-#include "nffi.h"
+#include "nffi_inspect.h"
 
 NFFI_HIDDEN struct nffi__resumers nffi__resumers;
 

@@ -8,7 +8,7 @@
  * Worker thread only, like the hook; plain reads.
  */
 #include "hook_internal.h"
-#include "nffi.h"
+#include "nffi_inspect.h"
 
 NFFI_HIDDEN struct nffi__hook_counts nffi__hook_count;
 

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <time.h>
 #include "hook_internal.h"
-#include "nffi.h"
+#include "nffi_inspect.h"
 
 /* watch_ok: the watchpoints are set on every named function and the heap
  * walk for this set of names is done. watch_L: a lua_State of the VM for the

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <unistd.h>
 #include "nffi_internal.h"
-#include "nffi.h"
+#include "nffi_inspect.h"
 
 NFFI_EXPORT unsigned nffi_euid(void)
 {

@@ -21,7 +21,7 @@
  */
 #include <lua.h>
 #include "nffi_internal.h"
-#include "nffi.h"
+#include "nffi_inspect.h"
 
 #pragma weak lua_getexdata
 #pragma weak ngx_http_lua_ffi_req_get_method_name

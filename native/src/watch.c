@@ -44,6 +44,7 @@
 #include <linux/perf_event.h>
 #include <linux/hw_breakpoint.h>
 #include "nffi_internal.h"
+#include "nffi_inspect.h"
 
 #ifndef TRAP_PERF
 #define TRAP_PERF 6

@@ -8,7 +8,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
-#include "nffi.h"
+#include "nffi_inspect.h"
 #include "check.h"
 
 /* Line numbers matter: BP_LINE is the loop body of f, which calls g. */

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "nffi.h"
+#include "nffi_inspect.h"
 #include "nffi_internal.h"
 #include "check.h"
 
@@ -1034,11 +1035,6 @@ static void count_watch_trap(int late)
 {
     watch_trap_calls += late ? 100 : 1;     /* a late trap would show */
 }
-
-uint64_t nffi_watch_traps(void);
-int nffi_watch_probe(void);
-void nffi_watch_fault(int on);
-int nffi_watch_emulate_trap(void);
 
 static void test_watch_switches(uintptr_t at)
 {
