@@ -34,7 +34,7 @@ export namespace Agent {
     /** the longest slice, ms of CPU time of the worker thread */
     max_slice_cpu_ms: number;
   }
-  /** The C hook of native/src/hook.c (breakpoints.native in Agent.getStats), since the worker started unless said otherwise. */
+  /** The C hook (native/src/hook.c and the hook_*.c beside it), its counters and state as nffi_hook_get_stats reads them (native/src/hook_stats.c; breakpoints.native in Agent.getStats), since the worker started unless said otherwise. */
   export interface NativeHookStats {
     /** hook calls: line events and others */
     calls: number;

@@ -1,5 +1,7 @@
 // Conditions and log templates are data, not code (DESIGN.md, Trust model; lua/nffi/inspect/
-// cond.lua, cond_lib.lua, cond_pattern.lua) against real nginx (2 workers as nobody): every
+// cond.lua and the cond_*.lua beside it: cond_lex, cond_parse and cond_gen compile them,
+// cond_lib and cond_ops are all they may do to a value, cond_meter their budget, cond_pattern
+// and cond_match the bounded string patterns) against real nginx (2 workers as nobody): every
 // case of test/corpus/conditions/cases.json on the BP:probe line of cond_app.lua, each twice,
 // none of them making a metamethod or a function of the program run, the workers serving
 // throughout; a budget overrun removes the breakpoint with an error event; and the snapshot

@@ -1,6 +1,6 @@
 /*
  * The request a lua-nginx-module coroutine serves, for the inspector's
- * coroutine list (lua/nffi/inspect/coroutines.lua).
+ * coroutine list (lua/nffi/inspect/coroutines_request.lua reads it).
  *
  * lua-nginx-module (OpenResty's LuaJIT) keeps a coroutine's
  * ngx_http_request_t* in the coroutine's exdata. LuaJIT copies the parent's
@@ -10,12 +10,12 @@
  * which points at init_worker's freed fake request or at the last request that
  * ran a log or filter handler; a user coroutine keeps the request it was
  * created in. Nothing here can tell a live pointer from a dangling one: the
- * agent can (an anchored, started coroutine, see coroutines.lua), so
+ * agent can (an anchored, started coroutine, see coroutines_request.lua), so
  * nffi_co_exdata only reads the lua_State, and only nffi_co_request
  * dereferences the request, for coroutines the agent has checked.
  *
  * lua_getexdata and the ngx_http_lua_ffi_* functions come from the host
- * process, weakly referenced like the hook's lua_* (src/hook.c); the
+ * process, weakly referenced like the hook's lua_* (src/hook_internal.h); the
  * prototypes are lua-nginx-module 0.10.23's (src/ngx_http_lua_req_method.c,
  * src/ngx_http_lua_variable.c), as resty.core's cdefs declare them.
  */

@@ -1,6 +1,7 @@
 /*
  * Hardware watchpoints on the first instruction of breakpointed functions: the
- * outer gate of the breakpoint hook (src/hook.c).
+ * outer gate of the breakpoint hook (src/hook.c), used by watching
+ * (src/hook_watch.c).
  *
  * Every call of a Lua function, whichever way it comes (a CALL instruction,
  * pcall, a metamethod, lua_call from C, a trace exiting onto the function's
@@ -16,15 +17,16 @@
  * registers. nffi__watch_set fails then and the hook stays a call hook.
  * Worse, a machine may open the event and never deliver a trap (seen on an
  * AMD EPYC VM): an open proves nothing. So the hook proves the whole chain in
- * the worker before it relies on it (nffi_hook_watch_check_*, src/hook.c),
- * and while it relies on it, nffi__watch_health looks each service tick for
- * what could steal the traps since: a tracer (gdb, strace: ptrace sees
- * SIGTRAP first, and gdb does not pass it on by default), another SIGTRAP
- * handler installed over ours, SIGTRAP blocked on this thread (the kernel then
- * delivers it late, flagged), and events that counted an access no trap of
- * ours reported. Debug registers themselves cannot be taken from us: perf,
- * ptrace (gdb's hardware watchpoints) and we all reserve them through the
- * kernel's hw_breakpoint slots, so whoever comes second is refused.
+ * the worker before it relies on it (nffi_hook_watch_check_*,
+ * src/hook_watch.c), and while it relies on it, nffi__watch_health looks each
+ * service tick for what could steal the traps since: a tracer (gdb, strace:
+ * ptrace sees SIGTRAP first, and gdb does not pass it on by default), another
+ * SIGTRAP handler installed over ours, SIGTRAP blocked on this thread (the
+ * kernel then delivers it late, flagged), and events that counted an access
+ * no trap of ours reported. Debug registers themselves cannot be taken from
+ * us: perf, ptrace (gdb's hardware watchpoints) and we all reserve them
+ * through the kernel's hw_breakpoint slots, so whoever comes second is
+ * refused.
  *
  * Worker thread only: the events watch the calling thread (the one running
  * Lua), and the handler runs on it, synchronously, between two instructions
@@ -303,7 +305,8 @@ NFFI_HIDDEN int nffi__watch_faulty(void)
  * The machine's answer, in C alone: a watchpoint on a word of ours, one read,
  * and whether the trap came before the next statement. 1 delivered, 0 the
  * event opened but no trap came, -errno refused. For tests and diagnostics:
- * the agent's own check (src/hook.c) goes through the interpreter as well.
+ * the agent's own check (src/hook_watch.c) goes through the interpreter as
+ * well.
  * Uses and then closes this thread's events: not while watching.
  */
 NFFI_EXPORT int nffi_watch_probe(void)

@@ -68,9 +68,10 @@ local function signal()
     end
 end
 
--- Muted lines (native/src/hook.c): a hot line's hits past the rate dropped in
--- the C hook, no Lua. The one breakpoint on that line number, with no
--- condition (it decides what a hit is) and no count (it must see every hit).
+-- Muted lines (native/src/hook_mute.c): a hot line's hits past the rate
+-- dropped in the C hook, no Lua. The one breakpoint on that line number, with
+-- no condition (it decides what a hit is) and no count (it must see every
+-- hit).
 local function sole_on_line(bp)
     local m = by_line[bp.line]
     local list = m and m[bp.source]
@@ -209,7 +210,8 @@ local function on_hit(list)
     signal()
 end
 
--- Repeated line events (the C hook drops them itself: native/src/hook.c).
+-- Repeated line events (the C hook drops them itself:
+-- native/src/hook_repeat.c).
 -- LuaJIT reports a line again when control comes back into its frame from a
 -- call, or when the coroutine is resumed there after a yield: no new
 -- execution. Per coroutine (weak keys), a stack of the frames on a breakpoint

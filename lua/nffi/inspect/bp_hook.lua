@@ -72,8 +72,9 @@ end
 local function noop() end
 
 -- The gated hook must see a coroutine resumed inside a breakpointed function
--- (hook.c): it learns the functions that resume one from a coroutine of ours
--- suspended with them as locals, named for how they find the coroutine.
+-- (native/src/hook_resume.c): it learns the functions that resume one from a
+-- coroutine of ours suspended with them as locals, named for how they find
+-- the coroutine.
 local function learn_resumers(lib)
     local ok, ngx_sample = pcall(co_wrap_ngx or co_wrap_std, noop)
     local h = co_create_std(function(resume_ngx, resume_std, wrapped_ngx, wrapped_std)

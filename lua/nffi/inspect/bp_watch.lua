@@ -46,11 +46,12 @@ function _M.init(state)
     S = state
 end
 
--- Watching (native/src/hook.c): once the walk after the last arm is done,
--- watchpoints on the armed functions and a walk of the whole Lua heap let the
--- hook go away while no coroutine is inside one; each tick puts it back to
--- watching. The heap walk goes in slices with the GC stopped in between (no
--- object may be freed under its cursor); the GC is restarted however it ends.
+-- Watching (native/src/hook_watch.c, the heap walk native/src/heapwalk.c):
+-- once the walk after the last arm is done, watchpoints on the armed functions
+-- and a walk of the whole Lua heap let the hook go away while no coroutine is
+-- inside one; each tick puts it back to watching. The heap walk goes in slices
+-- with the GC stopped in between (no object may be freed under its cursor);
+-- the GC is restarted however it ends.
 local function yield_once()
     co_yield_std()
 end

@@ -203,10 +203,12 @@ function _M.get_breakpoints()
 end
 
 -- Agent.getStats extras (hook and JIT counters; tests and bench read them).
--- native: the C hook's calls, line matches, callback errors, event mask
--- (1 calls, 2 returns, 4 lines), whether it is call-gated, and how many
--- coroutines it counts inside armed functions (-1: lines forced on); watching:
--- no hook, hardware watchpoints instead (watch_reason: why not, when not).
+-- native: the C hook's counters and state (hook_stats.lua, from
+-- native/src/hook_stats.c): its calls, line matches, callback errors, event
+-- mask (1 calls, 2 returns, 4 lines), how many coroutines it counts inside
+-- armed functions (-1: lines forced on), watching: no hook, hardware
+-- watchpoints instead (watch_reason: why not, when not); and whether it is
+-- call-gated (ours). mode: bp_watch.lua's.
 function _M.get_stats()
     local lib, L = hook.c_hook(), hook.state_ptr()
     local native_hook

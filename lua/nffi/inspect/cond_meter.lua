@@ -1,6 +1,6 @@
 -- The per-hit budget of a condition or log template (cond.lua), the meter:
 -- every step of an expression, every byte a built-in scans or makes
--- (cond_lib.lua) and every character the pattern matcher (cond_pattern.lua)
+-- (cond_lib.lua) and every character the pattern matcher (cond_match.lua)
 -- tests is charged; past it, or past a CPU time limit, evaluation raises and
 -- the breakpoint is removed (reason error). Also the longest string a
 -- condition may make.

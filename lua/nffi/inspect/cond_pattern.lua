@@ -1,8 +1,8 @@
--- Lua patterns for conditions and log templates (cond.lua), bounded: a port
--- of LuaJIT's matcher (lib_string.c) that spends the hit's budget, one step
--- per pattern item tried and per character tested, so a backtracking pattern
--- over a long string stops when the budget is gone instead of holding the
--- worker. string.find/match/gsub semantics, with two differences: a gsub
+-- Lua patterns for conditions and log templates (cond.lua), bounded: on a
+-- port of LuaJIT's matcher (lib_string.c) that spends the hit's budget, one
+-- step per pattern item tried and per character tested, so a backtracking
+-- pattern over a long string stops when the budget is gone instead of holding
+-- the worker. string.find/match/gsub semantics, with two differences: a gsub
 -- replacement table is read raw (no __index) and a function replacement is
 -- refused. Plain searches (a pattern with no magic characters, or find's
 -- plain flag) use the C search, charged by the bytes it may compare.

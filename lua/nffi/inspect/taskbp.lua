@@ -9,9 +9,10 @@
 -- `phase`, `runtime`, `method`, `req`, and on resume `ok`, `res`, `rc`, `err`,
 -- `latency` (ms: queue, service, wakeup, total), then the caller's locals and
 -- upvalues. One that names a resume-only variable fires on resume only. Hits
--- go into the line engine's ring (breakpoints.lua passes its emit/control/
--- signal through init) with the same rate, count, timeout and drop rules
--- (limits.lua) and the same snapshot (snapshot.lua).
+-- go into the line breakpoints' ring (bp_hits.lua's emit, control and
+-- signal, which breakpoints.lua passes through init) with the same rate,
+-- count, timeout and drop rules (limits.lua) and the same snapshot
+-- (snapshot.lua).
 local cond = require "nffi.inspect.cond"
 local limits = require "nffi.inspect.limits"
 local snapshot = require "nffi.inspect.snapshot"
@@ -55,7 +56,7 @@ local bps = {}              -- id -> task bp
 local nlive = 0             -- bps in bps (armed or pending)
 local cache, ncache = {}, 0 -- runtime -> method -> list of bps (false: none)
 local hooked                -- the binding whose hook is ours
-local engine                -- from breakpoints.lua: emit, control, signal
+local engine                -- bp_hits.lua's emit, control, signal (breakpoints.lua's init)
 local stats = { calls = 0, hits = 0 }
 
 function _M.init(e)

@@ -6,8 +6,8 @@
 -- instruction and no hook; the call reads that instruction, the trap puts the
 -- call hook back before the call is dispatched, the call hook sees the probe
 -- enter and turns line events on, and the probe's first line reaches the
--- hook. native/src/hook.c (nffi_hook_watch_check_*) counts each step; any
--- step missing keeps the call hook, and the reason says which.
+-- hook. native/src/hook_watch.c (nffi_hook_watch_check_*) counts each step;
+-- any step missing keeps the call hook, and the reason says which.
 local jit = require "jit"
 local native = require "nffi.native"
 
