@@ -1,5 +1,5 @@
-// Breakpoints in the Lua agent (lua/nffi/inspect/breakpoints.lua) against real
-// nginx (2 workers as nobody), over the raw wire protocol: JIT-compiled and
+// Breakpoints in the Lua agent (lua/nffi/inspect/breakpoints.lua and its bp_*.lua) against
+// real nginx (2 workers as nobody), over the raw wire protocol: JIT-compiled and
 // inlined code fires on every execution, conditions, count, rate, timeout,
 // logpoints, pending, ambiguous FILE, moved lines, and everything undone after.
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
