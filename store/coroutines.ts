@@ -15,7 +15,8 @@ export interface CoroutineRow {
   request: Lua.Request | null;
 }
 
-export interface WorkerCoroutines { pid: number; coroutines: CoroutineRow[]; error?: string }
+/** truncated: the agent listed fewer than it holds (its answer said so). */
+export interface WorkerCoroutines { pid: number; coroutines: CoroutineRow[]; error?: string; truncated?: boolean }
 
 export const brief = (f: FrameBrief): FrameBrief => ({ function: f.function, source: f.source, line: f.line });
 
@@ -43,5 +44,25 @@ export class CoroutinesView extends View<WorkerCoroutines[]> {
       coroutines: list<Lua.Coroutine>(r.result?.coroutines).map(coroutineRow),
       ...(r.error ? { error: r.error } : {}),
     })));
+  }
+
+  /**
+   * Ask only workers `pids`, one request each; the others keep their last answer and workers not
+   * in `alive` leave the state. A front end that samples often asks a few workers per tick this
+   * way instead of walking every coroutine of every worker each time.
+   */
+  async refreshWorkers(pids: number[], frames: number, alive: number[] = pids): Promise<WorkerCoroutines[]> {
+    const got = await Promise.all(pids.map(async (pid): Promise<WorkerCoroutines> => {
+      try {
+        const r = await this.client.call(pid, 'Lua.getCoroutines', { frames });
+        return { pid, coroutines: list<Lua.Coroutine>(r?.coroutines).map(coroutineRow), ...(r?.truncated ? { truncated: true } : {}) };
+      } catch (err) {
+        return { pid, coroutines: [], error: (err as Error).message };
+      }
+    }));
+    const keep = new Set(alive);
+    const next = new Map(this.state.filter((w) => keep.has(w.pid)).map((w) => [w.pid, w]));
+    for (const w of got) if (keep.has(w.pid)) next.set(w.pid, w);
+    return this.publish([...next.values()].sort((a, b) => a.pid - b.pid));
   }
 }

@@ -17,6 +17,8 @@ export interface RuntimeRow {
   timeouts: number;
   rejected: number;
   latency_ms: FFI.LatencySummary;
+  /** Queue capacity (opts.max_queue), when the agent gives it: a full queue is an alarm. */
+  max_queue?: number;
 }
 
 export interface WorkerStats { pid: number; runtimes: RuntimeRow[] }
@@ -49,6 +51,7 @@ export function runtimeRow(r: FFI.RuntimeStats): RuntimeRow {
   return {
     name: r.name, depth: r.depth, in_flight: r.in_flight, enqueued: r.enqueued, completed: r.completed,
     timeouts: r.timeouts, rejected: r.rejected, latency_ms: r.latency_ms,
+    ...(typeof r.max_queue === 'number' ? { max_queue: r.max_queue } : {}),
   };
 }
 

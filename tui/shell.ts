@@ -46,6 +46,8 @@ export interface ShellOptions {
   now?: () => number;
   /** Scheduler delay (0: next tick). */
   delayMs?: number;
+  /** After each draw reached the terminal (key-to-screen latency, render counts). */
+  onDraw?: () => void;
 }
 
 const GLOBAL_HELP: KeyHelp[] = [
@@ -223,6 +225,7 @@ export class Shell {
       help.hide();
     }
     term.render();
+    this.opts.onDraw?.();
   }
 
   private withBanner(first: Line, banner: string, cols: number): Line {

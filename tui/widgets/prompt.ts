@@ -189,7 +189,9 @@ export class CommandLine {
     if (!got || got.candidates.length === 0) return;
     const typed = this.editor.cursor - got.start;
     if (got.candidates.length === 1) {
-      this.editor.replaceBefore(typed, `${got.candidates[0]!} `);
+      // A word that goes on (a file before its `:LINE`, `ffi:RUNTIME.`) takes no space.
+      const only = got.candidates[0]!;
+      this.editor.replaceBefore(typed, /[:./]$/.test(only) ? only : `${only} `);
       return;
     }
     const prefix = commonPrefix(got.candidates);

@@ -124,6 +124,14 @@ export class Tree implements PaneView {
     if (before !== this.selectedId) this.opts.onSelect?.(this.selected);
   }
 
+  /** Select the node with this id; false when it is not shown (a closed parent hides it). */
+  select(id: string): boolean {
+    const i = this.rows.findIndex((r) => r.id === id);
+    if (i < 0) return false;
+    this.setIndex(i);
+    return true;
+  }
+
   expand(id: string): void {
     this.open.add(id);
     this.rebuild();
