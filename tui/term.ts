@@ -243,6 +243,9 @@ export function createTerm(opts: TermOptions = {}): Term {
     // Shown only when wanted (show/hide) and given a non-empty rectangle (place).
     let wanted = true;
     let empty = false;
+    // blessed parses a box's content on every setContent: rows that did not change are not
+    // handed over again (a busy screen redraws a few panes, not all of them).
+    let content = '';
     const sync = () => (wanted && !empty ? box.show() : box.hide());
     return {
       place(r) {
@@ -250,7 +253,12 @@ export function createTerm(opts: TermOptions = {}): Term {
         if (!empty) Object.assign(box, { left: r.x, top: r.y, width: r.width, height: r.height });
         sync();
       },
-      setRows: (rows) => box.setContent(rows.join('\n')),
+      setRows: (rows) => {
+        const text = rows.join('\n');
+        if (text === content) return;
+        content = text;
+        box.setContent(text);
+      },
       show: () => { wanted = true; sync(); },
       hide: () => { wanted = false; sync(); },
       front: () => box.setFront(),
