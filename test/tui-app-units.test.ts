@@ -1,0 +1,189 @@
+// The parts of `attach` below the screen, on plain data: the command line's words (a condition
+// kept as typed, options, errors), thresholds, the sampled history's window and row budget, a
+// coroutine walk of a few workers at a time, the sampler's one-request-per-kind rule, and the
+// queue rows summed over workers.
+import { describe, expect, it } from 'vitest';
+import { CoroutinesView } from '../store/coroutines.js';
+import { Store } from '../store/store.js';
+import { breakpointSpec, completer, tokens, type CommandHost } from '../tui/commands.js';
+import { aggregate, type QueueRow } from '../tui/panes/queue.js';
+import { History, Sampler, type Snapshot } from '../tui/sampler.js';
+import { DEFAULT_THRESHOLDS, depthLevel, scaled, thresholds } from '../tui/thresholds.js';
+import { FakeClient } from './harness/fake-client.js';
+import { World } from './tui-app-world.js';
+
+const spec = (line: string) => breakpointSpec(line, tokens(line));
+
+describe('command line words', () => {
+  it.each([
+    ['breakpoint app.lua:42', { url: 'app.lua', line: 42, timeout_ms: 600_000 }],
+    ['b app.lua:42 if n > 3 and ctx.user == "bob"', { url: 'app.lua', line: 42, condition: 'n > 3 and ctx.user == "bob"', timeout_ms: 600_000 }],
+    ['bp =content_by_lua(nginx.conf:40):3 if x --count 2', { url: '=content_by_lua(nginx.conf:40)', line: 3, condition: 'x', count: 2, timeout_ms: 600_000 }],
+    ["breakpoint h.lua:9 --log 'n={n} user={ctx.user}' --rate 5/s --timeout 30s", { url: 'h.lua', line: 9, log: 'n={n} user={ctx.user}', rate: 5, timeout_ms: 30_000 }],
+    ['breakpoint h.lua:9 --count=3', { url: 'h.lua', line: 9, count: 3, timeout_ms: 600_000 }],
+    ['breakpoint ffi:imgresize.* if #req > 1000', { url: 'ffi:imgresize.*', condition: '#req > 1000', timeout_ms: 600_000 }],
+  ])('%s', (line, want) => {
+    expect(spec(line)).toEqual(want);
+  });
+
+  it.each([
+    ['breakpoint', /FILE:LINE/],
+    ['breakpoint app.lua', /invalid location/],
+    ['breakpoint app.lua:1 n > 3', /a condition starts with 'if'/],
+    ['breakpoint app.lua:1 if', /'if' needs a condition/],
+    ['breakpoint app.lua:1 --count', /--count needs a value/],
+    ['breakpoint app.lua:1 --count 0', /invalid --count/],
+    ['breakpoint app.lua:1 --count 2 if x', /goes right after the location, before the options/],
+    ['breakpoint app.lua:1 if x --count 2 y', /the condition goes before them/],
+    ['breakpoint app.lua:1 --log "unclosed', /unclosed "/],
+  ])('%s: %s', (line, err) => {
+    expect(() => spec(line)).toThrow(err);
+  });
+
+  it('tokens keep where each word was; quotes group and go', () => {
+    expect(tokens(`a "b c"  'd'e`)).toEqual([{ text: 'a', start: 0, end: 1 }, { text: 'b c', start: 2, end: 7 }, { text: 'de', start: 9, end: 13 }]);
+  });
+
+  it('completes command names, file names seen (by path or base name), ffi runtimes, breakpoint ids', () => {
+    const host = {
+      sources: () => ['/srv/app/handler.lua', '/srv/app/health.lua', '=content_by_lua(nginx.conf:40)'],
+      runtimes: () => ['echo', 'imgresize'],
+      hits: { state: { breakpoints: [{ id: 3, hits: 0, dropped: 0, workers: [] }, { id: 4, hits: 0, dropped: 0, workers: [], ended: 'count' }] } },
+    } as unknown as CommandHost;
+    const complete = completer(host);
+    expect(complete('br', 2)).toEqual({ start: 0, candidates: ['breakpoint', 'breakpoints'] });
+    expect(complete('breakpoint h', 12)).toEqual({ start: 11, candidates: ['handler.lua', 'health.lua'] });
+    expect(complete('breakpoint han', 14)).toEqual({ start: 11, candidates: ['handler.lua:'] });
+    expect(complete('breakpoint /srv/app/h', 21)).toEqual({ start: 11, candidates: ['/srv/app/handler.lua', '/srv/app/health.lua'] });
+    expect(complete('breakpoint =c', 13)).toEqual({ start: 11, candidates: ['=content_by_lua(nginx.conf:40):'] });
+    expect(complete('breakpoint ffi:i', 16)).toEqual({ start: 11, candidates: ['ffi:imgresize.'] });
+    expect(complete('delete ', 7)).toEqual({ start: 7, candidates: ['3'] });
+    expect(complete('stack 1', 7)).toBeUndefined();
+  });
+});
+
+describe('thresholds', () => {
+  it('defaults, overrides, a warn above the default bad raises the bad', () => {
+    expect(thresholds()).toEqual(DEFAULT_THRESHOLDS);
+    expect(thresholds({ warnDepth: 5000 })).toMatchObject({ warnDepth: 5000, badDepth: 5000 });
+    expect(thresholds({ warnDepth: 50, badDepth: 20 })).toMatchObject({ warnDepth: 20, badDepth: 20 });
+    expect(thresholds({ warnP99: 1, badP99: 2 })).toMatchObject({ warnP99: 1, badP99: 2 });
+  });
+
+  it('a full queue is bad whatever the thresholds say; [ ] { } halve and double', () => {
+    const t = thresholds({ warnDepth: 100, badDepth: 1000 });
+    expect(depthLevel(50, 4096, t)).toBe('ok');
+    expect(depthLevel(100, 4096, t)).toBe('warn');
+    expect(depthLevel(64, 64, t)).toBe('bad');
+    expect(scaled(t, 'depth', 0.5)).toMatchObject({ warnDepth: 50, badDepth: 500 });
+    expect(scaled(t, 'p99', 2)).toMatchObject({ warnP99: 20, badP99: 200 });
+  });
+});
+
+const snap = (seq: number, at: number, rows: { tasks?: unknown[]; cos?: unknown[] }): Snapshot => ({
+  seq, at, queue: undefined, hits: 0,
+  tasks: (rows.tasks ?? []) as Snapshot['tasks'], coroutines: (rows.cos ?? []) as Snapshot['coroutines'],
+});
+
+describe('the sampled history', () => {
+  it('keeps the last window of samples', () => {
+    const h = new History(1_000, 1e9);
+    for (let i = 0; i < 10; i++) h.push(snap(i + 1, i * 250, {}));
+    expect(h.length).toBe(5);
+    expect(h.at(0)!.at).toBe(1_250);
+    expect(h.indexOf(8)).toBe(2);
+    expect(h.indexOf(2)).toBe(-1);
+  });
+
+  it('counts rows shared by consecutive samples once, and lets samples go early past its row budget', () => {
+    const h = new History(60_000, 250);
+    const a = { pid: 1, coroutines: new Array(100).fill(0) };
+    const b = { pid: 2, tasks: new Array(100).fill(0), total: 100, truncated: false };
+    h.push(snap(1, 0, { cos: [a], tasks: [b] }));
+    expect(h.rowsHeld).toBe(200);
+    // the same coroutine walk (not sampled again), a new task page
+    const b2 = { ...b, tasks: new Array(100).fill(0) };
+    h.push(snap(2, 500, { cos: [a], tasks: [b2] }));
+    // 300 rows held (the walk once, two task pages) is past 250: the first goes, and hands
+    // its walk, still shown by the second, to it
+    expect(h.length).toBe(1);
+    expect(h.dropped).toBe(1);
+    expect(h.at(0)!.seq).toBe(2);
+    expect(h.rowsHeld).toBe(200);
+  });
+});
+
+describe('coroutine walks a few workers at a time', () => {
+  it('asks only the workers named; the others keep their last walk, workers gone leave', async () => {
+    const client = new FakeClient();
+    client.workers = [101, 102, 103].map((pid) => ({ pid, attached: true }));
+    let n = 0;
+    client.handlers['Lua.getCoroutines'] = (pid) => {
+      if (pid === 103) throw new Error('agent busy');
+      return { coroutines: [{ id: ++n, kind: 'request', state: 'suspended', frames: [] }], ...(pid === 102 && { truncated: true }) };
+    };
+    const view = new CoroutinesView(client);
+    await view.refreshWorkers([101, 102], 1, [101, 102, 103]);
+    expect(view.state.map((w) => [w.pid, w.coroutines.map((c) => c.id), w.truncated ?? false])).toEqual([[101, [1], false], [102, [2], true]]);
+    await view.refreshWorkers([103], 1, [101, 102, 103]);
+    expect(view.state.map((w) => w.pid)).toEqual([101, 102, 103]);
+    expect(view.state[2]).toEqual({ pid: 103, coroutines: [], error: 'agent busy' });
+    await view.refreshWorkers([101], 1, [101, 103]);
+    expect(view.state.map((w) => [w.pid, w.coroutines.map((c) => c.id)])).toEqual([[101, [3]], [103, []]]);
+    expect(client.calls.every((c) => (c.params as { frames: number }).frames === 1)).toBe(true);
+  });
+});
+
+describe('the sampler', () => {
+  it('one request per kind at a time: a slow answer skips that kind\'s turns; a quarter of the workers walked per tick', async () => {
+    const world = new World({ workers: 8 });
+    let release: () => void = () => undefined;
+    const slow = new Promise<void>((r) => (release = r));
+    const tasks = world.client.handlers['FFI.getTasks']!;
+    world.client.handlers['FFI.getTasks'] = async (pid, p) => {
+      await slow;
+      return tasks(pid, p);
+    };
+    const store = new Store(world.client);
+    const sampler = new Sampler({
+      store, now: world.now, refreshMs: 500, manual: true, taskWant: () => 50, wantCoroutines: () => true, hits: () => 0,
+      onSample: () => undefined, onError: (k, e) => { throw new Error(`${k}: ${String(e)}`); },
+    });
+    await store.workers.refresh();
+    const first = sampler.tick();
+    await new Promise((r) => setImmediate(r));
+    const second = await sampler.tick();
+    expect(sampler.counts.skipped).toBe(1);
+    expect(second!.tasks).toEqual([]);
+    release();
+    const one = await first;
+    expect(one!.tasks).toHaveLength(8);
+    const walked = world.client.calls.filter((c) => c.method === 'Lua.getCoroutines').map((c) => c.pid);
+    expect(walked).toEqual([101, 102, 103, 104]);
+    sampler.sampleSoon(108);
+    await sampler.tick();
+    const next = world.client.calls.filter((c) => c.method === 'Lua.getCoroutines').map((c) => c.pid).slice(4);
+    expect(next).toEqual([108, 105]);
+    sampler.stop();
+    store.dispose();
+  });
+});
+
+describe('queue rows over all workers', () => {
+  const lat = (p99: number) => ({ p50: p99 / 4, p99, max: p99, count: 10 });
+  const row = (pid: number, name: string, depth: number, p99: number, hist: (number | undefined)[]): QueueRow => ({
+    key: `${pid}/${name}`, pid, workers: 1, name, depth, max: 100, in_flight: 1, enqueued: 10, completed: pid === 1 ? null : 5,
+    timeouts: 1, rejected: 0, timeoutsRising: pid === 2, rejectedRising: false,
+    latency: { queue: lat(p99), service: lat(p99), wakeup: lat(p99), total: lat(p99) },
+    depthHistory: hist, rateHistory: hist,
+  });
+
+  it('sums counts, rates and the sparklines sample by sample; latencies are the worst worker\'s', () => {
+    const [echo] = aggregate([row(1, 'echo', 3, 2, [1, 2, 3]), row(2, 'echo', 4, 9, [undefined, 5]), row(1, 'img', 1, 1, [])]);
+    expect(echo).toMatchObject({
+      key: '*/echo', pid: null, workers: 2, depth: 7, max: 200, in_flight: 2, enqueued: 20, completed: 5,
+      timeouts: 2, timeoutsRising: true, depthHistory: [1, 2, 8],
+    });
+    expect(echo!.latency.total).toEqual({ p50: 2.25, p99: 9, max: 9, count: 20 });
+  });
+});

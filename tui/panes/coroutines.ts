@@ -1,0 +1,88 @@
+// Every coroutine of the sampled workers: kind, state, what it waits on, its top frame and the
+// request it serves. One letter per sort column (I inverts), `/` filters on kind, state, wait,
+// request and function text (`!` inverts). Enter opens the stack; w jumps to the FFI task the
+// coroutine waits on. A worker's rows come from its last walk (a few workers are walked per
+// tick), so the title says how many workers' walks failed or were cut short by the agent.
+import { waitText } from '../../cli/format/coroutines.js';
+import type { CoroutineRow, WorkerCoroutines } from '../../store/coroutines.js';
+import type { Key } from '../term.js';
+import type { KeyHelp } from '../view.js';
+import { TablePane, type PaneHost } from './common.js';
+
+export interface CoItem extends CoroutineRow { pid: number }
+
+export const coKey = (pid: number, id: number): string => `${pid}:${id}`;
+
+/** `/srv/app/x.lua:88 resize`: cut from the left, the line and the function stay. */
+const frameText = (f: CoroutineRow['frames'][number] | undefined): string =>
+  (f ? `${f.line >= 0 ? `${f.source}:${f.line}` : f.source} ${f.function || '?'}` : '-');
+
+const requestText = (r: CoroutineRow['request']): string => (r ? `${r.method} ${r.uri}` : '');
+
+export class CoroutinesPane extends TablePane<CoItem> {
+  private errors: string[] = [];
+  private truncated = 0;
+  /** Sources seen in frames (the command line completes file names from them). */
+  readonly sources = new Set<string>();
+
+  constructor(host: PaneHost) {
+    super(host, {
+      key: (r) => coKey(r.pid, r.id),
+      sort: { column: 'pid' },
+      holdOrderMs: 3_000,
+      flashMs: 1_500,
+      empty: 'no coroutines sampled yet',
+      rowRole: (r) => (r.state === 'dead' ? 'dim' : undefined),
+      filterText: (r) => `${r.kind} ${r.state} ${waitText(r.wait)} ${requestText(r.request)} ${r.frames.map(frameText).join(' ')} ${r.pid} ${r.id}`,
+      onActivate: (r) => host.openStack(r.pid, r.id, 'cos'),
+      columns: [
+        { id: 'pid', title: 'worker', width: 7, align: 'right', priority: 1, sortKey: 'p', sortValue: (r) => r.pid * 1e9 + r.id, cell: (r) => String(r.pid) },
+        { id: 'id', title: 'co', width: 5, align: 'right', priority: 0, sortKey: 'i', sortValue: (r) => r.id, cell: (r) => String(r.id) },
+        { id: 'kind', title: 'kind', width: 7, priority: 3, sortKey: 'K', cell: (r) => r.kind },
+        { id: 'state', title: 'state', width: 9, priority: 0, sortKey: 's', cell: (r) => r.state },
+        { id: 'wait', title: 'waits on', width: 18, minWidth: 10, priority: 1, sortKey: 'W', cell: (r) => (r.wait ? waitText(r.wait) : '') },
+        { id: 'frame', title: 'top frame', width: 30, minWidth: 16, flex: true, elide: 'start', priority: 0, sortKey: 'f', cell: (r) => frameText(r.frames[0]) },
+        { id: 'req', title: 'request', width: 22, minWidth: 12, flex: true, maxWidth: 60, priority: 2, sortKey: 'r', cell: (r) => requestText(r.request) },
+      ],
+    });
+  }
+
+  setWorkers(workers: WorkerCoroutines[]): void {
+    const rows: CoItem[] = [];
+    for (const w of workers) {
+      for (const c of w.coroutines) {
+        rows.push({ ...c, pid: w.pid });
+        for (const f of c.frames) if (f.line >= 0 && this.sources.size < 2_000) this.sources.add(f.source);
+      }
+    }
+    this.errors = workers.filter((w) => w.error).map((w) => `worker ${w.pid}: ${w.error}`);
+    this.truncated = workers.filter((w) => w.truncated).length;
+    this.table.setData(rows);
+  }
+
+  /** The rows of one worker, as sampled (for `stack CO` without a worker). */
+  find(id: number): CoItem[] {
+    return this.table.visible().filter((r) => r.id === id);
+  }
+
+  info(): string {
+    const { index, shown, total } = this.table.counts;
+    const pos = shown ? `${index + 1}/${shown}` : '0';
+    const of = shown !== total ? ` of ${total}` : '';
+    const notes = [this.errors.length ? `${this.errors.length} failed` : '', this.truncated ? `${this.truncated} cut short` : ''].filter(Boolean);
+    return `${pos}${of}${notes.length ? ` (${notes.join(', ')})` : ''}`;
+  }
+
+  protected override keys(key: Key): boolean {
+    if (key !== 'w') return false;
+    const r = this.table.selected;
+    if (!r) return true;
+    if (r.wait?.kind === 'ffi' && typeof r.wait.task_id === 'number') this.host.toTask(r.pid, r.wait.task_id);
+    else this.host.info(`co ${r.id} does not wait on an FFI task`);
+    return true;
+  }
+
+  protected override ownHelp(): KeyHelp[] {
+    return [{ keys: 'Enter', help: 'stack and locals' }, { keys: 'w', help: 'the FFI task it waits on' }];
+  }
+}
