@@ -1,6 +1,7 @@
 // Builds the commander program. Commands live one per file under cli/commands/ and register
 // themselves through program.command() so they inherit exitOverride/configureOutput below.
 import { Command } from 'commander';
+import { registerAttach } from './commands/attach.js';
 import { registerBreakpoint } from './commands/breakpoint.js';
 import { registerBreakpoints } from './commands/breakpoints.js';
 import { registerConfig } from './commands/config.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerStack(program);
   registerQueue(program);
   registerTasks(program);
+  registerAttach(program);
   registerBreakpoint(program);
   registerBreakpoints(program);
   registerDetach(program);
