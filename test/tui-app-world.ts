@@ -118,6 +118,8 @@ export class World {
     const tasks: FFI.Task[] = [];
     const cos: Lua.Coroutine[] = [];
     const frames = (fn: string, src: string, line: number): Lua.Frame[] => [{ function: fn, source: src, line, what: 'Lua' }];
+    // as the agent has them: a waiting coroutine's top frame is the C function it yields in
+    const yielding = (fn: string, src: string, line: number): Lua.Frame[] => [{ function: 'co_yield', source: '=[C]', line: -1, what: 'C' }, ...frames(fn, src, line)];
     const count = many ?? 3;
     for (let i = 0; i < count; i++) {
       const co = 20 + i;
@@ -125,12 +127,12 @@ export class World {
       tasks.push({
         id, runtime: i % 3 === 2 ? 'echo' : 'imgresize', method: i % 3 === 2 ? 'echo' : 'resize', state: i === 0 ? 'polled' : 'pending',
         age_ms: 1800 - i * 600 + (pid - 101) * 50, req_len: 200, req_preview: i === 1 ? '{"w":1280,"src":"/img/日本語.png"}' : `{"w":640,"n":${i}}`,
-        coroutine: { id: co, frames: frames('resize', '/srv/app/images/resize.lua', 88) },
+        coroutine: { id: co, frames: yielding('resize', '/srv/app/images/resize.lua', 88) },
       });
       if (i < 3) {
         cos.push({
           id: co, kind: 'request', state: 'suspended', wait: { kind: 'ffi', task_id: id },
-          frames: frames('resize', '/srv/app/images/resize.lua', 88), request: { method: 'GET', uri: `/img/resize?w=${640 + i}` },
+          frames: yielding('resize', '/srv/app/images/resize.lua', 88), request: { method: 'GET', uri: `/img/resize?w=${640 + i}` },
         });
       }
     }

@@ -233,6 +233,8 @@ export class Sampler {
     this.soon.clear();
     for (let n = 0; pick.size < per && n < alive.length; n++) pick.add(alive[(this.cursor + n) % alive.length]!);
     this.cursor = (this.cursor + per) % alive.length;
-    return this.opts.store.coroutines.refreshWorkers([...pick], 1, alive);
+    // 3 frames: a waiting coroutine's top frame is the C function it yields in; the panes show
+    // the first Lua frame under it
+    return this.opts.store.coroutines.refreshWorkers([...pick], 3, alive);
   }
 }

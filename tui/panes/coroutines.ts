@@ -17,6 +17,10 @@ export const coKey = (pid: number, id: number): string => `${pid}:${id}`;
 const frameText = (f: CoroutineRow['frames'][number] | undefined): string =>
   (f ? `${f.line >= 0 ? `${f.source}:${f.line}` : f.source} ${f.function || '?'}` : '-');
 
+/** The frame to show: the first Lua one (a waiting coroutine's top frame is the C function it
+ * yields in: co_yield, receiveany), else the top one. */
+export const shownFrame = <F extends { line: number }>(frames: F[]): F | undefined => frames.find((f) => f.line >= 0) ?? frames[0];
+
 const requestText = (r: CoroutineRow['request']): string => (r ? `${r.method} ${r.uri}` : '');
 
 export class CoroutinesPane extends TablePane<CoItem> {
@@ -41,7 +45,7 @@ export class CoroutinesPane extends TablePane<CoItem> {
         { id: 'kind', title: 'kind', width: 7, priority: 3, sortKey: 'K', cell: (r) => r.kind },
         { id: 'state', title: 'state', width: 9, priority: 0, sortKey: 's', cell: (r) => r.state },
         { id: 'wait', title: 'waits on', width: 18, minWidth: 10, priority: 1, sortKey: 'W', cell: (r) => (r.wait ? waitText(r.wait) : '') },
-        { id: 'frame', title: 'top frame', width: 30, minWidth: 16, flex: true, elide: 'start', priority: 0, sortKey: 'f', cell: (r) => frameText(r.frames[0]) },
+        { id: 'frame', title: 'top frame', width: 30, minWidth: 16, flex: true, elide: 'start', priority: 0, sortKey: 'f', cell: (r) => frameText(shownFrame(r.frames)) },
         { id: 'req', title: 'request', width: 22, minWidth: 12, flex: true, maxWidth: 60, priority: 2, sortKey: 'r', cell: (r) => requestText(r.request) },
       ],
     });

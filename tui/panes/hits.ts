@@ -4,7 +4,7 @@
 // title says so. Enter opens a hit's full snapshot in the stack pane.
 import { renderValue } from '../../cli/format/value.js';
 import type { BreakpointView } from '../../store/hits.js';
-import { fmtClock, fmtCount } from '../format.js';
+import { fmtClock, fmtCount, fmtDuration } from '../format.js';
 import { line, span, type Line, type Span } from '../style.js';
 import type { KeyHelp, RenderContext } from '../view.js';
 import { TablePane, type HitEvent, type PaneHost } from './common.js';
@@ -46,12 +46,12 @@ export class HitRing {
 }
 
 /** What a hit says in one line: the logpoint's message, the task, or its first locals. */
-export function hitSummary(h: HitEvent): string {
+export function hitSummary(h: HitEvent, unicode = true): string {
   if (typeof h.message === 'string') return h.message;
   if (h.task) {
     const t = h.task;
     if (t.phase === 'enqueue') return `enqueue ${t.runtime}.${t.method} ${t.req_len ?? 0}B ${JSON.stringify(t.req_preview ?? '')}`;
-    return `resume ${t.runtime}.${t.method} ok=${String(t.ok)}${t.rc !== undefined ? ` rc=${t.rc}` : ''}${t.latency_ms ? ` ${t.latency_ms.total}ms` : ''}`;
+    return `resume ${t.runtime}.${t.method} ok=${String(t.ok)}${t.rc !== undefined ? ` rc=${t.rc}` : ''}${t.latency_ms ? ` ${fmtDuration(t.latency_ms.total, { unicode })}` : ''}`;
   }
   return variables(h.locals).slice(0, 6).map(([n, v]) => `${n}=${renderValue(v, 40)}`).join(' ');
 }
@@ -81,7 +81,7 @@ export class HitsPane extends TablePane<HitItem> {
         { id: 'bp', title: 'bp', width: 3, align: 'right', priority: 0, sortKey: 'b', sortValue: (r) => r.hit.id, cell: (r) => String(r.hit.id) },
         { id: 'pid', title: 'worker', width: 6, align: 'right', priority: 3, sortKey: 'p', sortValue: (r) => r.hit.pid, cell: (r) => String(r.hit.pid) },
         { id: 'where', title: 'where', width: 24, minWidth: 12, elide: 'start', priority: 1, cell: (r) => frameWhere(r.hit) },
-        { id: 'msg', title: 'message / locals', width: 24, minWidth: 12, flex: true, priority: 0, cell: (r) => hitSummary(r.hit) },
+        { id: 'msg', title: 'message / locals', width: 24, minWidth: 12, flex: true, priority: 0, cell: (r) => hitSummary(r.hit, host.theme.unicode) },
         { id: 'req', title: 'request', width: 20, minWidth: 10, flex: true, maxWidth: 50, priority: 4,
           cell: (r) => (r.hit.request ? `${r.hit.request.method} ${r.hit.request.uri}` : '') },
       ],

@@ -43,7 +43,7 @@ export class StackPane implements PaneView {
   private hitsShown = 0;
 
   constructor(private readonly host: PaneHost, private readonly opts: StackPaneOptions) {
-    this.tree = new Tree({ empty: 'no frames', onChange: () => host.update() });
+    this.tree = new Tree({ empty: 'no frames: the coroutine has finished (or not started yet)', onChange: () => host.update() });
   }
 
   get title(): string {

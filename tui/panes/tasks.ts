@@ -8,6 +8,7 @@ import type { Key } from '../term.js';
 import { latencyLevel } from '../thresholds.js';
 import type { KeyHelp } from '../view.js';
 import { dur, TablePane, type PaneHost } from './common.js';
+import { shownFrame } from './coroutines.js';
 
 export interface TaskItem extends TaskRow { pid: number }
 
@@ -40,11 +41,11 @@ export class TasksPane extends TablePane<TaskItem> {
         { id: 'pid', title: 'worker', width: 7, align: 'right', priority: 2, sortKey: 'p', sortValue: (r) => r.pid, cell: (r) => String(r.pid) },
         { id: 'id', title: 'task', width: 6, align: 'right', priority: 1, sortKey: 'i', sortValue: (r) => r.id, cell: (r) => String(r.id) },
         { id: 'rt', title: 'runtime.method', width: 16, minWidth: 10, priority: 0, sortKey: 'n', cell: (r) => `${r.runtime}.${r.method}` },
-        { id: 'state', title: 'state', width: 7, priority: 3, sortKey: 's', cell: (r) => r.state },
+        { id: 'state', title: 'state', width: 9, priority: 3, sortKey: 's', cell: (r) => r.state },
         { id: 'co', title: 'co', width: 5, align: 'right', priority: 2, cell: (r) => (r.coroutine ? String(r.coroutine.id) : '-') },
         { id: 'req', title: 'request', width: 24, minWidth: 10, flex: true, priority: 1,
           cell: (r) => r.req_preview + (r.req_len > r.req_preview.length ? host.theme.glyphs.ellipsis : '') },
-        { id: 'at', title: 'waiting at', width: 28, minWidth: 14, elide: 'start', priority: 4, cell: (r) => frameText(r.coroutine?.frames[0]) },
+        { id: 'at', title: 'waiting at', width: 28, minWidth: 14, elide: 'start', priority: 4, cell: (r) => frameText(shownFrame(r.coroutine?.frames ?? [])) },
       ],
     });
   }
