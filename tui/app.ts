@@ -265,9 +265,11 @@ export class AttachApp {
     else this.screen.info(text);
   }
 
-  /** The hits pane follows the stream at most 4 times a second, however many hits come. */
+  /** New hits and breakpoint counts show with the next sample (the screen's refresh rate,
+   * however many hits come); with no sampling going on (manual, the session ended), within
+   * 250 ms. */
   private eventsSoon(): void {
-    if (this.eventsTimer) return;
+    if (this.eventsTimer || this.sampler?.running) return;
     this.eventsTimer = setTimeout(() => this.flushEvents(), 250);
     this.eventsTimer.unref();
   }

@@ -145,6 +145,11 @@ export class Sampler {
     return this.refreshMs;
   }
 
+  /** Sampling on its own timer (not manual, not stopped). */
+  get running(): boolean {
+    return this.timer !== undefined && !this.stopped;
+  }
+
   /** The workers first (their pids and modes), one tick, then a tick every refreshMs. */
   async start(): Promise<void> {
     this.workersAt = this.opts.now();
