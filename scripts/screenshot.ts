@@ -55,6 +55,14 @@ function applySgr(style: Style, codes: number[]): Style {
   return s;
 }
 
+const WIDE = /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/u;
+
+function cellsOf(text: string): number {
+  let n = 0;
+  for (const ch of text) n += WIDE.test(ch) ? 2 : 1;
+  return n;
+}
+
 /** One line of captured text into runs of one style (x in cells). */
 function runsOf(line: string, start: Style): { runs: Run[]; style: Style } {
   const runs: Run[] = [];
@@ -70,7 +78,7 @@ function runsOf(line: string, start: Style): { runs: Run[]; style: Style } {
       for (const ch of m[2]) {
         if (!cur) runs.push((cur = { x, text: '', style }));
         cur.text += ch;
-        x += /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/u.test(ch) ? 2 : 1;
+        x += cellsOf(ch);
       }
     }
   }
@@ -96,11 +104,13 @@ export function toSvg(ansi: string): string {
       const fg = run.style.reverse ? run.style.bg : run.style.fg;
       const bg = run.style.reverse ? run.style.fg : run.style.bg;
       const x = 8 + run.x * CELL_W;
-      const w = [...run.text].length * CELL_W;
+      const w = cellsOf(run.text) * CELL_W;
       if (bg !== BG) out.push(`<rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${CELL_H}" fill="${bg}"/>`);
       if (run.text.trim() === '') continue;
       const deco = `${run.style.bold ? ' font-weight="bold"' : ''}${run.style.underline ? ' text-decoration="underline"' : ''}`;
-      out.push(`<text x="${x.toFixed(1)}" y="${y + CELL_H - 4}" fill="${fg}"${deco}>${esc(run.text)}</text>`);
+      // each run exactly as wide as its cells: glyphs from a fallback font (block elements,
+      // µ, …) have other advances and would push the rest of the line off the cells
+      out.push(`<text x="${x.toFixed(1)}" y="${y + CELL_H - 4}" fill="${fg}"${deco} textLength="${w.toFixed(1)}" lengthAdjust="spacingAndGlyphs">${esc(run.text)}</text>`);
     }
   });
   out.push('</g></svg>');
@@ -116,7 +126,7 @@ function main(): void {
   writeFileSync(svgPath, toSvg(readFileSync(0, 'utf8')));
   if (!pngPath) return;
   try {
-    execFileSync('rsvg-convert', ['--zoom', '1.5', '-o', pngPath, svgPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('rsvg-convert', ['--zoom', '1.25', '-o', pngPath, svgPath], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
     const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
     process.stderr.write(`screenshot: ${missing ? 'rsvg-convert not found (apt-get install librsvg2-bin)' : (err as Error).message.split('\n')[0]}\n`);
