@@ -87,6 +87,11 @@ export async function publish(pid: number, listen: Listen, opts: PublishOptions 
       return session.ended;
     },
     stop: () => (stopped ??= (async () => {
+      // the entry goes first: while the listener closes and the workers detach (up to ~1 s),
+      // a front end must not find it and connect to whoever binds the port next
+      stopping = true;
+      if (registry) removeEntry(registry);
+      registry = undefined;
       try {
         // the front ends get each breakpoint's end, with why, before the close
         if (session.ended !== undefined) await server.breakpoints.clear(session.ended);

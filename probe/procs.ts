@@ -13,6 +13,8 @@ export interface NginxProc {
   /** A worker left over from a reload, finishing its requests. */
   shuttingDown: boolean;
   title: string;
+  /** Start time (/proc/PID/stat field 22): tells this process from a later one with its pid. */
+  start?: string;
 }
 
 export interface NginxMaster extends NginxProc {
@@ -80,7 +82,17 @@ export function readNginxProc(pid: number): NginxProc | undefined {
   if (!st || st.get('State')?.startsWith('Z')) return undefined;
   const uid = Number(st.get('Uid')?.split(/\s+/)[0] ?? NaN);
   const gid = Number(st.get('Gid')?.split(/\s+/)[0] ?? NaN);
-  return { pid, ppid: Number(st.get('PPid')), uid, gid, user: userName(uid), title: t, ...r };
+  return { pid, ppid: Number(st.get('PPid')), uid, gid, user: userName(uid), title: t, start: startTime(pid), ...r };
+}
+
+/** The start time of `pid` in clock ticks since boot, or undefined when it is gone. */
+export function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
 }
 
 function allPids(): number[] {

@@ -11,7 +11,10 @@
 // and the ones whose probe is gone are removed from our own dir (probe/README.md).
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { startTime } from './procs.js';
 import { defaultRunDir, fdPath, O_OPEN_DIR } from './run-dir.js';
+
+export { startTime };
 
 export interface ServeEntry {
   probe_pid: number;
@@ -96,15 +99,6 @@ function alive(pid: number): boolean {
 }
 
 /** Field 22 of /proc/PID/stat (clock ticks after boot), undefined when there is no such process. */
-export function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /** The entry's pid now belongs to another process than the serve that wrote it. */
 function reused(e: ServeEntry): boolean {
   return e.probe_start !== undefined && startTime(e.probe_pid) !== e.probe_start;
@@ -130,9 +124,11 @@ export function listening(e: Pick<ServeEntry, 'socket' | 'port'>): boolean {
   if (e.port === undefined) return false;
   const port = e.port.toString(16).toUpperCase().padStart(4, '0');
   // sl local_address rem_address st ...; st 0A: LISTEN
+  // ...; field 7: the socket's owner. Another user's socket on the port (serve gone, the port
+  // taken) is not this user's serve: a root CLI must not hand it the token.
   return ['/proc/net/tcp', '/proc/net/tcp6'].some((p) => procLines(p).some((l) => {
     const f = l.trim().split(/\s+/);
-    return f[1]?.endsWith(`:${port}`) === true && f[3] === '0A';
+    return f[1]?.endsWith(`:${port}`) === true && f[3] === '0A' && Number(f[7]) === euid();
   }));
 }
 

@@ -17,6 +17,8 @@ import { runDirsOf } from './run-dir.js';
 export interface SessionOptions extends AttachOptions {
   /** How often a master session looks for new workers; default 200 ms. */
   pollMs?: number;
+  /** Delays before each new attach of a lost worker (default RETRY_MS); tests shorten them. */
+  retryMs?: number[];
 }
 
 export interface WorkerResult<T = unknown> {
@@ -38,7 +40,13 @@ interface Worker {
   lettingGo?: boolean;
   /** Lost unexpectedly: when to try again, and how many tries so far. */
   retry?: { at: number; tries: number };
+  /** When its link came up, and the tries that led to it (-1: the first attach). */
+  attachedAt?: number;
+  priorTries?: number;
 }
+
+/** A link that lasted less than this was not a recovery: the next loss backs off further. */
+const STABLE_MS = 30_000;
 
 /** Delays before each new attach of a lost worker (ms); then it stays detached, with its error. */
 const RETRY_MS = [300, 1_000, 2_000, 4_000, 8_000];
@@ -192,10 +200,17 @@ export class Session {
         for (const l of this.agentListeners) l(proc.pid, method, params);
       });
       delete w.retry;
+      w.attachedAt = Date.now();
+      w.priorTries = retry?.tries ?? -1;
       link.onClose((reason) => {
         w.link = undefined;
         w.error = reason;
-        if (!w.lettingGo && !this.closing) w.retry = { at: Date.now() + RETRY_MS[0]!, tries: 0 };
+        // a worker that drops every link right after hello must not be attached (and re-armed)
+        // every 300 ms for good: the backoff grows across short-lived links, then stops
+        const quick = Date.now() - (w.attachedAt ?? 0) < STABLE_MS;
+        const tries = quick ? (w.priorTries ?? -1) + 1 : 0;
+        const delays = this.opts.retryMs ?? RETRY_MS;
+        if (!w.lettingGo && !this.closing && tries < delays.length) w.retry = { at: Date.now() + delays[tries]!, tries };
         this.emit('Target.detachedFromTarget', { pid: proc.pid, reason });
       });
       if (this.closing) await link.detach('session closed');
@@ -203,7 +218,8 @@ export class Session {
     } catch (err) {
       if (!(err instanceof ProbeError)) throw err;
       w.error = err.code === 'NOAGENT' ? (this.heldBy(proc) ?? err.message) : err.message;
-      if (retry && retry.tries + 1 < RETRY_MS.length) w.retry = { at: Date.now() + RETRY_MS[retry.tries + 1]!, tries: retry.tries + 1 };
+      const delays = this.opts.retryMs ?? RETRY_MS;
+      if (retry && retry.tries + 1 < delays.length) w.retry = { at: Date.now() + delays[retry.tries + 1]!, tries: retry.tries + 1 };
     }
   }
 
@@ -229,16 +245,19 @@ export class Session {
     if (this.closing) return;
     if (this.root.role === 'worker') {
       const now = readNginxProc(this.root.pid);
-      if (!now) return this.end(`worker ${this.root.pid} exited`);
+      // a later process with its pid is not the worker: it exited
+      if (!now || now.start !== this.root.start) return this.end(`worker ${this.root.pid} exited`);
       const w = this.workers.get(this.root.pid);
       if (now.shuttingDown && !w?.link) return this.end(`worker ${this.root.pid} is shutting down`);
       return this.retryLost(new Set([this.root.pid]));
     }
-    if (!readNginxProc(this.root.pid)) return this.end(`nginx master ${this.root.pid} exited`);
+    if (readNginxProc(this.root.pid)?.start !== this.root.start) return this.end(`nginx master ${this.root.pid} exited`);
     const serving = workersOf(this.root.pid);
     const current = new Set(serving.map((p) => p.pid));
+    const starts = new Map(serving.map((p) => [p.pid, p.start]));
     for (const [pid, w] of this.workers) {
-      if (current.has(pid)) continue;
+      // the same pid with another start time is a new worker: this one is gone
+      if (current.has(pid) && starts.get(pid) === w.proc.start) continue;
       w.lettingGo = true;
       if (w.link) await w.link.detach('worker shutting down');
       this.workers.delete(pid);

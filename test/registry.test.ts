@@ -2,7 +2,7 @@
 // serve-<pid>.json behind; an entry whose probe is gone, whose pid a later process has taken, or
 // whose endpoint nothing listens on is never answered from, and the gone ones are removed from
 // our own dir. Reading other users' dirs (ps as root) follows no link and blocks on no FIFO.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lchownSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -83,6 +83,25 @@ describe('stale serve entries', () => {
     await new Promise((r) => s.close(r));
     expect(listening(e)).toBe(false);
     expect(readOwnEntries(dir)).toEqual([]);
+  });
+
+  it('TCP: another user listening on the entry\'s port (the serve gone, the port taken) is not a live serve', async () => {
+    // the script binds a free port as nobody, prints it, and listens until its stdin closes
+    const src = "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port)});"
+      + "process.stdin.on('end',()=>process.exit(0));process.stdin.resume()";
+    const child = spawn('runuser', ['-u', nobodyUser().name, '--', process.execPath, '-e', src], { cwd: '/', stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stdout!.once('data', (b: Buffer) => resolve(Number(String(b).trim())));
+        child.once('exit', (c) => reject(new Error(`listener as nobody exited ${c}`)));
+      });
+      const e = entry(process.pid, { socket: undefined, host: '127.0.0.1', port, probe_start: startTime(process.pid) });
+      plant(e);
+      expect(listening(e)).toBe(false);
+      expect(readOwnEntries(dir)).toEqual([]);
+    } finally {
+      child.stdin!.end();
+    }
   });
 
   it('an entry from before start times were recorded counts while its pid lives and its socket listens', async () => {

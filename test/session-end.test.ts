@@ -3,6 +3,7 @@
 // nginx quits under a running `breakpoint MASTER`, in-process and through a `serve` probe. The
 // user must be told, and never be left with a command that waits, armed nowhere, for its timeout.
 import { describe, expect, it } from 'vitest';
+import { Session } from '../probe/session.js';
 import { BP_CLI_FILE, BP_CLI_HTTP, BREAK_LINE, FIXTURE_LUA } from './harness/bp-cli-app.js';
 import { startCli, stopCliAfterEach, type RunningCli } from './harness/cli.js';
 import { http, useNginx, waitFor, type NginxHandle } from './harness/nginx.js';
@@ -40,6 +41,41 @@ describe('a link lost while the workers serve', () => {
     for (let i = 0; i < 20 && !cli.lines().some((e) => e.event === 'hit'); i++) await http(nginx().url(`/work?n=${i}`));
     expect(cli.lines().some((e) => e.event === 'hit')).toBe(true);
   }, 40_000);
+});
+
+describe('links lost again and again', () => {
+  const nginx = useNginx({ workers: 1, http: BP_CLI_HTTP, luaPath: [FIXTURE_LUA] });
+
+  it('a worker whose link drops right after each attach is tried with growing delays, then left detached with why', async () => {
+    const session = await Session.open(nginx().masterPid, { retryMs: [100, 300, 600] });
+    const pid = session.targets()[0]!.pid;
+    const attachedAt: number[] = [];
+    const off = session.onTargetEvent((method) => {
+      if (method === 'Target.attachedToTarget') attachedAt.push(Date.now());
+    });
+    // what a link that fails at once looks like from here: closed under the session
+    const drop = (): void => (session as unknown as { workers: Map<number, { link?: { close(r: string): void } }> })
+      .workers.get(pid)!.link!.close('dropped by the test');
+    try {
+      const lost: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        lost.push(Date.now());
+        drop();
+        await waitFor(() => attachedAt.length === i + 1, { timeout: 5_000, what: `attach ${i + 2}` });
+      }
+      const delays = attachedAt.map((t, i) => t - lost[i]!);
+      expect(delays[0]).toBeGreaterThanOrEqual(100);
+      expect(delays[1]).toBeGreaterThanOrEqual(300);
+      expect(delays[2]).toBeGreaterThanOrEqual(600);
+      drop();
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(attachedAt).toHaveLength(3);
+      expect(session.targets()[0]).toMatchObject({ pid, attached: false, error: 'dropped by the test' });
+    } finally {
+      off();
+      await session.close();
+    }
+  }, 30_000);
 });
 
 describe('nginx quits under breakpoint MASTER (in-process)', () => {
