@@ -89,7 +89,7 @@ export class QueueView extends View<QueueState | undefined> {
       runtimes: list<FFI.RuntimeStats>(r.result?.runtimes).map((raw) => this.record(r.pid, at, runtimeRow(raw))),
       ...(r.error ? { error: r.error } : {}),
     }));
-    this.forgetGone(new Set(workers.map((w) => w.pid)));
+    this.forget(workers);
     return this.publish({ at, workers }) as QueueState;
   }
 
@@ -125,10 +125,20 @@ export class QueueView extends View<QueueState | undefined> {
     return { ...row, rates };
   }
 
-  /** A worker that is no longer there (replaced after a reload) takes its history with it. */
-  private forgetGone(pids: Set<number>): void {
+  /** What was not reported takes its history with it: a worker that is no longer there
+   * (replaced after a reload), and a runtime its worker answered without (unloaded, or gone
+   * with a new configuration) while the worker stays. A worker whose answer failed keeps its
+   * own (the failure says nothing about what runs there). */
+  private forget(workers: QueueWorker[]): void {
+    const reported = new Map<number, Set<string> | undefined>();
+    for (const w of workers) reported.set(w.pid, w.error !== undefined ? undefined : new Set(w.runtimes.map((r) => r.name)));
     for (const key of [...this.last.keys()]) {
-      if (pids.has(Number(key.split('\u0000')[0]))) continue;
+      const sep = key.indexOf('\u0000');
+      const pid = Number(key.slice(0, sep));
+      if (reported.has(pid)) {
+        const names = reported.get(pid);
+        if (names === undefined || names.has(key.slice(sep + 1))) continue;
+      }
       this.last.delete(key);
       this.series.delete(key);
     }

@@ -83,6 +83,34 @@ describe('queue: rates and history', () => {
     expect(queue.history(102, 'echo')).toHaveLength(3);
   });
 
+  it('a runtime that stops being reported takes its history with it, its worker staying; a worker that errs keeps its own', async () => {
+    const { client, queue, runtimes, at } = queueSetup();
+    runtimes.set(101, [runtime('echo', 1, 1), runtime('imgresize', 1, 1)]);
+    runtimes.set(102, [runtime('echo', 1, 1)]);
+    at(1_000);
+    await queue.sample();
+    // 101 loaded again without imgresize (a new nginx.conf): its points go
+    runtimes.set(101, [runtime('echo', 2, 2)]);
+    at(2_000);
+    await queue.sample();
+    expect(queue.history(101, 'imgresize')).toEqual([]);
+    expect(queue.history(101, 'echo')).toHaveLength(2);
+    // a failed answer says nothing about what runs: 102 keeps its points
+    client.handlers['FFI.getRuntimes'] = (pid) => {
+      if (pid === 102) throw new Error('agent busy');
+      return { runtimes: runtimes.get(pid) ?? [] };
+    };
+    at(3_000);
+    await queue.sample();
+    expect(queue.history(102, 'echo')).toHaveLength(2);
+    // imgresize back: a fresh history, no rate against the old counters
+    runtimes.set(101, [runtime('echo', 3, 3), runtime('imgresize', 5, 5)]);
+    at(4_000);
+    const s = await queue.sample();
+    expect(queue.history(101, 'imgresize')).toHaveLength(1);
+    expect(s.workers[0]!.runtimes[1]!.rates).toBeNull();
+  });
+
   it('--json keeps the documented shape (no rates, p50/p99 per phase), errors per worker', async () => {
     const { client, queue, runtimes, at } = queueSetup();
     runtimes.set(101, [runtime('echo', 1, 1)]);
