@@ -135,7 +135,7 @@ describe('formatTasks', () => {
 });
 
 // What a terminal acts on: C0 but newline, DEL, C1, line separators, bidi and invisible marks.
-const CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/u;
+const CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\p{Cf}]/u;
 // A client's User-Agent that retitles the window, clears the screen, rewrites the line.
 const EVIL = '\x1b]0;pwned\x07\x1b[2J\r\x9b31m\u202egnp.exe';
 const EVIL_SHOWN = '\\x1b]0;pwned\\x07\\x1b[2J\\r\\x9b31m\\u{202e}gnp.exe';
@@ -154,6 +154,8 @@ describe('termText', () => {
     ['bidi override and isolate', 'a\u202eb\u2066c\u2069', 'a\\u{202e}b\\u{2066}c\\u{2069}'],
     ['line and paragraph separators', 'a\u2028b\u2029c', 'a\\u{2028}b\\u{2029}c'],
     ['zero-width characters and BOM', 'a\u200bb\u200dc\ufeff', 'a\\u{200b}b\\u{200d}c\\u{feff}'],
+    ['format characters: soft hyphen, Arabic letter mark, tag characters', 'a\u00adb\u061cc\u{e0041}\u{e007f}', 'a\\xadb\\u{61c}c\\u{e0041}\\u{e007f}'],
+    ['other format characters (\\p{Cf})', 'x\u0600\u180e\u2064\ufff9\u{1d173}', 'x\\u{600}\\u{180e}\\u{2064}\\u{fff9}\\u{1d173}'],
     ['a whole attack', EVIL, EVIL_SHOWN],
   ])('%s', (_name, input, shown) => {
     expect(termText(input)).toBe(shown);
@@ -168,6 +170,7 @@ describe('termText', () => {
   it.each<[string, unknown]>([
     ['a string', EVIL],
     ['nested', { uri: EVIL, list: [EVIL, 1, null], [EVIL]: true }],
+    ['format characters, astral ones too', { ua: 'a\u00ad\u061c\u{e0041}\u{e007f}b', [`k\u{e0020}`]: '\u{1d173}' }],
   ])('jsonText is the same JSON, with nothing a terminal acts on: %s', (_name, value) => {
     for (const indent of [undefined, 2]) {
       const text = jsonText(value, indent);

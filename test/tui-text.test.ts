@@ -71,10 +71,13 @@ describe('clean: worker text for the screen', () => {
     ['C1', 'a\x9bb', 'a\\x9bb'],
     ['emoji (blessed: 1 cell, terminals: 2)', 'ok 😀', 'ok \\u{1f600}'],
     ['CJK kept', '日本', '日本'],
+    ['format characters: soft hyphen, Arabic letter mark, tag characters', 'a\u00adb\u061cc\u{e0041}', 'a\\xadb\\u{61c}c\\u{e0041}'],
+    ['emoji presentation outside the emoji blocks (blessed: 1 cell, terminals: 2)', '⌚⚡✅❌⭐', '\\u{231a}\\u{26a1}\\u{2705}\\u{274c}\\u{2b50}'],
+    ['wide emoji blessed counts as 2 kept; text-presentation symbols kept', '🈁 ❤ ☺ ©', '🈁 ❤ ☺ ©'],
   ])('%s', (_n, s, out) => expect(clean(s)).toBe(out));
 
   it('is idempotent', () => {
-    const once = clean('x\x1b[31m😀\u202e\n');
+    const once = clean('x\x1b[31m😀\u202e\n⚡\u00ad\u{e0041}');
     expect(clean(once)).toBe(once);
   });
 });
@@ -130,6 +133,12 @@ describe('paint', () => {
 
   it('escapes worker text even when a widget forgot to', () => {
     expect(paint(line('a\x1b[2Jb'), 9, colour)).toBe('a\\x1b[2Jb');
+  });
+
+  it('a request line full of ⚡ cannot spill into the next row: nothing a terminal draws wider than blessed counts', () => {
+    const out = paint(line(`GET /${'⚡'.repeat(40)}\u00ad\u061c`), 20, mono);
+    expect(out).toBe('GET /\\u{26a1}\\u{26a1');
+    expect(out).not.toMatch(/[\p{Emoji_Presentation}\p{Cf}]/u);
   });
 
   it('fits spans to a width, padding on the side asked', () => {

@@ -5,7 +5,9 @@
 // Widths follow blessed 0.1.81 (fullUnicode), which decides where each character lands in its
 // buffer: East Asian wide characters take 2 cells, combining marks 0, everything else 1. Emoji
 // are the one place blessed (1 cell) and today's terminals (2 cells) disagree, which would shift
-// the rest of the row; `clean` shows them escaped (\u{1f600}) like the other risky characters.
+// the rest of the row; `clean` shows them escaped (\u{1f600}) like the other risky characters:
+// the emoji blocks, and every character drawn as an emoji by default (\p{Emoji_Presentation}:
+// ⌚ ⚡ ✅ ❌ ⭐ …) that blessed does not count as wide.
 import { termText } from '../cli/format/escape.js';
 
 // East Asian Wide and Fullwidth ranges, as blessed counts them (inclusive).
@@ -22,8 +24,9 @@ const WIDE: readonly (readonly [number, number])[] = [
 ];
 
 const COMBINING = /^[\p{Mn}\p{Me}]$/u;
-// Emoji and pictographs (blessed: 1 cell, terminals: 2) and the emoji presentation selector.
-const EMOJI = /[\u{1f000}-\u{1f1ff}\u{1f300}-\u{1faff}\ufe0f]/gu;
+// Emoji and pictographs (blessed: 1 cell, terminals: 2), the emoji presentation selector, and
+// the characters shown as emoji by default (those blessed counts as wide are kept: see clean).
+const EMOJI = /[\u{1f000}-\u{1f1ff}\u{1f300}-\u{1faff}\ufe0f\p{Emoji_Presentation}]/gu;
 
 function isWide(cp: number): boolean {
   let lo = 0;
@@ -55,7 +58,12 @@ export function strWidth(s: string): number {
 
 /** Worker text made safe and measurable for one cell row (see the header comment). */
 export function clean(s: string): string {
-  return termText(s).replace(EMOJI, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+  return termText(s).replace(EMOJI, (c) => {
+    const cp = c.codePointAt(0)!;
+    // blessed and terminals agree on these (2 cells): 🈁 and the like
+    if (cp !== 0xfe0f && isWide(cp)) return c;
+    return `\\u{${cp.toString(16)}}`;
+  });
 }
 
 /** The longest prefix of `s` that fits in `width` cells (a wide character never straddles). */

@@ -3,14 +3,16 @@
 // escape sequences would retitle the operator's terminal, clear the screen, rewrite lines with a
 // carriage return or reorder them with bidi overrides. Everything printed for people goes
 // through here: C0 controls, DEL and C1 controls (U+0080–U+009F) become \xNN (\n, \r, \t by
-// name), line separators and bidi/invisible format characters \u{NNNN}. Backslashes stay as they
-// are. --json stays JSON: JSON.stringify escapes C0 already, jsonText also the rest, as \uNNNN
-// (the same data for any JSON reader).
+// name), line separators and every format character (\p{Cf}: bidi and invisible marks, the soft
+// hyphen, tag characters U+E0000–E007F) \u{NNNN}. Backslashes stay as they are. --json stays
+// JSON: JSON.stringify escapes C0 already, jsonText also the rest, as \uNNNN (a surrogate pair
+// past U+FFFF: the same data for any JSON reader).
 
-// C0 and DEL, C1, line/paragraph separators, zero-width and bidi marks, overrides, isolates, BOM.
-const UNSAFE = /[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/gu;
-const UNSAFE_BUT_NEWLINE = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/gu;
-const JSON_UNSAFE = /[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/gu;
+// C0 and DEL, C1, line/paragraph separators, zero-width and bidi marks, overrides, isolates, BOM,
+// and the other format characters.
+const UNSAFE = /[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\p{Cf}]/gu;
+const UNSAFE_BUT_NEWLINE = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\p{Cf}]/gu;
+const JSON_UNSAFE = /[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\p{Cf}]/gu;
 
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
@@ -37,9 +39,15 @@ export function writeTerm(text: string): void {
   process.stdout.write(termLines(text));
 }
 
-/** JSON with DEL, C1 and the invisible/bidi characters escaped as \uNNNN too. */
+const jsonEscape = (c: string): string => {
+  let out = '';
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out;
+};
+
+/** JSON with DEL, C1 and the invisible/bidi/format characters escaped as \uNNNN too. */
 export function jsonText(value: unknown, indent?: number): string {
-  return (JSON.stringify(value, null, indent) ?? 'null').replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return (JSON.stringify(value, null, indent) ?? 'null').replace(JSON_UNSAFE, jsonEscape);
 }
 
 /** One NDJSON line. */
