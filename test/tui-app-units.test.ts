@@ -22,6 +22,13 @@ describe('command line words', () => {
     ["breakpoint h.lua:9 --log 'n={n} user={ctx.user}' --rate 5/s --timeout 30s", { url: 'h.lua', line: 9, log: 'n={n} user={ctx.user}', rate: 5, timeout_ms: 30_000 }],
     ['breakpoint h.lua:9 --count=3', { url: 'h.lua', line: 9, count: 3, timeout_ms: 600_000 }],
     ['breakpoint ffi:imgresize.* if #req > 1000', { url: 'ffi:imgresize.*', condition: '#req > 1000', timeout_ms: 600_000 }],
+    // a quoted word is never an option, whatever it says
+    ['breakpoint app.lua:10 if uri == "--rate"', { url: 'app.lua', line: 10, condition: 'uri == "--rate"', timeout_ms: 600_000 }],
+    ["breakpoint app.lua:10 if a == '--count' or b == \"--log=x\" --count 2", { url: 'app.lua', line: 10, condition: "a == '--count' or b == \"--log=x\"", count: 2, timeout_ms: 600_000 }],
+    // \" inside quotes is a quote; the condition is kept as typed
+    ['breakpoint app.lua:10 if s == "a\\"b" --count 2', { url: 'app.lua', line: 10, condition: 's == "a\\"b"', count: 2, timeout_ms: 600_000 }],
+    ["breakpoint app.lua:10 if s == 'it\\'s' and p == \"C:\\\\\"", { url: 'app.lua', line: 10, condition: "s == 'it\\'s' and p == \"C:\\\\\"", timeout_ms: 600_000 }],
+    ['breakpoint h.lua:9 --log "said \\"{n}\\" \\\\o/ \\n"', { url: 'h.lua', line: 9, log: 'said "{n}" \\o/ \\n', timeout_ms: 600_000 }],
   ])('%s', (line, want) => {
     expect(spec(line)).toEqual(want);
   });
@@ -42,6 +49,18 @@ describe('command line words', () => {
 
   it('tokens keep where each word was; quotes group and go', () => {
     expect(tokens(`a "b c"  'd'e`)).toEqual([{ text: 'a', start: 0, end: 1 }, { text: 'b c', start: 2, end: 7 }, { text: 'de', start: 9, end: 13 }]);
+  });
+
+  it('completion never puts a chunk name\'s control characters (or words it would split into) on the command line', () => {
+    const host = {
+      sources: () => ['/srv/app/handler.lua', '/srv/app/\x1b]0;pwned\x07.lua', '/srv/app/h\u202eaul.lua', '/srv/app/has space.lua', '/srv/app/h"q.lua', '/srv/app/h\nx.lua'],
+      runtimes: () => [],
+      hits: { state: { breakpoints: [] } },
+    } as unknown as CommandHost;
+    const complete = completer(host);
+    expect(complete('breakpoint /srv/app/', 20)).toEqual({ start: 11, candidates: ['/srv/app/handler.lua:'] });
+    expect(complete('breakpoint h', 12)).toEqual({ start: 11, candidates: ['handler.lua:'] });
+    expect(complete('breakpoint \x1b', 12)).toEqual({ start: 11, candidates: [] });
   });
 
   it('completes command names, file names seen (by path or base name), ffi runtimes, breakpoint ids', () => {

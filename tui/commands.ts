@@ -4,18 +4,22 @@
 //   stack CO [WORKER]   locals CO FRAME [WORKER]   threshold depth|p99 WARN BAD
 //   refresh DUR   detach (also quit)   help
 // A command answers with a line for the status line or throws (the shell shows the error
-// there). Quotes group words ('…' or "…"); the condition after `if` is kept as typed, quotes
-// included, up to the first --option.
+// there). Quotes group words ('…' or "…"; inside them \" or \' is the quote and \\ a backslash);
+// the condition after `if` is kept as typed, quotes included, up to the first --option (a word
+// that starts with --, unquoted: `if uri == "--rate"` is a condition).
 import { buildSpec } from '../cli/breakpoint-args.js';
 import { parseDuration } from '../cli/duration.js';
 import { UsageError } from '../cli/errors.js';
 import type { HitsView } from '../store/hits.js';
 import { describe, thresholds, type QueueThresholds } from './thresholds.js';
+import { clean } from './text.js';
 import type { Completer } from './widgets/prompt.js';
 
 export interface Token { text: string; start: number; end: number }
 
-/** Words of `line`: whitespace separates, quotes group (and are removed); each keeps its span. */
+/** Words of `line`: whitespace separates, quotes group (and are removed; inside them a
+ * backslash before the quote or another backslash gives that character, before anything else
+ * it stays); each keeps its span (`line.slice(start, end)`: the word as typed). */
 export function tokens(line: string): Token[] {
   const out: Token[] = [];
   let i = 0;
@@ -27,10 +31,20 @@ export function tokens(line: string): Token[] {
     while (i < line.length && !/\s/.test(line[i]!)) {
       const q = line[i]!;
       if (q === '"' || q === '\'') {
-        const close = line.indexOf(q, i + 1);
-        if (close < 0) throw new UsageError(`unclosed ${q} in the command`);
-        text += line.slice(i + 1, close);
-        i = close + 1;
+        i++;
+        for (;;) {
+          if (i >= line.length) throw new UsageError(`unclosed ${q} in the command`);
+          const c = line[i]!;
+          if (c === q) break;
+          if (c === '\\' && (line[i + 1] === q || line[i + 1] === '\\')) {
+            text += line[i + 1];
+            i += 2;
+          } else {
+            text += c;
+            i++;
+          }
+        }
+        i++;
       } else {
         text += q;
         i++;
@@ -40,6 +54,9 @@ export function tokens(line: string): Token[] {
   }
   return out;
 }
+
+/** A word typed as an option (--name or --name=value, not quoted). */
+const optionWord = (line: string, t: Token): boolean => line.startsWith('--', t.start);
 
 export interface CommandHost {
   readonly hits: HitsView;
@@ -76,13 +93,13 @@ export function breakpointSpec(line: string, toks: Token[]) {
   let condEnd = line.length;
   for (let i = 2; i < toks.length; i++) {
     const t = toks[i]!;
-    const [name, inline] = t.text.startsWith('--') ? t.text.split(/=(.*)/s, 2) as [string, string | undefined] : [t.text, undefined];
-    if (SPEC_OPTIONS.has(name)) {
+    const [name, inline] = optionWord(line, t) ? t.text.split(/=(.*)/s, 2) as [string, string | undefined] : [undefined, undefined];
+    if (name !== undefined && SPEC_OPTIONS.has(name)) {
       if (condStart >= 0 && condEnd === line.length) condEnd = t.start;
       const value = inline ?? toks[++i]?.text;
       if (value === undefined) throw new UsageError(`${name} needs a value`);
       opts[name.slice(2)] = value;
-    } else if (t.text === 'if' && condStart < 0) {
+    } else if (line.slice(t.start, t.end) === 'if' && condStart < 0) {
       if (i !== 2) throw new UsageError('the condition (if …) goes right after the location, before the options');
       condStart = t.end;
     } else if (condStart < 0) {
@@ -168,6 +185,11 @@ export async function runCommand(line: string, host: CommandHost): Promise<strin
   }
 }
 
+/** A chunk name completion may put on the command line as it is: nothing the screen would
+ * escape (a control character, a bidi mark: the name is the worker's), no space, quote or
+ * backslash (it would not come back as one word). Other names are not offered. */
+const completable = (s: string): boolean => s.length > 0 && clean(s) === s && !/[\s"'\\]/.test(s);
+
 /** Tab: command names, then for `breakpoint` file names seen in frames (and loaded chunks) or
  * ffi:RUNTIME., for `delete` the ids of live breakpoints. */
 export function completer(host: CommandHost): Completer {
@@ -183,7 +205,7 @@ export function completer(host: CommandHost): Completer {
         return { start, candidates: ['*', ...host.runtimes()].map((r) => `ffi:${r}.`).filter((c) => c.startsWith(word)) };
       }
       const base = (s: string) => s.slice(s.lastIndexOf('/') + 1);
-      const files = [...new Set(host.sources())].filter((s) => !s.startsWith('=') || word.startsWith('='));
+      const files = [...new Set(host.sources())].filter((s) => completable(s) && (!s.startsWith('=') || word.startsWith('=')));
       const hits = files.filter((s) => s.startsWith(word) || base(s).startsWith(word));
       // typed a base name: complete to that name when it is unique, else to the paths
       const names = [...new Set(hits.map((s) => (s.startsWith(word) ? s : base(s))))];
