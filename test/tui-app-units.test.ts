@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { CoroutinesView } from '../store/coroutines.js';
 import { Store } from '../store/store.js';
 import { breakpointSpec, completer, tokens, type CommandHost } from '../tui/commands.js';
+import type { HitEvent } from '../tui/panes/common.js';
+import { HitRing } from '../tui/panes/hits.js';
 import { aggregate, type QueueRow } from '../tui/panes/queue.js';
 import { History, Sampler, type Snapshot } from '../tui/sampler.js';
 import { DEFAULT_THRESHOLDS, depthLevel, scaled, thresholds } from '../tui/thresholds.js';
@@ -78,6 +80,36 @@ describe('command line words', () => {
     expect(complete('breakpoint ffi:i', 16)).toEqual({ start: 11, candidates: ['ffi:imgresize.'] });
     expect(complete('delete ', 7)).toEqual({ start: 7, candidates: ['3'] });
     expect(complete('stack 1', 7)).toBeUndefined();
+  });
+});
+
+describe('the hit ring', () => {
+  const hit = (n: number): HitEvent => ({
+    event: 'hit', id: 1, pid: 101, time: n, source: '/srv/app/handler.lua', line: 42,
+    frames: [{ function: 'handle', source: '/srv/app/handler.lua', line: 42, what: 'Lua' }],
+    locals: { n: { type: 'number', value: n } }, upvalues: {}, varargs: [], request: { method: 'GET', uri: `/items/${n}` },
+  });
+
+  it('holds `capacity` rows, full snapshots only for the newest `snapshots`, and counts both drops', () => {
+    const ring = new HitRing(5, 2);
+    for (let n = 0; n < 7; n++) ring.push(hit(n));
+    expect(ring.total).toBe(7);
+    expect(ring.dropped).toBe(2);
+    expect(ring.snapshotsDropped).toBe(5);
+    const items = ring.before(7);
+    expect(items.map((h) => [h.seq, h.full])).toEqual([[2, false], [3, false], [4, false], [5, true], [6, true]]);
+    expect(items[0]!.hit).toEqual({ event: 'hit', id: 1, pid: 101, time: 2, source: '/srv/app/handler.lua', line: 42, frames: [], request: { method: 'GET', uri: '/items/2' } });
+    expect(items[0]!.summary).toBe('n=2');
+    expect(items[4]!.hit).toEqual(hit(6));
+    // a paused view (before an earlier hit) sees the same rows
+    expect(ring.before(4).map((h) => h.seq)).toEqual([2, 3]);
+  });
+
+  it('more snapshots than rows: every row held is full', () => {
+    const ring = new HitRing(3, 50);
+    for (let n = 0; n < 5; n++) ring.push(hit(n));
+    expect(ring.before(5).map((h) => h.full)).toEqual([true, true, true]);
+    expect(ring.snapshotsDropped).toBe(2);
   });
 });
 

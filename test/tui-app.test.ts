@@ -408,6 +408,47 @@ describe('under load (8 workers, 10,000 pending tasks each, a flood of hits)', (
     expect(r.app.stats().renders).toBeGreaterThan(0);
   });
 
+  it('keeps full snapshots only for the newest hits: older rows stay as a line, Enter on one says its snapshot went, stats count it', async () => {
+    const r = await start(200, 60, { keepHits: 100 });
+    // a hostile request's snapshot: 1,000 entries of 256-byte keys and values (~0.6 MB)
+    const big = {
+      type: 'table' as const,
+      entries: Array.from({ length: 1_000 }, (_, i) => ({ key: { type: 'string' as const, value: `${i}`.padEnd(256, 'k') }, value: { type: 'string' as const, value: 'v'.repeat(256) } })),
+    };
+    const one = JSON.stringify({ upvalues: { big } }).length;
+    for (let i = 0; i < 120; i++) {
+      r.world.advance(10);
+      r.world.hit(7, 101, i + 1, { upvalues: { big: { ...big, entries: big.entries.map((e) => ({ key: { ...e.key }, value: { ...e.value } })) } } });
+    }
+    r.app.flush();
+    const s = r.app.stats();
+    expect(s.dropped.hits).toBe(20);
+    expect(s.dropped.hitSnapshots).toBe(70);
+    const rows = r.app.screen.hits.table.visible();
+    expect(rows).toHaveLength(100);
+    expect(rows.filter((h) => h.full).map((h) => h.seq)).toEqual(Array.from({ length: 50 }, (_, i) => 119 - i));
+    // what the rows hold is bounded by the snapshots kept, not by the rows
+    const held = rows.reduce((n, h) => n + JSON.stringify(h.hit).length, 0);
+    expect(held).toBeLessThan(51 * one);
+    expect(held).toBeGreaterThan(50 * one);
+    // an old row still shows what it showed: where, the locals' line, the request
+    await keys(r, 'tab', 'tab', 'tab', 'tab', 'G');
+    expect(r.app.shell.focused.id).toBe('hits');
+    expect(row(r, /n=21 user/)).toMatch(/handler\.lua:42 .*n=21 user="bob".*GET \/items\/21/);
+    expect(r.app.screen.hits.table.selected).toMatchObject({ seq: 20, full: false });
+    await keys(r, 'enter');
+    expect(r.app.shell.focused.id).toBe('hits');
+    expect(status(r)).toMatch(/snapshot of this hit was dropped to bound memory/);
+    // / still finds it by its locals' line
+    await keys(r, '/', ...'n=21 ', 'enter');
+    expect(r.app.screen.hits.table.visible().map((h) => h.seq)).toEqual([20]);
+    await keys(r, 'escape');
+    // a recent one opens
+    await keys(r, 'g', 'enter');
+    expect(r.app.shell.focused.id).toBe('stack');
+    expect(frame(r)).toContain('request = GET /items/120');
+  });
+
   it('the history keeps the last 60 s within its row budget', async () => {
     const r = await start(80, 24, { samples: 130 });
     const s = r.app.stats();

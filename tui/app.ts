@@ -51,6 +51,9 @@ export interface AttachOptions {
   onSignal?: (signal: NodeJS.Signals, code: number) => void;
   /** Hits kept for the hits pane (default 1000); older ones are counted. */
   keepHits?: number;
+  /** Of those, the newest that keep their full snapshot (default 50: one can be ~0.7 MB); the
+   * older ones keep their row only. */
+  keepHitSnapshots?: number;
   /** Deadline of each step of the way out (default 3 s). */
   exitTimeoutMs?: number;
 }
@@ -78,6 +81,9 @@ export interface AttachStats {
   dropped: {
     /** Hits that fell off the kept ring (keepHits). */
     hits: number;
+    /** Hits whose full snapshot was let go to bound memory (keepHitSnapshots): their row stays
+     * while the ring holds it. */
+    hitSnapshots: number;
     /** Hits the workers could not ship (rate limit, full ring), as they reported. */
     hitsByWorkers: number;
     /** Samples let go before 60 s to keep the history's row budget. */
@@ -124,7 +130,7 @@ export class AttachApp {
 
   constructor(readonly term: Term, private readonly opts: AttachOptions) {
     this.now = opts.now ?? Date.now;
-    this.hits = new HitRing(opts.keepHits ?? 1_000);
+    this.hits = new HitRing(opts.keepHits ?? 1_000, opts.keepHitSnapshots ?? 50);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
     // before the shell's own listener: the key's time of arrival
     this.disposers.push(term.onKey(() => {
@@ -156,7 +162,8 @@ export class AttachApp {
   /** Attach through `client`: subscribe, load the breakpoints a serve already holds, sample. */
   async start(client: ProbeClient): Promise<void> {
     this.client = client;
-    const store = (this.store = new Store(client, { queue: { history: 1_200, now: this.now }, hits: { keep: 50 } }));
+    // the store keeps no hits of its own (`recent`): the hit ring above does, bounded
+    const store = (this.store = new Store(client, { queue: { history: 1_200, now: this.now }, hits: { keep: 0 } }));
     const screen = this.screen;
     this.disposers.push(
       store.workers.follow(),
@@ -320,6 +327,7 @@ export class AttachApp {
       events: this.counts.events,
       dropped: {
         hits: this.hits.dropped,
+        hitSnapshots: this.hits.snapshotsDropped,
         hitsByWorkers: bps.reduce((n, b) => n + b.dropped, 0),
         samples: s?.history.dropped ?? 0,
         tasksNotListed: this.screen.tasks.unlisted,

@@ -1,7 +1,9 @@
 // Breakpoint hits and logpoint messages as they come, newest first (the selection follows the
 // newest while it is on the top row), above them one line per breakpoint: where, hits, drops,
 // why it ended. The latest hits are kept in a ring (HitRing) that counts what fell off; the
-// title says so. Enter opens a hit's full snapshot in the stack pane.
+// title says so. Enter opens a hit's full snapshot in the stack pane. Only the newest hits keep
+// their snapshot (one can be ~0.7 MB: 1,000 table entries of 256-byte keys and values); older
+// ones keep what their row shows, and Enter on one says its snapshot went.
 import { renderValue } from '../../cli/format/value.js';
 import type { BreakpointView } from '../../store/hits.js';
 import { fmtClock, fmtCount, fmtDuration } from '../format.js';
@@ -10,21 +12,66 @@ import type { KeyHelp, RenderContext } from '../view.js';
 import { TablePane, type HitEvent, type PaneHost } from './common.js';
 import { frameWhere, variables } from './values.js';
 
-export interface HitItem { seq: number; hit: HitEvent }
+export interface HitItem {
+  seq: number;
+  /** With `full` false, only what the row shows: where, the logpoint's message or the task, the
+   * request (no frames, locals, upvalues or varargs). */
+  hit: HitEvent;
+  /** The snapshot is held (Enter opens it). */
+  full: boolean;
+  /** The locals' line of a hit whose snapshot went (hitSummary of the snapshot). */
+  summary?: string;
+}
+
+type Held = Omit<HitItem, 'seq'>;
+
+const cap = (s: string, n: number): string => (s.length > n ? `${s.slice(0, n)}…` : s);
+
+/** What a hit's row shows, without its snapshot. */
+function rowOnly(h: HitEvent): Held {
+  const hit: HitEvent = {
+    event: 'hit', id: h.id, pid: h.pid, time: h.time, source: cap(String(h.source), 512), line: h.line, frames: [],
+    ...(h.original && { original: { source: cap(String(h.original.source), 512), line: h.original.line } }),
+    ...(typeof h.message === 'string' && { message: cap(h.message, 512) }),
+    ...(h.request && { request: { method: cap(String(h.request.method), 32), uri: cap(String(h.request.uri), 1_024) } }),
+  };
+  const t = h.task;
+  if (t) {
+    hit.task = {
+      phase: t.phase, runtime: cap(String(t.runtime), 128), method: cap(String(t.method), 128),
+      ...(t.req_len !== undefined && { req_len: t.req_len }),
+      ...(typeof t.req_preview === 'string' && { req_preview: cap(t.req_preview, 256) }),
+      ...(t.ok !== undefined && { ok: t.ok }),
+      ...(t.rc !== undefined && { rc: t.rc }),
+      ...(t.latency_ms && { latency_ms: t.latency_ms }),
+    };
+  }
+  return typeof h.message === 'string' || t ? { hit, full: false } : { hit, full: false, summary: hitSummary(h) };
+}
 
 /** The latest hits, at most `capacity`, numbered in the order they came (0, 1, …); the ones
- * that fell off are counted. A push costs the same however many are held (1,000 hits/s). */
+ * that fell off are counted. Only the newest `snapshots` keep their full snapshot; older ones
+ * keep their row (counted too). A push costs the same however many are held (1,000 hits/s). */
 export class HitRing {
-  private readonly items: (HitEvent | undefined)[];
+  private readonly items: (Held | undefined)[];
+  private readonly full: number;
   private count = 0;
 
-  constructor(readonly capacity: number) {
-    this.items = new Array<HitEvent | undefined>(Math.max(1, capacity));
+  constructor(readonly capacity: number, readonly snapshots = 50) {
+    this.items = new Array<Held | undefined>(Math.max(1, capacity));
+    this.full = Math.max(0, Math.min(snapshots, this.items.length));
   }
 
   push(h: HitEvent): void {
-    this.items[this.count % this.items.length] = h;
+    const n = this.items.length;
+    this.items[this.count % n] = { hit: h, full: true };
     this.count++;
+    // the hit that just left the newest `snapshots` keeps its row only
+    const old = this.count - 1 - this.full;
+    if (old >= this.dropped && old >= 0) {
+      const held = this.items[old % n]!;
+      if (held.full) this.items[old % n] = rowOnly(held.hit);
+    }
   }
 
   /** Hits received so far. */
@@ -37,10 +84,15 @@ export class HitRing {
     return Math.max(0, this.count - this.items.length);
   }
 
+  /** Hits whose snapshot was let go (their row kept, or since fallen off too). */
+  get snapshotsDropped(): number {
+    return Math.max(0, this.count - this.full);
+  }
+
   /** The hits still held that are numbered below `end`, oldest first. */
   before(end: number): HitItem[] {
     const out: HitItem[] = [];
-    for (let seq = this.dropped; seq < Math.min(end, this.count); seq++) out.push({ seq, hit: this.items[seq % this.items.length]! });
+    for (let seq = this.dropped; seq < Math.min(end, this.count); seq++) out.push({ seq, ...this.items[seq % this.items.length]! });
     return out;
   }
 }
@@ -66,6 +118,7 @@ export class HitsPane extends TablePane<HitItem> {
   private bps: BreakpointView[] = [];
   private overflow = 0;
   private count = 0;
+  private snapshots = 0;
 
   constructor(host: PaneHost) {
     super(host, {
@@ -73,15 +126,18 @@ export class HitsPane extends TablePane<HitItem> {
       sort: { column: 'at', descending: true },
       flashMs: 1_000,
       empty: 'no hits yet: `:breakpoint FILE:LINE` sets one',
-      filterText: (r) => `bp${r.hit.id} ${r.hit.pid} ${frameWhere(r.hit)} ${hitSummary(r.hit)} ${r.hit.request ? `${r.hit.request.method} ${r.hit.request.uri}` : ''}`,
-      onActivate: (r) => host.openHit(r.hit, 'hits'),
+      filterText: (r) => `bp${r.hit.id} ${r.hit.pid} ${frameWhere(r.hit)} ${r.summary ?? hitSummary(r.hit)} ${r.hit.request ? `${r.hit.request.method} ${r.hit.request.uri}` : ''}`,
+      onActivate: (r) => {
+        if (r.full) host.openHit(r.hit, 'hits');
+        else host.info(`the snapshot of this hit was dropped to bound memory (the newest ${this.snapshots} hits keep theirs)`);
+      },
       columns: [
         { id: 'at', title: 'time', width: 12, minWidth: 8, priority: 2, sortKey: 't', sortValue: (r) => r.seq,
           cell: (r) => fmtClock(r.hit.time * 1000, { utc: host.utc, millis: true }) },
         { id: 'bp', title: 'bp', width: 3, align: 'right', priority: 0, sortKey: 'b', sortValue: (r) => r.hit.id, cell: (r) => String(r.hit.id) },
         { id: 'pid', title: 'worker', width: 6, align: 'right', priority: 3, sortKey: 'p', sortValue: (r) => r.hit.pid, cell: (r) => String(r.hit.pid) },
         { id: 'where', title: 'where', width: 24, minWidth: 12, elide: 'start', priority: 1, cell: (r) => frameWhere(r.hit) },
-        { id: 'msg', title: 'message / locals', width: 24, minWidth: 12, flex: true, priority: 0, cell: (r) => hitSummary(r.hit, host.theme.unicode) },
+        { id: 'msg', title: 'message / locals', width: 24, minWidth: 12, flex: true, priority: 0, cell: (r) => r.summary ?? hitSummary(r.hit, host.theme.unicode) },
         { id: 'req', title: 'request', width: 20, minWidth: 10, flex: true, maxWidth: 50, priority: 4,
           cell: (r) => (r.hit.request ? `${r.hit.request.method} ${r.hit.request.uri}` : '') },
       ],
@@ -94,6 +150,7 @@ export class HitsPane extends TablePane<HitItem> {
     const items = ring.before(upTo);
     this.bps = bps;
     this.overflow = ring.dropped;
+    this.snapshots = ring.snapshots;
     this.count = items.length;
     const top = this.table.counts.index === 0;
     this.table.setData(items);
@@ -132,6 +189,6 @@ export class HitsPane extends TablePane<HitItem> {
   }
 
   protected override ownHelp(): KeyHelp[] {
-    return [{ keys: 'Enter', help: 'the hit\'s full snapshot' }, { keys: 'g', help: 'newest; the list follows it there' }];
+    return [{ keys: 'Enter', help: 'the hit\'s full snapshot (the newest hits keep theirs)' }, { keys: 'g', help: 'newest; the list follows it there' }];
   }
 }
