@@ -4,12 +4,14 @@ import { runAttachBench } from './attach.js';
 import { runBreakpointsBench } from './breakpoints.js';
 import { runFfiBench } from './ffi.js';
 import { runTasksBench } from './tasks.js';
+import { runTuiBench } from './tui.js';
 
 const suites: Record<string, () => Promise<void>> = {
   ffi: runFfiBench,
   attach: runAttachBench,
   breakpoints: runBreakpointsBench,
   tasks: runTasksBench,
+  tui: runTuiBench,
 };
 
 async function main(): Promise<void> {
