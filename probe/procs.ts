@@ -104,7 +104,23 @@ export interface WorkerFilter {
   shuttingDown?: boolean;
 }
 
-export function workersOf(master: number, f: WorkerFilter = {}, pids = allPids()): NginxProc[] {
+/** The children of `pid` from /proc/<pid>/task/<tid>/children (every thread's), or undefined
+ * when the kernel does not list them (CONFIG_PROC_CHILDREN) or the process is gone. */
+export function childrenOf(pid: number): number[] | undefined {
+  try {
+    const out = new Set<number>();
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').split(' ')) if (c) out.add(Number(c));
+    }
+    return [...out].sort((a, b) => a - b);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The workers of `master`: its children (cheap: not every process on the host), else a scan
+ * of /proc. */
+export function workersOf(master: number, f: WorkerFilter = {}, pids = childrenOf(master) ?? allPids()): NginxProc[] {
   const out: NginxProc[] = [];
   for (const pid of pids) {
     const t = procTitle(pid);

@@ -28,6 +28,9 @@ export class CoroutinesPane extends TablePane<CoItem> {
   private truncated = 0;
   /** Sources seen in frames (the command line completes file names from them). */
   readonly sources = new Set<string>();
+  /** The rows of the workers shown now, by their answer (only these: the history holds the
+   * older answers, not their rows). */
+  private itemsOf = new Map<WorkerCoroutines, CoItem[]>();
 
   constructor(host: PaneHost) {
     super(host, {
@@ -53,12 +56,18 @@ export class CoroutinesPane extends TablePane<CoItem> {
 
   setWorkers(workers: WorkerCoroutines[]): void {
     const rows: CoItem[] = [];
+    const next = new Map<WorkerCoroutines, CoItem[]>();
     for (const w of workers) {
-      for (const c of w.coroutines) {
-        rows.push({ ...c, pid: w.pid });
-        for (const f of c.frames) if (f.line >= 0 && this.sources.size < 2_000) this.sources.add(f.source);
+      // a worker not walked again since keeps its answer (the same object): its rows too
+      let items = this.itemsOf.get(w);
+      if (!items) {
+        items = w.coroutines.map((c) => ({ ...c, pid: w.pid }));
+        for (const c of w.coroutines) for (const f of c.frames) if (f.line >= 0 && this.sources.size < 2_000) this.sources.add(f.source);
       }
+      next.set(w, items);
+      for (const r of items) rows.push(r);
     }
+    this.itemsOf = next;
     this.errors = workers.filter((w) => w.error).map((w) => `worker ${w.pid}: ${w.error}`);
     this.truncated = workers.filter((w) => w.truncated).length;
     this.table.setData(rows);

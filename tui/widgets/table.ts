@@ -51,6 +51,8 @@ export class Table<R> implements PaneView, Filterable {
   private sortCol: string | undefined;
   private descending: boolean;
   filter: Filter | undefined;
+  /** Keys of row objects seen (rows handed in again, unchanged, are not keyed again). */
+  private keys = new WeakMap<object, string>();
 
   constructor(private readonly opts: TableOptions<R>) {
     this.sortCol = opts.sort?.column;
@@ -59,6 +61,13 @@ export class Table<R> implements PaneView, Filterable {
 
   private now(): number {
     return this.opts.now?.() ?? Date.now();
+  }
+
+  private keyOf(row: R): string {
+    if (typeof row !== 'object' || row === null) return this.opts.key(row);
+    let k = this.keys.get(row);
+    if (k === undefined) this.keys.set(row, (k = this.opts.key(row)));
+    return k;
   }
 
   private column(id: string | undefined): Column<R> | undefined {
@@ -70,7 +79,7 @@ export class Table<R> implements PaneView, Filterable {
     const now = this.now();
     const wasLast = this.order.length === 0 || this.index === this.order.length - 1;
     this.rows = rows;
-    this.byKey = new Map(rows.map((r) => [this.opts.key(r), r]));
+    this.byKey = new Map(rows.map((r) => [this.keyOf(r), r]));
     for (const k of this.byKey.keys()) if (!this.firstSeen.has(k)) this.firstSeen.set(k, this.fed ? now : -Infinity);
     for (const k of this.firstSeen.keys()) if (!this.byKey.has(k)) this.firstSeen.delete(k);
     this.fed = true;
@@ -142,7 +151,7 @@ export class Table<R> implements PaneView, Filterable {
   private reorder(hold: boolean): void {
     const before = this.selectedKey;
     const screenRow = this.index - this.offset;
-    const keys = this.rows.map((r) => this.opts.key(r))
+    const keys = this.rows.map((r) => this.keyOf(r))
       .filter((k) => !this.filter || this.filter.test(this.haystack(this.byKey.get(k)!)));
     if (hold && this.order.length > 0) {
       const present = new Set(keys);
