@@ -42,7 +42,8 @@ export interface SamplerOptions {
   manual?: boolean;
   /** History kept, ms (default 60 s). */
   windowMs?: number;
-  /** Task and coroutine rows the history may hold (default 200,000). */
+  /** Task and coroutine rows the history may hold (default 60,000: each one stays on the heap
+   * for the whole window, and the collector walks them all). */
   maxRows?: number;
 }
 
@@ -138,7 +139,7 @@ export class Sampler {
 
   constructor(private readonly opts: SamplerOptions) {
     this.refreshMs = opts.refreshMs;
-    this.history = new History(opts.windowMs ?? 60_000, opts.maxRows ?? 200_000);
+    this.history = new History(opts.windowMs ?? 60_000, opts.maxRows ?? 60_000);
   }
 
   get interval(): number {

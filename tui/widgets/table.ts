@@ -151,8 +151,9 @@ export class Table<R> implements PaneView, Filterable {
   private reorder(hold: boolean): void {
     const before = this.selectedKey;
     const screenRow = this.index - this.offset;
-    const keys = this.rows.map((r) => this.keyOf(r))
-      .filter((k) => !this.filter || this.filter.test(this.haystack(this.byKey.get(k)!)));
+    const filter = this.filter;
+    const rows = filter ? this.rows.filter((r) => filter.test(this.haystack(r))) : this.rows;
+    const keys = rows.map((r) => this.keyOf(r));
     if (hold && this.order.length > 0) {
       const present = new Set(keys);
       const kept = this.order.filter((k) => present.has(k));
