@@ -53,6 +53,8 @@ export class Table<R> implements PaneView, Filterable {
   filter: Filter | undefined;
   /** Keys of row objects seen (rows handed in again, unchanged, are not keyed again). */
   private keys = new WeakMap<object, string>();
+  /** Sort values of row objects seen, for one column. */
+  private sortCache: { column: string; values: WeakMap<object, number | string> } = { column: '', values: new WeakMap() };
 
   constructor(private readonly opts: TableOptions<R>) {
     this.sortCol = opts.sort?.column;
@@ -79,9 +81,17 @@ export class Table<R> implements PaneView, Filterable {
     const now = this.now();
     const wasLast = this.order.length === 0 || this.index === this.order.length - 1;
     this.rows = rows;
-    this.byKey = new Map(rows.map((r) => [this.keyOf(r), r]));
-    for (const k of this.byKey.keys()) if (!this.firstSeen.has(k)) this.firstSeen.set(k, this.fed ? now : -Infinity);
-    for (const k of this.firstSeen.keys()) if (!this.byKey.has(k)) this.firstSeen.delete(k);
+    // one pass: rows by key, and when each key was first seen (keys gone are forgotten)
+    const byKey = new Map<string, R>();
+    const firstSeen = new Map<string, number>();
+    const fresh = this.fed ? now : -Infinity;
+    for (const r of rows) {
+      const k = this.keyOf(r);
+      byKey.set(k, r);
+      firstSeen.set(k, this.firstSeen.get(k) ?? fresh);
+    }
+    this.byKey = byKey;
+    this.firstSeen = firstSeen;
     this.fed = true;
     const holding = now - this.lastMove < (this.opts.holdOrderMs ?? 0);
     this.reorder(holding);
@@ -133,9 +143,15 @@ export class Table<R> implements PaneView, Filterable {
   private sorted(keys: string[]): string[] {
     const col = this.column(this.sortCol);
     if (!col) return keys;
+    if (this.sortCache.column !== col.id) this.sortCache = { column: col.id, values: new WeakMap() };
+    const cache = this.sortCache.values;
     const value = (k: string) => {
       const r = this.byKey.get(k)!;
-      return col.sortValue ? col.sortValue(r) : cellOf(col, r).text;
+      if (typeof r !== 'object' || r === null) return col.sortValue ? col.sortValue(r) : cellOf(col, r).text;
+      // a row handed in again (the same object) sorts by the value it had
+      let v = cache.get(r);
+      if (v === undefined) cache.set(r, (v = col.sortValue ? col.sortValue(r) : cellOf(col, r).text));
+      return v;
     };
     const dir = this.descending ? -1 : 1;
     return keys
