@@ -147,10 +147,12 @@ export class Table<R> implements PaneView, Filterable {
     const cache = this.sortCache.values;
     const value = (k: string) => {
       const r = this.byKey.get(k)!;
-      if (typeof r !== 'object' || r === null) return col.sortValue ? col.sortValue(r) : cellOf(col, r).text;
-      // a row handed in again (the same object) sorts by the value it had
+      if (col.sortValue) return col.sortValue(r);
+      if (typeof r !== 'object' || r === null) return cellOf(col, r).text;
+      // a row handed in again (the same object) sorts by the text it had (a cell costs more
+      // than a lookup; a sort value does not)
       let v = cache.get(r);
-      if (v === undefined) cache.set(r, (v = col.sortValue ? col.sortValue(r) : cellOf(col, r).text));
+      if (v === undefined) cache.set(r, (v = cellOf(col, r).text));
       return v;
     };
     const dir = this.descending ? -1 : 1;
