@@ -10,14 +10,13 @@
 --   GET /open       let the filled worker's queue drain (the gate opens)
 --   GET /ping       "pong <pid>"
 --   GET /gcstep     the VM's own GC steps in the answering worker (one cycle)
-local nffi = require "nffi"
+local pend_fill = require "pend_fill"
 local native = require "nffi.native"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
 local var = ngx.var
 local say = ngx.say
-local spawn = ngx.thread.spawn
 local sleep = ngx.sleep
 local timer_at = ngx.timer.at
 local worker_pid = ngx.worker.pid
@@ -35,10 +34,6 @@ local collectgarbage = collectgarbage
 local _M = {}
 
 local DICT = "pending"
--- light threads spawned between two yields of the filling timer
-local BATCH = 200
--- the gate holds the poller at most this long, should nobody open it
-local GATE_MS = 600000
 local TICK_S = 0.001
 
 local function dict()
@@ -47,12 +42,6 @@ end
 
 local function now_ns()
     return tonumber(native.lib().nffi_now_ns())
-end
-
-local function runtimes(n)
-    local rt = assert(nffi.load("nffi_slow", "0", { name = "pend", max_queue = n + 16 }))
-    local ctl = assert(nffi.load("nffi_slow", "1", { name = "pendctl" }))
-    return rt, ctl
 end
 
 -- The gaps between two wake-ups of a 1 ms sleep loop: how long any other
@@ -113,33 +102,21 @@ local function waiter(rt, i)
     end
 end
 
-local function gated(rt)
-    rt:work("gate=" .. GATE_MS .. ";held")
-end
-
 local function fill(premature, n)
     if premature then
         return
     end
     local d = dict()
-    local rt, ctl = runtimes(n)
-    spawn(gated, rt)
-    for i = 1, n do
-        spawn(waiter, rt, i)
-        if i % BATCH == 0 then
-            d:set("spawned", i)
-            sleep(0.001)
-        end
-    end
-    d:set("spawned", n)
-    local f = io_open("/proc/self/status")
-    d:set("rss_kb", tonumber(f:read("*a"):match("VmRSS:%s*(%d+)")))
-    f:close()
-    -- at worker exit too: waiters that never resume would hold the exit up
-    while not d:get("open") and not exiting() do
-        sleep(0.05)
-    end
-    ctl:work("open;x")
+    pend_fill.fill(n, {
+        progress = function(i) d:set("spawned", i) end,
+        waiter = waiter,
+        filled = function()
+            local f = io_open("/proc/self/status")
+            d:set("rss_kb", tonumber(f:read("*a"):match("VmRSS:%s*(%d+)")))
+            f:close()
+        end,
+        open = function() return d:get("open") end,
+    })
 end
 
 local routes = {}

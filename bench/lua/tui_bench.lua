@@ -10,13 +10,12 @@
 --   GET /state     JSON from any worker: every worker's fill progress
 --   GET /hit?ms=M  sleeps M ms (so that wrk's connections, not its CPU, set
 --                  the rate), then runs the TUI-HIT line once
-local nffi = require "nffi"
+local pend_fill = require "pend_fill"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
 local var = ngx.var
 local say = ngx.say
-local spawn = ngx.thread.spawn
 local sleep = ngx.sleep
 local timer_at = ngx.timer.at
 local worker_pid = ngx.worker.pid
@@ -30,9 +29,6 @@ local assert = assert
 local _M = {}
 
 local DICT = "tui_bench"
-local BATCH = 200
--- the gate holds the poller at most this long, should nothing open it
-local GATE_MS = 600000
 
 local function dict()
     return ngx.shared[DICT]
@@ -45,32 +41,16 @@ local function waiter(rt, i)
     end
 end
 
-local function gated(rt)
-    rt:work("gate=" .. GATE_MS .. ";held")
-end
-
 local function fill(premature, n)
     if premature then
         return
     end
     local d = dict()
     local key = "spawned:" .. worker_pid()
-    local rt = assert(nffi.load("nffi_slow", "0", { name = "pend", max_queue = n + 16 }))
-    local ctl = assert(nffi.load("nffi_slow", "1", { name = "pendctl" }))
-    spawn(gated, rt)
-    for i = 1, n do
-        spawn(waiter, rt, i)
-        if i % BATCH == 0 then
-            d:set(key, i)
-            sleep(0.001)
-        end
-    end
-    d:set(key, n)
-    -- until the worker exits: waiters that never resume would hold the exit up
-    while not exiting() do
-        sleep(0.05)
-    end
-    ctl:work("open;x")
+    pend_fill.fill(n, {
+        progress = function(i) d:set(key, i) end,
+        waiter = waiter,
+    })
 end
 
 function _M.init(n, one)
