@@ -25,6 +25,30 @@ describe('frames', () => {
     expect(d.pending).toBe(0);
   });
 
+  it('joins a large frame once, not on every chunk (8 MB in 1 KiB reads)', () => {
+    // Joining the buffer on each chunk copied ~32 GB here (minutes); once is a few ms.
+    const big = { id: 3, result: { s: 'x'.repeat(8 << 20) } };
+    const all = Buffer.concat([encodeFrame(big), encodeFrame(msgs[1])]);
+    const d = new FrameDecoder();
+    const out: unknown[] = [];
+    const t0 = performance.now();
+    for (let i = 0; i < all.length; i += 1024) out.push(...d.push(all.subarray(i, i + 1024)));
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(out).toEqual([big, msgs[1]]);
+    expect(d.pending).toBe(0);
+  });
+
+  it('counts the bytes of a frame still arriving, its head included', () => {
+    const f = encodeFrame(msgs[0]);
+    const d = new FrameDecoder();
+    expect(d.push(f.subarray(0, 2))).toEqual([]);
+    expect(d.pending).toBe(2);
+    expect(d.push(f.subarray(2, 9))).toEqual([]);
+    expect(d.pending).toBe(9);
+    expect(d.push(f.subarray(9))).toEqual([msgs[0]]);
+    expect(d.pending).toBe(0);
+  });
+
   it('refuses a length over 16 MiB before reading the body', () => {
     const head = Buffer.alloc(4);
     head.writeUInt32BE(MAX_FRAME + 1, 0);
