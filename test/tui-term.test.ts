@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { line, paint, span } from '../tui/style.js';
+import { line, span } from '../tui/style.js';
 import { createTerm, keyName, pickTerminal, TermError, type Term } from '../tui/term.js';
 import { fakeTty, testTerm } from '../tui/testing.js';
 
@@ -66,7 +66,7 @@ describe('createTerm', () => {
       terms.push(term);
       const s = term.surface();
       s.place({ x: 0, y: 0, width: 80, height: 1 });
-      s.setRows([paint(line('hello'), 80, term.theme)]);
+      s.setLines([line('hello')]);
       term.render();
       vi.restoreAllMocks();
       expect(errors).toEqual([]);
@@ -100,7 +100,7 @@ describe('createTerm', () => {
       terms.push(term);
       const s = term.surface();
       s.place({ x: 0, y: 0, width: 40, height: 2 });
-      s.setRows([paint(row, 40, term.theme), paint(line('sel', 'selected'), 40, term.theme)]);
+      s.setLines([row, line('sel', 'selected')]);
       term.render();
       const shot = term.screenshot();
       expect(COLOUR_SGR.test(shot)).toBe(coloured);

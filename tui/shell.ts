@@ -7,7 +7,7 @@
 // Space (pause), e (expand), H (header), + and - (refresh rate), Esc (un-expand, clear filter).
 import { computeLayout, type Layout } from './layout.js';
 import { RenderScheduler } from './scheduler.js';
-import { line, paint, span, type Line, type Theme } from './style.js';
+import { line, span, type Line, type Theme } from './style.js';
 import { spread, strWidth } from './text.js';
 import type { Key, Surface, Term } from './term.js';
 import { isFilterable, type KeyHelp, type PaneView } from './view.js';
@@ -182,9 +182,7 @@ export class Shell {
     const put = (id: string, rect: { x: number; y: number; width: number; height: number }, lines: Line[]) => {
       const s = this.surfaces.get(id)!;
       s.place(rect);
-      const out: string[] = [];
-      for (let i = 0; i < rect.height; i++) out.push(paint(lines[i] ?? line(''), rect.width, theme));
-      s.setRows(out);
+      s.setLines(lines);
     };
 
     const head = headerRows.slice(0, layout.header.height);

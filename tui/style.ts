@@ -22,8 +22,8 @@ export const line = (spans: Span[] | string, role?: Role): Line => {
   return role ? { spans: s, role } : { spans: s };
 };
 
-type Colour = 'black' | 'red' | 'green' | 'yellow' | 'blue' | 'magenta' | 'cyan' | 'white' | 'grey';
-interface Attrs { fg?: Colour; bg?: Colour; bold?: boolean; underline?: boolean; reverse?: boolean }
+export type Colour = 'black' | 'red' | 'green' | 'yellow' | 'blue' | 'magenta' | 'cyan' | 'white' | 'grey';
+export interface Attrs { fg?: Colour; bg?: Colour; bold?: boolean; underline?: boolean; reverse?: boolean }
 
 const COLOUR: Record<Role, Attrs> = {
   plain: {}, dim: { fg: 'grey' }, bold: { bold: true },
@@ -78,7 +78,8 @@ export function makeTheme(opts: { color: boolean; unicode: boolean }): Theme {
   return { ...opts, glyphs: opts.unicode ? UNICODE_GLYPHS : ASCII_GLYPHS };
 }
 
-function merge(theme: Theme, base: Role | undefined, top: Role | undefined): Attrs {
+/** What a span of role `top` looks like in a row of role `base` (the row's role fills it). */
+export function merge(theme: Theme, base: Role | undefined, top: Role | undefined): Attrs {
   const table = theme.color ? COLOUR : MONO;
   const a: Attrs = { ...(base ? table[base] : {}) };
   const b = top ? table[top] : {};

@@ -5,7 +5,10 @@
 // user's terminal comes back: whatever ends the program (q, a signal, an exception, exit()),
 // the alternate screen is left, the cursor shown and raw mode turned off.
 import blessed from 'blessed';
-import { makeTheme, type Theme } from './style.js';
+import { AttrCache, Grid, type Cell } from './grid.js';
+import { makeTheme, type Line, type Theme } from './style.js';
+
+interface SurfaceState { rect: Rect; lines: Line[]; shown: boolean }
 
 /** What a terminal-like input stream needs (process.stdin, or a PassThrough in tests). */
 export type TermInput = NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
@@ -19,10 +22,11 @@ export class TermError extends Error {
 
 export interface Rect { x: number; y: number; width: number; height: number }
 
-/** A rectangle of the screen showing rows painted by style.paint. */
+/** A rectangle of the screen showing styled rows (style.ts: spans with roles). */
 export interface Surface {
   place(rect: Rect): void;
-  setRows(rows: string[]): void;
+  /** The rows, top down; each is laid out as style.paint would (clipped, then padded). */
+  setLines(lines: Line[]): void;
   show(): void;
   hide(): void;
   /** Draw above the other surfaces (overlays). */
@@ -235,35 +239,45 @@ export function createTerm(opts: TermOptions = {}): Term {
     });
   });
 
+  // Surfaces in z-order (front() moves one to the end); each draw writes them into the grid,
+  // which blessed's draw compares with the terminal (grid.ts says why not blessed boxes).
+  const surfaces: SurfaceState[] = [];
+  const grid = new Grid();
+  const attrCache = new AttrCache(theme);
+
   function surface(): Surface {
-    const box = blessed.box({
-      parent: screen, top: 0, left: 0, width: 1, height: 1,
-      tags: false, wrap: false, scrollable: false, content: '',
-    });
-    // Shown only when wanted (show/hide) and given a non-empty rectangle (place).
-    let wanted = true;
-    let empty = false;
-    // blessed parses a box's content on every setContent: rows that did not change are not
-    // handed over again (a busy screen redraws a few panes, not all of them).
-    let content = '';
-    const sync = () => (wanted && !empty ? box.show() : box.hide());
+    const st: SurfaceState = { rect: { x: 0, y: 0, width: 0, height: 0 }, lines: [], shown: true };
+    surfaces.push(st);
     return {
-      place(r) {
-        empty = r.width <= 0 || r.height <= 0;
-        if (!empty) Object.assign(box, { left: r.x, top: r.y, width: r.width, height: r.height });
-        sync();
+      place(r) { st.rect = { ...r }; },
+      setLines(lines) { st.lines = lines; },
+      show: () => { st.shown = true; },
+      hide: () => { st.shown = false; },
+      front: () => {
+        const i = surfaces.indexOf(st);
+        if (i >= 0) surfaces.push(...surfaces.splice(i, 1));
       },
-      setRows: (rows) => {
-        const text = rows.join('\n');
-        if (text === content) return;
-        content = text;
-        box.setContent(text);
+      destroy: () => {
+        const i = surfaces.indexOf(st);
+        if (i >= 0) surfaces.splice(i, 1);
       },
-      show: () => { wanted = true; sync(); },
-      hide: () => { wanted = false; sync(); },
-      front: () => box.setFront(),
-      destroy: () => box.destroy(),
     };
+  }
+
+  function render(): void {
+    if (disposed) return;
+    const lines = (screen as unknown as { lines: (Cell[] & { dirty?: boolean })[] }).lines;
+    const cols = screen.width as number;
+    const rows = screen.height as number;
+    grid.reset(cols, rows);
+    for (const st of surfaces) {
+      const { x, y, width, height } = st.rect;
+      if (!st.shown || width <= 0 || height <= 0) continue;
+      for (let i = 0; i < height; i++) grid.writeLine(x, y + i, width, st.lines[i], attrCache);
+    }
+    grid.applyTo(lines);
+    // blessed's render would walk its (absent) elements first; draw writes the changed rows.
+    screen.draw(0, lines.length - 1);
   }
 
   return {
@@ -274,7 +288,7 @@ export function createTerm(opts: TermOptions = {}): Term {
     surface,
     onKey(l) { keyListeners.add(l); return () => keyListeners.delete(l); },
     onResize(l) { resizeListeners.add(l); return () => resizeListeners.delete(l); },
-    render: () => { if (!disposed) screen.render(); },
+    render,
     frame: () => (screen as unknown as { lines: [number, string][][] }).lines
       .map((row) => row.map((cell) => cell[1]).join('').replace(/\x03/g, '').trimEnd())
       .join('\n'),
