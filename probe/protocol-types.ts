@@ -512,6 +512,8 @@ export namespace Debugger {
     /** Lines spanned by the chunk's functions the walk reached (the main chunk's own function is usually collected after it ran) */
     first_line?: number;
     last_line?: number;
+    /** Functions (prototypes) of the chunk the walk reached */
+    functions?: number;
   }
   /** How a worker takes breakpoints: watching (hardware watchpoints, no hook at rest), or a hook (the C call-gated hook, the C line hook, the Lua hook). The agent checks at session start that traps are delivered before it trusts watching. */
   export interface BreakpointMode {
@@ -528,6 +530,10 @@ export namespace Debugger {
     breakpoint: Breakpoint;
     /** The requested line, when it had no code */
     moved_from?: number;
+    /** FILE matched no loaded chunk (the breakpoint is pending): the loaded chunk names nearest to it (same file name, or a few edits away), nearest first; may be empty */
+    nearest?: string[];
+    /** ffi:RUNTIME.METHOD whose RUNTIME matches no runtime this worker has loaded (yet): the runtimes it has; the breakpoint fires once one of that name loads */
+    runtimes?: string[];
     /** how this worker takes the breakpoint (absent from older agents) */
     mode?: BreakpointMode;
   }
@@ -578,6 +584,10 @@ export namespace Debugger {
     pid?: number;
     /** The requested line, when it had no code (probe-added, as pid) */
     moved_from?: number;
+    /** As setBreakpoint's nearest, for a pending breakpoint (probe-added, as pid) */
+    nearest?: string[];
+    /** As setBreakpoint's runtimes (probe-added, as pid) */
+    runtimes?: string[];
     /** how this worker takes the breakpoint (absent from older agents) */
     mode?: BreakpointMode;
   }
