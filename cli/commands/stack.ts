@@ -1,8 +1,8 @@
 // `nffi-inspect stack PID CO [--locals] [--json]`: the stack of one coroutine of one worker.
 import type { Command } from 'commander';
 import { workersIfMaster } from '../../client/host.js';
-import { StackView } from '../../store/stack.js';
-import { UsageError } from '../errors.js';
+import { StackError, StackView } from '../../store/stack.js';
+import { CliError, UsageError } from '../errors.js';
 import { writeTerm } from '../format/escape.js';
 import { formatStack } from '../format/stack.js';
 import { parseCount, parsePid, printJson, withClient, withProbeOptions, type ProbeOptions } from '../pid.js';
@@ -24,7 +24,11 @@ export function registerStack(program: Command): void {
       const co = parseCount(coText, 'coroutine id');
       const workers = workersIfMaster(pid);
       if (workers) throw new UsageError(`stack needs a worker pid (coroutine ids are per worker); workers of ${pid}: ${workers.join(', ')}`);
-      const stack = await withClient(pid, opts, (c) => new StackView(c).load(pid, co, { locals: opts.locals }));
+      const stack = await withClient(pid, opts, (c) => new StackView(c).load(pid, co, { locals: opts.locals }))
+        .catch((err: unknown) => {
+          // the agent's refusal in its own words: "coroutine 83 of worker 2039 has finished"
+          throw err instanceof StackError ? new CliError(err.message) : err;
+        });
       if (opts.json) printJson(stack);
       else writeTerm(formatStack(stack.frames, undefined, stack.request) + '\n');
     });

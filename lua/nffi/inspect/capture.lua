@@ -15,6 +15,7 @@ local ffi = require "ffi"
 local json = require "nffi.inspect.json"
 local coroutines = require "nffi.inspect.coroutines"
 
+local ngx_worker_pid = ngx.worker.pid
 local debug_getinfo = debug.getinfo
 local debug_getlocal = debug.getlocal
 local debug_getupvalue = debug.getupvalue
@@ -301,12 +302,15 @@ end
 function _M.get_stack(params, b)
     local id = params.coroutine
     if type(id) ~= "number" then
-        return nil, "coroutine must be an id from Lua.getCoroutines"
+        return nil, "coroutine must be a coroutine id (as `coroutines` lists them)"
     end
-    local co = coroutines.by_id(id)
+    local co, gone = coroutines.by_id(id)
     if not co then
-        return nil, "unknown coroutine " .. tostring(id)
-            .. " (ids come from Lua.getCoroutines in this session)"
+        if gone then
+            return nil, "coroutine " .. id .. " of worker " .. ngx_worker_pid() .. " has finished"
+        end
+        return nil, "no coroutine " .. tostring(id) .. " in worker " .. ngx_worker_pid()
+            .. " (ids as `coroutines` lists them)"
     end
     local opts = {}
     for name in next, DEFAULTS do

@@ -22,6 +22,7 @@ local array = json.array
 local anchored_kind, state_of = info.anchored_kind, info.state_of
 local frames_of, wait_of = info.frames_of, info.wait_of
 local request_of = request.request_of
+local exdata_of = request.exdata_of
 -- LuaJIT 2.1's preallocating constructor; a plain table elsewhere
 local ok_new, table_new = pcall(require, "table.new")
 if not ok_new then
@@ -33,16 +34,25 @@ local _M = { _VERSION = "0.1.0" }
 local DEFAULT_FRAMES = 3
 local MAX_FRAMES = 50
 
--- coroutine <-> id, stable for the worker's lifetime (weak on both sides, so
--- nothing is kept alive): `coroutines PID` then `stack PID ID` are two sessions.
+-- coroutine <-> id, never reused within the worker's lifetime (weak on both
+-- sides, so nothing is kept alive): `coroutines PID` then `stack PID ID` are
+-- two sessions. lua-nginx-module reuses a finished thread for the next request,
+-- timer or light thread (its thread cache), so a thread object is not one
+-- coroutine: each run of it (an incarnation) gets its own id. A new run is
+-- told from what the last look at the thread saw: it had ended (dead, or reset
+-- to no frames) and has started again, or it has started before and now
+-- serves another request (its exdata, compared, never followed). A thread
+-- that ends and is reused between two looks with the same request address is
+-- the one case this cannot tell.
 -- coroutine -> id lives in generations, each made at its final size and never
 -- written once full: one table that grows rehashes every key in one step
 -- (4 ms at 65,536 coroutines). A lookup tries the newest first; generations
--- whose coroutines are all gone are dropped when a new one starts.
+-- whose coroutines are all gone are dropped when a new one starts. Each
+-- generation has a twin holding what the last look saw (seen_of).
 local GEN_FIRST = 256
 local GEN_MAX = 8192
 local weak_k = { __mode = "k" }
-local gens = {}
+local gens, seens = {}, {}
 local gen_size, gen_used = 0, 0
 local by_id = setmetatable({}, { __mode = "v" })
 local next_id = 0
@@ -60,36 +70,107 @@ _M.collect = walk.collect
 _M.request_of = request_of
 
 local function new_gen()
-    local kept = {}
+    local kept, kept_seen = {}, {}
     for i = 1, #gens do
         if next(gens[i]) ~= nil then
             kept[#kept + 1] = gens[i]
+            kept_seen[#kept_seen + 1] = seens[i]
         end
     end
     gen_size = gen_size == 0 and GEN_FIRST or math_min(gen_size * 2, GEN_MAX)
     kept[#kept + 1] = setmetatable(table_new(0, gen_size), weak_k)
-    gens, gen_used = kept, 0
+    kept_seen[#kept_seen + 1] = setmetatable(table_new(0, gen_size), weak_k)
+    gens, seens, gen_used = kept, kept_seen, 0
 end
 
-function _M.id_of(co)
-    for i = #gens, 1, -1 do
-        local id = gens[i][co]
-        if id then
-            return id
-        end
-    end
-    if gen_used == gen_size then
-        new_gen()
-    end
+local function new_id(co)
     next_id = next_id + 1
-    gens[#gens][co] = next_id
-    gen_used = gen_used + 1
     by_id[next_id] = co
     return next_id
 end
 
+-- The id co has now, without looking at it again (nil: never seen).
+local function known_id(co)
+    for i = #gens, 1, -1 do
+        local id = gens[i][co]
+        if id then
+            return id, i
+        end
+    end
+    return nil
+end
+
+-- What a look at co sees: DEAD; FRESH (no frame: not started yet, e.g. a
+-- pending timer or a cached thread handed out again); or, started, its
+-- request address (exdata; true where libnffi cannot read it).
+local DEAD, FRESH = "dead", "fresh"
+
+local function look(co, state, started)
+    if state == "dead" then
+        return DEAD
+    end
+    if started == nil then
+        started = debug_getinfo(co, 0, "l") ~= nil
+    end
+    if not started then
+        return FRESH
+    end
+    return exdata_of(co) or true
+end
+
+-- Whether the thread began another run between two looks.
+local function another_run(before, now)
+    if before == DEAD then
+        return now ~= DEAD
+    elseif before == FRESH then
+        return false  -- it started (or ended): the same run
+    elseif now == FRESH then
+        return true   -- ended, reset and handed out again
+    end
+    return now ~= DEAD and before ~= true and now ~= true and before ~= now
+end
+
+-- co's id, a new one when co has begun another run since the last look.
+-- state/started: what the caller already knows (nil: looked up here).
+function _M.id_of(co, state, started)
+    local id, gi = known_id(co)
+    if state == nil then
+        state = state_of(co)
+    end
+    local now = look(co, state, started)
+    if id then
+        if another_run(seens[gi][co], now) then
+            id = new_id(co)
+            gens[gi][co] = id
+        end
+        seens[gi][co] = now
+        return id
+    end
+    if gen_used == gen_size then
+        new_gen()
+    end
+    id = new_id(co)
+    gens[#gens][co] = id
+    seens[#seens][co] = now
+    gen_used = gen_used + 1
+    return id
+end
+
+-- The coroutine id names, while that run goes on; nil, "finished" when it has
+-- ended (or the thread runs something else now); nil when no such id was given.
 function _M.by_id(id)
-    return by_id[id]
+    local co = by_id[id]
+    if co == nil then
+        if type(id) == "number" and id >= 1 and id <= next_id then
+            return nil, "finished"
+        end
+        return nil
+    end
+    local state = state_of(co)
+    if state == "dead" or _M.id_of(co, state) ~= id then
+        return nil, "finished"
+    end
+    return co
 end
 
 -- Ends a session: drops the caches it built. Ids stay (see above).
@@ -110,13 +191,13 @@ function _M.describe(e, nframes, b)
     end
     local state = state_of(co)
     local out = {
-        id = _M.id_of(co),
         kind = kind,
         state = state,
         frames = frames_of(co, nframes),
     }
     -- a frame listed: it has started (saves a debug.getinfo per coroutine)
     local started = nframes > 0 and out.frames[1] ~= nil or nil
+    out.id = _M.id_of(co, state, started)
     if state == "suspended" then
         out.wait = wait_of(co)
     end

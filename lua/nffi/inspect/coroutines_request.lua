@@ -8,6 +8,7 @@ local ffi = require "ffi"
 local pcall = pcall
 local tonumber = tonumber
 local ffi_new = ffi.new
+local ffi_cast = ffi.cast
 local ffi_string = ffi.string
 local ptr_of = native.ptr_of
 local serving = walk.serving
@@ -54,6 +55,17 @@ local function request_lib()
         req_lib = ok and lib.nffi_request_available() == 1 and lib or false
     end
     return req_lib or nil
+end
+
+-- The address of co's request (its exdata) as a number, only to compare:
+-- never followed. nil where libnffi cannot read it; 0 for none.
+function _M.exdata_of(co)
+    local C = request_lib()
+    local p = C and ptr_of(co)
+    if not p then
+        return nil
+    end
+    return tonumber(ffi_cast("uintptr_t", C.nffi_co_exdata(p)))
 end
 
 -- { method, uri } or nil (unknown, or no client request: timers). b: the
