@@ -9,7 +9,8 @@ import type { Key } from '../term.js';
 import type { KeyHelp } from '../view.js';
 import { TablePane, type PaneHost } from './common.js';
 
-export interface CoItem extends CoroutineRow { pid: number }
+/** `key`: coKey(pid, id), made once per row (the table looks rows up by it every sample). */
+export interface CoItem extends CoroutineRow { pid: number; key: string }
 
 export const coKey = (pid: number, id: number): string => `${pid}:${id}`;
 
@@ -34,7 +35,7 @@ export class CoroutinesPane extends TablePane<CoItem> {
 
   constructor(host: PaneHost) {
     super(host, {
-      key: (r) => coKey(r.pid, r.id),
+      key: (r) => r.key,
       sort: { column: 'pid' },
       holdOrderMs: 3_000,
       flashMs: 1_500,
@@ -61,7 +62,7 @@ export class CoroutinesPane extends TablePane<CoItem> {
       // a worker not walked again since keeps its answer (the same object): its rows too
       let items = this.itemsOf.get(w);
       if (!items) {
-        items = w.coroutines.map((c) => ({ ...c, pid: w.pid }));
+        items = w.coroutines.map((c) => ({ ...c, pid: w.pid, key: coKey(w.pid, c.id) }));
         for (const c of w.coroutines) for (const f of c.frames) if (f.line >= 0 && this.sources.size < 2_000) this.sources.add(f.source);
       }
       next.set(w, items);
