@@ -1,10 +1,13 @@
 // Every coroutine of every worker, one row each: kind, state, what it waits on, its request,
-// its top frames (Lua.getCoroutines).
+// its top frames (Lua.getCoroutines), and which of them is the application's (frames.ts).
+// Workers by pid, coroutines by id. Filters and the summary a list of thousands needs.
 import type { ProbeClient } from '../client/client.js';
 import type { Lua } from '../probe/protocol-types.js';
+import { defaultFrameRule, framesToAsk, shownFrameIndex, userFrameIndex, type FrameRule } from './frames.js';
 import { list, View } from './view.js';
 
-export interface FrameBrief { function: string; source: string; line: number }
+/** A frame as the views keep it; `linedefined` when the agent sends it. */
+export interface FrameBrief { function: string; source: string; line: number; linedefined?: number }
 
 export interface CoroutineRow {
   id: number;
@@ -13,22 +16,129 @@ export interface CoroutineRow {
   wait: Lua.Wait | null;
   frames: FrameBrief[];
   request: Lua.Request | null;
+  /** The first frame in application code (store/frames.ts), null when none listed is. */
+  top_frame_index: number | null;
 }
 
-/** truncated: the agent listed fewer than it holds (its answer said so). */
-export interface WorkerCoroutines { pid: number; coroutines: CoroutineRow[]; error?: string; truncated?: boolean }
+/** truncated: the agent listed fewer than it holds (its answer said so). hidden: rows left out
+ * by a filter, by what they are (CoroutineFilter). */
+export interface WorkerCoroutines {
+  pid: number;
+  coroutines: CoroutineRow[];
+  error?: string;
+  truncated?: boolean;
+  hidden?: HiddenCounts;
+}
 
-export const brief = (f: FrameBrief): FrameBrief => ({ function: f.function, source: f.source, line: f.line });
+export const brief = (f: FrameBrief): FrameBrief => ({
+  function: f.function, source: f.source, line: f.line,
+  ...(typeof f.linedefined === 'number' ? { linedefined: f.linedefined } : {}),
+});
 
-export function coroutineRow(c: Lua.Coroutine): CoroutineRow {
+export function coroutineRow(c: Lua.Coroutine, rule: FrameRule = defaultFrameRule()): CoroutineRow {
+  const frames = list<Lua.Frame>(c.frames);
+  const user = userFrameIndex(frames, rule);
   return {
     id: c.id,
     kind: c.kind,
     state: c.state,
     wait: c.wait ?? null,
-    frames: list<Lua.Frame>(c.frames).map(brief),
+    frames: frames.map(brief),
     request: c.request ?? null,
+    top_frame_index: user >= 0 ? user : null,
   };
+}
+
+/** A timer that has not fired yet (or an ngx.on_abort handler not run): anchored, suspended,
+ * no frame (when frames were asked for). */
+export const isNotStarted = (c: CoroutineRow): boolean =>
+  c.state === 'suspended' && c.frames.length === 0 && (c.kind === 'timer' || c.kind === 'thread');
+
+/** A light thread that has finished, kept by lua-nginx-module for reuse. */
+export const isDead = (c: CoroutineRow): boolean => c.state === 'dead';
+
+/** The state as people read it: a timer not fired yet is `pending`, another coroutine that
+ * never ran `not started`. */
+export function stateText(c: CoroutineRow): string {
+  if (isNotStarted(c)) return c.kind === 'timer' ? 'pending' : 'not started';
+  return c.state;
+}
+
+export interface HiddenCounts { not_started: number; dead: number; filtered: number }
+
+export interface CoroutineFilter {
+  kinds?: string[];
+  /** Matched against the state and stateText (pending, not started). */
+  states?: string[];
+  /** Wait kinds (ffi, ngx.sleep, cosocket, semaphore, …); `none` for no wait. */
+  waits?: string[];
+  /** Text in `METHOD URI` of the request, case-insensitive. */
+  request?: string;
+  /** Show pending timers, unstarted and dead coroutines (hidden otherwise). */
+  all?: boolean;
+}
+
+function matches(c: CoroutineRow, f: CoroutineFilter): boolean {
+  if (f.kinds?.length && !f.kinds.includes(c.kind)) return false;
+  if (f.states?.length && !f.states.includes(c.state) && !f.states.includes(stateText(c))) return false;
+  if (f.waits?.length && !f.waits.includes(c.wait?.kind ?? 'none')) return false;
+  if (f.request !== undefined) {
+    const text = c.request ? `${c.request.method} ${c.request.uri}` : '';
+    if (!text.toLowerCase().includes(f.request.toLowerCase())) return false;
+  }
+  return true;
+}
+
+/** The rows `f` keeps, and per worker how many were hidden and why. A state filter that names
+ * `dead` or `pending` shows those without --all. */
+export function filterCoroutines(workers: WorkerCoroutines[], f: CoroutineFilter = {}): WorkerCoroutines[] {
+  const asked = new Set(f.states ?? []);
+  return workers.map((w) => {
+    const hidden: HiddenCounts = { not_started: 0, dead: 0, filtered: 0 };
+    const kept = w.coroutines.filter((c) => {
+      if (!f.all && isNotStarted(c) && !asked.has(stateText(c)) && !asked.has(c.state)) return hidden.not_started++, false;
+      if (!f.all && isDead(c) && !asked.has('dead')) return hidden.dead++, false;
+      if (!matches(c, f)) return hidden.filtered++, false;
+      return true;
+    });
+    return { ...w, coroutines: kept, hidden };
+  });
+}
+
+export interface CoroutineSummary {
+  total: number;
+  kinds: Record<string, number>;
+  states: Record<string, number>;
+  waits: Record<string, number>;
+  hidden: HiddenCounts;
+}
+
+const bump = (m: Record<string, number>, k: string): void => {
+  m[k] = (m[k] ?? 0) + 1;
+};
+
+/** Counts per kind, state (as stateText) and wait kind over the rows shown, and what was hidden. */
+export function summarize(workers: WorkerCoroutines[]): CoroutineSummary {
+  const s: CoroutineSummary = { total: 0, kinds: {}, states: {}, waits: {}, hidden: { not_started: 0, dead: 0, filtered: 0 } };
+  for (const w of workers) {
+    for (const c of w.coroutines) {
+      s.total++;
+      bump(s.kinds, c.kind);
+      bump(s.states, stateText(c));
+      if (c.wait) bump(s.waits, c.wait.kind);
+    }
+    if (w.hidden) for (const k of ['not_started', 'dead', 'filtered'] as const) s.hidden[k] += w.hidden[k];
+  }
+  return s;
+}
+
+const byId = (a: CoroutineRow, b: CoroutineRow): number => a.id - b.id;
+
+export interface RefreshOptions {
+  rule?: FrameRule;
+  /** `frames` counts from the shown frame (the application's) instead of the top: more are
+   * asked for and the ones below shown + frames are dropped. */
+  fromUser?: boolean;
 }
 
 export class CoroutinesView extends View<WorkerCoroutines[]> {
@@ -36,14 +146,22 @@ export class CoroutinesView extends View<WorkerCoroutines[]> {
     super([]);
   }
 
-  /** Ask every worker; `frames`: top frames per coroutine. */
-  async refresh(frames: number): Promise<WorkerCoroutines[]> {
-    const results = await this.client.callAll('Lua.getCoroutines', { frames });
+  /** Ask every worker; `frames`: top frames per coroutine (from the application's with
+   * fromUser). Workers by pid, coroutines by id. */
+  async refresh(frames: number, opts: RefreshOptions = {}): Promise<WorkerCoroutines[]> {
+    const rule = opts.rule ?? defaultFrameRule();
+    const ask = opts.fromUser ? framesToAsk(frames, rule) : frames;
+    const results = await this.client.callAll('Lua.getCoroutines', { frames: ask });
+    const rows = (r: Lua.GetCoroutinesResult | undefined): CoroutineRow[] => list<Lua.Coroutine>(r?.coroutines)
+      .map((c) => coroutineRow(c, rule))
+      .map((c) => (opts.fromUser ? trimFrames(c, frames, rule) : c))
+      .sort(byId);
     return this.publish(results.map((r) => ({
       pid: r.pid,
-      coroutines: list<Lua.Coroutine>(r.result?.coroutines).map(coroutineRow),
+      coroutines: rows(r.result),
+      ...(r.result?.truncated ? { truncated: true } : {}),
       ...(r.error ? { error: r.error } : {}),
-    })));
+    })).sort((a, b) => a.pid - b.pid));
   }
 
   /**
@@ -55,7 +173,7 @@ export class CoroutinesView extends View<WorkerCoroutines[]> {
     const got = await Promise.all(pids.map(async (pid): Promise<WorkerCoroutines> => {
       try {
         const r = await this.client.call(pid, 'Lua.getCoroutines', { frames });
-        return { pid, coroutines: list<Lua.Coroutine>(r?.coroutines).map(coroutineRow), ...(r?.truncated ? { truncated: true } : {}) };
+        return { pid, coroutines: list<Lua.Coroutine>(r?.coroutines).map((c) => coroutineRow(c)), ...(r?.truncated ? { truncated: true } : {}) };
       } catch (err) {
         return { pid, coroutines: [], error: (err as Error).message };
       }
@@ -65,4 +183,11 @@ export class CoroutinesView extends View<WorkerCoroutines[]> {
     for (const w of got) if (keep.has(w.pid)) next.set(w.pid, w);
     return this.publish([...next.values()].sort((a, b) => a.pid - b.pid));
   }
+}
+
+/** The frames down to `n` below the shown one (those above it stay: --json keeps the path). */
+export function trimFrames(c: CoroutineRow, n: number, rule: FrameRule = defaultFrameRule()): CoroutineRow {
+  const shown = shownFrameIndex(c.frames, rule);
+  const keep = Math.max(0, shown) + n;
+  return c.frames.length <= keep ? c : { ...c, frames: c.frames.slice(0, keep) };
 }

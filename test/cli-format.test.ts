@@ -78,18 +78,24 @@ describe('formatStack', () => {
 });
 
 describe('request text', () => {
-  it('in the coroutines table: its own column, long ones cut so the top frame stays aligned', () => {
+  it('in the coroutines table: its own column, long ones cut (80 columns) so the top frame stays aligned', () => {
     const row = (id: number, request: Lua.Request | null) => ({
       id, kind: 'request', state: 'suspended', wait: { kind: 'ngx.sleep' as const }, request,
-      frames: [{ function: 'sleep', source: '=[C]', line: -1 }],
+      frames: [{ function: 'sleep', source: '=[C]', line: -1 }, { function: 'h', source: '/app/h.lua', line: 9 }], top_frame_index: 1,
     });
     const long = { method: 'GET', uri: `/search?q=${'x'.repeat(100)}` };
-    const out = formatCoroutines([{ pid: 7, coroutines: [row(1, { method: 'POST', uri: '/park?kind=sleep' }), row(2, null), row(3, long)] }]);
-    const lines = out.split('\n');
-    expect(lines[1]).toMatch(/ POST \/park\?kind=sleep +sleep =\[C\]$/);
-    expect(lines[2]).toMatch(/ngx\.sleep +- +sleep =\[C\]$/);
+    const workers = [{ pid: 7, coroutines: [row(1, { method: 'POST', uri: '/park?kind=sleep' }), row(2, null), row(3, long)] }];
+    const lines = formatCoroutines(workers, { width: 80 }).split('\n');
+    expect(lines[1]).toMatch(/ POST \/park\?kind=sleep +\/app\/h\.lua:9 h$/);
+    expect(lines[2]).toMatch(/ngx\.sleep +- +\/app\/h\.lua:9 h$/);
+    expect(lines[3]).toMatch(/ GET \/search\?q=x+… +\/app\/h\.lua:9 h$/);
     const at = lines[0]!.indexOf('top frame');
-    for (const l of lines.slice(1)) expect(l.slice(at)).toBe('sleep =[C]');
+    for (const l of lines.slice(1, 4)) {
+      expect(l.slice(at)).toBe('/app/h.lua:9 h');
+      expect([...l].length).toBeLessThanOrEqual(80);
+    }
+    // --wide: the whole request
+    expect(formatCoroutines(workers)).toContain(`GET /search?q=${'x'.repeat(100)}  `);
     expect(requestText(long)).toHaveLength(48);
     expect(requestText(long).endsWith('…')).toBe(true);
     expect(requestText(null)).toBe('-');
@@ -105,7 +111,7 @@ describe('request text', () => {
 describe('formatTasks', () => {
   const task = (id: number): TaskRow => ({
     id, runtime: 'slow', method: 'work', state: 'pending', age_ms: 1234.5, req_len: 3, req_preview: 'abc',
-    coroutine: { id: id + 100, frames: [{ function: 'wait', source: 'x.lua', line: 7 }] },
+    coroutine: { id: id + 100, frames: [{ function: 'wait', source: 'x.lua', line: 7 }], top_frame_index: 0 },
   });
 
   it('says how many tasks a cut-short worker has in all', () => {
@@ -114,15 +120,15 @@ describe('formatTasks', () => {
       { pid: 43, tasks: [task(3)], total: 1, truncated: false },
     ]);
     const lines = text.split('\n');
-    expect(lines[0]).toMatch(/^worker\s+task\s+runtime/);
+    expect(lines[0]).toMatch(/^worker\s+task\s+call/);
     expect(lines.filter((l) => l.startsWith('task '))).toHaveLength(3);
     expect(lines.at(-1)).toBe('worker 42: 2 of 100001 tasks listed (oldest first); --max N or --all for more');
     expect(text).not.toContain('worker 43:');
   });
 
   it('a task with no age (libnffi built with NFFI_NO_INSTRUMENT) shows - in the age column', () => {
-    // worker task runtime method state AGE req-bytes coroutine ...
-    const ageOf = (t: TaskRow) => formatTasks([{ pid: 42, tasks: [t], total: 1, truncated: false }]).split('\n')[1]!.trim().split(/\s+/)[5];
+    // worker task call state AGE req-bytes coroutine ...
+    const ageOf = (t: TaskRow) => formatTasks([{ pid: 42, tasks: [t], total: 1, truncated: false }]).split('\n')[1]!.trim().split(/\s+/)[4];
     expect(ageOf({ ...task(1), age_ms: null })).toBe('-');
     expect(ageOf(task(1))).toBe('1235');
   });
@@ -195,8 +201,8 @@ describe('worker text is escaped wherever it is printed', () => {
     ['a logpoint message', () => formatHit({ ...hit, message: `ua=${EVIL}\nforged line` } as any), ['ua=\\x1b]0;pwned\\x07', '\\nforged line']],
     ['a snapshot', () => formatHit(hit), ['#0 f\\x1b]0;pwned', '/app/\\x1b]0;pwned', 'GET /x?ua=\\x1b]0;pwned', 'n\\x1b]0;pwned\\x07']],
     ['a stack', () => formatStack([{ level: 0, ...frame, what: 'Lua', locals: [{ name: EVIL, value: { type: 'nil' } }] }], 100, request), ['request GET /x?ua=\\x1b]0;pwned', '    \\x1b]0;pwned']],
-    ['the coroutines table', () => formatCoroutines([{ pid: 7, coroutines: [{ id: 1, kind: 'request', state: 'suspended', wait: { kind: 'cosocket', detail: EVIL } as Lua.Wait, frames: [frame], request }], error: EVIL }]), ['worker 7: \\x1b]0;pwned']],
-    ['the tasks table and stacks', () => formatTasks([{ pid: 7, total: 1, truncated: false, tasks: [{ id: 1, runtime: EVIL, method: 'm', state: 'pending', age_ms: 1, req_len: 5, req_preview: EVIL, coroutine: { id: 2, frames: [frame] } }] }]), ['(worker 7, \\x1b]0;pwned']],
+    ['the coroutines table', () => formatCoroutines([{ pid: 7, coroutines: [{ id: 1, kind: 'request', state: 'suspended', wait: { kind: 'cosocket', detail: EVIL } as Lua.Wait, frames: [frame], request, top_frame_index: 0 }], error: EVIL }]), ['worker 7: \\x1b]0;pwned']],
+    ['the tasks table and stacks', () => formatTasks([{ pid: 7, total: 1, truncated: false, tasks: [{ id: 1, runtime: EVIL, method: 'm', state: 'pending', age_ms: 1, req_len: 5, req_preview: EVIL, coroutine: { id: 2, frames: [frame], top_frame_index: 0, request } }] }]), ['task 1 \\x1b]0;pwned', 'request GET /x?ua=\\x1b]0;pwned']],
     ['a task hit line', () => taskLine({ phase: 'resume', runtime: EVIL, method: 'm', ok: false, err: EVIL }), ['task resume \\x1b]0;pwned']],
     ['an agent error event', () => formatEvent({ event: 'error', id: 1, pid: 7, message: EVIL })!, ['error on worker 7: \\x1b]0;pwned']],
     ['a removal reason', () => formatEvent({ event: 'removed', id: 1, pid: 7, reason: EVIL })!, ['(\\x1b]0;pwned']],

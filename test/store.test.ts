@@ -11,7 +11,7 @@ import { HitsView } from '../store/hits.js';
 import { QueueView, ratesBetween, type RuntimeRow } from '../store/queue.js';
 import { StackView } from '../store/stack.js';
 import { Store } from '../store/store.js';
-import { PAGE, TasksView } from '../store/tasks.js';
+import { PAGE, TasksView, WALK_MAX } from '../store/tasks.js';
 import { WorkersView } from '../store/workers.js';
 import { FakeClient } from './harness/fake-client.js';
 
@@ -172,7 +172,7 @@ describe('tasks: pages', () => {
     const [w] = await tasks.load({ want: 1_500 });
     expect(w).toMatchObject({ pid: 101, total: 2_500, truncated: true });
     expect(w!.tasks).toHaveLength(1_500);
-    expect(w!.tasks[0]!.coroutine).toEqual({ id: 7, frames: [{ function: 'f', source: 'a.lua', line: 3 }] });
+    expect(w!.tasks[0]!.coroutine).toEqual({ id: 7, frames: [{ function: 'f', source: 'a.lua', line: 3 }], top_frame_index: 0 });
     expect(w!.tasks[1]!.coroutine).toBeNull();
     expect(client.calls.map((c) => c.params)).toEqual([
       { max: 1_000 },
@@ -201,6 +201,52 @@ describe('tasks: pages', () => {
     const [w] = await tasks.load({ want: Infinity, olderThanMs: 100 });
     expect(w).toMatchObject({ total: 3, truncated: false });
     expect(client.calls.map((c) => c.params)).toEqual([{ older_than_ms: 100, max: 1_000 }]);
+  });
+});
+
+describe('tasks: the waiter\'s frame in application code and its request', () => {
+  const C = { function: 'co_yield', source: '=[C]', line: -1, what: 'C' as const };
+  const SEM = { function: 'wait', source: '/usr/share/lua/5.1/ngx/semaphore.lua', line: 160, what: 'Lua' as const };
+  const CALL = { function: 'wait_ready', source: '/x/lua/nffi/call.lua', line: 93, what: 'Lua' as const };
+  const STUB = { function: 'fetch', source: '/x/lua/nffi/call.lua', line: 203, what: 'Lua' as const };
+  const APP = { function: 'h', source: '/srv/app.lua', line: 41, what: 'Lua' as const };
+  const task = (id: number, co: number, state: FFI.Task['state'] = 'polled'): FFI.Task => ({
+    id, runtime: 'slow', method: 'fetch', state, age_ms: 5, req_len: 3, req_preview: 'abc', coroutine: { id: co, frames: [C, SEM, CALL] },
+  });
+
+  function setup(total: number, tasks: FFI.Task[]) {
+    const client = new FakeClient();
+    client.workers = [{ pid: 101, attached: true }];
+    client.handlers['FFI.getTasks'] = () => ({ tasks, total, truncated: false });
+    client.handlers['Lua.getCoroutines'] = () => ({
+      coroutines: [{ id: 7, kind: 'request', state: 'suspended', frames: [C, SEM, CALL, STUB, APP], request: { method: 'GET', uri: '/api/slow' } }],
+    });
+    client.handlers['Lua.getStack'] = (_pid, p: Lua.GetStackParams) => {
+      if (p.coroutine !== 7) throw new Error('Lua.getStack in worker 101: coroutine 8 of worker 101 has finished');
+      return { frames: [C, SEM, CALL, STUB, APP].map((f, level) => ({ ...f, level })) };
+    };
+    return client;
+  }
+
+  it('a worker with few tasks: one walk gives every waiter its frames and request; an abandoned task\'s coroutine is not its waiter', async () => {
+    const client = setup(3, [task(1, 7), task(2, 8), task(3, 7, 'abandoned')]);
+    const [w] = await new TasksView(client).load({ enrich: true });
+    expect(w!.tasks[0]!.coroutine).toMatchObject({ id: 7, top_frame_index: 4, request: { method: 'GET', uri: '/api/slow' } });
+    expect(w!.tasks[0]!.coroutine!.frames[4]).toEqual({ function: 'h', source: '/srv/app.lua', line: 41 });
+    // gone by the walk, then by its stack: what the task said stays
+    expect(w!.tasks[1]!.coroutine).toEqual({ id: 8, frames: [C, SEM, CALL].map(({ what: _, ...f }) => f), top_frame_index: null });
+    expect(w!.tasks[2]!.coroutine).toMatchObject({ id: 7, top_frame_index: null });
+    expect(w!.tasks[2]!.coroutine).not.toHaveProperty('request');
+    expect(client.calls.map((c) => c.method)).toEqual(['FFI.getTasks', 'Lua.getCoroutines', 'Lua.getStack']);
+  });
+
+  it('a worker with more than WALK_MAX tasks: no walk, the stacks of the waiters (requests unknown)', async () => {
+    const client = setup(WALK_MAX + 1, [task(1, 7), task(2, 7)]);
+    const [w] = await new TasksView(client).load({ enrich: true });
+    for (const t of w!.tasks) expect(t.coroutine).toMatchObject({ id: 7, top_frame_index: 4 });
+    expect(w!.tasks[0]!.coroutine).not.toHaveProperty('request');
+    // one stack for the two tasks of one coroutine
+    expect(client.calls.map((c) => c.method)).toEqual(['FFI.getTasks', 'Lua.getStack']);
   });
 });
 
@@ -319,7 +365,7 @@ describe('workers, coroutines, stack', () => {
       return { coroutines: [co] };
     };
     expect(await new CoroutinesView(client).refresh(2)).toEqual([
-      { pid: 101, coroutines: [{ id: 1, kind: 'request', state: 'suspended', wait: { kind: 'ngx.sleep' }, frames: [{ function: 'sleep', source: '=[C]', line: -1 }], request: { method: 'GET', uri: '/x' } }] },
+      { pid: 101, coroutines: [{ id: 1, kind: 'request', state: 'suspended', wait: { kind: 'ngx.sleep' }, frames: [{ function: 'sleep', source: '=[C]', line: -1 }], request: { method: 'GET', uri: '/x' }, top_frame_index: null }] },
       { pid: 102, coroutines: [], error: 'Lua.getCoroutines to worker 102: busy' },
     ]);
   });

@@ -39,6 +39,27 @@ export function writeTerm(text: string): void {
   process.stdout.write(termLines(text));
 }
 
+/** Our own colour: SGR sequences exactly as table.ts paints them (ESC [ digits m). */
+const SGR_RE = /\x1b\[[0-9;]*m/g;
+
+/** Like termLines, but the SGR colour sequences in `s` pass (a table painted for a TTY): every
+ * other control character is escaped, so worker text a formatter forgot to escape can at
+ * most change a colour, never move the cursor, retitle or clear the terminal. */
+export function styledLines(s: string): string {
+  let out = '';
+  let last = 0;
+  for (const m of s.matchAll(SGR_RE)) {
+    out += termLines(s.slice(last, m.index)) + m[0];
+    last = m.index + m[0].length;
+  }
+  return out + termLines(s.slice(last));
+}
+
+/** writeTerm for painted output (styledLines). */
+export function writeStyled(text: string): void {
+  process.stdout.write(styledLines(text));
+}
+
 const jsonEscape = (c: string): string => {
   let out = '';
   for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
