@@ -171,8 +171,11 @@ export async function measure(config: Config, o: MeasureOptions): Promise<Measur
     const hits0 = bpHits();
     const heap0 = process.memoryUsage().heapUsed;
     const bytes0 = tty.bytes();
+    // nginx's pids come from a scan of /proc, which is the bench's work, not the app's: done
+    // before the window opens (and the second read after it closes)
+    const pids = o.nginxPids();
+    const parts0 = cpuParts(pids, load?.pid);
     const cpu0 = process.cpuUsage();
-    const parts0 = cpuParts(o.nginxPids(), load?.pid);
     const t0 = performance.now();
     let prev = { keys: s0.keys, last: s0.lastKeyMs };
     let sent: number | undefined;
@@ -209,7 +212,7 @@ export async function measure(config: Config, o: MeasureOptions): Promise<Measur
     collect();
     const cpu = process.cpuUsage(cpu0);
     const windowMs = performance.now() - t0;
-    const parts1 = cpuParts(o.nginxPids(), load?.pid);
+    const parts1 = cpuParts(pids, load?.pid);
     const d = (k: keyof typeof parts0) => parts1[k] - parts0[k];
     // clock ticks of one core in the window (all CPUs' ticks / CPUs)
     const oneCore = Math.max(1, d('all') / cpus().length);
