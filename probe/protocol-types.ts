@@ -226,12 +226,16 @@ export namespace Target {
 /** Coroutines, stacks and values of one worker. Served by the agent; every walk is chunked so the worker never stalls. */
 export namespace Lua {
   export interface Frame {
-    /** Name as debug.getinfo gives it, or '?' */
+    /** The name a reader would use: a loaded module's field (demo_app.handle, ngx.sleep), a table field or upvalue that holds the function (handlers.slow, park_timer), else 'main chunk' or 'function <file.lua:39>' as Lua's traceback says */
     function: string;
     /** Chunk name without the leading '@', e.g. /app/handler.lua or =content_by_lua(nginx.conf:40) */
     source: string;
     /** Current line, -1 for C functions */
     line: number;
+    /** Line where the function is defined (0 for a main chunk, -1 for C functions); the agent always sends it */
+    linedefined?: number;
+    /** The name LuaJIT gives (the caller's variable or field), when it differs from function */
+    called_as?: string;
     what: "Lua" | "C" | "main" | "tail";
     /** Where the line comes from in the original source, when a source map covers the chunk (probe-added) */
     original?: Debugger.OriginalPosition;
@@ -262,12 +266,16 @@ export namespace Lua {
   export interface StackFrame {
     /** 0 for the top frame */
     level: number;
-    /** Name as debug.getinfo gives it, or '?' */
+    /** The name a reader would use: a loaded module's field (demo_app.handle, ngx.sleep), a table field or upvalue that holds the function (handlers.slow, park_timer), else 'main chunk' or 'function <file.lua:39>' as Lua's traceback says */
     function: string;
     /** As in Frame */
     source: string;
     /** Current line, -1 for C functions */
     line: number;
+    /** Line where the function is defined (0 for a main chunk, -1 for C functions); the agent always sends it */
+    linedefined?: number;
+    /** The name LuaJIT gives (the caller's variable or field), when it differs from function */
+    called_as?: string;
     what: "Lua" | "C" | "main" | "tail";
     /** With locals: true; internal ones ((for ...), (*temporary)) left out */
     locals?: Variable[];

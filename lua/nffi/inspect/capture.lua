@@ -14,6 +14,7 @@
 local ffi = require "ffi"
 local json = require "nffi.inspect.json"
 local coroutines = require "nffi.inspect.coroutines"
+local names = require "nffi.inspect.names"
 
 local ngx_worker_pid = ngx.worker.pid
 local debug_getinfo = debug.getinfo
@@ -309,7 +310,7 @@ function _M.get_stack(params, b)
         if gone then
             return nil, "coroutine " .. id .. " of worker " .. ngx_worker_pid() .. " has finished"
         end
-        return nil, "no coroutine " .. tostring(id) .. " in worker " .. ngx_worker_pid()
+        return nil, "unknown coroutine " .. tostring(id) .. " in worker " .. ngx_worker_pid()
             .. " (ids as `coroutines` lists them)"
     end
     local opts = {}
@@ -322,13 +323,14 @@ function _M.get_stack(params, b)
     end
     local shared = { nref = 0 }
     local frames = array()
+    names.prepare(b)
     local base = co == co_running() and 1 or 0
     for level = base, base + MAX_STACK - 1 do
         local info = debug_getinfo(co, level, "nSluf")
         if not info then
             break
         end
-        local f = coroutines.frame_of(info)
+        local f = coroutines.frame_of(info, co, level + 1)
         f.level = level - base
         if params.locals then
             f.locals, f.upvalues, f.varargs = frame_vars(co, level, info, opts, shared, b)

@@ -193,7 +193,7 @@ function _M.describe(e, nframes, b)
     local out = {
         kind = kind,
         state = state,
-        frames = frames_of(co, nframes),
+        frames = frames_of(co, nframes, b),
     }
     -- a frame listed: it has started (saves a debug.getinfo per coroutine)
     local started = nframes > 0 and out.frames[1] ~= nil or nil

@@ -6,6 +6,7 @@
 -- blocking functions, by identity: no guessing.
 local json = require "nffi.inspect.json"
 local walk = require "nffi.inspect.coroutines_walk"
+local names = require "nffi.inspect.names"
 
 local ngx = ngx
 local debug_getinfo = debug.getinfo
@@ -147,26 +148,46 @@ local function wait_of(co)
 end
 _M.wait_of = wait_of
 
-local function frame_of(info)
-    return {
-        ["function"] = info.name or "?",
+local name_of = names.name_of
+
+-- One frame (info from debug.getinfo with "nSlf"): the name a reader would use
+-- (names.lua), the one LuaJIT gives (the caller's variable) as called_as when
+-- it differs, and where the function is defined. co, caller: the level of the
+-- calling frame in co, so names can be looked for there; co nil: in the
+-- running coroutine, caller as the caller of frame_of counts levels; caller
+-- nil: no calling frame read.
+local function frame_of(info, co, caller)
+    local fn_name = name_of(info, co, caller and (co and caller or caller + 1))
+    local f = {
+        ["function"] = fn_name,
         source = source_of(info),
         line = info.currentline or -1,
+        linedefined = info.linedefined or -1,
         what = info.what,
     }
+    local raw = info.name
+    if raw and raw ~= fn_name then
+        f.called_as = raw
+    end
+    return f
 end
 _M.frame_of = frame_of
 
 -- Top frames first. The agent's own running coroutine starts below this call.
-local function frames_of(co, n)
+-- b: the walk's budget, when the names index may be built (names.prepare).
+local function frames_of(co, n, b)
     local out = array()
+    if n <= 0 then
+        return out
+    end
+    names.prepare(b)
     local base = co == co_running() and 2 or 0
     for level = base, base + n - 1 do
-        local info = debug_getinfo(co, level, "nSl")
+        local info = debug_getinfo(co, level, "nSlf")
         if not info then
             break
         end
-        out[#out + 1] = frame_of(info)
+        out[#out + 1] = frame_of(info, co, level + 1)
     end
     return out
 end

@@ -124,11 +124,12 @@ function _M.frames(level)
     local frames = array()
     if level then
         for l = level, level + MAX_HIT_FRAMES - 1 do
-            local info = debug_getinfo(l, "nSl")
+            local info = debug_getinfo(l, "nSlf")
             if not info then
                 break
             end
-            frames[#frames + 1] = frame_of(info)
+            -- the caller of frame l is at l + 1, as this function counts
+            frames[#frames + 1] = frame_of(info, nil, l + 1)
         end
     end
     return frames
