@@ -6,6 +6,8 @@
 -- takes them out of the set (S.bps, S.narmed, S.npending of the state table
 -- breakpoints.lua passes to init; breakpoints.lua puts them in the set).
 local finder = require "nffi.inspect.finder"
+local cond = require "nffi.inspect.cond"
+local scope = require "nffi.inspect.cond_scope"
 local jitctl = require "nffi.inspect.jitctl"
 local limits = require "nffi.inspect.limits"
 local vmevents = require "nffi.inspect.vmevents"
@@ -58,6 +60,8 @@ end
 
 -- Arms bp at s (a finder source entry). b: a budget when traces may hold
 -- it (they are cut, yielding between slices), nil for code not run yet.
+-- The line, or nil, why (and true when the spec itself is wrong for that
+-- line: a name its condition or template reads is not visible there).
 local function arm(bp, s, b)
     local line, objs = finder.resolve_line(s, bp.spec.line, b)
     if not line then
@@ -66,6 +70,19 @@ local function arm(bp, s, b)
     end
     if b and S.bps[bp.id] ~= bp then  -- removed, or the session ended, while it read lines
         return nil, "breakpoint removed while it was being armed"
+    end
+    -- the names its condition and template read, against what the line sees
+    -- (cond_scope.lua); refused now rather than at the first hit
+    if bp.cond or bp.log then
+        local serr = scope.check(bp.cond and cond.names(bp.cond) or {},
+                                 bp.log and cond.names(bp.log) or {},
+                                 objs, line, bp.spec.url .. ":" .. line, b)
+        if b and S.bps[bp.id] ~= bp then
+            return nil, "breakpoint removed while it was being armed"
+        end
+        if serr then
+            return nil, serr, true
+        end
     end
     local h = debug_gethook()
     if h ~= nil and not hook_ours() then
@@ -152,7 +169,7 @@ bc_handler = function(proto)
                                                 bytecodes = info.bytecodes }
                 if info.linedefined == 0 then
                     bp.acc = nil
-                    local line, aerr = arm(bp, acc, nil)
+                    local line, aerr, bad_spec = arm(bp, acc, nil)
                     if line then
                         push_ctl({ method = "Debugger.armed",
                                    params = { breakpoint = describe(bp), mode = mode_of(true),
@@ -163,6 +180,10 @@ bc_handler = function(proto)
                     else
                         push_ctl({ method = "Debugger.error", params = { id = bp.id,
                                    message = aerr } })
+                        if bad_spec then
+                            -- it would fail at every hit: off this worker now
+                            remove(bp, "error")
+                        end
                     end
                     signal()
                 end

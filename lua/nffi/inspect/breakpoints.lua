@@ -39,6 +39,7 @@ local tostring = tostring
 local table_concat = table.concat
 local table_sort = table.sort
 local math_floor = math.floor
+local str_gsub = string.gsub
 local array = json.array
 local describe = hits.describe
 local push_ctl = hits.push_ctl
@@ -81,6 +82,7 @@ watch.init(S)
 bparm.init(S)
 writer.init(S)
 local next_id = 0
+local NEAREST = 3           -- loaded chunk names offered for a FILE none matches
 
 -- Task breakpoints (ffi:RUNTIME.METHOD, taskbp.lua) share the ring, the
 -- control events and the writer.
@@ -123,7 +125,8 @@ function _M.set_breakpoint(params, b)
     local bp = { spec = spec, state = "new", hits = 0, dropped = 0, unreported = 0 }
     local ok, err = limits.parse(bp, spec, b)
     if not ok then
-        return nil, err
+        -- a template's own word (limits.lua says "log")
+        return nil, (str_gsub(err, "^log rejected: ", "log template rejected: "))
     end
     local id = params.id
     if id ~= nil and (type(id) ~= "number" or id ~= math_floor(id)) then
@@ -154,6 +157,8 @@ function _M.set_breakpoint(params, b)
     local res = {}
     if #cands == 0 then
         bparm.pend(bp)
+        -- the loaded chunks it may have meant (the front end says them)
+        res.nearest = array(finder.nearest(spec.url, sources, NEAREST, b))
     else
         S.bps[id] = bp  -- before arming: the hook's targets are the armed bps
         local line, aerr = arm(bp, sources[cands[1]], b)

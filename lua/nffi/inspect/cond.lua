@@ -20,6 +20,7 @@ local compiler = require "nffi.inspect.cond_gen"
 
 local type = type
 local error = error
+local setmetatable = setmetatable
 local pcall = pcall
 local tostring = tostring
 local str_sub = string.sub
@@ -34,6 +35,11 @@ local parse = parser.parse
 local gen = compiler.gen
 
 local _M = { _VERSION = "0.2.0" }
+
+-- compiled expression or template -> { name, ... }: the frame variables
+-- (locals, upvalues) it reads, in order of first appearance (weak: a
+-- breakpoint's compiled parts go with it)
+local names_of = setmetatable({}, { __mode = "k" })
 
 local MAX_LEN = parser.MAX_LEN  -- bytes of one expression
 
@@ -84,13 +90,25 @@ function _M.compile(src, b)
     if not ok then
         return nil, type(node) == "table" and node.msg or tostring(node)
     end
-    local cx = { n = 0, b = b }
+    local cx = { n = 0, b = b, names = {} }
     local root = gen(node, cx)
     local nodes = cx.n
-    return function()
+    local fn = function()
         charge(nodes)
         return (root())
     end
+    local names = cx.names
+    for i = 1, #names do
+        names[names[i]] = nil  -- the list only
+    end
+    names_of[fn] = names
+    return fn
+end
+
+-- The frame variables a compiled condition (compile) or template
+-- (compile_template) reads: { name, ... }, each once, in order.
+function _M.names(compiled)
+    return names_of[compiled] or {}
 end
 
 -- A logpoint template: "n={n} user={ctx.user}" -> list of strings and fns.
@@ -123,6 +141,20 @@ function _M.compile_template(tpl, b)
         parts[#parts + 1] = fn
         i = e + 1
     end
+    local names, seen = {}, {}
+    for j = 1, #parts do
+        local p = parts[j]
+        if type(p) == "function" then
+            local pn = names_of[p]
+            for k = 1, #pn do
+                if not seen[pn[k]] then
+                    seen[pn[k]] = true
+                    names[#names + 1] = pn[k]
+                end
+            end
+        end
+    end
+    names_of[parts] = names
     return parts
 end
 

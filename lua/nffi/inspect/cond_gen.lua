@@ -140,7 +140,8 @@ local function gen_binary(node, cx)
 end
 
 -- cx: the compile's { n = nodes generated (each pays one step per
--- evaluation), b = the budget it goes on }
+-- evaluation), b = the budget it goes on, names = the frame variables read
+-- (a list, and a set of the same names; optional) }
 gen = function(node, cx)
     cx.n = cx.n + 1
     cx.b:step()
@@ -150,6 +151,13 @@ gen = function(node, cx)
         return function() return v end
     elseif k == "name" then
         local name = node.name
+        -- the frame variables it reads, in order (cond_scope.lua checks them
+        -- against the breakpoint line when it arms)
+        local names = cx.names
+        if names and not names[name] then
+            names[name] = true
+            names[#names + 1] = name
+        end
         return function()
             local v = cur_locals[name]
             if rawequal(v, nil) then

@@ -12,6 +12,7 @@
 -- worker); interpreted the walk is faster (a 1,000-object worker: 2-5 ms of
 -- CPU instead of 8-30) and no slice overruns its bound.
 local coroutines = require "nffi.inspect.coroutines"
+local distance = require("nffi.inspect.cond_scope").distance
 local jutil = require "jit.util"
 
 local funcinfo = jutil.funcinfo
@@ -29,6 +30,8 @@ local str_sub = string.sub
 local tbl_sort = table.sort
 local math_min = math.min
 local math_floor = math.floor
+local math_max = math.max
+local str_find = string.find
 local ok_new, tbl_new = pcall(require, "table.new")
 if not ok_new then
     tbl_new = function() return {} end
@@ -294,8 +297,48 @@ function _M.candidates(url, sources, b)
     return out
 end
 
+local function base_of(name)
+    local i = str_find(name, "/[^/]*$")
+    return i and str_sub(name, i + 1) or name
+end
+
+-- For a FILE that matches no loaded chunk: the named chunks ('@file' and
+-- '=name') nearest to it, at most max, nearest first: the same file name in
+-- another directory, then file names a few edits away (about one in three
+-- characters at most).
+function _M.nearest(url, sources, max, b)
+    local want = base_of(url)
+    local limit = math_max(2, math_floor(#want / 3))
+    local scored, score = {}, {}
+    for src in next, sources do
+        local c = str_byte(src, 1)
+        if c == 64 or c == 61 then  -- '@', '='
+            local name = name_of(src)
+            local d = base_of(name) == want and 0 or distance(want, base_of(name), b)
+            if d <= limit then
+                scored[#scored + 1] = name
+                score[name] = d
+            end
+        end
+        if b then
+            b:step()
+        end
+    end
+    tbl_sort(scored, function(x, y)
+        if score[x] ~= score[y] then
+            return score[x] < score[y]
+        end
+        return x < y
+    end)
+    for i = #scored, max + 1, -1 do
+        scored[i] = nil
+    end
+    return scored
+end
+
 -- Interpreted: see the top of this file (the walk's closures, push, too).
 jit_off(_M.collect, true)
 jit_off(add_code)
+jit_off(_M.nearest)
 
 return _M

@@ -1,8 +1,8 @@
 -- Debugger.getScripts: the chunk sources of the Lua code loaded in this
 -- worker (finder.lua's sliced walk), so the probe can look for source maps
--- next to the files. Only named chunks: '@file' (without the '@') and
--- '=name' chunk names; a chunk loaded from a string has its code as its
--- source and is left out.
+-- next to the files, and for `nffi-inspect scripts`.
+-- Only named chunks: '@file' (without the '@') and '=name' chunk names; a
+-- chunk loaded from a string has its code as its source and is left out.
 local finder = require "nffi.inspect.finder"
 local json = require "nffi.inspect.json"
 
@@ -15,9 +15,10 @@ local _M = { _VERSION = "0.1.0" }
 
 local AT, EQ = 64, 61  -- '@', '='
 
--- { source, first_line, last_line } of one chunk: the lines its reachable
--- prototypes span (a main chunk's own function is usually collected once it
--- ran, so first_line is often that of its first function).
+-- { source, first_line, last_line, functions } of one chunk: the lines its
+-- reachable prototypes span (a main chunk's own function is usually collected
+-- once it ran, so first_line is often that of its first function) and how
+-- many prototypes the walk reached.
 local function script_of(s)
     local first, last
     for i = 1, #s.protos do
@@ -30,7 +31,7 @@ local function script_of(s)
             last = p.lastlinedefined
         end
     end
-    local out = { source = finder.name_of(s.source) }
+    local out = { source = finder.name_of(s.source), functions = #s.protos }
     if first and last and last >= first then
         out.first_line, out.last_line = first, last
     end

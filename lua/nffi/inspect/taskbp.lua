@@ -16,6 +16,7 @@
 local cond = require "nffi.inspect.cond"
 local limits = require "nffi.inspect.limits"
 local snapshot = require "nffi.inspect.snapshot"
+local json = require "nffi.inspect.json"
 
 local ngx = ngx
 local ngx_now = ngx.now
@@ -348,6 +349,25 @@ function _M.compile(spec)
     return bp
 end
 
+-- The names of the runtimes this worker has loaded (the binding's, when the
+-- application loaded it), and whether any of them matches the glob g.
+local function loaded_runtimes(g)
+    local names, matched = json.array(), false
+    local nffi = binding()
+    local ok, list = pcall(function() return nffi and nffi.runtimes() end)
+    if ok and type(list) == "table" then
+        for i = 1, #list do
+            local r = list[i]
+            local name = type(r) == "table" and not r.unloaded and r.name
+            if type(name) == "string" then
+                names[#names + 1] = name
+                matched = matched or glob_match(g, name)
+            end
+        end
+    end
+    return names, matched
+end
+
 -- Registers a compiled bp under id (replacing a task bp with that id); arms it
 -- when the binding is loaded, else it stays pending until service() sees it.
 function _M.add(bp, id)
@@ -367,7 +387,13 @@ function _M.add(bp, id)
         engine.signal()
         ngx_log(INFO, "[nffi bp ", id, " armed ", bp.spec.url, "]")
     end
-    return { breakpoint = describe(bp) }
+    local res = { breakpoint = describe(bp) }
+    -- RUNTIME names none of the runtimes loaded here (yet): say which are
+    local names, matched = loaded_runtimes(bp.rt)
+    if not matched then
+        res.runtimes = names
+    end
+    return res
 end
 
 -- Debugger.removeBreakpoint for a task bp id.
