@@ -13,8 +13,9 @@ export type { BreakpointEvent, WorkerBreakpoint };
 /** Removes the listener it was returned for; calling it again does nothing. */
 export type Disposer = () => void;
 
-/** The methods a worker's agent answers (the probe answers Target and Debugger itself). */
-export type WorkerMethod = Extract<keyof Commands, `Lua.${string}` | `FFI.${string}`> | 'Agent.getStats';
+/** The methods a worker's agent answers (the probe answers Target and Debugger itself, but for
+ * Debugger.getScripts: the agent's walk of its loaded chunks). */
+export type WorkerMethod = Extract<keyof Commands, `Lua.${string}` | `FFI.${string}`> | 'Agent.getStats' | 'Debugger.getScripts';
 
 export type Params<M extends keyof Commands> = Commands[M]['params'];
 export type Result<M extends keyof Commands> = Commands[M]['result'];

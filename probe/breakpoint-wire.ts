@@ -22,6 +22,8 @@ export function toWire(e: BreakpointEvent, info?: BreakpointInfo): WireEvent {
       const params: Record<string, unknown> = { breakpoint, pid: e.pid };
       if (e.moved_from !== undefined) params.moved_from = e.moved_from;
       if (e.mode !== undefined) params.mode = e.mode;
+      if (e.nearest !== undefined) params.nearest = e.nearest;
+      if (e.runtimes !== undefined) params.runtimes = e.runtimes;
       return { method: 'Debugger.armed', params };
     }
     case 'ended':
@@ -30,6 +32,9 @@ export function toWire(e: BreakpointEvent, info?: BreakpointInfo): WireEvent {
       return { method: `Debugger.${event}`, params: rest };
   }
 }
+
+const names = (x: unknown): string[] | undefined =>
+  Array.isArray(x) ? x.filter((s): s is string => typeof s === 'string') : undefined;
 
 /** The event a front end gets back from a wire message (undefined: not a breakpoint event). */
 export function fromWire(method: string, params: unknown): BreakpointEvent | undefined {
@@ -46,6 +51,10 @@ export function fromWire(method: string, params: unknown): BreakpointEvent | und
       if (typeof p.moved_from === 'number') e.moved_from = p.moved_from;
       const mode = agentMode(p.mode);
       if (mode) e.mode = mode;
+      const nearest = names(p.nearest);
+      if (nearest) e.nearest = nearest;
+      const runtimes = names(p.runtimes);
+      if (runtimes) e.runtimes = runtimes;
       return e;
     }
     case 'Debugger.removed':

@@ -37,6 +37,10 @@ export interface WorkerBreakpoint {
   original?: Debugger.OriginalPosition;
   /** How the worker takes this breakpoint, as its agent says (older agents do not). */
   mode?: Debugger.BreakpointMode;
+  /** Pending because FILE matched no loaded chunk: the loaded chunk names nearest to it. */
+  nearest?: string[];
+  /** ffi:RUNTIME.METHOD whose RUNTIME this worker has not loaded: the runtimes it has. */
+  runtimes?: string[];
   hits: number;
   dropped: number;
   error?: string;
@@ -57,7 +61,7 @@ export interface BreakpointInfo {
  * breakpoint leaves the set (deleted, count reached, timed out, removed by every agent). */
 export type BreakpointEvent =
   | ({ event: 'hit' } & Debugger.HitEvent)
-  | { event: 'armed'; id: number; pid: number; state: WorkerBreakpoint['state']; source?: string; line?: number; moved_from?: number; original?: Debugger.OriginalPosition; mode?: Debugger.BreakpointMode }
+  | { event: 'armed'; id: number; pid: number; state: WorkerBreakpoint['state']; source?: string; line?: number; moved_from?: number; original?: Debugger.OriginalPosition; mode?: Debugger.BreakpointMode; nearest?: string[]; runtimes?: string[] }
   | { event: 'removed'; id: number; pid: number; reason: string }
   | { event: 'error'; id: number; pid: number; message: string }
   | { event: 'dropped'; id: number; pid: number; count: number }
@@ -97,6 +101,21 @@ function reason(err: unknown): string {
   if (err instanceof AgentError && err.agentMessage) return err.agentMessage;
   return err instanceof Error ? err.message : String(err);
 }
+
+/** A refusal of the spec itself (its condition or log template), which every worker would give
+ * once it has the code: the breakpoint is refused as a whole, not set on the others. */
+export const specError = (message: string | undefined): boolean =>
+  /^(condition|log template)(: | rejected: )/.test(message ?? '');
+
+/** A pending breakpoint refused as its file loaded (a name its condition or template reads is not
+ * visible at the line): every worker would refuse it, so it ends everywhere. */
+export const armRefusal = (message: string): boolean => /^(condition|log template): unknown name /.test(message);
+
+/** Agents say "log: ..." when a template fails at a hit; front ends say what it is. */
+const labelled = (message: string): string => message.replace(/^log: /, 'log template: ');
+
+const strings = (x: unknown): string[] | undefined =>
+  Array.isArray(x) ? x.filter((s): s is string => typeof s === 'string') : undefined;
 
 export class Breakpoints {
   private readonly entries = new Map<number, Entry>();
@@ -148,6 +167,14 @@ export class Breakpoints {
       }
       this.entries.set(e.id, e);
       const results = await Promise.all(pids.map((pid) => this.applyOne(e, pid, false)));
+      const bad = results.find((w) => w.state === 'failed' && specError(w.error));
+      if (bad) {
+        // refused as a whole: off the workers that took it (pending ones would refuse it later)
+        this.entries.delete(e.id);
+        await Promise.all(results.filter((w) => w.state !== 'failed').map((w) =>
+          this.session.call(w.pid, 'Debugger.removeBreakpoint', { id: e.id }).catch(() => undefined)));
+        throw new ProbeError(bad.error!, 'REJECTED');
+      }
       if (results.every((w) => w.state === 'failed')) {
         this.entries.delete(e.id);
         const msgs = [...new Set(results.map((w) => w.error))];
@@ -215,6 +242,8 @@ export class Breakpoints {
     if (w.moved_from !== undefined) ev.moved_from = w.moved_from;
     if (w.original !== undefined) ev.original = w.original;
     if (w.mode !== undefined) ev.mode = w.mode;
+    if (w.nearest !== undefined && w.state === 'pending') ev.nearest = w.nearest;
+    if (w.runtimes !== undefined) ev.runtimes = w.runtimes;
     this.emit(ev);
   }
 
@@ -235,6 +264,10 @@ export class Breakpoints {
       if (b?.source !== undefined) w.source = b.source;
       if (b?.line !== undefined) w.line = b.line;
       if (r.moved_from !== undefined) w.moved_from = r.moved_from;
+      const nearest = strings(r.nearest);
+      if (nearest) w.nearest = nearest;
+      const runtimes = strings(r.runtimes);
+      if (runtimes) w.runtimes = runtimes;
       const mode = agentMode(r.mode);
       if (mode) w.mode = mode;
       await this.withOriginal(e, w);
@@ -390,6 +423,10 @@ export class Breakpoints {
         if (w.state === b.state && w.line === b.line && w.source === b.source && sameMode(w.mode, mode)) return;
         Object.assign(w, { state: b.state }, b.source !== undefined ? { source: b.source } : {}, b.line !== undefined ? { line: b.line } : {});
         if (mode) w.mode = mode;
+        // a pending breakpoint armed as its file loaded: on a moved line, said as at set time
+        const moved = (params as Debugger.ArmedEvent).moved_from;
+        if (b.state === 'armed' && typeof moved === 'number' && !e.target) w.moved_from = moved;
+        if (b.state !== 'pending') delete w.nearest;
         return void this.withOriginal(e, w).then(() => this.emitState(e, w));
       }
       case 'Debugger.removed': {
@@ -404,9 +441,13 @@ export class Breakpoints {
         return;
       }
       case 'Debugger.error': {
-        const message = String((params as Debugger.ErrorEvent).message ?? 'error');
+        const message = labelled(String((params as Debugger.ErrorEvent).message ?? 'error'));
         w.error = message;
-        return this.emit({ event: 'error', id: e.id, pid, message });
+        this.emit({ event: 'error', id: e.id, pid, message });
+        if (armRefusal(message)) void this.serial(async () => {
+          if (this.entries.get(e.id) === e) await this.drop(e.id, 'error');
+        });
+        return;
       }
       case 'Debugger.dropped': {
         const count = Number((params as Debugger.DroppedEvent).count) || 0;

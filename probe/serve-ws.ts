@@ -4,7 +4,8 @@
 // (Agent.detach is the probe's: /json/close). The browser socket answers Target.getTargets and
 // carries the Target events. The Debugger domain goes through the session's Breakpoints on both
 // (ids shared by all workers): a worker socket sees its worker's view and events, the browser
-// socket every worker's (probe/breakpoint-wire.ts). Messages are {id, method, params} /
+// socket every worker's (probe/breakpoint-wire.ts); Debugger.getScripts is the agent's walk (on
+// the browser socket, every worker's merged). Messages are {id, method, params} /
 // {id, result | error} / {method, params}.
 import { debuglog } from 'node:util';
 import type { WebSocket } from 'ws';
@@ -113,8 +114,14 @@ export class SocketHub {
         const w = r.workers.find((x) => x.pid === pid);
         const out: Debugger.SetBreakpointResult = { breakpoint: mine(info) };
         if (w?.moved_from !== undefined) out.moved_from = w.moved_from;
+        if (w?.nearest !== undefined) out.nearest = w.nearest;
+        if (w?.runtimes !== undefined) out.runtimes = w.runtimes;
         return out;
       }
+      case 'Debugger.getScripts':
+        // the agent's walk: one worker's on its socket, every worker's (merged) on the browser's
+        if (pid !== undefined) return this.session.call(pid, 'Debugger.getScripts', {});
+        return this.allScripts();
       case 'Debugger.removeBreakpoint':
         await bps.remove(idOf(params));
         return {};
@@ -126,6 +133,29 @@ export class SocketHub {
       default:
         return refuse(method);
     }
+  }
+
+  /** Every attached worker's loaded chunks, each chunk once (the widest line span seen). */
+  private async allScripts(): Promise<Debugger.GetScriptsResult> {
+    const pids = this.session.targets().filter((t) => t.attached).map((t) => t.pid);
+    if (pids.length === 0) throw new ProbeError('no worker is attached');
+    const all = await Promise.all(pids.map((pid) => this.session.call(pid, 'Debugger.getScripts', {}).catch((err: Error) => {
+      trace('getScripts on %d: %s', pid, err.message);
+      return { scripts: [] };
+    })));
+    const by = new Map<string, Debugger.Script>();
+    for (const r of all) {
+      for (const s of Array.isArray(r.scripts) ? r.scripts : []) {
+        const had = by.get(s.source);
+        if (!had) by.set(s.source, { ...s });
+        else {
+          if (s.first_line !== undefined && (had.first_line === undefined || s.first_line < had.first_line)) had.first_line = s.first_line;
+          if (s.last_line !== undefined && (had.last_line === undefined || s.last_line > had.last_line)) had.last_line = s.last_line;
+          if (s.functions !== undefined && (had.functions === undefined || s.functions > had.functions)) had.functions = s.functions;
+        }
+      }
+    }
+    return { scripts: [...by.values()].sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0)) };
   }
 
   addBrowser(ws: WebSocket): void {

@@ -127,7 +127,7 @@ describe('hit rendering', () => {
 
   it.each<[BreakpointEvent, string, Record<string, unknown>]>([
     [{ event: 'armed', id: 2, pid: 10, state: 'armed', source: 'a.lua', line: 5, mode: { mode: 'watching' } }, 'bp 2 armed on worker 10 at a.lua:5 (watching)', { event: 'armed', id: 2, pid: 10, state: 'armed', source: 'a.lua', line: 5, mode: { mode: 'watching' } }],
-    [{ event: 'armed', id: 2, pid: 10, state: 'armed', source: 'a.lua', line: 7, moved_from: 5, mode: { mode: 'watching' } }, 'bp 2 armed on worker 10 at a.lua:7 (moved to line 7: line 5 has no code) (watching)', { event: 'armed', id: 2, pid: 10, state: 'armed', source: 'a.lua', line: 7, moved_from: 5, mode: { mode: 'watching' } }],
+    [{ event: 'armed', id: 2, pid: 10, state: 'armed', source: 'a.lua', line: 7, moved_from: 5, mode: { mode: 'watching' } }, 'bp 2 armed on worker 10 at a.lua:7 (asked for line 5: no code there) (watching)', { event: 'armed', id: 2, pid: 10, state: 'armed', source: 'a.lua', line: 7, moved_from: 5, mode: { mode: 'watching' } }],
     [{ event: 'armed', id: 2, pid: 10, state: 'pending' }, 'bp 2 pending on worker 10: the file is not loaded yet, it arms when it loads', { event: 'armed', id: 2, pid: 10, state: 'pending' }],
     [{ event: 'removed', id: 2, pid: 10, reason: 'count' }, 'bp 2 removed on worker 10 (count)', { event: 'removed', id: 2, pid: 10, reason: 'count' }],
     [{ event: 'error', id: 2, pid: 10, message: 'condition: boom' }, 'bp 2 error on worker 10: condition: boom', { event: 'error', id: 2, pid: 10, message: 'condition: boom' }],

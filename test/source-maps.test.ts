@@ -237,7 +237,7 @@ describe('human output', () => {
     const { formatEvent } = await import('../cli/format/hit.js');
     const original = { source: '/app/src/handler.ts', line: 12 };
     const armed = formatEvent({ event: 'armed', id: 1, pid: 11, state: 'armed', source: '/app/out/handler.lua', line: 30, original, moved_from: 11, mode: { mode: 'watching' } });
-    expect(armed).toBe('bp 1 armed on worker 11 at /app/src/handler.ts:12 (handler.lua:30) (moved to line 12: line 11 has no code) (watching)');
+    expect(armed).toBe('bp 1 armed on worker 11 at /app/src/handler.ts:12 (handler.lua:30) (asked for line 11: no code there) (watching)');
     const hit = formatEvent({ event: 'hit', id: 1, pid: 11, time: 0, source: '/app/out/handler.lua', line: 30, original, frames: [{ function: 'total', source: '/app/out/handler.lua', line: 30, what: 'Lua', original }], locals: {} })!;
     expect(hit.split('\n')[0]).toMatch(/^\[hit bp 1\] pid 11 \/app\/src\/handler\.ts:12 \(handler\.lua:30\) \d\d:/);
     expect(hit.split('\n')[1]).toBe('  #0 total at /app/src/handler.ts:12 (handler.lua:30)');

@@ -94,7 +94,7 @@ export function formatEvent(e: BreakpointEvent): string | undefined {
     case 'armed': {
       const at = e.source !== undefined ? (e.line !== undefined ? position(e.source, e.line, e.original) : termText(`${e.source}:?`)) : '';
       if (e.state === 'pending') return `bp ${e.id} pending on worker ${e.pid}: the file is not loaded yet, it arms when it loads`;
-      const moved = e.moved_from !== undefined ? termText(` (moved to line ${e.original?.line ?? e.line}: line ${e.moved_from} has no code)`) : '';
+      const moved = e.moved_from !== undefined ? termText(` (asked for line ${e.moved_from}: no code there)`) : '';
       // How this worker takes it: (watching), (call hook: traps not delivered on this machine).
       const m = armedMode(e);
       const mode = e.state === 'armed' && m ? ` (${m})` : '';
@@ -134,6 +134,8 @@ export function eventJson(e: BreakpointEvent): Record<string, unknown> | undefin
       if (e.line !== undefined) o.line = e.line;
       if (e.moved_from !== undefined) o.moved_from = e.moved_from;
       if (e.original !== undefined) o.original = e.original;
+      if (e.nearest !== undefined) o.nearest = e.nearest;
+      if (e.runtimes !== undefined) o.runtimes = e.runtimes;
       // As the agent gave it; {mode: "unknown", reason} when it gave none for a line breakpoint.
       if (e.mode !== undefined) o.mode = e.mode;
       else if (e.source !== undefined) o.mode = readMode(undefined);
@@ -148,6 +150,29 @@ export function eventJson(e: BreakpointEvent): Record<string, unknown> | undefin
     case 'ended':
       return undefined;
   }
+}
+
+/** What a breakpoint just set will meet, from its workers' answers, as lines for stderr: FILE
+ * matched no loaded chunk on any worker (pending, with the nearest loaded names), or RUNTIME of
+ * ffi:RUNTIME.METHOD names no runtime any worker has loaded. */
+export function specWarnings(spec: Debugger.BreakpointSpec, workers: { state: string; nearest?: string[]; runtimes?: string[] }[]): string[] {
+  const on = workers.filter((w) => w.state !== 'failed');
+  if (on.length === 0) return [];
+  const union = (lists: (string[] | undefined)[]): string[] => [...new Set(lists.flatMap((l) => l ?? []))];
+  const out: string[] = [];
+  if (spec.line !== undefined && on.every((w) => w.state === 'pending')) {
+    // each worker's nearest first: by the best rank any worker gives a name, then by name
+    const rank = (n: string): number => Math.min(...on.map((w) => w.nearest?.indexOf(n) ?? -1).filter((i) => i >= 0));
+    const near = union(on.map((w) => w.nearest)).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0)).slice(0, 3);
+    out.push(`no loaded chunk matches ${spec.url}; pending until one loads`
+      + (near.length ? ` (nearest loaded: ${near.join(', ')})` : ' (none has a similar name; `scripts PID` lists them)'));
+  }
+  if (spec.line === undefined && on.every((w) => w.runtimes !== undefined)) {
+    const runtime = spec.url.replace(/^ffi:/, '').replace(/\.[^.]*$/, '');
+    const loaded = union(on.map((w) => w.runtimes));
+    out.push(`no runtime named ${runtime} is loaded yet (loaded: ${loaded.join(', ') || 'none'}); ${spec.url} fires once one is`);
+  }
+  return out.map(termText);
 }
 
 /** `app/handler.lua:42 if n > 3` / `… log "n={n}"`, for lists. */
