@@ -302,14 +302,18 @@ export namespace Lua {
     state: "running" | "suspended" | "normal" | "dead";
     /** When suspended */
     wait?: Wait;
-    /** Top frames first */
+    /** Top frames first (from the first frame of application code when the request asked to skip) */
     frames: Frame[];
+    /** Frames above the first one listed that were left out (C functions and chunks the request's skip globs match); absent when none were */
+    skipped?: number;
     /** The client request it serves (method, $request_uri up to 1024 bytes); absent when none is known: timers and their light threads, and user coroutines not created in the request of the coroutine they were found from */
     request?: Request;
   }
   export interface GetCoroutinesParams {
     /** Top frames per coroutine, default 3; more than 50 is taken as 50 */
     frames?: number;
+    /** Start each coroutine's frames at its first frame of application code: not a C function, and from no chunk these comma-separated globs match (store/frames.ts: * any characters but /, ** anything, ? one character; matched from the start of the chunk name or after any /); looked for within 16 frames of the top, else the frames start at the top */
+    skip?: string;
   }
   export interface GetCoroutinesResult {
     coroutines: Coroutine[];

@@ -9,6 +9,7 @@ local json = require "nffi.inspect.json"
 local walk = require "nffi.inspect.coroutines_walk"
 local info = require "nffi.inspect.coroutines_info"
 local request = require "nffi.inspect.coroutines_request"
+local plumbing = require "nffi.inspect.plumbing"
 
 local ngx = ngx
 local timer_pending_count = ngx.timer.pending_count
@@ -180,7 +181,8 @@ function _M.reset()
 end
 
 -- nil for the agent's own coroutines: the inspector does not show itself
-function _M.describe(e, nframes, b)
+-- skip: plumbing.lua's matcher when the client asked to skip to application code
+function _M.describe(e, nframes, b, skip)
     local co = e.co
     local kind, mine = "user", false
     if not e.user then
@@ -190,11 +192,15 @@ function _M.describe(e, nframes, b)
         return nil
     end
     local state = state_of(co)
+    local frames, skipped = frames_of(co, nframes, b, skip)
     local out = {
         kind = kind,
         state = state,
-        frames = frames_of(co, nframes, b),
+        frames = frames,
     }
+    if skipped > 0 then
+        out.skipped = skipped
+    end
     -- a frame listed: it has started (saves a debug.getinfo per coroutine)
     local started = nframes > 0 and out.frames[1] ~= nil or nil
     out.id = _M.id_of(co, state, started)
@@ -222,6 +228,14 @@ function _M.get_coroutines(params, b)
     if nframes > MAX_FRAMES then
         nframes = MAX_FRAMES
     end
+    local skip
+    if params.skip ~= nil then
+        local err
+        skip, err = plumbing.matcher(params.skip)
+        if not skip then
+            return nil, err
+        end
+    end
     local pending = timer_pending_count()
     local list, truncated = _M.collect(b)
     if not list then
@@ -229,7 +243,7 @@ function _M.get_coroutines(params, b)
     end
     local out, unstarted = array(), {}
     for i = 1, #list do
-        local c, never_ran = _M.describe(list[i], nframes, b)
+        local c, never_ran = _M.describe(list[i], nframes, b, skip)
         out[#out + 1] = c
         if never_ran then
             unstarted[#unstarted + 1] = c

@@ -175,21 +175,40 @@ _M.frame_of = frame_of
 
 -- Top frames first. The agent's own running coroutine starts below this call.
 -- b: the walk's budget, when the names index may be built (names.prepare).
-local function frames_of(co, n, b)
+-- skip (plumbing.lua's matcher, optional): start at the first frame that is
+-- neither a C function nor from a chunk it matches, within SKIP_LEVELS of the
+-- top; returns the frames and how many were skipped. A stack with no such frame
+-- there starts at the top as usual (skipped 0).
+local SKIP_LEVELS = 16
+local function frames_of(co, n, b, skip)
     local out = array()
     if n <= 0 then
-        return out
+        return out, 0
     end
     names.prepare(b)
     local base = co == co_running() and 2 or 0
-    for level = base, base + n - 1 do
+    local skipped = 0
+    if skip then
+        for level = base, base + SKIP_LEVELS - 1 do
+            local info = debug_getinfo(co, level, "S")
+            if not info then
+                break
+            end
+            if info.what ~= "C" and not skip(info.source) then
+                skipped = level - base
+                break
+            end
+        end
+    end
+    local top = base + skipped
+    for level = top, top + n - 1 do
         local info = debug_getinfo(co, level, "nSlf")
         if not info then
             break
         end
         out[#out + 1] = frame_of(info, co, level + 1)
     end
-    return out
+    return out, skipped
 end
 _M.frames_of = frames_of
 

@@ -54,6 +54,7 @@ _M.commands = {
     ["Lua.getCoroutines"] = {
         { name = "frames", type = "integer", optional = true, minimum = 0, maximum = 50,
           clamp = true },
+        { name = "skip", type = "string", optional = true, maxLength = 2000 },
     },
     ["Lua.getStack"] = {
         { name = "coroutine", type = "integer", minimum = 1, maximum = MAX_SAFE },
