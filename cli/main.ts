@@ -1,15 +1,27 @@
 // CLI entry (bin/nffi-inspect.js imports this). The only place errors are turned into a
 // message and an exit code: `nffi-inspect: <message>` on stderr, 1 for failures, 2 for
 // usage errors. No stack traces for expected errors.
-import { CommanderError } from 'commander';
+import { CommanderError, type Command } from 'commander';
 import { ProbeError } from '../probe/errors.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
+import { baseProgram, LIGHT_COMMANDS } from './base.js';
 import { termText } from './format/escape.js';
-import { buildProgram } from './program.js';
+
+/** A command that reads only /proc and files (ps, config) alone; else every command (their
+ * modules take ~0.3 s to load, the TUI's among them). */
+async function programFor(argv: string[]): Promise<Command> {
+  const light = LIGHT_COMMANDS[argv[2] ?? ''];
+  if (light) {
+    const program = baseProgram();
+    (await light())(program);
+    return program;
+  }
+  return (await import('./program.js')).buildProgram();
+}
 
 async function main(argv: string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv);
+    await (await programFor(argv)).parseAsync(argv);
     return 0;
   } catch (err) {
     return report(err);

@@ -1,32 +1,41 @@
 // What is on this host, for the commands that are not about one session: the nginx masters
 // and workers and whether each worker's agent is ready (`ps`), letting the serve probes that
 // hold a pid go (`detach`), and whether a pid is a master (`stack` wants a worker).
-import { attachWorker, checkPermission } from '../probe/attach.js';
 import { ProbeError } from '../probe/errors.js';
-import { listMasters, readNginxProc, workersOf, type NginxProc } from '../probe/procs.js';
+import { listMasters, masterPlace, readNginxProc, workersOf, type NginxProc } from '../probe/procs.js';
 import { readEntries, readOwnEntries, serveDir, type ServeEntry } from '../probe/registry.js';
 import { runDirsOf } from '../probe/run-dir.js';
-import { serveHttp } from '../probe/serve-client.js';
 
+/** agent: `ready`, `no agent`, `permission denied`, `attached (serve N)` (from serve's
+ * registry entry, no attach), `error: …`, or `not checked` (ps without --agents), `-` for a
+ * worker shutting down. */
 export interface HostWorker { pid: number; user: string; state: 'serving' | 'shutting down'; agent: string }
-export interface HostMaster { pid: number; user: string; workers: HostWorker[] }
+/** prefix and config: as the master was started (-p, -c), else its binary's built-in ones. */
+export interface HostMaster { pid: number; user: string; prefix: string | null; config: string | null; workers: HostWorker[] }
+
+export const NOT_CHECKED = 'not checked';
 
 export interface ListOptions {
   /** Only this master, or the master of this worker. */
   only?: number;
-  /** Try a quick attach to each serving worker (default true). */
-  check?: boolean;
+  /** Try a quick attach to each serving worker (default false: nothing is attached). */
+  agents?: boolean;
   runDir?: string;
 }
 
 const QUICK_HELLO_MS = 1_000;
 
-/** "ready" is measured, not guessed: a quick attach (hello within 1 s, then an immediate
- * detach). Workers held by a running `serve` say so (an agent serves one probe at a time). */
+/** "ready" is measured, not guessed: with `agents`, a quick attach (the agent's hello within
+ * 1 s, then an immediate detach). Without, nothing is attached: a worker is `not checked`.
+ * Either way a worker held by a running `serve` says so, from serve's registry entry (an
+ * agent serves one probe at a time). */
 async function agentState(w: NginxProc, serves: ServeEntry[], opts: ListOptions): Promise<string> {
-  if (w.shuttingDown || opts.check === false) return '-';
+  if (w.shuttingDown) return '-';
   const serve = serves.find((e) => e.workers.includes(w.pid));
   if (serve) return `attached (serve ${serve.probe_pid})`;
+  if (!opts.agents) return NOT_CHECKED;
+  // loaded only when asked: ps without --agents starts faster
+  const { attachWorker, checkPermission } = await import('../probe/attach.js');
   try {
     checkPermission(w);
     const link = await attachWorker(w, { helloTimeoutMs: QUICK_HELLO_MS, ...(opts.runDir ? { runDir: opts.runDir } : {}) });
@@ -51,6 +60,7 @@ export async function listNginx(opts: ListOptions = {}): Promise<HostMaster[]> {
   return Promise.all(found.map(async (m) => ({
     pid: m.pid,
     user: m.user,
+    ...masterPlace(m.pid, m.title),
     workers: await Promise.all(m.workers.map(async (w) => ({
       pid: w.pid,
       user: w.user,
@@ -70,6 +80,8 @@ export async function detachServes(pid: number): Promise<Detached[]> {
   const workers = proc.role === 'master' ? workersOf(pid, { shuttingDown: true }) : [proc];
   const wanted = new Set(workers.map((w) => w.pid));
   const done: Detached[] = [];
+  // node:http, only when there is a serve to ask
+  const { serveHttp } = await import('../probe/serve-client.js');
   for (const e of readOwnEntries()) {
     for (const w of e.workers.filter((p) => wanted.has(p))) {
       const r = await serveHttp(e, 'GET', `/json/close/${w}`);

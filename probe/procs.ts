@@ -1,5 +1,6 @@
 // nginx processes, read straight from /proc (no ps(1)): masters, their workers, who runs them.
-import { readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 export type Role = 'master' | 'worker';
 
@@ -142,4 +143,77 @@ export function listMasters(): NginxMaster[] {
   return procs
     .filter((p) => p.role === 'master')
     .map((m) => ({ ...m, workers: procs.filter((w) => w.role === 'worker' && w.ppid === m.pid) }));
+}
+
+/** Where a master runs from: its prefix (-p) and configuration file (-c), as nginx resolves
+ * them (a relative -c against the prefix given, else against the built-in configuration
+ * directory); `built-in` ones from `nginx -V` of the master's binary when it gave none. */
+export interface MasterPlace { prefix: string | null; config: string | null }
+
+/** -p, -c from a master's title (`nginx: master process /usr/sbin/nginx -p /srv/x/ -c conf/x.conf`). */
+export function masterArgs(title: string): { prefix?: string; config?: string } {
+  const args = title.replace(/^nginx: master process\s*/, '').split(/\s+/).slice(1);
+  const out: { prefix?: string; config?: string } = {};
+  for (let i = 0; i < args.length; i++) {
+    const m = /^-([pc])(.*)$/.exec(args[i]!);
+    if (!m) continue;
+    const value = m[2] || args[++i];
+    if (value === undefined) continue;
+    if (m[1] === 'p') out.prefix = value;
+    else out.config = value;
+  }
+  return out;
+}
+
+const builtIns = new Map<string, { prefix?: string; config?: string }>();
+
+/** --prefix and --conf-path that the nginx binary `exe` was built with (`nginx -V`), once per
+ * binary; {} when it cannot be asked within 300 ms. */
+export function builtInPlaces(exe: string, run: (exe: string) => string | undefined = nginxV): { prefix?: string; config?: string } {
+  let got = builtIns.get(exe);
+  if (!got) {
+    const text = run(exe) ?? '';
+    got = {};
+    const prefix = /--prefix=(\S+)/.exec(text)?.[1];
+    const config = /--conf-path=(\S+)/.exec(text)?.[1];
+    if (prefix) got.prefix = prefix;
+    if (config) got.config = config;
+    builtIns.set(exe, got);
+  }
+  return got;
+}
+
+function nginxV(exe: string): string | undefined {
+  const r = spawnSync(exe, ['-V'], { encoding: 'utf8', timeout: 300, stdio: ['ignore', 'pipe', 'pipe'] });
+  return r.error ? undefined : `${r.stdout ?? ''}${r.stderr ?? ''}`;
+}
+
+const dirOf = (p: string): string => p.slice(0, p.lastIndexOf('/') + 1);
+const joinPath = (dir: string, p: string): string => (p.startsWith('/') ? p : `${dir.endsWith('/') ? dir : `${dir}/`}${p}`);
+
+/** The prefix and configuration file of a master, from its title, else its binary's defaults. */
+export function masterPlace(pid: number, title: string, builtIn: (exe: string) => { prefix?: string; config?: string } = builtInPlaces): MasterPlace {
+  const args = masterArgs(title);
+  let defaults: { prefix?: string; config?: string } | undefined;
+  const fallback = () => {
+    if (!defaults) {
+      let exe: string | undefined;
+      try {
+        exe = readlinkSync(`/proc/${pid}/exe`);
+      } catch {
+        exe = undefined;
+      }
+      defaults = exe ? builtIn(exe.replace(/ \(deleted\)$/, '')) : {};
+    }
+    return defaults;
+  };
+  const prefix = args.prefix ?? fallback().prefix ?? null;
+  let config: string | null = args.config ?? null;
+  if (config === null) config = fallback().config ?? (prefix ? joinPath(prefix, 'conf/nginx.conf') : null);
+  else if (!config.startsWith('/')) {
+    // nginx: relative to -p when given, else to the directory of the built-in configuration
+    const base = args.prefix ?? (fallback().config ? dirOf(fallback().config!) : prefix);
+    config = base ? joinPath(base, config) : config;
+  }
+  return { prefix, config };
 }

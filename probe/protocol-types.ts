@@ -242,8 +242,8 @@ export namespace Lua {
   }
   /** A captured value, read raw (no metamethods, no __tostring). Tables are bounded (default 2 levels, 50 keys, strings 256 bytes). */
   export interface Value {
-    type: "nil" | "boolean" | "number" | "string" | "table" | "function" | "thread" | "userdata" | "cdata" | "cycle" | "more";
-    /** boolean/number/string value (a number that is NaN or infinite as 'nan', 'inf', '-inf'); 'function source:line' or 'function [C]' for functions; the coroutine id (as Lua.Coroutine.id) for threads; a cdata scalar's value or a pointer's address as a string */
+    type: "nil" | "boolean" | "number" | "string" | "table" | "function" | "thread" | "userdata" | "cdata" | "cycle" | "more" | "proxy" | "unavailable";
+    /** boolean/number/string value (a number that is NaN or infinite as 'nan', 'inf', '-inf'); 'function source:line' or 'function [C]' for functions; the coroutine id (as Lua.Coroutine.id) for threads; a cdata scalar's value or a pointer's address as a string; for a proxy (a table read through metamethods, empty raw), what it is: 'ngx.var', 'ngx.header'. An 'unavailable' local is one the code does not read again from the frame's point: after a JIT trace exit its slot may hold a stale value, so none is shown */
     value?: unknown;
     /** cdata type */
     ctype?: string;
@@ -262,6 +262,8 @@ export namespace Lua {
   export interface Variable {
     name: string;
     value: Value;
+    /** An upvalue holding library code kept at hand (a C function, an FFI function, a field of a loaded module or a loaded module): front ends hide these unless asked */
+    library?: boolean;
   }
   export interface StackFrame {
     /** 0 for the top frame */

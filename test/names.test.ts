@@ -2,6 +2,7 @@
 // test/fixtures/lua/names_app.lua: ids never reused within a worker's lifetime (lua-nginx-module
 // reuses finished threads), a coroutine that has gone, frame names a reader would use, honest
 // locals, proxies and hidden library upvalues.
+import { readFileSync } from 'node:fs';
 import { request, type ClientRequest } from 'node:http';
 import { afterAll, describe, expect, it } from 'vitest';
 import { oneLineError, runCli } from './harness/cli.js';
@@ -80,7 +81,99 @@ describe('coroutine ids', () => {
     const r = await runCli(['stack', String(worker()), '999999']);
     expect(r.status).toBe(1);
     const line = oneLineError(r);
-    expect(line).toMatch(/no coroutine 999999 in worker \d+/);
+    expect(line).toMatch(/unknown coroutine 999999 in worker \d+/);
     expect(line).not.toMatch(/Lua\.|getStack|getCoroutines/);
+  });
+});
+
+const FIXTURE = readFileSync(`${FIXTURE_LUA}/names_app.lua`, 'utf8').split('\n');
+/** The line of the fixture that starts with `text`. */
+const lineOf = (text: string) => FIXTURE.findIndex((l) => l.startsWith(text)) + 1;
+
+async function stackOf(uri: string, ...flags: string[]): Promise<{ text: string; json: any }> {
+  await park(uri);
+  const id = await idOf(uri);
+  const text = await runCli(['stack', String(worker()), String(id), '--locals', ...flags]);
+  expect(text.stderr).toBe('');
+  expect(text.status).toBe(0);
+  const json = await runCli(['stack', String(worker()), String(id), '--locals', '--json']);
+  expect(json.status).toBe(0);
+  return { text: text.stdout, json: JSON.parse(json.stdout) };
+}
+
+/** The text of frame `name` in `stack --locals` output: its line and the lines under it. */
+function frameText(out: string, name: string): string {
+  const lines = out.split('\n');
+  const at = lines.findIndex((l) => new RegExp(`^#\\d+ ${name.replace(/\./g, '\\.')} at `).test(l));
+  if (at < 0) throw new Error(`no frame ${name} in:\n${out}`);
+  const end = lines.findIndex((l, i) => i > at && !l.startsWith('    '));
+  return lines.slice(at, end < 0 ? undefined : end).join('\n');
+}
+
+describe('frames and locals', () => {
+  it('names a frame as a reader would, not by the caller\'s variable; every frame has linedefined', async () => {
+    const { text, json } = await stackOf('/names/slow?names=1');
+    expect(text).toMatch(new RegExp(`^#\\d+ handlers\\.slow at .*names_app\\.lua:${lineOf('    local res, err = slow_call')}$`, 'm'));
+    expect(text).toMatch(/^#\d+ slow_call at .*names_app\.lua:\d+$/m);
+    expect(text).toMatch(/^#\d+ names_app\.route at /m);
+    expect(text).toMatch(/^#\d+ main chunk at =content_by_lua\(nginx\.conf:\d+\):1$/m);
+    expect(text).not.toMatch(/^#\d+ (h|\?) at /m);
+    const slow = json.frames.find((f: any) => f.function === 'handlers.slow');
+    expect(slow).toMatchObject({ called_as: 'h', linedefined: lineOf('function handlers.slow()') });
+    for (const f of json.frames) expect(typeof f.linedefined, JSON.stringify(f)).toBe('number');
+    expect(json.frames.find((f: any) => f.function === 'main chunk').linedefined).toBe(0);
+    // the coroutines list carries the same names
+    const co = (await coroutines()).find((c) => c.request?.uri === '/names/slow?names=1')!;
+    expect(co.frames.map((f) => f.function)).toContain('handlers.slow');
+  });
+
+  it.each([
+    ['/names/timer', 'park_timer', 'park_timer = function'],
+    ['/names/thread', 'light', 'local function light'],
+    ['/names/get', 'names_app.get', 'function _M.get()'],
+  ])('%s: the frame is named %s', async (uri, name, def) => {
+    await park(uri);
+    const co = await waitFor(async () => (await coroutines()).find((c) => c.state === 'suspended' && c.frames.some((f) => f.function === name)),
+      { timeout: 8_000, interval: 100, what: `a coroutine with a frame ${name}` });
+    const r = await runCli(['stack', String(worker()), String(co.id), '--json']);
+    const f = JSON.parse(r.stdout).frames.find((x: any) => x.function === name);
+    expect(f.linedefined).toBe(lineOf(def));
+  });
+
+  it('a local the frame\'s call has not assigned yet is not listed; ngx.var is a proxy; library upvalues are hidden unless asked', async () => {
+    const { text, json } = await stackOf('/names/slow?locals=1');
+    const slow = frameText(text, 'handlers.slow');
+    expect(slow).toMatch(/^ {4}n = 42$/m);
+    expect(slow).not.toMatch(/^ {4}(res|err) = /m);
+    expect(slow).toMatch(/^ {4}\(upvalue\) var = ngx\.var \(proxy\)$/m);
+    expect(slow).not.toMatch(/^ {4}var = \{\}$/m);
+    // slow_call keeps ngx.sleep and the nffi module at hand: hidden, and counted
+    const call = frameText(text, 'slow_call');
+    expect(call).not.toMatch(/function \[C\]/);
+    expect(call, text).toMatch(/^ {4}\(2 library upvalues hidden\)$/m);
+    expect(text, text).toMatch(/upvalues? holding C functions, ngx\.\* or loaded modules hidden: --all-upvalues shows them$/m);
+    const jf = json.frames.find((f: any) => f.function === 'slow_call');
+    expect(jf.upvalues.filter((v: any) => v.library).map((v: any) => v.name).sort()).toEqual(['nffi', 'sleep']);
+    // asked for: shown
+    const id = (await coroutines()).find((c) => c.request?.uri === '/names/slow?locals=1')!.id;
+    const all = await runCli(['stack', String(worker()), String(id), '--locals', '--all-upvalues']);
+    expect(frameText(all.stdout, 'slow_call')).toMatch(/^ {4}\(upvalue\) sleep = function \[C\]$/m);
+    expect(all.stdout).not.toMatch(/library upvalues? hidden/);
+  });
+
+  it('a local the code does not read again shows as unavailable, not the stale value a trace exit left', async () => {
+    // step() runs 2000 times (compiled), the last call parks from a trace exit: its `i` slot
+    // was not written back (it held 57-ish before this fix)
+    const { text } = await stackOf('/names/hot');
+    const step = frameText(text, 'step');
+    expect(step).toMatch(/^ {4}i = <unavailable: not used from here on>$/m);
+    expect(step).toMatch(/^ {4}ok = true$/m);
+    expect(frameText(text, 'handlers.hot')).toMatch(/^ {4}i = 2000$/m);
+  });
+
+  it('an nffi call parked in its semaphore shows no garbage numbers', async () => {
+    const { text } = await stackOf('/names/slow?ffi=1');
+    expect(text).toMatch(/^#\d+ handlers\.slow at /m);
+    expect(text).not.toMatch(/= -?\d(\.\d+)?e-\d{3}\b/);
   });
 });

@@ -101,9 +101,14 @@ describe('probe against nginx with the agent', () => {
     const w = json((await runCli(['workers', String(nginx().masterPid), '--json'])).stdout);
     expect(w.workers).toHaveLength(2);
     expect(w.workers[0]).toMatchObject({ user: 'nobody', versions: { agent: expect.any(String) }, jit: { enabled: expect.any(Boolean) } });
-    const ps = json((await runCli(['ps', String(nginx().masterPid), '--json'])).stdout);
+    // ps attaches only with --agents
+    const quick = json((await runCli(['ps', String(nginx().masterPid), '--json'])).stdout);
+    expect(quick.masters[0].workers.map((x: any) => x.agent)).toEqual(['not checked', 'not checked']);
+    const ps = json((await runCli(['ps', String(nginx().masterPid), '--agents', '--json'])).stdout);
     const mine = ps.masters.find((m: any) => m.pid === nginx().masterPid);
     expect(mine.workers.map((x: any) => x.agent)).toEqual(['ready', 'ready']);
+    expect(mine.prefix).toBe(`${nginx().prefix}/`);
+    expect(mine.config).toBe(`${nginx().prefix}/conf/nginx.conf`);
   });
 
   it('a user that is neither root nor the workers\' user gets a one-line permission error', async () => {

@@ -8,7 +8,8 @@ import { joinServe } from '../../client/connect.js';
 import type { RemoteClient } from '../../client/remote.js';
 import { CliError } from '../errors.js';
 import { formatBreakpoints } from '../format/breakpoints.js';
-import { writeTerm } from '../format/escape.js';
+import { writeStyled } from '../format/escape.js';
+import { tableOptions } from '../format/table.js';
 import { clientOptions, parseCount, parsePid, printJson, withProbeOptions, type ProbeOptions } from '../pid.js';
 
 /** `fn` on the serve that holds `pid`, or `none` when no serve does. */
@@ -27,29 +28,33 @@ export function registerBreakpoints(program: Command): void {
     .command('breakpoints')
     .description('list the breakpoints of the running `serve` probe for PID')
     .argument('<PID>', 'nginx master or worker pid')
+    .option('--wide', 'every column, nothing cut (default: fit the terminal, 80 columns when piped)')
     .option('--json', 'print JSON'))
-    .action(async (pidText: string, opts: ProbeOptions) => {
+    .action(async (pidText: string, opts: ProbeOptions & { wide?: boolean }) => {
       const pid = parsePid(pidText);
       const found = await onServe(pid, opts, async (s) => ({ serve: s.probePid as number | null, list: await s.listBreakpoints() }),
         () => ({ serve: null, list: [] as ListedBreakpoint[] }));
       if (opts.json) return printJson({ pid, serve: found.serve, breakpoints: found.list });
       const note = found.serve === null ? ` (no serve probe holds ${pid})` : '';
-      writeTerm((found.list.length ? formatBreakpoints(found.list) : `no breakpoints${note}`) + '\n');
+      writeStyled((found.list.length ? formatBreakpoints(found.list, tableOptions(opts)) : `no breakpoints${note}`) + '\n');
     });
 
   withProbeOptions(program
     .command('delete')
     .description('remove a breakpoint (ids from `breakpoints`) through the running `serve` probe')
     .argument('<PID>', 'nginx master or worker pid')
-    .argument('<ID>', 'breakpoint id'))
+    .argument('<ID>', 'breakpoint id')
+    .option('--json', 'print JSON: {"pid","serve","deleted"}'))
     .action(async (pidText: string, idText: string, opts: ProbeOptions) => {
       const pid = parsePid(pidText);
       const id = parseCount(idText, 'breakpoint id');
-      await onServe(pid, opts, async (s) => {
+      const serve = await onServe(pid, opts, async (s) => {
         if (!(await s.removeBreakpoint(id))) throw new CliError(`no breakpoint ${id} in serve probe ${s.probePid}`);
+        return s.probePid;
       }, () => {
         throw new CliError(`no breakpoint ${id}: no serve probe holds ${pid}`);
       });
-      process.stdout.write(`deleted bp ${id}\n`);
+      if (opts.json) printJson({ pid, serve, deleted: id });
+      else process.stdout.write(`deleted bp ${id}\n`);
     });
 }

@@ -9,6 +9,7 @@ import { parseCount, parsePid, printJson, withClient, withProbeOptions, type Pro
 
 interface Options extends ProbeOptions {
   locals?: boolean;
+  allUpvalues?: boolean;
 }
 
 export function registerStack(program: Command): void {
@@ -18,6 +19,7 @@ export function registerStack(program: Command): void {
     .argument('<PID>', 'worker pid (coroutine ids are per worker)')
     .argument('<CO>', 'coroutine id')
     .option('--locals', 'add locals, upvalues and varargs per frame')
+    .option('--all-upvalues', 'with --locals: also the upvalues that only keep C functions, ngx.* or loaded modules at hand (hidden by default)')
     .option('--json', 'print JSON'))
     .action(async (pidText: string, coText: string, opts: Options) => {
       const pid = parsePid(pidText);
@@ -30,6 +32,6 @@ export function registerStack(program: Command): void {
           throw err instanceof StackError ? new CliError(err.message) : err;
         });
       if (opts.json) printJson(stack);
-      else writeTerm(formatStack(stack.frames, undefined, stack.request) + '\n');
+      else writeTerm(formatStack(stack.frames, undefined, stack.request, { allUpvalues: opts.allUpvalues }) + '\n');
     });
 }

@@ -2,7 +2,7 @@
 // many workers are in each state.
 import type { ListedBreakpoint } from '../../client/client.js';
 import { describeSpec } from './hit.js';
-import { formatTable } from './table.js';
+import { formatTable, type Column, type TableOptions } from './table.js';
 
 function states(b: ListedBreakpoint): string {
   const n = new Map<string, number>();
@@ -10,11 +10,20 @@ function states(b: ListedBreakpoint): string {
   return [...n].map(([s, k]) => `${s} ${k}`).join(', ') || '-';
 }
 
-export function formatBreakpoints(list: ListedBreakpoint[]): string {
+const COLUMNS: Column[] = [
+  { title: 'id', align: 'right' },
+  { title: 'location', min: 20, elide: 'start' },
+  { title: 'condition', min: 12 },
+  { title: 'hits', align: 'right' },
+  { title: 'drops', align: 'right', priority: 1, style: (c) => (c !== '0' ? 'yellow' : undefined) },
+  { title: 'workers', min: 10, style: (c) => (/error|refused|failed/.test(c) ? 'red' : undefined) },
+];
+
+export function formatBreakpoints(list: ListedBreakpoint[], opts: TableOptions = {}): string {
   if (list.length === 0) return 'no breakpoints';
-  return formatTable(['id', 'location', 'condition', 'hits', 'drops', 'workers'], list.map((b) => {
+  return formatTable(COLUMNS, list.map((b) => {
     const { location, condition } = describeSpec(b.spec);
     const at = b.line !== undefined && b.line !== b.spec.line ? `${location} (line ${b.line})` : location;
     return [String(b.id), at, condition, String(b.hits), String(b.dropped), states(b)];
-  }));
+  }), opts);
 }

@@ -38,6 +38,10 @@ export function requestText(r: Lua.Request | null | undefined, max = 48): string
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+/** A frame cell without the directories (`demo_app.lua:41 h`): a narrow column keeps the file,
+ * line and as much of the function as fits. */
+export const shortFrame = (cell: string): string => cell.replace(/^[^ ]*\/(?=[^/ ]*:\d+ )/, '');
+
 const stateStyle = (s: string): Style | undefined =>
   s === 'running' ? 'green' : s === 'dead' || s === 'pending' || s === 'not started' ? 'dim' : s === 'normal' ? 'cyan' : undefined;
 
@@ -48,7 +52,7 @@ const COLUMNS: Column[] = [
   { title: 'state', style: stateStyle },
   { title: 'wait', priority: 1, min: 11, compact: (c) => c.replace(/ \(.*\)$/, ''), style: (c) => (c === 'unknown' ? 'yellow' : undefined) },
   { title: 'request', priority: 1, min: 14 },
-  { title: 'top frame', min: 22, elide: 'start' },
+  { title: 'top frame', min: 22, compact: shortFrame },
 ];
 
 export interface CoroutinesFormat extends TableOptions {

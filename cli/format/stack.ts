@@ -18,15 +18,29 @@ export function frameLine(level: number, f: { function: string; source: string; 
   return `#${level} ${termText(f.function || '?')} at ${where}`;
 }
 
-export function formatStack(frames: Lua.StackFrame[], width = 100, request?: Lua.Request | null): string {
+export interface StackFormatOptions {
+  /** Also the upvalues that only keep library code at hand (C functions, ngx.*, loaded modules). */
+  allUpvalues?: boolean;
+}
+
+export function formatStack(frames: Lua.StackFrame[], width = 100, request?: Lua.Request | null, opts: StackFormatOptions = {}): string {
   const out: string[] = request ? [termText(`request ${request.method} ${request.uri}`)] : [];
   if (frames.length === 0) return [...out, '(no frames: the coroutine is dead or has not started)'].join('\n');
+  let hidden = 0;
   frames.forEach((f, i) => {
     out.push(frameLine(f.level ?? i, f));
     for (const v of arr(f.locals)) out.push(`    ${termText(v.name)} = ${renderValue(v.value, width)}`);
-    for (const v of arr(f.upvalues)) out.push(`    (upvalue) ${termText(v.name)} = ${renderValue(v.value, width)}`);
+    const ups = arr(f.upvalues);
+    const shown = opts.allUpvalues ? ups : ups.filter((v) => !v.library);
+    for (const v of shown) out.push(`    (upvalue) ${termText(v.name)} = ${renderValue(v.value, width)}`);
+    if (shown.length < ups.length) {
+      const n = ups.length - shown.length;
+      hidden += n;
+      out.push(`    (${n} library upvalue${n === 1 ? '' : 's'} hidden)`);
+    }
     const va = arr(f.varargs);
     if (va.length) out.push(`    ... = ${va.map((v) => renderValue(v, width)).join(', ')}`);
   });
+  if (hidden) out.push(`${hidden} upvalue${hidden === 1 ? '' : 's'} holding C functions, ngx.* or loaded modules hidden: --all-upvalues shows them`);
   return out.join('\n');
 }

@@ -92,21 +92,38 @@ function cut(cols: Column[], natural: number[], compactW: (number | undefined)[]
   const plan = { shown, widths };
   const floor = (i: number) => Math.max(cols[i]!.title.length, cols[i]!.min ?? Infinity);
   let excess = total(plan) - width;
-  // a column with a short form goes to it first: `ffi` says more than `ffi (task 1…`
-  for (const i of shown) {
+  // a column of lower priority with a short form goes to it first (`ffi` says more than
+  // `ffi (task 1…`); a priority-0 one is cut like the others and its cells that do not fit
+  // take the short form then
+  for (const i of shown.filter((k) => (cols[k]!.priority ?? 0) > 0)) {
     if (excess <= 0) break;
     const c = compactW[i];
     if (c !== undefined && c < widths[i]!) widths[i] = Math.max(c, cols[i]!.title.length);
     excess = total(plan) - width;
   }
+  const jumped = new Set<number>();
   while (excess > 0) {
     let widest = -1;
     for (const i of shown) if (widths[i]! > floor(i) && (widest < 0 || widths[i]! > widths[widest]!)) widest = i;
     if (widest < 0) break;
-    const second = Math.max(0, ...shown.filter((i) => i !== widest && widths[i]! > floor(i)).map((i) => widths[i]!));
-    const give = Math.max(1, Math.min(excess, widths[widest]! - Math.max(floor(widest), second)));
-    widths[widest] = widths[widest]! - give;
+    const c = compactW[widest];
+    if (c !== undefined && c < widths[widest]! && !jumped.has(widest)) {
+      // cut at all, its cells take the short form: straight to its width
+      jumped.add(widest);
+      widths[widest] = Math.max(c, cols[widest]!.title.length);
+    } else {
+      const second = Math.max(0, ...shown.filter((i) => i !== widest && widths[i]! > floor(i)).map((i) => widths[i]!));
+      widths[widest] = widths[widest]! - Math.max(1, Math.min(excess, widths[widest]! - Math.max(floor(widest), second)));
+    }
     excess = total(plan) - width;
+  }
+  // what a jump to a short form left over goes back to the other cut columns
+  for (const i of shown) {
+    if (excess >= 0) break;
+    if (jumped.has(i) || widths[i]! >= natural[i]!) continue;
+    const back = Math.min(-excess, natural[i]! - widths[i]!);
+    widths[i] = widths[i]! + back;
+    excess += back;
   }
   return plan;
 }

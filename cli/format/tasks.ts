@@ -2,7 +2,7 @@
 // in application code), then the Lua stack of each waiting coroutine from that frame down.
 import { defaultFrameRule, shownFrameIndex, type FrameRule } from '../../store/frames.js';
 import type { TaskRow, WorkerTasks } from '../../store/tasks.js';
-import { frameText, requestText } from './coroutines.js';
+import { frameText, requestText, shortFrame } from './coroutines.js';
 import { termText } from './escape.js';
 import { frameLine } from './stack.js';
 import { ellipsize, formatTable, type Column, type Style, type TableOptions } from './table.js';
@@ -53,7 +53,7 @@ const COLUMNS: Column[] = [
   { title: 'req bytes', align: 'right', priority: 4 },
   { title: 'co', align: 'right', priority: 3 },
   { title: 'request', priority: 1, min: 12 },
-  { title: 'waiting at', min: 20, elide: 'start' },
+  { title: 'waiting at', min: 20, compact: shortFrame },
 ];
 
 export interface TasksFormat extends TableOptions {

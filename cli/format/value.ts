@@ -42,6 +42,11 @@ function render(v: Lua.Value): string {
       return termText(v.value === undefined ? `cdata<${v.ctype ?? '?'}>` : `cdata<${v.ctype ?? '?'}>: ${String(v.value)}`);
     case 'function':
       return v.value === undefined ? 'function' : termText(String(v.value));
+    case 'proxy':
+      // read through metamethods: raw it is empty, which says nothing
+      return termText(`${String(v.value ?? 'table')} (proxy)`);
+    case 'unavailable':
+      return '<unavailable: not used from here on>';
     default:
       return termText(v.value === undefined ? String(v.type) : `${v.type}: ${String(v.value)}`);
   }

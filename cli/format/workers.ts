@@ -11,7 +11,7 @@
 // warnings: cut, the errno text at the end of a reason would be lost. --json has it all too.
 import type { ModeView, WorkerInfo } from '../../store/workers.js';
 import { termText } from './escape.js';
-import { formatTable } from './table.js';
+import { formatTable, type Column, type Style, type TableOptions } from './table.js';
 
 /** `watching`, `call hook: traps not delivered on this machine`, `unknown: …`. */
 export function modeText(m: ModeView): string {
@@ -50,8 +50,20 @@ function jitFlags(ws: WorkerInfo[]): string[] {
   return withFlags.map((w) => termText(`worker ${w.pid} jit flags: ${w.jit!.flags.join(' ')}`));
 }
 
-const HEADER = ['pid', 'id', 'user', 'nginx', 'ngx_lua', 'luajit', 'agent', 'jit', 'bp mode'];
+const modeStyle = (m: string): Style | undefined => (m === 'watching' ? 'green' : m === '-' ? undefined : m === 'unknown' ? 'red' : 'yellow');
 
-export function formatWorkers(ws: WorkerInfo[]): string {
-  return [formatTable(HEADER, ws.map(row)), ...ws.flatMap(notes), ...jitFlags(ws)].join('\n');
+const HEADER: Column[] = [
+  { title: 'pid', align: 'right' },
+  { title: 'id', align: 'right', priority: 1 },
+  { title: 'user', priority: 2, min: 8 },
+  { title: 'nginx', priority: 3 },
+  { title: 'ngx_lua', priority: 3 },
+  { title: 'luajit', priority: 4 },
+  { title: 'agent', priority: 4 },
+  { title: 'jit', style: (c) => (c === 'off' ? 'yellow' : undefined) },
+  { title: 'bp mode', style: modeStyle },
+];
+
+export function formatWorkers(ws: WorkerInfo[], opts: TableOptions = {}): string {
+  return [formatTable(HEADER, ws.map(row), opts), ...ws.flatMap(notes), ...jitFlags(ws)].join('\n');
 }

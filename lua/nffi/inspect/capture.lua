@@ -15,11 +15,14 @@ local ffi = require "ffi"
 local json = require "nffi.inspect.json"
 local coroutines = require "nffi.inspect.coroutines"
 local names = require "nffi.inspect.names"
+local liveness = require "nffi.inspect.liveness"
 
+local ngx = ngx
 local ngx_worker_pid = ngx.worker.pid
 local debug_getinfo = debug.getinfo
 local debug_getlocal = debug.getlocal
 local debug_getupvalue = debug.getupvalue
+local debug_getmetatable = debug.getmetatable
 local co_running = coroutine.running
 local ffi_typeof = ffi.typeof
 local ffi_istype = ffi.istype
@@ -28,6 +31,9 @@ local type = type
 local next = next
 local pcall = pcall
 local rawequal = rawequal
+local rawget = rawget
+local ipairs = ipairs
+local setmetatable = setmetatable
 local tostring = tostring
 local tonumber = tonumber
 local str_byte = string.byte
@@ -36,6 +42,8 @@ local str_match = string.match
 local str_format = string.format
 local math_huge = math.huge
 local array = json.array
+local live_slots = liveness.live_slots
+local is_library = names.is_library
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -104,6 +112,40 @@ end
 _M.cdata_value = cdata_value
 
 local capture
+
+-- A C function type, or a pointer to one: an FFI binding kept at hand.
+local function is_function_ctype(ctype)
+    return type(ctype) == "string" and str_sub(ctype, -1) == ")"
+end
+
+-- Tables that are views on nginx state read through metamethods (ngx.var,
+-- ngx.header): raw they look empty. Found by identity (rawget: no
+-- metamethod of ngx runs).
+local known_proxies
+local function proxy_label(t)
+    if not known_proxies then
+        known_proxies = setmetatable({}, { __mode = "k" })
+        for _, name in ipairs({ "var", "header", "arg" }) do
+            local p = rawget(ngx, name)
+            if type(p) == "table" then
+                known_proxies[p] = "ngx." .. name
+            end
+        end
+    end
+    local label = known_proxies[t]
+    if label then
+        return label
+    end
+    -- no entries of its own, reads and writes through functions: a proxy too
+    local mt = debug_getmetatable(t)
+    if type(mt) == "table" and rawequal(next(t), nil) then
+        local idx, nidx = rawget(mt, "__index"), rawget(mt, "__newindex")
+        if type(idx) == "function" or type(nidx) == "function" then
+            return "table with __index/__newindex functions"
+        end
+    end
+    return nil
+end
 
 local function capture_table(t, level, st)
     local ref = st.seen[t]
@@ -190,6 +232,10 @@ capture = function(v, level, st)
         end
         return { type = "string", value = v }
     elseif t == "table" then
+        local proxy = proxy_label(v)
+        if proxy then
+            return { type = "proxy", value = proxy }
+        end
         return capture_table(v, level, st)
     elseif t == "function" then
         local info = debug_getinfo(v, "S")
@@ -229,24 +275,45 @@ local function is_internal(name)
     return str_byte(name, 1) == 40  -- "(" : (for …), (*temporary), (*vararg)
 end
 
--- Whether co's frame at level still runs fn: a suspended coroutine can be
--- resumed while its stack is read (the read yields between slices), and a
--- level it has left makes debug.getlocal raise.
-local function still_there(co, level, fn, moving)
+-- Whether co's frame at level still runs fn at line: a suspended coroutine
+-- can be resumed while its stack is read (the read yields between slices),
+-- and a level it has left makes debug.getlocal raise.
+local function still_there(co, level, fn, line, moving)
     if not moving then
         return true
     end
-    local now = debug_getinfo(co, level, "f")
-    return now ~= nil and rawequal(now.func, fn)
+    local now = debug_getinfo(co, level, "fl")
+    return now ~= nil and rawequal(now.func, fn) and now.currentline == line
+end
+
+-- slot -> whether the local there holds the program's value (liveness.lua),
+-- for a Lua frame of a suspended coroutine; nil: all of them do (the
+-- agent's own running coroutine, C frames) or it cannot be told.
+local function live_locals(co, level, info, moving, b)
+    if not moving or (info.what ~= "Lua" and info.what ~= "main") then
+        return nil
+    end
+    local slots = {}
+    for i = 1, MAX_LOCALS do
+        local name = debug_getlocal(co, level, i)
+        if not name then
+            break
+        end
+        if not is_internal(name) then
+            slots[i - 1] = name
+        end
+    end
+    return live_slots(info.func, info.currentline, slots, b)
 end
 
 -- nil when co ran on, leaving the frame, while it was read
 local function frame_vars(co, level, info, opts, shared, b)
     local moving = co ~= co_running()
-    local fn = info.func
+    local fn, line = info.func, info.currentline
+    local live = live_locals(co, level, info, moving, b)
     local locals = array()
     for i = 1, MAX_LOCALS do
-        if not still_there(co, level, fn, moving) then
+        if not still_there(co, level, fn, line, moving) then
             return nil
         end
         local name, v = debug_getlocal(co, level, i)
@@ -254,14 +321,21 @@ local function frame_vars(co, level, info, opts, shared, b)
             break
         end
         if not is_internal(name) then
-            locals[#locals + 1] = { name = name, value = capture_var(v, opts, shared, b) }
+            local value
+            if live and live[i - 1] == false then
+                -- not read again from here: a trace exit may not have kept it
+                value = { type = "unavailable" }
+            else
+                value = capture_var(v, opts, shared, b)
+            end
+            locals[#locals + 1] = { name = name, value = value }
             b:check()
         end
     end
     local varargs = array()
     if info.isvararg then
         for i = 1, MAX_VARARGS do
-            if not still_there(co, level, fn, moving) then
+            if not still_there(co, level, fn, line, moving) then
                 return nil
             end
             local name, v = debug_getlocal(co, level, -i)
@@ -278,7 +352,12 @@ local function frame_vars(co, level, info, opts, shared, b)
             if not name then
                 break
             end
-            upvalues[#upvalues + 1] = { name = name, value = capture_var(v, opts, shared, b) }
+            local var = { name = name, value = capture_var(v, opts, shared, b) }
+            local cv = var.value
+            if is_library(v) or (cv.type == "cdata" and is_function_ctype(cv.ctype)) then
+                var.library = true  -- front ends hide these unless asked
+            end
+            upvalues[#upvalues + 1] = var
             b:check()
         end
     end

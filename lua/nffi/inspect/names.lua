@@ -44,10 +44,15 @@ local MAX_SOURCES = 4096        -- prototypes cached by source, before the cache
 
 local weak_k = { __mode = "k" }
 
--- fn -> name, fn -> rank (1 best); nil until first built
-local index, ranks
+-- fn -> name, fn -> rank (1 best); nil until first built; the loaded
+-- modules' tables (weak keys)
+local index, ranks, module_set
 local built_at, misses = 0, 0
+-- when the build under way began (false: none); a walk ended while it
+-- yielded (its session closed) leaves it set: after BUILD_ABANDONED_S
+-- another walk builds
 local building = false
+local BUILD_ABANDONED_S = 5
 -- fn -> name found from a calling frame
 local by_fn = setmetatable({}, weak_k)
 -- source -> { [linedefined] = name }: prototypes no place names
@@ -149,23 +154,27 @@ local function build(b)
             end
         end
     end
-    return idx, rk
+    local mset = setmetatable({}, weak_k)
+    for m in next, modules do
+        mset[m] = true
+    end
+    return idx, rk, mset
 end
 
 -- Builds (or renews) the index; b: the caller's budget (this may yield).
 -- Only one build runs at a time: a walk that comes meanwhile uses the old one.
 function _M.prepare(b)
-    if building or not b then
+    if not b or (building and ngx_now() - building < BUILD_ABANDONED_S) then
         return
     end
     if index and (misses == 0 or ngx_now() - built_at < STALE_S) then
         return
     end
-    building = true
-    local ok, idx, rk = pcall(build, b)
+    building = ngx_now()
+    local ok, idx, rk, mset = pcall(build, b)
     building = false
     if ok then
-        index, ranks, built_at, misses = idx, rk, ngx_now(), 0
+        index, ranks, module_set, built_at, misses = idx, rk, mset, ngx_now(), 0
         by_proto, nsources = {}, 0
     end
 end
@@ -332,9 +341,26 @@ function _M.name_of(info, co, level)
     return fb
 end
 
+-- Whether v is library code a frame merely keeps at hand (an upvalue such as
+-- `local sleep = ngx.sleep`): a C function, a field of a loaded module or a
+-- loaded module itself. Known once the index is built (prepare).
+function _M.is_library(v)
+    local t = type(v)
+    if t == "function" then
+        if ranks and ranks[v] == 1 then
+            return true
+        end
+        local info = debug_getinfo(v, "S")
+        return info ~= nil and info.what == "C"
+    elseif t == "table" then
+        return module_set ~= nil and module_set[v] == true
+    end
+    return false
+end
+
 -- Drops what is cached (tests; a session that wants names found afresh).
 function _M.reset()
-    index, ranks, built_at, misses = nil, nil, 0, 0
+    index, ranks, module_set, built_at, misses = nil, nil, nil, 0, 0
     by_fn = setmetatable({}, weak_k)
     by_proto, nsources = {}, 0
 end
