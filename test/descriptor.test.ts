@@ -148,6 +148,8 @@ describe('every answer and event of the agent, against the descriptor', () => {
     const cos = await c.request('Lua.getCoroutines', { frames: 8 });
     result('Lua.getCoroutines', cos);
     result('Lua.getCoroutines', await c.request('Lua.getCoroutines', {}));
+    // from the first frame of application code: the parked ones leave C and ngx/*.lua out
+    result('Lua.getCoroutines', await c.request('Lua.getCoroutines', { frames: 1, skip: 'ngx/*.lua,resty/core/**,nffi/**' }));
     let stacks = 0;
     for (const co of cos.coroutines) {
       const st = await c.request('Lua.getStack', { coroutine: co.id, locals: true, depth: 3 }).catch((e: AgentError) => e);
