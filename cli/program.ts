@@ -9,6 +9,7 @@ import { registerCoroutines } from './commands/coroutines.js';
 import { registerDetach } from './commands/detach.js';
 import { registerPs } from './commands/ps.js';
 import { registerQueue } from './commands/queue.js';
+import { registerScripts } from './commands/scripts.js';
 import { registerServe } from './commands/serve.js';
 import { registerStack } from './commands/stack.js';
 import { registerTasks } from './commands/tasks.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerAttach(program);
   registerBreakpoint(program);
   registerBreakpoints(program);
+  registerScripts(program);
   registerDetach(program);
   registerServe(program);
   registerConfig(program);

@@ -68,6 +68,8 @@ const MAY_BE_ABSENT: Record<string, string> = {
   'Debugger.removed params.pid': 'probe-added on serve\'s sockets',
   'Debugger.error params.pid': 'probe-added on serve\'s sockets',
   'Debugger.dropped params.pid': 'probe-added on serve\'s sockets',
+  'Debugger.armed params.nearest': 'probe-added (from a pending breakpoint\'s setBreakpoint answer)',
+  'Debugger.armed params.runtimes': 'probe-added (from a task breakpoint\'s setBreakpoint answer)',
   'Lua.getCoroutines result.truncated': 'past 20,000 coroutines',
   'Debugger.BreakpointMode.reason': 'none on a machine where watching works',
   'Debugger.TaskHit.latency_ms': 'none from a libnffi built without instrumentation',
@@ -191,6 +193,8 @@ describe('every answer and event of the agent, against the descriptor', () => {
     await set(6, { url: 'descriptor_app.lua', line: BREAK, count: 4, rate: 0.01 });
     await set(7, { url: 'ffi:echo.echo', rate: 1e6 });
     await set(8, { url: 'ffi:fail.*', log: 'rc={rc}', rate: 1e6 });
+    // no runtime of that name: the answer lists the loaded ones
+    expect((await set(9, { url: 'ffi:nosuch.*', timeout_ms: 60_000 })).runtimes).toEqual(expect.arrayContaining(['echo']));
     result('Debugger.getBreakpoints', await c.request('Debugger.getBreakpoints'));
 
     for (let n = 1; n <= 4; n++) await get(`/hit?n=${n}`);

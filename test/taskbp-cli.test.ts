@@ -27,7 +27,8 @@ describe('breakpoint ffi:RUNTIME.METHOD', () => {
     for (const a of cli.lines().filter((l) => l.event === 'armed')) expect(a.state).toBe('armed');
     await drive((i) => nginx().url(i % 2 ? `/echo?body=long-request-${i}&user=u${i}` : `/echo?body=s${i}`), cli.exited);
     expect(await cli.exited).toBe(0);
-    expect(cli.err()).toBe('');
+    // task_app loads its runtimes on first use: a worker that has not yet is said once
+    expect(cli.err()).toMatch(/^(nffi-inspect: no runtime named echo is loaded yet \(loaded: [^)]*\); ffi:echo\.echo fires once one is\n)?$/);
     const hits = cli.lines().filter((l) => l.event === 'hit');
     expect(hits).toHaveLength(4);
     for (const h of hits) {
