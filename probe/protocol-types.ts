@@ -419,8 +419,12 @@ export namespace FFI {
   export interface TaskCoroutine {
     /** Its Lua.Coroutine id (Lua.getStack takes it) */
     id: number;
-    /** Its top frames (up to 3), top first */
+    /** Its top frames (up to 3), top first; from its first frame of application code when the request asked to skip */
     frames: Lua.Frame[];
+    /** Frames above the first one listed that were left out (FFI.getTasks skip); absent when none were */
+    skipped?: number;
+    /** The client request the waiter serves, when one is known (never for an abandoned task: its waiter went on) */
+    request?: Lua.Request;
   }
   export interface GetRuntimesParams {}
   export interface GetRuntimesResult {
@@ -436,6 +440,8 @@ export namespace FFI {
     after_id?: number;
     /** Default true; false skips counting (later pages) */
     total?: boolean;
+    /** Each waiter's frames from its first frame of application code, as Lua.getCoroutines' skip */
+    skip?: string;
   }
   export interface GetTasksResult {
     tasks: Task[];

@@ -176,6 +176,8 @@ describe('every answer and event of the agent, against the descriptor', () => {
     expect(page.truncated).toBe(true);
     result('FFI.getTasks', page);
     result('FFI.getTasks', await c.request('FFI.getTasks', { after_id: tasks.tasks[0].id, total: false }));
+    // each waiter from its application code, with the request it serves
+    result('FFI.getTasks', await c.request('FFI.getTasks', { skip: 'ngx/*.lua,resty/core/**,nffi/**,nffi.*' }));
 
     // breakpoints: a snapshot, a logpoint, one moved to the next line with code, one pending,
     // one whose condition fails, one past its rate until its count, task breakpoints

@@ -108,11 +108,29 @@ describe('Lua.getCoroutines with skip', () => {
     }
   });
 
+  it('FFI.getTasks: the waiter from its handler line, with the request it serves', async () => {
+    const skip = DEFAULT_PLUMBING.join(',');
+    const r = await client!.request('FFI.getTasks', { skip });
+    const t = r.tasks.find((x: any) => x.coroutine?.request?.uri === '/park/ffi?task=1');
+    expect(t, JSON.stringify(r.tasks)).toBeDefined();
+    expect(t.coroutine.request.method).toBe('GET');
+    expect(t.coroutine.frames[0].source).toMatch(/park_app\.lua$/);
+    expect(t.coroutine.frames[0].function).toMatch(/ffi/);
+    expect(t.coroutine.skipped).toBeGreaterThanOrEqual(2);
+    // without skip: the top frames the agent always sent (C, then plumbing), the request too
+    const plain = await client!.request('FFI.getTasks', {});
+    const same = plain.tasks.find((x: any) => x.id === t.id);
+    expect(same.coroutine.frames[0].what).toBe('C');
+    expect(same.coroutine.skipped).toBeUndefined();
+    expect(same.coroutine.request).toEqual(t.coroutine.request);
+  });
+
   it('refuses a skip list that is not a short string of patterns', async () => {
     const err = await client!.request('Lua.getCoroutines', { skip: 'x'.repeat(2001) }).catch((e: AgentError) => e);
     expect(err).toBeInstanceOf(AgentError);
     expect((err as AgentError).message).toMatch(/skip is longer than 2000 bytes/);
     const many = Array.from({ length: 40 }, (_, i) => `p${i}`).join(',');
     await expect(client!.request('Lua.getCoroutines', { skip: many })).rejects.toMatchObject({ message: expect.stringMatching(/more than 32 patterns/) });
+    await expect(client!.request('FFI.getTasks', { skip: many })).rejects.toMatchObject({ message: expect.stringMatching(/more than 32 patterns/) });
   });
 });

@@ -7,6 +7,8 @@
 -- each task and each count.
 local json = require "nffi.inspect.json"
 local coroutines = require "nffi.inspect.coroutines"
+local plumbing = require "nffi.inspect.plumbing"
+local request_of = require("nffi.inspect.coroutines_request").request_of
 
 local type = type
 local package = package
@@ -36,15 +38,25 @@ function _M.get_runtimes()
     return { runtimes = array(nffi and nffi.stats() or {}) }
 end
 
-local function task_out(nffi, t)
+-- skip: plumbing.lua's matcher (frames from the waiter's application code).
+-- An abandoned task's waiter timed out and went on (it may serve another
+-- request by now): its request is not the task's.
+local function task_out(nffi, t, skip, b)
     local out = {
         id = t.id, runtime = t.runtime, method = t.method, state = t.state,
         age_ms = t.age_ms, req_len = t.req_len, req_preview = t.req_preview,
     }
     local co = t.waiter and t.waiter ~= 0 and nffi.coroutine_of(t.waiter)
     if co then
-        out.coroutine = { id = coroutines.id_of(co),
-                          frames = coroutines.frames_of(co, TASK_FRAMES) }
+        local frames, skipped = coroutines.frames_of(co, TASK_FRAMES, b, skip)
+        local c = { id = coroutines.id_of(co), frames = frames }
+        if skipped > 0 then
+            c.skipped = skipped
+        end
+        if t.state ~= "abandoned" then
+            c.request = request_of(co, true, b)
+        end
+        out.coroutine = c
     end
     return out
 end
@@ -67,7 +79,8 @@ local function count(nffi, enq_before, b)
 end
 
 -- params: older_than_ms, max (default and limit 1000), after_id (go on after
--- this task), total (false: skip the count; later pages need none).
+-- this task), total (false: skip the count; later pages need none), skip
+-- (globs: each waiter's frames from its application code, Lua.getCoroutines').
 function _M.get_tasks(params, b)
     local older = params.older_than_ms
     if older ~= nil and (type(older) ~= "number" or not (older >= 0 and older <= 1e12)) then
@@ -87,6 +100,14 @@ function _M.get_tasks(params, b)
     end
     if not whole(after) then
         return nil, "after_id must be a non-negative integer"
+    end
+    local skip
+    if params.skip ~= nil then
+        local err
+        skip, err = plumbing.matcher(params.skip)
+        if not skip then
+            return nil, err
+        end
     end
     local tasks = array()
     local res = { tasks = tasks }
@@ -110,7 +131,7 @@ function _M.get_tasks(params, b)
         local page, last = nffi.tasks_since(after, math_min(PAGE, max - n), enq_before)
         for i = 1, #page do
             n = n + 1
-            tasks[n] = task_out(nffi, page[i])
+            tasks[n] = task_out(nffi, page[i], skip, b)
             b:check()  -- each task reads a stack: read the clock every time
         end
         if #page > 0 then

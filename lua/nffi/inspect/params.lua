@@ -74,6 +74,7 @@ _M.commands = {
           clamp = true },
         { name = "after_id", type = "integer", optional = true, minimum = 0, maximum = MAX_SAFE },
         { name = "total", type = "boolean", optional = true },
+        { name = "skip", type = "string", optional = true, maxLength = 2000 },
     },
     ["Debugger.setBreakpoint"] = {
         { name = "spec", ["$ref"] = "Debugger.BreakpointSpec" },
