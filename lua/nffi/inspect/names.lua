@@ -7,7 +7,8 @@
 --      keeps the name LuaJIT gives it, when it has one);
 --   2. a table field reached from those functions' upvalues, or from the
 --      calling frame's upvalues and locals: `handlers.slow`;
---   3. an upvalue holding it (`park_timer`), from the same places;
+--   3. an upvalue holding it (`park_timer`), from the same places (an
+--      `_internal` module field comes after these);
 --   4. a local of the calling frame holding it (`h`);
 -- else what Lua's traceback says: `main chunk`, `function <file.lua:39>`.
 -- The functions reachable from loaded modules (their upvalues, and the
@@ -117,7 +118,9 @@ local function build(b)
             local prefix = mname == "_G" and "" or mname .. "."
             each_field(mod, MAX_MODULE_KEYS, function(k, v)
                 if type(v) == "function" then
-                    found(v, prefix .. k, 1)
+                    -- an `_internal` export names it less well than the
+                    -- local it was defined as (wait_ready, not nffi.call._wait_ready)
+                    found(v, prefix .. k, str_byte(k, 1) == 95 and 3.5 or 1)
                 elseif mname == "ngx" and type(v) == "table" then
                     each_field(v, MAX_TABLE_KEYS, function(k2, v2)
                         if type(v2) == "function" then
