@@ -3,7 +3,7 @@
 // usage errors. No stack traces for expected errors.
 import { CommanderError, type Command } from 'commander';
 import { ProbeError } from '../probe/errors.js';
-import { CliError, EXIT_FAILURE, EXIT_USAGE } from './errors.js';
+import { CliError, EXIT_FAILURE, EXIT_USAGE, userMessage } from './errors.js';
 import { baseProgram, LIGHT_COMMANDS } from './base.js';
 import { termText } from './format/escape.js';
 
@@ -60,9 +60,10 @@ function oneLine(message: string): string {
   return message.split('\n').map((s) => s.trim()).filter(Boolean).join(' ');
 }
 
-/** Messages carry worker text (agent errors, chunk names): escaped for the terminal. */
+/** Messages carry worker text (agent errors, chunk names): escaped for the terminal; protocol
+ * method names become what they do (cli/errors.ts). */
 function printError(message: string): void {
-  process.stderr.write(`nffi-inspect: ${termText(message)}\n`);
+  process.stderr.write(`nffi-inspect: ${termText(userMessage(message))}\n`);
 }
 
 // process.exitCode, not process.exit(): let stdout drain when piped.

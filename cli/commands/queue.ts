@@ -2,6 +2,7 @@
 // worker. --watch keeps the client (a master's new workers join after a reload) and prints a
 // table per interval with the rates since the previous one (enq/s, done/s), or one NDJSON line
 // per interval with --json, until Ctrl-C. --interval without --watch is a usage error.
+import { userMessage } from '../errors.js';
 import type { Command } from 'commander';
 import { QueueView, type QueueState } from '../../store/queue.js';
 import { parseDuration } from '../duration.js';
@@ -22,7 +23,7 @@ function print(state: QueueState, opts: Options, watching: boolean): void {
   const clear = watching && process.stdout.isTTY ? '\x1b[H\x1b[2J' : '';
   const stamp = watching ? `${new Date(state.at).toISOString()}\n` : '';
   const sep = watching && !clear ? '\n' : '';
-  const errors = state.workers.filter((w) => w.error).map((w) => termText(`worker ${w.pid}: ${w.error}`));
+  const errors = state.workers.filter((w) => w.error).map((w) => termText(userMessage(`worker ${w.pid}: ${w.error}`)));
   // the screen clear is ours; everything after it is escaped for the terminal
   process.stdout.write(clear);
   writeStyled(stamp + [formatQueue(state.workers, { ...tableOptions(opts), rates: watching }), ...errors].join('\n') + '\n' + sep);

@@ -2,6 +2,7 @@
 // frame it is at in application code (store/frames.ts decides which). With --frames N, the N-1
 // frames below it on lines of their own under the row. Then a summary: counts per kind, state
 // and wait, and what was hidden (pending timers, dead threads, filtered rows).
+import { userMessage } from '../errors.js';
 import type { Lua } from '../../probe/protocol-types.js';
 import { stateText, summarize, type FrameBrief, type WorkerCoroutines } from '../../store/coroutines.js';
 import { defaultFrameRule, shownFrameIndex, type FrameRule } from '../../store/frames.js';
@@ -99,7 +100,7 @@ export function formatCoroutines(workers: WorkerCoroutines[], opts: CoroutinesFo
     String(pid), String(c.id), c.kind, stateText(c), isPendingWait(c) ? '-' : waitText(c.wait),
     requestText(c.request, Infinity), at >= 0 ? frameText(c.frames[at]) : '-',
   ]);
-  const errors = workers.filter((w) => w.error).map((w) => termText(`worker ${w.pid}: ${w.error}`));
+  const errors = workers.filter((w) => w.error).map((w) => termText(userMessage(`worker ${w.pid}: ${w.error}`)));
   const cut = workers.filter((w) => w.truncated).map((w) => `worker ${w.pid}: the agent listed only part of its coroutines`);
   let lines = rows.length ? formatTable(COLUMNS, rows, opts).split('\n') : ['(no coroutines)'];
   if (n > 1 && rows.length) {

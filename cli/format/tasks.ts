@@ -1,5 +1,6 @@
 // Pending nffi tasks as a table (the request each belongs to, the frame its coroutine waits at
 // in application code), then the Lua stack of each waiting coroutine from that frame down.
+import { userMessage } from '../errors.js';
 import { defaultFrameRule, shownFrameIndex, type FrameRule } from '../../store/frames.js';
 import type { TaskRow, WorkerTasks } from '../../store/tasks.js';
 import { frameText, requestText, shortFrame } from './coroutines.js';
@@ -68,7 +69,7 @@ export function formatTasks(workers: WorkerTasks[], opts: TasksFormat = {}): str
   const all = workers.flatMap((w) => w.tasks.map((t) => ({
     pid: w.pid, t, at: t.coroutine && t.state !== 'abandoned' ? shownFrameIndex(t.coroutine.frames, rule) : -1,
   })));
-  const errors = workers.filter((w) => w.error).map((w) => termText(`worker ${w.pid}: ${w.error}`));
+  const errors = workers.filter((w) => w.error).map((w) => termText(userMessage(`worker ${w.pid}: ${w.error}`)));
   const cut = workers.filter((w) => w.truncated).map(cutShort);
   if (all.length === 0) return [cut.length ? '(no tasks listed)' : '(no pending tasks)', ...cut, ...errors].join('\n');
   const rows = all.map(({ pid, t, at }) => [

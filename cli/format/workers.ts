@@ -9,6 +9,7 @@
 // The table fits 80 columns; what does not fit a column (why a worker is not watching, the JIT
 // flags, why a worker is not attached) goes whole on its own line under it, as gdb prints its
 // warnings: cut, the errno text at the end of a reason would be lost. --json has it all too.
+import { userMessage } from '../errors.js';
 import type { ModeView, WorkerInfo } from '../../store/workers.js';
 import { termText } from './escape.js';
 import { formatTable, type Column, type Style, type TableOptions } from './table.js';
@@ -36,9 +37,9 @@ function row(w: WorkerInfo): string[] {
 
 /** One line per worker that needs words: why it is not attached, or why it is not watching. */
 function notes(w: WorkerInfo): string[] {
-  if (w.error) return [termText(`worker ${w.pid}: ${w.error}`)];
+  if (w.error) return [termText(userMessage(`worker ${w.pid}: ${w.error}`))];
   if (!attached(w) || w.breakpoint_mode.mode === 'watching') return [];
-  return [termText(`worker ${w.pid} bp mode: ${modeText(w.breakpoint_mode)}`)];
+  return [termText(userMessage(`worker ${w.pid} bp mode: ${modeText(w.breakpoint_mode)}`))];
 }
 
 /** The JIT flags once when every worker has the same, else per worker. */
