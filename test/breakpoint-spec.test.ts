@@ -191,12 +191,17 @@ describe('breakpoint specs against nginx with the agent', () => {
 
   it('scripts PID [PATTERN]: a table of the loaded chunks per worker, --json, and a pattern that matches nothing', async () => {
     const [a, b] = nginx().workerPids().sort((x, y) => x - y);
-    const text = await runCli(['scripts', master(), SPEC_FILE]);
+    const text = await runCli(['scripts', master(), SPEC_FILE, '--wide']);
     expect(text.status).toBe(0);
     expect(text.stderr).toBe('');
     const lines = text.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^worker +chunk +lines +functions$/);
     expect(lines.slice(1).map((l) => l.trim().split(/\s+/))).toEqual([a, b].map((pid) => [String(pid), `${FIXTURE_LUA}/${SPEC_FILE}`, expect.stringMatching(/^\d+-\d+$/), expect.stringMatching(/^\d+$/)]));
+
+    // piped: 80 columns, a long chunk name cut at its start (the file name stays)
+    const fit = (await runCli(['scripts', master()])).stdout.trimEnd().split('\n');
+    for (const l of fit) expect(l.length, l).toBeLessThanOrEqual(80);
+    expect(fit.filter((l) => l.includes(SPEC_FILE))).toHaveLength(2);
 
     const json = JSON.parse((await runCli(['scripts', master(), '--json'])).stdout);
     expect(json.workers.map((w: any) => w.pid)).toEqual([a, b]);
