@@ -169,10 +169,13 @@ export class CoroutinesView extends View<WorkerCoroutines[]> {
    * in `alive` leave the state. A front end that samples often asks a few workers per tick this
    * way instead of walking every coroutine of every worker each time.
    */
-  async refreshWorkers(pids: number[], frames: number, alive: number[] = pids): Promise<WorkerCoroutines[]> {
+  async refreshWorkers(pids: number[], frames: number, alive: number[] = pids, rule?: FrameRule): Promise<WorkerCoroutines[]> {
+    // with a rule, the agent starts each coroutine's frames at its application code (skip):
+    // one frame says where it is, instead of the C function and plumbing above it
+    const params: Lua.GetCoroutinesParams = rule && !rule.allFrames ? { frames, skip: rule.patterns.join(',') } : { frames };
     const got = await Promise.all(pids.map(async (pid): Promise<WorkerCoroutines> => {
       try {
-        const r = await this.client.call(pid, 'Lua.getCoroutines', { frames });
+        const r = await this.client.call(pid, 'Lua.getCoroutines', params);
         return { pid, coroutines: list<Lua.Coroutine>(r?.coroutines).map((c) => coroutineRow(c)), ...(r?.truncated ? { truncated: true } : {}) };
       } catch (err) {
         return { pid, coroutines: [], error: (err as Error).message };

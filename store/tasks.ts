@@ -80,6 +80,9 @@ export interface TaskQuery {
   enrich?: boolean;
   /** List at most this many per worker (Infinity: all); default DEFAULT_MAX. */
   want?: number;
+  /** Ask the agent to start each waiter's frames at its application code (by the rule's
+   * patterns) and say its request: no walk or stack per waiter needed. */
+  skip?: boolean;
 }
 
 export class TasksView extends View<WorkerTasks[]> {
@@ -95,6 +98,8 @@ export class TasksView extends View<WorkerTasks[]> {
     const want = q.want ?? DEFAULT_MAX;
     this.rule = q.rule ?? defaultFrameRule();
     this.params = q.olderThanMs !== undefined ? { older_than_ms: q.olderThanMs } : {};
+    // each waiter from its application code, and its request (FFI.getTasks skip)
+    if (q.skip && !this.rule.allFrames) this.params.skip = this.rule.patterns.join(',');
     const first = await this.client.callAll('FFI.getTasks', { ...this.params, max: Math.min(PAGE, want) });
     const out: WorkerTasks[] = first.map((r) => ({
       pid: r.pid,

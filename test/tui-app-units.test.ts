@@ -2,6 +2,7 @@
 // kept as typed, options, errors), thresholds, the sampled history's window and row budget, a
 // coroutine walk of a few workers at a time, the sampler's one-request-per-kind rule, and the
 // queue rows summed over workers.
+import { defaultFrameRule } from '../store/frames.js';
 import { describe, expect, it } from 'vitest';
 import { CoroutinesView } from '../store/coroutines.js';
 import { Store } from '../store/store.js';
@@ -211,6 +212,10 @@ describe('the sampler', () => {
     expect(one!.tasks).toHaveLength(8);
     const walked = world.client.calls.filter((c) => c.method === 'Lua.getCoroutines').map((c) => c.pid);
     expect(walked).toEqual([101, 102, 103, 104]);
+    // one frame each, from application code: the agent skips C and the plumbing (store/frames.ts)
+    const skip = defaultFrameRule().patterns.join(',');
+    for (const c of world.client.calls.filter((x) => x.method === 'Lua.getCoroutines')) expect(c.params).toEqual({ frames: 1, skip });
+    for (const c of world.client.calls.filter((x) => x.method === 'FFI.getTasks')) expect(c.params).toMatchObject({ skip });
     sampler.sampleSoon(108);
     await sampler.tick();
     const next = world.client.calls.filter((c) => c.method === 'Lua.getCoroutines').map((c) => c.pid).slice(4);

@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { WorkerCoroutines } from '../store/coroutines.js';
 import type { QueueState } from '../store/queue.js';
 import type { Store } from '../store/store.js';
+import { defaultFrameRule } from '../store/frames.js';
 import type { WorkerTasks } from '../store/tasks.js';
 
 export interface Snapshot {
@@ -208,7 +209,7 @@ export class Sampler {
       jobs.push(this.guard('workers', () => store.workers.refresh()));
     }
     jobs.push(this.guard('queue', () => store.queue.sample()));
-    jobs.push(this.guard('tasks', () => store.tasks.load({ want: Math.max(1, this.opts.taskWant()) })));
+    jobs.push(this.guard('tasks', () => store.tasks.load({ want: Math.max(1, this.opts.taskWant()), skip: true })));
     if (this.opts.wantCoroutines() || this.soon.size) jobs.push(this.guard('coroutines', () => this.coroutines()));
     await Promise.all(jobs);
     if (this.stopped) return undefined;
@@ -239,8 +240,8 @@ export class Sampler {
     this.soon.clear();
     for (let n = 0; pick.size < per && n < alive.length; n++) pick.add(alive[(this.cursor + n) % alive.length]!);
     this.cursor = (this.cursor + per) % alive.length;
-    // 3 frames: a waiting coroutine's top frame is the C function it yields in; the panes show
-    // the first Lua frame under it
-    return this.opts.store.coroutines.refreshWorkers([...pick], 3, alive);
+    // one frame, the first of application code (the agent skips the C function a waiting
+    // coroutine yields in and the plumbing above the handler: store/frames.ts's rule)
+    return this.opts.store.coroutines.refreshWorkers([...pick], 1, alive, defaultFrameRule());
   }
 }

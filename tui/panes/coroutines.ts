@@ -7,6 +7,7 @@ import { waitText } from '../../cli/format/coroutines.js';
 import type { CoroutineRow, WorkerCoroutines } from '../../store/coroutines.js';
 import type { Key } from '../term.js';
 import type { KeyHelp } from '../view.js';
+import { shownFrame } from '../../store/frames.js';
 import { TablePane, type PaneHost } from './common.js';
 
 /** `key`: coKey(pid, id), made once per row (the table looks rows up by it every sample). */
@@ -18,9 +19,9 @@ export const coKey = (pid: number, id: number): string => `${pid}:${id}`;
 const frameText = (f: CoroutineRow['frames'][number] | undefined): string =>
   (f ? `${f.line >= 0 ? `${f.source}:${f.line}` : f.source} ${f.function || '?'}` : '-');
 
-/** The frame to show: the first Lua one (a waiting coroutine's top frame is the C function it
- * yields in: co_yield, receiveany), else the top one. */
-export const shownFrame = <F extends { line: number }>(frames: F[]): F | undefined => frames.find((f) => f.line >= 0) ?? frames[0];
+/** The frame to show: the first of application code (store/frames.ts: the sampler asks the
+ * agent to start there), else the first Lua one, else the top one. */
+export { shownFrame } from '../../store/frames.js';
 
 const requestText = (r: CoroutineRow['request']): string => (r ? `${r.method} ${r.uri}` : '');
 
