@@ -21,6 +21,7 @@ export function toWire(e: BreakpointEvent, info?: BreakpointInfo): WireEvent {
       const breakpoint = Breakpoints.view(base, known ? { ...known, ...w, hits: known.hits, dropped: known.dropped } : w);
       const params: Record<string, unknown> = { breakpoint, pid: e.pid };
       if (e.moved_from !== undefined) params.moved_from = e.moved_from;
+      if (e.top_level) params.top_level = true;
       if (e.mode !== undefined) params.mode = e.mode;
       if (e.nearest !== undefined) params.nearest = e.nearest;
       if (e.runtimes !== undefined) params.runtimes = e.runtimes;
@@ -49,6 +50,7 @@ export function fromWire(method: string, params: unknown): BreakpointEvent | und
       if (b.line !== undefined) e.line = b.line;
       if (b.original !== undefined) e.original = b.original;
       if (typeof p.moved_from === 'number') e.moved_from = p.moved_from;
+      if (p.top_level === true) e.top_level = true;
       const mode = agentMode(p.mode);
       if (mode) e.mode = mode;
       const nearest = names(p.nearest);

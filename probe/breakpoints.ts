@@ -33,6 +33,8 @@ export interface WorkerBreakpoint {
   source?: string;
   line?: number;
   moved_from?: number;
+  /** With moved_from: the requested line is in no function that can still run (top level). */
+  top_level?: boolean;
   /** Through a source map: the original position of source:line. */
   original?: Debugger.OriginalPosition;
   /** How the worker takes this breakpoint, as its agent says (older agents do not). */
@@ -61,7 +63,7 @@ export interface BreakpointInfo {
  * breakpoint leaves the set (deleted, count reached, timed out, removed by every agent). */
 export type BreakpointEvent =
   | ({ event: 'hit' } & Debugger.HitEvent)
-  | { event: 'armed'; id: number; pid: number; state: WorkerBreakpoint['state']; source?: string; line?: number; moved_from?: number; original?: Debugger.OriginalPosition; mode?: Debugger.BreakpointMode; nearest?: string[]; runtimes?: string[] }
+  | { event: 'armed'; id: number; pid: number; state: WorkerBreakpoint['state']; source?: string; line?: number; moved_from?: number; top_level?: boolean; original?: Debugger.OriginalPosition; mode?: Debugger.BreakpointMode; nearest?: string[]; runtimes?: string[] }
   | { event: 'removed'; id: number; pid: number; reason: string }
   | { event: 'error'; id: number; pid: number; message: string }
   | { event: 'dropped'; id: number; pid: number; count: number }
@@ -240,6 +242,7 @@ export class Breakpoints {
     if (w.source !== undefined) ev.source = w.source;
     if (w.line !== undefined) ev.line = w.line;
     if (w.moved_from !== undefined) ev.moved_from = w.moved_from;
+    if (w.moved_from !== undefined && w.top_level) ev.top_level = true;
     if (w.original !== undefined) ev.original = w.original;
     if (w.mode !== undefined) ev.mode = w.mode;
     if (w.nearest !== undefined && w.state === 'pending') ev.nearest = w.nearest;
@@ -264,6 +267,7 @@ export class Breakpoints {
       if (b?.source !== undefined) w.source = b.source;
       if (b?.line !== undefined) w.line = b.line;
       if (r.moved_from !== undefined) w.moved_from = r.moved_from;
+      if (r.top_level === true) w.top_level = true;
       const nearest = strings(r.nearest);
       if (nearest) w.nearest = nearest;
       const runtimes = strings(r.runtimes);

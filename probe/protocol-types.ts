@@ -550,6 +550,8 @@ export namespace Debugger {
     breakpoint: Breakpoint;
     /** The requested line, when it had no code */
     moved_from?: number;
+    /** With moved_from: the requested line is inside no function that can still run (the chunk's top level, which ran when it loaded, or a line between functions) */
+    top_level?: boolean;
     /** FILE matched no loaded chunk (the breakpoint is pending): the loaded chunk names nearest to it (same file name, or a few edits away), nearest first; may be empty */
     nearest?: string[];
     /** ffi:RUNTIME.METHOD whose RUNTIME matches no runtime this worker has loaded (yet): the runtimes it has; the breakpoint fires once one of that name loads */
@@ -604,6 +606,8 @@ export namespace Debugger {
     pid?: number;
     /** The requested line, when it had no code (probe-added, as pid) */
     moved_from?: number;
+    /** As setBreakpoint's top_level (probe-added, as pid) */
+    top_level?: boolean;
     /** As setBreakpoint's nearest, for a pending breakpoint (probe-added, as pid) */
     nearest?: string[];
     /** As setBreakpoint's runtimes (probe-added, as pid) */

@@ -114,6 +114,7 @@ export class SocketHub {
         const w = r.workers.find((x) => x.pid === pid);
         const out: Debugger.SetBreakpointResult = { breakpoint: mine(info) };
         if (w?.moved_from !== undefined) out.moved_from = w.moved_from;
+        if (w?.moved_from !== undefined && w.top_level) out.top_level = true;
         if (w?.nearest !== undefined) out.nearest = w.nearest;
         if (w?.runtimes !== undefined) out.runtimes = w.runtimes;
         return out;

@@ -94,7 +94,8 @@ export function formatEvent(e: BreakpointEvent): string | undefined {
     case 'armed': {
       const at = e.source !== undefined ? (e.line !== undefined ? position(e.source, e.line, e.original) : termText(`${e.source}:?`)) : '';
       if (e.state === 'pending') return `bp ${e.id} pending on worker ${e.pid}: the file is not loaded yet, it arms when it loads`;
-      const moved = e.moved_from !== undefined ? termText(` (asked for line ${e.moved_from}: no code there)`) : '';
+      const why = e.top_level ? 'not in a function, and the file\'s top level ran when it loaded' : 'no code there';
+      const moved = e.moved_from !== undefined ? termText(` (asked for line ${e.moved_from}: ${why})`) : '';
       // How this worker takes it: (watching), (call hook: traps not delivered on this machine).
       const m = armedMode(e);
       const mode = e.state === 'armed' && m ? ` (${m})` : '';
@@ -133,6 +134,7 @@ export function eventJson(e: BreakpointEvent): Record<string, unknown> | undefin
       if (e.source !== undefined) o.source = e.source;
       if (e.line !== undefined) o.line = e.line;
       if (e.moved_from !== undefined) o.moved_from = e.moved_from;
+      if (e.top_level) o.top_level = true;
       if (e.original !== undefined) o.original = e.original;
       if (e.nearest !== undefined) o.nearest = e.nearest;
       if (e.runtimes !== undefined) o.runtimes = e.runtimes;

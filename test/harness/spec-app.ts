@@ -15,8 +15,10 @@ const lineOf = (file: string, marker: string): number =>
 
 /** handle()'s ngx.say line: locals n, user, doubled; upvalues calls, ngx. */
 export const SPEC_BREAK = lineOf(SPEC_FILE, '-- BREAK');
-/** A comment line of spec_late.lua; the next line with code is LATE_RUN. */
+/** Comment lines of spec_late.lua, at the top level and inside run(); the next line with code
+ * (once the file has loaded) is LATE_RUN. */
 export const LATE_GAP = lineOf(LATE_FILE, '-- GAP');
+export const LATE_INSIDE = lineOf(LATE_FILE, '-- INSIDE');
 export const LATE_RUN = lineOf(LATE_FILE, 'local tripled');
 export const LATE_SAY = lineOf(LATE_FILE, '-- LATE');
 export const LAZY_SAY = lineOf(LAZY_FILE, '-- LAZY');

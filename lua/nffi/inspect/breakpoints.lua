@@ -169,10 +169,15 @@ function _M.set_breakpoint(params, b)
         end
         if line ~= spec.line then
             res.moved_from = spec.line
+            -- not in any function left to run: the top level ran when the file loaded
+            if not finder.in_function(sources[cands[1]], spec.line) then
+                res.top_level = true
+            end
         end
         push_ctl({ method = "Debugger.armed", params = { breakpoint = describe(bp),
                                                           mode = mode_of(true),
-                                                          moved_from = res.moved_from } })
+                                                          moved_from = res.moved_from,
+                                                          top_level = res.top_level } })
         signal()
         ngx_log(INFO, "[nffi bp ", id, " armed ", finder.name_of(bp.source), ":", line, "]")
     end

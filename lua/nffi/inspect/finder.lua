@@ -282,6 +282,19 @@ function _M.resolve_line(s, line, b)
     return best, objs
 end
 
+-- Is line inside a function of s that can still run (a reachable prototype
+-- spanning it, or the chunk's main function while it is reachable)?
+function _M.in_function(s, line)
+    local protos = s.protos
+    for i = 1, #protos do
+        local p = protos[i]
+        if p.linedefined == 0 or (p.linedefined <= line and p.lastlinedefined >= line) then
+            return true
+        end
+    end
+    return false
+end
+
 -- Sources named by url, sorted.
 function _M.candidates(url, sources, b)
     local out = {}
