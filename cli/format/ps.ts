@@ -48,7 +48,7 @@ export function formatPs(masters: HostMaster[], opts: TableOptions = {}): string
     out.push(...table.split('\n').map((l) => `  ${l}`));
   }
   if (masters.some((m) => m.workers.some((w) => w.agent === NOT_CHECKED))) {
-    out.push(`(agents ${NOT_CHECKED}: --agents attaches to each worker for a moment to see whether its agent answers)`);
+    out.push(`(agents ${NOT_CHECKED}: --agents tries a quick attach to each worker)`);
   }
   return out.join('\n');
 }
