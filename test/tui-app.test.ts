@@ -115,19 +115,26 @@ describe('keys', () => {
     expect(cos.visible()).toHaveLength(6);
     await keys(r, '/', 'C-u', ...'!ffi', 'enter');
     expect(cos.visible().some((c) => c.wait?.kind === 'ffi')).toBe(false);
+    // the dead coroutine of each worker is hidden until `a`
+    expect(cos.visible()).toHaveLength(6);
+    expect(r.app.screen.cos.info()).toMatch(/2 dead\/unstarted hidden \(a\)/);
+    await keys(r, 'a');
     expect(cos.visible()).toHaveLength(8);
+    expect(cos.visible().filter((c) => c.state === 'dead')).toHaveLength(2);
+    await keys(r, 'a');
+    expect(cos.visible()).toHaveLength(6);
     await keys(r, '/', 'C-u', ...'health.lua', 'enter');
     expect(cos.visible().map((c) => `${c.pid}:${c.id}`)).toEqual(['101:3', '102:3']);
     await keys(r, '/', 'C-u', ...'POST', 'enter');
     expect(cos.visible().map((c) => c.id)).toEqual([11, 11]);
     await keys(r, 'escape');
     expect(cos.filter).toBeUndefined();
-    expect(cos.visible()).toHaveLength(14);
+    expect(cos.visible()).toHaveLength(12);
   });
 
   it('one letter per sort column, I inverts; the selection stays on the same coroutine across samples', async () => {
     const r = await start(200, 60);
-    await keys(r, 'tab', 'tab', 's');
+    await keys(r, 'tab', 'tab', 'a', 's');
     const cos = r.app.screen.cos.table;
     expect(cos.sort).toEqual({ column: 'state', descending: false });
     expect(cos.visible()[0]!.state).toBe('dead');

@@ -4,7 +4,7 @@
 // coroutine waits on. A worker's rows come from its last walk (a few workers are walked per
 // tick), so the title says how many workers' walks failed or were cut short by the agent.
 import { waitText } from '../../cli/format/coroutines.js';
-import type { CoroutineRow, WorkerCoroutines } from '../../store/coroutines.js';
+import { isDead, isNotStarted, stateText, type CoroutineRow, type WorkerCoroutines } from '../../store/coroutines.js';
 import type { Key } from '../term.js';
 import type { KeyHelp } from '../view.js';
 import { shownFrame } from '../../store/frames.js';
@@ -28,6 +28,11 @@ const requestText = (r: CoroutineRow['request']): string => (r ? `${r.method} ${
 export class CoroutinesPane extends TablePane<CoItem> {
   private errors: string[] = [];
   private truncated = 0;
+  /** Dead threads lua-nginx-module keeps for reuse and timers not fired yet are hidden (the
+   * CLI's coroutines does the same) until `a` shows them. */
+  private showAll = false;
+  private hidden = 0;
+  private lastWorkers: WorkerCoroutines[] = [];
   /** Sources seen in frames (the command line completes file names from them). */
   readonly sources = new Set<string>();
   /** The rows of the workers shown now, by their answer (only these: the history holds the
@@ -42,13 +47,13 @@ export class CoroutinesPane extends TablePane<CoItem> {
       flashMs: 1_500,
       empty: 'no coroutines sampled yet',
       rowRole: (r) => (r.state === 'dead' ? 'dim' : undefined),
-      filterText: (r) => `${r.kind} ${r.state} ${waitText(r.wait)} ${requestText(r.request)} ${r.frames.map(frameText).join(' ')} ${r.pid} ${r.id}`,
+      filterText: (r) => `${r.kind} ${stateText(r)} ${waitText(r.wait)} ${requestText(r.request)} ${r.frames.map(frameText).join(' ')} ${r.pid} ${r.id}`,
       onActivate: (r) => host.openStack(r.pid, r.id, 'cos'),
       columns: [
         { id: 'pid', title: 'worker', width: 7, align: 'right', priority: 1, sortKey: 'p', sortValue: (r) => r.pid * 1e9 + r.id, cell: (r) => String(r.pid) },
         { id: 'id', title: 'co', width: 5, align: 'right', priority: 0, sortKey: 'i', sortValue: (r) => r.id, cell: (r) => String(r.id) },
         { id: 'kind', title: 'kind', width: 7, priority: 3, sortKey: 'K', cell: (r) => r.kind },
-        { id: 'state', title: 'state', width: 9, priority: 0, sortKey: 's', cell: (r) => r.state },
+        { id: 'state', title: 'state', width: 9, priority: 0, sortKey: 's', cell: (r) => stateText(r) },
         { id: 'wait', title: 'waits on', width: 18, minWidth: 10, priority: 1, sortKey: 'W', cell: (r) => (r.wait ? waitText(r.wait) : '') },
         { id: 'frame', title: 'top frame', width: 30, minWidth: 16, flex: true, elide: 'start', priority: 0, sortKey: 'f', cell: (r) => frameText(shownFrame(r.frames)) },
         { id: 'req', title: 'request', width: 22, minWidth: 12, flex: true, maxWidth: 60, priority: 2, sortKey: 'r', cell: (r) => requestText(r.request) },
@@ -70,9 +75,12 @@ export class CoroutinesPane extends TablePane<CoItem> {
       for (const r of items) rows.push(r);
     }
     this.itemsOf = next;
+    this.lastWorkers = workers;
+    const shown = this.showAll ? rows : rows.filter((r) => !isDead(r) && !isNotStarted(r));
+    this.hidden = rows.length - shown.length;
     this.errors = workers.filter((w) => w.error).map((w) => `worker ${w.pid}: ${w.error}`);
     this.truncated = workers.filter((w) => w.truncated).length;
-    this.table.setData(rows);
+    this.table.setData(shown);
   }
 
   /** The rows of one worker, as sampled (for `stack CO` without a worker). */
@@ -84,11 +92,18 @@ export class CoroutinesPane extends TablePane<CoItem> {
     const { index, shown, total } = this.table.counts;
     const pos = shown ? `${index + 1}/${shown}` : '0';
     const of = shown !== total ? ` of ${total}` : '';
-    const notes = [this.errors.length ? `${this.errors.length} failed` : '', this.truncated ? `${this.truncated} cut short` : ''].filter(Boolean);
+    const notes = [this.errors.length ? `${this.errors.length} failed` : '', this.truncated ? `${this.truncated} cut short` : '',
+      this.hidden ? `${this.hidden} dead/unstarted hidden (a)` : ''].filter(Boolean);
     return `${pos}${of}${notes.length ? ` (${notes.join(', ')})` : ''}`;
   }
 
   protected override keys(key: Key): boolean {
+    if (key === 'a') {
+      this.showAll = !this.showAll;
+      this.setWorkers(this.lastWorkers);
+      this.host.info(this.showAll ? 'showing dead and not-started coroutines too' : 'hiding dead and not-started coroutines');
+      return true;
+    }
     if (key !== 'w') return false;
     const r = this.table.selected;
     if (!r) return true;
@@ -98,6 +113,7 @@ export class CoroutinesPane extends TablePane<CoItem> {
   }
 
   protected override ownHelp(): KeyHelp[] {
-    return [{ keys: 'Enter', help: 'stack and locals' }, { keys: 'w', help: 'the FFI task it waits on' }];
+    return [{ keys: 'Enter', help: 'stack and locals' }, { keys: 'w', help: 'the FFI task it waits on' },
+      { keys: 'a', help: 'show or hide dead and not-started (pending timer) coroutines' }];
   }
 }
