@@ -51,7 +51,7 @@ async function coroutines(): Promise<Co[]> {
 /** The id of the coroutine serving `uri`, once it is parked. */
 async function idOf(uri: string): Promise<number> {
   const co = await waitFor(async () => (await coroutines()).find((c) => c.request?.uri === uri && c.state === 'suspended'),
-    { timeout: 8_000, interval: 100, what: `a coroutine serving ${uri}` });
+    { timeout: 20_000, interval: 100, what: `a coroutine serving ${uri}` });
   return co.id;
 }
 
@@ -59,14 +59,14 @@ describe('coroutine ids', () => {
   it('are never reused across coroutine churn, and a finished one says so', async () => {
     const seen = new Map<number, string>();
     for (let round = 0; round < 3; round++) {
-      const uri = `/names/slow?s=3&round=${round}`;
+      const uri = `/names/slow?s=6&round=${round}`;
       await park(uri);
       const id = await idOf(uri);
       expect(seen.has(id), `id ${id} named ${seen.get(id)} before ${uri}`).toBe(false);
       seen.set(id, uri);
       // finished threads go back to lua-nginx-module's cache and serve the next requests
       await waitFor(async () => !(await coroutines()).some((c) => c.id === id && c.state !== 'dead'),
-        { timeout: 5_000, interval: 200, what: `coroutine ${id} to finish` });
+        { timeout: 15_000, interval: 200, what: `coroutine ${id} to finish` });
       await Promise.all(Array.from({ length: 20 }, () => http(nginx().url('/names/churn'))));
       const r = await runCli(['stack', String(worker()), String(id)]);
       expect(r.status).toBe(1);
@@ -75,7 +75,7 @@ describe('coroutine ids', () => {
     }
     const ids = [...seen.keys()];
     expect([...ids].sort((a, b) => a - b)).toEqual(ids);
-  });
+  }, 150_000);
 
   it('an id never given is not "finished", and no error names a protocol method', async () => {
     const r = await runCli(['stack', String(worker()), '999999']);
@@ -134,7 +134,7 @@ describe('frames and locals', () => {
   ])('%s: the frame is named %s', async (uri, name, def) => {
     await park(uri);
     const co = await waitFor(async () => (await coroutines()).find((c) => c.state === 'suspended' && c.frames.some((f) => f.function === name)),
-      { timeout: 8_000, interval: 100, what: `a coroutine with a frame ${name}` });
+      { timeout: 20_000, interval: 100, what: `a coroutine with a frame ${name}` });
     const r = await runCli(['stack', String(worker()), String(co.id), '--json']);
     const f = JSON.parse(r.stdout).frames.find((x: any) => x.function === name);
     expect(f.linedefined).toBe(lineOf(def));

@@ -43,6 +43,7 @@ local str_format = string.format
 local math_huge = math.huge
 local array = json.array
 local live_slots = liveness.live_slots
+local compiled = liveness.compiled
 local is_library = names.is_library
 
 local _M = { _VERSION = "0.1.0" }
@@ -289,8 +290,8 @@ end
 -- slot -> whether the local there holds the program's value (liveness.lua),
 -- for a Lua frame of a suspended coroutine; nil: all of them do (the
 -- agent's own running coroutine, C frames) or it cannot be told.
-local function live_locals(co, level, info, moving, b)
-    if not moving or (info.what ~= "Lua" and info.what ~= "main") then
+local function live_locals(co, level, info, moving, stale, b)
+    if not moving or not stale or (info.what ~= "Lua" and info.what ~= "main") then
         return nil
     end
     local slots = {}
@@ -307,10 +308,11 @@ local function live_locals(co, level, info, moving, b)
 end
 
 -- nil when co ran on, leaving the frame, while it was read
-local function frame_vars(co, level, info, opts, shared, b)
+-- stale: whether a trace exit may have restored this frame (see liveness.compiled)
+local function frame_vars(co, level, info, opts, shared, b, stale)
     local moving = co ~= co_running()
     local fn, line = info.func, info.currentline
-    local live = live_locals(co, level, info, moving, b)
+    local live = live_locals(co, level, info, moving, stale, b)
     local locals = array()
     for i = 1, MAX_LOCALS do
         if not still_there(co, level, fn, line, moving) then
@@ -404,6 +406,18 @@ function _M.get_stack(params, b)
     local frames = array()
     names.prepare(b)
     local base = co == co_running() and 1 or 0
+    -- levels at or above the deepest one whose function a trace starts in:
+    -- their dead locals may hold stale values
+    local stale_to = -1
+    if params.locals and co ~= co_running() then
+        for level = base + MAX_STACK - 1, base, -1 do
+            local fi = debug_getinfo(co, level, "f")
+            if fi and compiled(fi.func, b) then
+                stale_to = level
+                break
+            end
+        end
+    end
     for level = base, base + MAX_STACK - 1 do
         local info = debug_getinfo(co, level, "nSluf")
         if not info then
@@ -412,7 +426,8 @@ function _M.get_stack(params, b)
         local f = coroutines.frame_of(info, co, level + 1)
         f.level = level - base
         if params.locals then
-            f.locals, f.upvalues, f.varargs = frame_vars(co, level, info, opts, shared, b)
+            f.locals, f.upvalues, f.varargs = frame_vars(co, level, info, opts, shared, b,
+                                                         level <= stale_to)
             if not f.locals then
                 return nil, "coroutine " .. id .. " ran on while its stack was read"
                             .. " (it was resumed meanwhile): ask again"

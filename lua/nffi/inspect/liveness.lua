@@ -36,6 +36,15 @@ local funcbc = usable and jutil.funcbc
 local funcinfo = usable and jutil.funcinfo
 local funck = usable and jutil.funck
 local funcuvname = usable and jutil.funcuvname
+local debug_getinfo = debug.getinfo
+
+local function is_lua(fn)
+    if type(fn) ~= "function" then
+        return false
+    end
+    local info = debug_getinfo(fn, "S")
+    return info ~= nil and info.what ~= "C"
+end
 
 local names_by_op = {}
 if usable then
@@ -58,6 +67,10 @@ local RETS = { RET = true, RET0 = true, RET1 = true, RETM = true }
 local TAILCALLS = { CALLT = true, CALLMT = true }
 local FALLTHROUGH = { LOOP = true, ILOOP = true, JLOOP = true }
 local JUMP_ONLY = { JMP = true, UCLO = true, ISNEXT = true }
+
+local LOOPS = { FORL = true, ITERL = true, LOOP = true }
+local COMPILED = { JFUNCF = true, JFUNCV = true, JFORL = true, JFORI = true, JITERL = true,
+                   JLOOP = true }
 
 local weak_k = { __mode = "k" }
 local decoded = setmetatable({}, weak_k)   -- fn -> code, or false (not judged)
@@ -95,6 +108,16 @@ local function decode(fn, b)
         end
     end
     code.n = n
+    -- where the JIT may patch this function: loops (FORL, ITERL, LOOP in
+    -- all their variants), read afresh by compiled()
+    local loops = {}
+    for pc = 1, n do
+        local name = code.op[pc]
+        if LOOPS[str_sub(name, -4)] or LOOPS[str_sub(name, -5)] then
+            loops[#loops + 1] = pc
+        end
+    end
+    code.loops = loops
     -- names of the upvalues of the closures made here: locals they may read
     for k = 1, 1000 do
         local ok, proto = pcall(funck, fn, -k)
@@ -231,7 +254,7 @@ end
 -- index - 1) for the slots asked (slots: { [slot] = name }); nil when it
 -- cannot be judged. b: a budget (may yield), or nil.
 function _M.live_slots(fn, line, slots, b)
-    if not usable or type(fn) ~= "function" or not line or line < 0 then
+    if not usable or not line or line < 0 or not is_lua(fn) then
         return nil
     end
     local code = decoded[fn]
@@ -281,6 +304,37 @@ function _M.live_slots(fn, line, slots, b)
         live[s] = v
     end
     return live
+end
+
+-- Whether a trace starts in fn now: its header or one of its loops is
+-- patched into a J* instruction. A frame whose values a trace exit may have
+-- left stale is one where this holds for it or for a frame below it (a trace
+-- starts in one frame and restores the frames it inlined above it). Traces
+-- flushed since a frame was restored are not seen.
+function _M.compiled(fn, b)
+    if not usable or not is_lua(fn) then
+        return false
+    end
+    local code = decoded[fn]
+    if code == nil then
+        code = decode(fn, b)
+        decoded[fn] = code
+    end
+    if not code then
+        return true  -- too long to judge: take it as compiled
+    end
+    local head = funcbc(fn, 0)
+    if head and COMPILED[names_by_op[band(head, 0xff)]] then
+        return true
+    end
+    local loops = code.loops
+    for i = 1, #loops do
+        local ins = funcbc(fn, loops[i])
+        if ins and COMPILED[names_by_op[band(ins, 0xff)]] then
+            return true
+        end
+    end
+    return false
 end
 
 _M.usable = usable
