@@ -121,6 +121,9 @@ const strings = (x: unknown): string[] | undefined =>
 
 export class Breakpoints {
   private readonly entries = new Map<number, Entry>();
+  /** Per breakpoint and worker (`id:pid`): an armed event being announced (its source map read),
+   * and the hits that came meanwhile, chained so that none is told before the armed line. */
+  private readonly announcing = new Map<string, Promise<void>>();
   private readonly listeners: BreakpointListener[] = [];
   private chain: Promise<unknown> = Promise.resolve();
   private nextId = 1;
@@ -420,7 +423,7 @@ export class Breakpoints {
     const w = e.workers.get(pid) ?? { pid, state: 'armed', hits: 0, dropped: 0 };
     e.workers.set(pid, w);
     switch (method) {
-      case 'Debugger.hit': return this.onHit(e, w, params as Debugger.HitEvent);
+      case 'Debugger.hit': return this.inOrder(e, w, () => this.onHit(e, w, params as Debugger.HitEvent));
       case 'Debugger.armed': {
         const b = (params as Debugger.ArmedEvent).breakpoint;
         const mode = agentMode((params as Debugger.ArmedEvent).mode) ?? w.mode;
@@ -431,7 +434,7 @@ export class Breakpoints {
         const moved = (params as Debugger.ArmedEvent).moved_from;
         if (b.state === 'armed' && typeof moved === 'number' && !e.target) w.moved_from = moved;
         if (b.state !== 'pending') delete w.nearest;
-        return void this.withOriginal(e, w).then(() => this.emitState(e, w));
+        return this.inOrder(e, w, () => this.withOriginal(e, w).then(() => this.emitState(e, w)));
       }
       case 'Debugger.removed': {
         const why = String((params as Debugger.RemovedEvent).reason ?? 'removed');
@@ -464,7 +467,20 @@ export class Breakpoints {
     }
   }
 
+  /** Run `fn` now, or after what worker w of e is still announcing (then it is next in line). */
+  private inOrder(e: Entry, w: WorkerBreakpoint, fn: () => void | Promise<void>): void {
+    const key = `${e.id}:${w.pid}`;
+    const before = this.announcing.get(key);
+    const run = before ? before.then(fn) : fn();
+    if (!run) return;
+    const done: Promise<void> = run.catch((err) => trace('bp %d on %d: %s', e.id, w.pid, err)).finally(() => {
+      if (this.announcing.get(key) === done) this.announcing.delete(key);
+    });
+    this.announcing.set(key, done);
+  }
+
   private onHit(e: Entry, w: WorkerBreakpoint, hit: Debugger.HitEvent): void {
+    if (this.entries.get(e.id) !== e) return; // removed while its armed line was told
     const count = e.spec.count;
     if (count !== undefined && e.hits >= count) return; // in flight when the count was reached
     e.hits++;

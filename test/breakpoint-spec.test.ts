@@ -93,6 +93,14 @@ describe('breakpoint specs against nginx with the agent', () => {
     // the main chunk runs the line of run()'s definition while it loads; later, run()'s first line
     // the main chunk is there as the file loads: the line moves into it (no top level to report)
     movedTo(cli.out(), 1, LATE_GAP, NO_CODE, true);
+    // told before any hit of that worker (the main chunk's line runs as it loads)
+    await http(nginx().url('/late?n=1'));
+    await new Promise((r) => setTimeout(r, 300));
+    const lines = cli.out().split('\n');
+    for (const [i, l] of lines.entries()) {
+      const pid = /^\[hit bp \d+\] pid (\d+) /.exec(l)?.[1];
+      if (pid) expect(lines.findIndex((x) => x.startsWith('bp ') && x.includes(` armed on worker ${pid} `)), cli.out()).toBeLessThan(i);
+    }
     cli.child.kill('SIGINT');
     expect(await cli.exited).toBe(0);
   });
