@@ -395,6 +395,10 @@ export namespace FFI {
     max_queue: number;
     /** latencies per phase, ms */
     latency_ms: LatencySummary;
+    /** How responses reach this runtime's waiters: eventfd, an eventfd in nginx's event loop whose handler posts each waiter's semaphore (libnffi_ngx.so); pump, the pump light thread reading the wake socket */
+    wake: "eventfd" | "pump";
+    /** Why the pump and not the eventfd: the check that failed (nginx headers of another nginx, an event method other than epoll, libnffi_ngx.so not built, the worker exiting) or 'opts.wake = "pump"' */
+    wake_reason?: string;
   }
   /** A live task of an nffi runtime */
   export interface Task {

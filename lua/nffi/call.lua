@@ -1,9 +1,11 @@
 -- A call to a runtime of the nffi binding (init.lua): the task submitted, the
--- calling coroutine parked on a semaphore until the pump (pump.lua) posts it,
--- the result read; and the task hook the inspector's task breakpoints set.
+-- calling coroutine parked on a semaphore until libnffi posts it from the
+-- eventfd's handler in nginx's event loop (fastwake.lua) or the pump (pump.lua)
+-- does, the result read; and the task hook the inspector's task breakpoints set.
 local ffi = require "ffi"
 local native = require "nffi.native"
 local pump = require "nffi.pump"
+local fastwake = require "nffi.fastwake"
 local runtime = require "nffi.runtime"
 local semaphore = require "ngx.semaphore"
 
@@ -21,6 +23,7 @@ local error = error
 local pcall = pcall
 local next = next
 local start_runtime = runtime.start_runtime
+local fast_active = fastwake.active
 
 local consts = native.consts
 local waiting = pump.waiting
@@ -86,8 +89,31 @@ function _M.coroutine_of(tag)
     return tag_co[tag]
 end
 
-local function wait_ready(C, t, id, timeout_s)
+-- task id -> the semaphore libnffi posts when the task is READY. Anchored here
+-- while C holds its address: a coroutine killed while waiting would otherwise
+-- let the GC free it, and lua-nginx-module reuses freed semaphores.
+local fast_anchor = {}
+_M._fast_waiting = fast_anchor   -- the inspector may count them
+
+-- Waits until the task is READY (true) or timeout_s passes (false). fast: the
+-- eventfd path is up, libnffi posts the semaphore itself (nffi_task_set_sema);
+-- otherwise the pump posts it, found in `waiting`.
+local function wait_ready(C, t, id, timeout_s, fast)
     local sema = sema_get()
+    if fast and C.nffi_task_set_sema(t, sema.sem) == 0 then
+        fast_anchor[id] = sema
+        local ok = sema:wait(timeout_s)
+        fast_anchor[id] = nil
+        if not ok then
+            return false    -- the caller abandons the task, which forgets sema
+        end
+        sema_put(sema)      -- this wait consumed the post
+        if C.nffi_task_state(t) == consts.TASK_READY then
+            return true
+        end
+        -- woken without a result: the eventfd path stopped (the worker exits)
+        sema = sema_get()
+    end
     waiting[id] = sema
     if pump.ensure() then
         local ok = sema:wait(timeout_s)
@@ -200,11 +226,13 @@ local function call(st, method, req)
     -- completion to serve, and a short busy-wait beats two thread wake-ups
     if not (st.spin_ns > 0 and next(waiting) == nil and C.nffi_task_spin(t, st.spin_ns) == 1) then
         local id = tonumber(C.nffi_task_id(t))
-        if not wait_ready(C, t, id, st.timeout_s) then
+        if not wait_ready(C, t, id, st.timeout_s, not st.wake_forced and fast_active()) then
             C.nffi_task_abandon(t)
             if worker_exiting() then
-                -- the pump may be idle waiting for this task: let it re-check
+                -- the pump may be idle waiting for this task: let it re-check;
+                -- the eventfd closes if nobody else waits on it
                 C.nffi_wake_kick()
+                fastwake.exit_check()
             end
             hook = task_hook
             if hook then

@@ -72,6 +72,25 @@ int nffi_wake_accept(int listen_fd, const char *path);
 void nffi_wake_kick(void);
 int nffi_drain(nffi_task **out, int max);
 
+typedef struct nffi_wake_stats {
+    uint64_t fast_wakeups;
+    uint64_t fast_posted;
+    uint64_t fast_max_batch;
+    uint64_t signals;
+    int64_t outstanding;
+    int32_t fast_on;
+    int32_t fast_fd;
+} nffi_wake_stats;
+int nffi_fast_install(void *post);
+void nffi_fast_remove(void);
+int nffi_fast_drain(void);
+int nffi_task_set_sema(nffi_task *t, void *sema);
+void nffi_wake_stats_get(nffi_wake_stats *out);
+
+int nffi_ngx_start(int fault, char *reason, int reason_max);
+int nffi_ngx_active(void);
+void nffi_ngx_exit_check(void);
+
 unsigned nffi_euid(void);
 int nffi_path_check(const char *path, unsigned uid, uint64_t *sig);
 

@@ -91,6 +91,9 @@ function _M.load(lib, cfg, opts)
     end
 
     local max_queue = opts.max_queue or DEFAULT_MAX_QUEUE
+    if opts.wake ~= nil and opts.wake ~= "auto" and opts.wake ~= "pump" then
+        error("nffi.load: opts.wake must be \"auto\" or \"pump\"", 2)
+    end
     local st = {
         key = key,
         lib = lib,
@@ -101,6 +104,8 @@ function _M.load(lib, cfg, opts)
         timeout_s = opts.timeout and opts.timeout / 1000 or FOREVER_S,
         spin_us = opts.poll_spin_us,
         spin_ns = (opts.wait_spin_us or 0) * 1000,
+        -- the pump even where the worker's eventfd path is up (tests, comparisons)
+        wake_forced = opts.wake == "pump" and 'opts.wake = "pump"' or nil,
         handle = handle,  -- pinned: runtime threads run its code until exit
         init = init,
     }
@@ -139,5 +144,6 @@ _M.now_ns = stats.now_ns
 _M.tasks = stats.tasks
 _M.runtimes = stats.runtimes
 _M.instrumented = stats.instrumented
+_M.wake_stats = stats.wake_stats
 
 return _M

@@ -3,6 +3,7 @@
 -- is found and opened, and its start in the worker on first use.
 local ffi = require "ffi"
 local native = require "nffi.native"
+local fastwake = require "nffi.fastwake"
 
 local ngx = ngx
 local get_phase = ngx.get_phase
@@ -105,6 +106,9 @@ local function start_runtime(st)
     end
     st.rt = rt
     st.pid = worker_pid()
+    if not st.wake_forced then
+        fastwake.ensure()   -- once per worker: the eventfd path, or why not
+    end
     return true
 end
 _M.open_library, _M.find_init, _M.start_runtime = open_library, find_init, start_runtime

@@ -4,6 +4,7 @@
 local ffi = require "ffi"
 local native = require "nffi.native"
 local runtime = require "nffi.runtime"
+local fastwake = require "nffi.fastwake"
 
 local ngx = ngx
 local worker_pid = ngx.worker.pid
@@ -56,6 +57,9 @@ local function runtime_stats(C, st)
         live = tonumber(s.live),
         max_queue = st.max_queue,
         latency_ms = lat,
+        -- how responses reach this runtime's waiters, and why not the eventfd
+        wake = (not st.wake_forced and fastwake.active()) and "eventfd" or "pump",
+        wake_reason = st.wake_forced or fastwake.reason(),
     }
 end
 
@@ -214,6 +218,9 @@ function _M.runtimes()
     end
     return out
 end
+
+-- The worker's wake-up path and its counters (fastwake.lua).
+_M.wake_stats = fastwake.stats
 
 function _M.instrumented()
     return native.lib().nffi_instrumented() ~= 0

@@ -166,6 +166,55 @@ void nffi_wake_kick(void);
  * pending-wake flag first. Abandoned tasks are freed here and not returned. */
 int nffi_drain(nffi_task **out, int max);
 
+/* ---- eventfd wake-up path (worker thread) ----
+ * Instead of the wake socket and its pump, responses can signal an eventfd that
+ * nginx's event loop watches (libnffi_ngx.so registers it, see below); its read
+ * handler calls nffi_fast_drain, which posts each waiter's lua-nginx-module
+ * semaphore directly. Tasks given a semaphore (nffi_task_set_sema) are
+ * delivered by posting it, from whichever drain takes them (nffi_fast_drain or
+ * nffi_drain); a drain never returns them. */
+typedef struct nffi_wake_stats {
+    uint64_t fast_wakeups;   /* runs of nffi_fast_drain (eventfd read handler) */
+    uint64_t fast_posted;    /* semaphores posted by libnffi (either drain) */
+    uint64_t fast_max_batch; /* most tasks one nffi_fast_drain delivered */
+    uint64_t signals;        /* wake-ups written by runtime threads (eventfd or socket) */
+    int64_t outstanding;     /* tasks whose semaphore libnffi has yet to post */
+    int32_t fast_on;         /* 1 while responses signal the eventfd */
+    int32_t fast_fd;         /* the eventfd, -1 before the first install */
+} nffi_wake_stats;
+/* post is lua-nginx-module's int ngx_http_lua_ffi_sema_post(sema, int n).
+ * Creates the eventfd (nonblocking; once per process, kept for its lifetime)
+ * and makes responses signal it. Returns the fd or -errno / NFFI_EINVAL. */
+int nffi_fast_install(void *post);
+/* Responses signal the wake socket again. Delivers what is done now and posts
+ * the semaphore of every task still outstanding without a result (its waiter
+ * sees the task not READY and falls back to the pump). The eventfd stays open:
+ * a runtime thread may be about to write to it. */
+void nffi_fast_remove(void);
+/* The eventfd's read handler: reads the eventfd and delivers every done task
+ * (semaphore tasks posted, others handed to the pump via nffi_drain and a wake
+ * byte). Returns how many semaphores it posted. */
+int nffi_fast_drain(void);
+/* Before yielding on the semaphore: libnffi posts sema (a ngx_http_lua_sema_t *)
+ * once the task is READY. Cleared by nffi_task_abandon. 0 or NFFI_EINVAL. */
+int nffi_task_set_sema(nffi_task *t, void *sema);
+void nffi_wake_stats_get(nffi_wake_stats *out);
+
+/* ---- libnffi_ngx.so: the eventfd registered in nginx's event loop ----
+ * Built against the installed nginx's headers (Debian nginx-dev), loaded into a
+ * worker by FFI after libnffi. nffi_ngx_start checks that the headers are the
+ * running nginx's (version and module signature of ngx_core_module), that the
+ * event method is epoll, that this is a worker not exiting, and finds
+ * ngx_http_lua_ffi_sema_post; then registers the eventfd with
+ * ngx_get_connection + ngx_handle_read_event. Returns 0, or -1 with why in
+ * reason. fault (tests): 1 acts as if the signature differed, 2 as if the
+ * event method were not epoll. The connection is idle, so a graceful shutdown
+ * tells it; it closes once no waiter is outstanding. */
+int nffi_ngx_start(int fault, char *reason, int reason_max);
+int nffi_ngx_active(void);
+/* Closes the connection when the worker is exiting and nobody waits. */
+void nffi_ngx_exit_check(void);
+
 /* ---- runtime-thread ABI (lua-resty-ffi compatible) ---- */
 void *ngx_http_lua_ffi_task_poll(void *tq);
 char *ngx_http_lua_ffi_get_req(void *task, int *len);

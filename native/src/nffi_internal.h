@@ -49,6 +49,7 @@ struct nffi_task {
     int resumed;                /* worker-only: latencies already recorded */
     int rc;                     /* atomic: written by respond, read by snapshots */
     uint32_t waiter;
+    void *sema;                 /* worker-only: semaphore libnffi posts when READY */
     char *rsp;
     size_t rsp_len;
     int64_t t_enqueued, t_polled, t_responded, t_resumed;
@@ -101,6 +102,8 @@ NFFI_HIDDEN void nffi__hist_add(nffi__hist *h, int64_t v);
 NFFI_HIDDEN double nffi__hist_quantile(const nffi__hist *h, double q);
 
 NFFI_HIDDEN void nffi__task_free(nffi_task *t);
+/* The waiter of t gave up: forget its semaphore (wake.c). Worker thread. */
+NFFI_HIDDEN void nffi__sema_forget(nffi_task *t);
 NFFI_HIDDEN void nffi__fork_check(void);
 
 /* Hardware watchpoints for the breakpoint hook (src/watch.c); worker thread. */

@@ -68,6 +68,7 @@ static void nffi__task_recycle(nffi_task *t)
 void nffi__task_free(nffi_task *t)
 {
     nffi_runtime *rt = t->rt;
+    nffi__sema_forget(t);
     if (t->lprev != NULL)
         t->lprev->lnext = t->lnext;
     else
@@ -358,6 +359,8 @@ NFFI_EXPORT int nffi_task_abandon(nffi_task *t)
     nffi_runtime *rt = t->rt;
     if (NFFI_INST)
         NFFI_BUMP(&rt->timeouts, 1);
+    /* Its waiter is gone: nothing may post the semaphore any more. */
+    nffi__sema_forget(t);
     /* Only the worker sets READY, so this read is stable. */
     int st = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
     if (st == NFFI_TASK_READY) {

@@ -1,5 +1,7 @@
-/* Completion side: respond, the process-wide done list, drain, and the wake
- * socket that tells the worker's pump there is something to drain. */
+/* Completion side: respond, the process-wide done list, the two drains, and
+ * the two ways of telling the worker there is something to drain: the wake
+ * socket the pump reads, or an eventfd nginx's event loop watches (registered
+ * by libnffi_ngx.so) whose handler posts the waiters' semaphores itself. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include "nffi_internal.h"
@@ -31,15 +34,40 @@ static nffi_task *nffi__backlog_head, *nffi__backlog_tail;
 /* Worker-only: the process the global wake state belongs to. */
 static pid_t nffi__pid;
 
+/* The eventfd path. fast_on and fast_fd are read by runtime threads in
+ * respond; everything else here is worker-only (stats read it relaxed).
+ * fast_pending coalesces eventfd writes as wake_pending does socket bytes. */
+typedef int (*nffi__post_fn)(void *sema, int n);
+static nffi__post_fn nffi__post;
+static int nffi__fast_on;
+static int nffi__fast_fd = -1;
+static int nffi__fast_pending;
+static int64_t nffi__outstanding;   /* tasks with a semaphore not posted yet */
+static uint64_t nffi__fast_wakeups, nffi__fast_posted, nffi__fast_max_batch;
+static uint64_t nffi__signals;      /* atomic RMW from runtime threads */
+
+/* Set in a child by the atfork handler: fork_check then compares pids. Saves
+ * the getpid system call on every drain (glibc no longer caches the pid). */
+static int nffi__forked;
+
+static void nffi__atfork_child(void)
+{
+    __atomic_store_n(&nffi__forked, 1, __ATOMIC_RELAXED);
+}
+
 __attribute__((constructor)) static void nffi__init(void)
 {
     nffi__pid = getpid();
+    pthread_atfork(NULL, NULL, nffi__atfork_child);
 }
 
 /* A child forked after load inherits the parent's wake socket and done list,
  * neither of which is its own; start from scratch. */
 void nffi__fork_check(void)
 {
+    if (!__atomic_load_n(&nffi__forked, __ATOMIC_RELAXED))
+        return;
+    __atomic_store_n(&nffi__forked, 0, __ATOMIC_RELAXED);
     pid_t p = getpid();
     if (p == nffi__pid)
         return;
@@ -47,6 +75,13 @@ void nffi__fork_check(void)
     if (fd >= 0)
         close(fd);
     __atomic_store_n(&nffi__wake_pending, 0, __ATOMIC_SEQ_CST);
+    fd = __atomic_exchange_n(&nffi__fast_fd, -1, __ATOMIC_SEQ_CST);
+    if (fd >= 0)
+        close(fd);
+    __atomic_store_n(&nffi__fast_on, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&nffi__fast_pending, 0, __ATOMIC_SEQ_CST);
+    nffi__post = NULL;
+    nffi__outstanding = 0;
     /* No runtime thread survives a fork, but one may have held the lock. */
     pthread_mutex_init(&nffi__done_lock, NULL);
     nffi__done_head = nffi__done_tail = NULL;
@@ -64,14 +99,46 @@ static void nffi__write_byte(int fd)
      * EPIPE: the pump is gone; there is nobody to wake. */
 }
 
-static void nffi__wake(void)
+static void nffi__wake_socket(void)
 {
     if (__atomic_exchange_n(&nffi__wake_pending, 1, __ATOMIC_SEQ_CST) == 0) {
         int fd = __atomic_load_n(&nffi__wake_fd, __ATOMIC_SEQ_CST);
-        if (fd >= 0)
+        if (fd >= 0) {
             nffi__write_byte(fd);
+            NFFI_ADD(&nffi__signals, 1);
+        }
         /* fd < 0: nffi_wake_accept sees pending == 1 and writes the byte. */
     }
+}
+
+static void nffi__signal_eventfd(int fd)
+{
+    uint64_t one = 1;
+    ssize_t r;
+    do
+        r = write(fd, &one, sizeof(one));
+    while (r < 0 && errno == EINTR);
+    /* EAGAIN: the counter is at its maximum, the handler is due anyway. */
+}
+
+/*
+ * Called after the task was appended under done_lock. fast_on is read after
+ * the append: nffi_fast_remove clears it before its last drain takes the
+ * list, so a response that still saw 1 is on the list that drain takes, and
+ * one that saw 0 writes the socket the pump (or a waiter draining by itself)
+ * reads. The eventfd is never closed while the process lives, so a late
+ * write lands in it harmlessly.
+ */
+static void nffi__wake(void)
+{
+    if (__atomic_load_n(&nffi__fast_on, __ATOMIC_SEQ_CST)) {
+        if (__atomic_exchange_n(&nffi__fast_pending, 1, __ATOMIC_SEQ_CST) == 0) {
+            nffi__signal_eventfd(__atomic_load_n(&nffi__fast_fd, __ATOMIC_SEQ_CST));
+            NFFI_ADD(&nffi__signals, 1);
+        }
+        return;
+    }
+    nffi__wake_socket();
 }
 
 NFFI_EXPORT void ngx_http_lua_ffi_respond(void *task, int rc, char *rsp, int rsp_len)
@@ -114,6 +181,37 @@ NFFI_EXPORT void ngx_http_lua_ffi_respond(void *task, int rc, char *rsp, int rsp
 void ngx_http_lua_nonblocking_ffi_respond(void *task, int rc, char *rsp, int rsp_len)
     __attribute__((alias("ngx_http_lua_ffi_respond")));
 
+/* Worker thread. A task with a semaphore is READY and its semaphore posted
+ * here (lua-nginx-module resumes the waiter from nginx's posted events). */
+static void nffi__post_ready(nffi_task *t)
+{
+    void *sema = t->sema;
+    t->sema = NULL;
+    nffi__outstanding--;
+    __atomic_store_n(&t->state, NFFI_TASK_READY, __ATOMIC_RELAXED);
+    NFFI_STORE(&nffi__fast_posted, nffi__fast_posted + 1);
+    nffi__post(sema, 1);
+}
+
+void nffi__sema_forget(nffi_task *t)
+{
+    if (t->sema != NULL) {
+        t->sema = NULL;
+        nffi__outstanding--;
+    }
+}
+
+NFFI_EXPORT int nffi_task_set_sema(nffi_task *t, void *sema)
+{
+    if (t == NULL || sema == NULL || nffi__post == NULL || t->abandoned ||
+        __atomic_load_n(&t->state, __ATOMIC_ACQUIRE) == NFFI_TASK_READY)
+        return NFFI_EINVAL;
+    if (t->sema == NULL)
+        nffi__outstanding++;
+    t->sema = sema;
+    return NFFI_OK;
+}
+
 NFFI_EXPORT int nffi_drain(nffi_task **out, int max)
 {
     nffi__fork_check();
@@ -152,10 +250,114 @@ NFFI_EXPORT int nffi_drain(nffi_task **out, int max)
             nffi__task_free(t);
             continue;
         }
+        if (t->sema != NULL) {
+            nffi__post_ready(t);
+            continue;
+        }
         __atomic_store_n(&t->state, NFFI_TASK_READY, __ATOMIC_RELAXED);
         out[n++] = t;
     }
     return n;
+}
+
+NFFI_EXPORT int nffi_fast_drain(void)
+{
+    nffi__fork_check();
+    int fd = __atomic_load_n(&nffi__fast_fd, __ATOMIC_SEQ_CST);
+    if (fd >= 0) {
+        uint64_t v;
+        ssize_t r;
+        do
+            r = read(fd, &v, sizeof(v));
+        while (r < 0 && errno == EINTR);
+    }
+    NFFI_STORE(&nffi__fast_wakeups, nffi__fast_wakeups + 1);
+    /* Cleared before the swap, for the reason nffi_drain gives. */
+    __atomic_store_n(&nffi__fast_pending, 0, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&nffi__done_lock);
+    nffi_task *t = nffi__done_head;
+    nffi__done_head = nffi__done_tail = NULL;
+    pthread_mutex_unlock(&nffi__done_lock);
+
+    int posted = 0, to_pump = 0;
+    while (t != NULL) {
+        nffi_task *next = t->dnext;
+        t->dnext = NULL;
+        if (t->abandoned) {
+            if (NFFI_INST)
+                NFFI_BUMP(&t->rt->late, 1);
+            nffi__task_free(t);
+        } else if (t->sema != NULL) {
+            nffi__post_ready(t);
+            posted++;
+        } else {
+            /* A waiter of the pump's (a runtime told to use it): the task stays
+             * DONE, so an abandon meanwhile defers as it does on the done list. */
+            if (nffi__backlog_tail != NULL)
+                nffi__backlog_tail->dnext = t;
+            else
+                nffi__backlog_head = t;
+            nffi__backlog_tail = t;
+            to_pump = 1;
+        }
+        t = next;
+    }
+    if (to_pump)
+        nffi__wake_socket();
+    if ((uint64_t)posted > nffi__fast_max_batch)
+        NFFI_STORE(&nffi__fast_max_batch, (uint64_t)posted);
+    return posted;
+}
+
+NFFI_EXPORT int nffi_fast_install(void *post)
+{
+    nffi__fork_check();
+    if (post == NULL)
+        return NFFI_EINVAL;
+    nffi__post = (nffi__post_fn)post;
+    int fd = __atomic_load_n(&nffi__fast_fd, __ATOMIC_SEQ_CST);
+    if (fd < 0) {
+        fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        __atomic_store_n(&nffi__fast_fd, fd, __ATOMIC_SEQ_CST);
+    }
+    __atomic_store_n(&nffi__fast_on, 1, __ATOMIC_SEQ_CST);
+    /* One first signal: the handler takes whatever is done already. */
+    __atomic_store_n(&nffi__fast_pending, 1, __ATOMIC_SEQ_CST);
+    nffi__signal_eventfd(fd);
+    return fd;
+}
+
+NFFI_EXPORT void nffi_fast_remove(void)
+{
+    nffi__fork_check();
+    if (!__atomic_load_n(&nffi__fast_on, __ATOMIC_SEQ_CST))
+        return;
+    __atomic_store_n(&nffi__fast_on, 0, __ATOMIC_SEQ_CST);
+    nffi_fast_drain();
+    /* Waiters whose tasks are not done: wake them without a result; they see
+     * the task not READY and wait on the pump's path from now on. */
+    for (nffi_task *t = nffi__live.head; t != NULL && nffi__outstanding > 0; t = t->gnext) {
+        if (t->sema != NULL) {
+            void *sema = t->sema;
+            nffi__sema_forget(t);
+            nffi__post(sema, 1);
+        }
+    }
+}
+
+NFFI_EXPORT void nffi_wake_stats_get(nffi_wake_stats *out)
+{
+    if (out == NULL)
+        return;
+    out->fast_wakeups = NFFI_LOAD(&nffi__fast_wakeups);
+    out->fast_posted = NFFI_LOAD(&nffi__fast_posted);
+    out->fast_max_batch = NFFI_LOAD(&nffi__fast_max_batch);
+    out->signals = NFFI_LOAD(&nffi__signals);
+    out->outstanding = NFFI_LOAD(&nffi__outstanding);
+    out->fast_on = __atomic_load_n(&nffi__fast_on, __ATOMIC_SEQ_CST);
+    out->fast_fd = __atomic_load_n(&nffi__fast_fd, __ATOMIC_SEQ_CST);
 }
 
 NFFI_EXPORT int nffi_wake_listen(char *path_out, int path_max)
@@ -278,5 +480,5 @@ NFFI_EXPORT int nffi_wake_accept(int listen_fd, const char *path)
 NFFI_EXPORT void nffi_wake_kick(void)
 {
     nffi__fork_check();
-    nffi__wake();
+    nffi__wake_socket();
 }

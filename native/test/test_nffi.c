@@ -689,6 +689,154 @@ static void test_hist(void)
     CHECK(ok);
 }
 
+/* ---------- eventfd path ---------- */
+
+/* Plays lua-nginx-module's ngx_http_lua_ffi_sema_post: records what it got. */
+static void *fast_posted[4096];
+static int fast_n_posted;
+
+static int fake_sema_post(void *sema, int n)
+{
+    if (n == 1 && fast_n_posted < 4096)
+        fast_posted[fast_n_posted++] = sema;
+    return 0;
+}
+
+static int fast_signalled(int fd, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, timeout_ms) == 1;
+}
+
+static void test_fast(void)
+{
+    nffi_task *got[64];
+    nffi_wake_stats ws;
+    char sema[64];
+    int st;
+    nffi_drain(got, 64);
+    CHECK(nffi_fast_install(NULL) == NFFI_EINVAL);
+    nffi_runtime *rt = new_rt("fast", 0);
+    nffi_task *t = nffi_task_submit(rt, "", 0, "x", 1, 0, &st);
+    int fd = nffi_fast_install((void *)fake_sema_post);
+    CHECK(fd >= 0 && fast_signalled(fd, 0));         /* a first signal: drain what is done */
+    nffi_fast_drain();
+    CHECK(!fast_signalled(fd, 0));
+    nffi_task_abandon(t);
+    CHECK(nffi_fast_install((void *)fake_sema_post) == fd);  /* one eventfd per process */
+    nffi_fast_drain();
+
+    /* 40 waiters with semaphores: one signal, one drain posts all, in completion
+     * order; nothing is handed to the pump. */
+    nffi_task *ts[40];
+    for (int i = 0; i < 40; i++) {
+        ts[i] = nffi_task_submit(rt, "", 0, "f", 1, 0, &st);
+        CHECK(nffi_task_set_sema(ts[i], &sema[i]) == 0);
+    }
+    CHECK(nffi_task_set_sema(NULL, &sema[0]) == NFFI_EINVAL && nffi_task_set_sema(ts[0], NULL) == NFFI_EINVAL);
+    nffi_wake_stats_get(&ws);
+    uint64_t signals = ws.signals;
+    CHECK(ws.outstanding == 40 && ws.fast_on == 1 && ws.fast_fd == fd);
+    for (int i = 0; i < 40; i++)
+        ngx_http_lua_ffi_respond(ngx_http_lua_ffi_task_poll(rt), i, NULL, 0);
+    CHECK(fast_signalled(fd, 1000));
+    fast_n_posted = 0;
+    CHECK(nffi_fast_drain() == 40 && fast_n_posted == 40);
+    nffi_wake_stats_get(&ws);
+    CHECK(ws.outstanding == 0 && ws.fast_max_batch >= 40 && ws.signals == signals + 1);
+    CHECK(!fast_signalled(fd, 0) && nffi_drain(got, 64) == 0);
+    for (int i = 0; i < 40; i++) {
+        CHECK(fast_posted[i] == &sema[i] && nffi_task_state(ts[i]) == NFFI_TASK_READY);
+        CHECK(nffi_task_result(ts[i], NULL, NULL) == i);
+        nffi_task_release(ts[i]);
+    }
+
+    /* A task without a semaphore (a runtime on the pump): the eventfd drain
+     * leaves it DONE for nffi_drain and the pump's socket. */
+    t = nffi_task_submit(rt, "", 0, "p", 1, 0, &st);
+    ngx_http_lua_ffi_respond(ngx_http_lua_ffi_task_poll(rt), 7, NULL, 0);
+    fast_n_posted = 0;
+    CHECK(nffi_fast_drain() == 0 && fast_n_posted == 0 && nffi_task_state(t) == NFFI_TASK_DONE);
+    CHECK(nffi_drain(got, 64) == 1 && got[0] == t && nffi_task_result(t, NULL, NULL) == 7);
+    nffi_task_release(t);
+
+    /* nffi_drain posts a semaphore task itself and never hands it out. */
+    t = nffi_task_submit(rt, "", 0, "d", 1, 0, &st);
+    CHECK(nffi_task_set_sema(t, &sema[1]) == 0);
+    ngx_http_lua_ffi_respond(ngx_http_lua_ffi_task_poll(rt), 0, NULL, 0);
+    CHECK(nffi_drain(got, 64) == 0 && fast_n_posted == 1 && fast_posted[0] == &sema[1]);
+    CHECK(nffi_task_state(t) == NFFI_TASK_READY);
+    nffi_task_release(t);
+    nffi_fast_drain();
+
+    /* A waiter that gave up: its semaphore is never posted (it may be reused). */
+    fast_n_posted = 0;
+    t = nffi_task_submit(rt, "", 0, "a", 1, 0, &st);
+    CHECK(nffi_task_set_sema(t, &sema[2]) == 0);
+    void *held = ngx_http_lua_ffi_task_poll(rt);
+    CHECK(nffi_task_abandon(t) == 0);
+    nffi_wake_stats_get(&ws);
+    CHECK(ws.outstanding == 0);
+    ngx_http_lua_ffi_respond(held, 0, NULL, 0);
+    CHECK(nffi_fast_drain() == 0 && fast_n_posted == 0);
+    t = nffi_task_submit(rt, "", 0, "a", 1, 0, &st);          /* PENDING: freed at once */
+    CHECK(nffi_task_set_sema(t, &sema[3]) == 0 && nffi_task_abandon(t) == 1);
+    nffi_wake_stats_get(&ws);
+    CHECK(ws.outstanding == 0 && fast_n_posted == 0);
+
+    /* Threads: 4 runtime threads, 2000 waiters, the main thread as the event loop. */
+    enum { N = 2000 };
+    static char many[N];
+    static nffi_task *mt[N];
+    struct rthread th[4];
+    start_threads(th, 4, rt, 1);
+    for (int i = 0; i < N; i++) {
+        mt[i] = nffi_task_submit(rt, "", 0, "0123456789", (size_t)(i % 10), 0, &st);
+        CHECK(nffi_task_set_sema(mt[i], &many[i]) == 0);
+    }
+    int total = 0, wakeups = 0;
+    int64_t deadline = nffi_now_ns() + 30 * SEC;
+    fast_n_posted = 0;
+    while (total < N && nffi_now_ns() < deadline) {
+        if (fast_signalled(fd, 100)) {
+            int k = nffi_fast_drain();
+            for (int j = 0; j < k; j++) {
+                int i = (int)((char *)fast_posted[j] - many);
+                char *rsp;
+                size_t len;
+                CHECK(nffi_task_result(mt[i], &rsp, &len) == (i % 10) % 5 && len == (size_t)(i % 10));
+                CHECK(memcmp(rsp, "0123456789", len) == 0);
+                nffi_task_release(mt[i]);
+            }
+            total += k;
+            wakeups++;
+            fast_n_posted = 0;
+        }
+    }
+    CHECK(total == N);
+    CHECK(wakeups <= total);
+    nffi_runtime_finish(rt);
+    CHECK(join_threads(th, 4) == N);
+
+    /* Remove: the outstanding waiters are woken without a result, later
+     * responses signal the socket and reach nffi_drain. */
+    rt = new_rt("fast2", 0);
+    t = nffi_task_submit(rt, "", 0, "r", 1, 0, &st);
+    CHECK(nffi_task_set_sema(t, &sema[4]) == 0);
+    held = ngx_http_lua_ffi_task_poll(rt);
+    fast_n_posted = 0;
+    nffi_fast_remove();
+    nffi_wake_stats_get(&ws);
+    CHECK(fast_n_posted == 1 && fast_posted[0] == &sema[4] && ws.fast_on == 0 && ws.outstanding == 0);
+    CHECK(nffi_task_state(t) == NFFI_TASK_POLLED);
+    ngx_http_lua_ffi_respond(held, 3, NULL, 0);
+    CHECK(!fast_signalled(fd, 0));
+    CHECK(drain_wait(got, 1, SEC) == 1 && got[0] == t && nffi_task_result(t, NULL, NULL) == 3);
+    nffi_task_release(t);
+    nffi_fast_remove();                                     /* idempotent */
+    CHECK(fast_n_posted == 1);
+}
+
 /* ---------- wake socket ---------- */
 
 static int connect_to(const char *path)
@@ -1159,6 +1307,7 @@ int main(int argc, char **argv)
     test_spin_paths();
     test_spin();
     test_examples();
+    test_fast();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

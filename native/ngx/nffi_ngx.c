@@ -1,0 +1,153 @@
+/*
+ * libnffi_ngx: libnffi's eventfd registered in the nginx worker's own event
+ * loop, so that a runtime thread's response reaches its waiting coroutine in
+ * one notification nginx handles itself: epoll reports the eventfd, the read
+ * handler below (nffi_fast_drain in libnffi) posts each waiter's
+ * lua-nginx-module semaphore, and lua-nginx-module resumes the coroutines from
+ * nginx's posted events in the same turn of the loop. No light thread, no
+ * cosocket read, no Lua loop in between.
+ *
+ * A library loaded into the worker through FFI, not a dynamic module: nothing
+ * to add to nginx.conf (no load_module), and it is only ever loaded by the
+ * binding that uses it. It is built against the installed nginx's headers
+ * (Debian nginx-dev, configured with Debian's own flags) and proves at run
+ * time that they are the running binary's before it touches any nginx
+ * structure: nginx_version and NGX_MODULE_SIGNATURE against ngx_core_module's,
+ * which is how nginx itself accepts a dynamic module.
+ *
+ * Everything here runs on the worker's event-loop thread.
+ */
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <nginx.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include "nffi.h"
+
+static ngx_connection_t *nffi_ngx_conn;
+static int nffi_ngx_close_calls;
+
+static void nffi_ngx_stop(void)
+{
+    ngx_connection_t *c = nffi_ngx_conn;
+    if (c == NULL)
+        return;
+    nffi_ngx_conn = NULL;
+    if (c->read->active) {
+        ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+    if (c->read->posted) {
+        /* a multi-statement macro: braces needed */
+        ngx_delete_posted_event(c->read);
+    }
+    /* libnffi keeps the eventfd open (a runtime thread may be writing to it):
+     * free the slot without closing the descriptor. */
+    c->fd = (ngx_socket_t) -1;
+    ngx_free_connection(c);
+    nffi_fast_remove();
+}
+
+static void nffi_ngx_write_handler(ngx_event_t *wev)
+{
+    (void) wev;
+}
+
+static void nffi_ngx_read_handler(ngx_event_t *rev)
+{
+    ngx_connection_t *c = rev->data;
+    if (c->close) {
+        /* First: the graceful shutdown's close of idle connections (it set
+         * ngx_exiting): stay while waiters are outstanding. Again: the
+         * shutdown timer closing everything: go now. */
+        c->close = 0;
+        c->idle = 0;
+        if (++nffi_ngx_close_calls > 1) {
+            nffi_ngx_stop();
+            return;
+        }
+    }
+    rev->ready = 0;
+    nffi_fast_drain();
+    if (ngx_exiting && nffi_ngx_conn != NULL) {
+        nffi_wake_stats st;
+        nffi_wake_stats_get(&st);
+        if (st.outstanding == 0)
+            nffi_ngx_stop();
+    }
+}
+
+static int nffi_ngx_fail(char *reason, int reason_max, const char *why)
+{
+    if (reason != NULL && reason_max > 0)
+        snprintf(reason, (size_t)reason_max, "%s", why);
+    return -1;
+}
+
+__attribute__((visibility("default"))) int nffi_ngx_start(int fault, char *reason, int reason_max)
+{
+    char why[160];
+    if (nffi_ngx_conn != NULL)
+        return 0;
+    if (fault == 1 || ngx_core_module.version != nginx_version ||
+        ngx_core_module.signature == NULL ||
+        ngx_strcmp(ngx_core_module.signature, NGX_MODULE_SIGNATURE) != 0) {
+        snprintf(why, sizeof(why), "nginx headers do not match the running nginx (built for %s)",
+                 NGINX_VERSION);
+        return nffi_ngx_fail(reason, reason_max, why);
+    }
+    ngx_event_conf_t *ecf = ngx_event_get_conf(ngx_cycle->conf_ctx, ngx_event_core_module);
+    if (fault == 2 || !(ngx_event_flags & NGX_USE_EPOLL_EVENT) || ecf == NULL ||
+        ecf->name == NULL || ngx_strcmp(ecf->name, "epoll") != 0) {
+        snprintf(why, sizeof(why), "event method is %s, not epoll",
+                 fault == 2 ? "not epoll (test)" : ecf && ecf->name ? (char *) ecf->name : "unknown");
+        return nffi_ngx_fail(reason, reason_max, why);
+    }
+    if (ngx_process != NGX_PROCESS_WORKER && ngx_process != NGX_PROCESS_SINGLE)
+        return nffi_ngx_fail(reason, reason_max, "not in a worker process");
+    if (ngx_exiting || ngx_quit || ngx_terminate)
+        return nffi_ngx_fail(reason, reason_max, "the worker is exiting");
+    void *post = dlsym(RTLD_DEFAULT, "ngx_http_lua_ffi_sema_post");
+    if (post == NULL)
+        return nffi_ngx_fail(reason, reason_max, "ngx_http_lua_ffi_sema_post not found");
+
+    int fd = nffi_fast_install(post);
+    if (fd < 0) {
+        snprintf(why, sizeof(why), "eventfd: errno %d", -fd);
+        return nffi_ngx_fail(reason, reason_max, why);
+    }
+    ngx_connection_t *c = ngx_get_connection(fd, ngx_cycle->log);
+    if (c == NULL) {
+        nffi_fast_remove();
+        return nffi_ngx_fail(reason, reason_max, "no free connection (worker_connections)");
+    }
+    c->log = ngx_cycle->log;
+    c->read->log = c->log;
+    c->write->log = c->log;
+    c->read->handler = nffi_ngx_read_handler;
+    c->write->handler = nffi_ngx_write_handler;
+    /* idle: a graceful shutdown calls the handler with c->close set */
+    c->idle = 1;
+    nffi_ngx_conn = c;
+    nffi_ngx_close_calls = 0;
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        nffi_ngx_stop();
+        return nffi_ngx_fail(reason, reason_max, "ngx_handle_read_event failed");
+    }
+    return 0;
+}
+
+__attribute__((visibility("default"))) int nffi_ngx_active(void)
+{
+    return nffi_ngx_conn != NULL;
+}
+
+__attribute__((visibility("default"))) void nffi_ngx_exit_check(void)
+{
+    if (nffi_ngx_conn == NULL || !ngx_exiting)
+        return;
+    nffi_wake_stats st;
+    nffi_wake_stats_get(&st);
+    if (st.outstanding == 0)
+        nffi_ngx_stop();
+}
