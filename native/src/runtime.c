@@ -1,8 +1,29 @@
 /* Runtimes: creation, finish, statistics and the live-task snapshot. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "nffi_internal.h"
+
+/*
+ * glibc gives memory back to the kernel whenever the top of a heap grows past
+ * M_TRIM_THRESHOLD (128 KiB) after a free of 64 KiB or more. Responses are
+ * malloc'd in the runtime thread's arena and freed by the worker; with 32
+ * calls of 64 KiB in flight every free trimmed that arena (madvise) and the
+ * runtime's next malloc took 16 page faults again: measured as most of the
+ * runtime thread's time at 64 KiB x 32 (perf: exc_page_fault under memmove,
+ * __madvise in the worker). A worker that runs nffi keeps 8 MiB of each heap's
+ * top instead; NFFI_MALLOC_TRIM=<bytes> sets another value, 0 keeps glibc's.
+ */
+static void nffi__malloc_tune(void)
+{
+    long bytes = 8L << 20;
+    const char *env = getenv("NFFI_MALLOC_TRIM");
+    if (env != NULL)
+        bytes = strtol(env, NULL, 10);
+    if (bytes > 0)
+        mallopt(M_TRIM_THRESHOLD, (int)(bytes > (1L << 30) ? (1L << 30) : bytes));
+}
 
 NFFI_EXPORT const char *nffi_version(void)
 {
@@ -30,6 +51,8 @@ NFFI_EXPORT int64_t nffi_thread_cpu_ns(void)
 
 NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
 {
+    static pthread_once_t tuned = PTHREAD_ONCE_INIT;
+    pthread_once(&tuned, nffi__malloc_tune);
     nffi_runtime *rt = calloc(1, sizeof(*rt));
     if (rt == NULL)
         return NULL;
