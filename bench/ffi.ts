@@ -12,21 +12,32 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BENCH_LUA = join(ROOT, 'bench', 'lua');
 const UDS_ECHO = join(ROOT, 'native', 'build', 'uds_echo');
 
-interface Result { mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number }
+interface Result {
+  mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number;
+  wake?: string; wake_reason?: string;
+}
 
 interface Variant { label: string; mode: string; instance: 'inst' | 'noinst'; query?: string }
 
 const VARIANTS: Variant[] = [
   { label: 'nffi', mode: 'nffi', instance: 'inst' },
+  // the path nffi had before the eventfd one (issue 15), forced, for the before/after in one run
+  { label: 'nffi (pump)', mode: 'nffi', instance: 'inst', query: 'cfg=1&wake=pump' },
   { label: 'nffi (no instrumentation)', mode: 'nffi', instance: 'noinst' },
   { label: 'nffi + spin', mode: 'nffi', instance: 'inst', query: 'cfg=spin&poll_spin=50&wait_spin=30' },
   { label: 'unix socket', mode: 'uds', instance: 'inst' },
   { label: 'run_worker_thread', mode: 'worker_thread', instance: 'inst' },
 ];
 
-const SIZES = [64, 4096, 65536];
-const CONCURRENCY = [1, 32];
-const REPEATS = 3;
+// BENCH_SIZES=64,65536 BENCH_CONC=32 BENCH_REPEATS=5 BENCH_PLACEMENTS=pinned shorten or
+// lengthen a run; the defaults are the full table.
+function envList(name: string, dflt: number[]): number[] {
+  const v = process.env[name];
+  return v ? v.split(',').map((x) => Number(x)).filter((x) => Number.isFinite(x) && x > 0) : dflt;
+}
+const SIZES = envList('BENCH_SIZES', [64, 4096, 65536]);
+const CONCURRENCY = envList('BENCH_CONC', [1, 32]);
+const REPEATS = envList('BENCH_REPEATS', [3])[0]!;
 
 function benchHttp(variant: 'inst' | 'noinst'): string {
   const init = variant === 'noinst'
@@ -106,11 +117,20 @@ async function benchPlacement(place: Placement): Promise<void> {
         for (const v of VARIANTS) {
           const m = median(runs.get(v.label)!);
           results.set(v.label, m);
-          rows.push([String(size), String(conc), v.label, m.ops_per_s.toFixed(0), m.p50_us.toFixed(1), m.p99_us.toFixed(1)]);
+          // say so when nffi's wake-up path was not the one the label promises
+          const paths = [...new Set(runs.get(v.label)!.map((r) => r.wake).filter((w) => w !== undefined))];
+          const want = v.query?.includes('wake=pump') ? 'pump' : 'eventfd';
+          const label = v.mode === 'nffi' && paths.some((p) => p !== want)
+            ? `${v.label} [wake: ${paths.join('/')}${m.wake_reason ? `: ${m.wake_reason}` : ''}]` : v.label;
+          rows.push([String(size), String(conc), label, m.ops_per_s.toFixed(0), m.p50_us.toFixed(1), m.p99_us.toFixed(1)]);
         }
         const ops = (l: string) => results.get(l)!.ops_per_s;
+        const p99 = (l: string) => results.get(l)!.p99_us;
         ratios.push([
           String(size), String(conc),
+          (ops('nffi') / ops('nffi (pump)')).toFixed(2),
+          (ops('nffi (pump)') / ops('run_worker_thread')).toFixed(2),
+          (p99('nffi') / p99('run_worker_thread')).toFixed(2),
           (ops('nffi') / ops('unix socket')).toFixed(2),
           (ops('nffi + spin') / ops('unix socket')).toFixed(2),
           (ops('nffi') / ops('run_worker_thread')).toFixed(2),
@@ -122,7 +142,8 @@ async function benchPlacement(place: Placement): Promise<void> {
     process.stdout.write(formatTable(['bytes', 'conc', 'way', 'calls/s', 'p50 µs', 'p99 µs'], rows) + '\n\n');
     process.stdout.write('ratios (calls/s)\n');
     process.stdout.write(formatTable(
-      ['bytes', 'conc', 'nffi/uds', 'nffi+spin/uds', 'nffi/worker_thread', 'instrumentation cost'], ratios) + '\n');
+      ['bytes', 'conc', 'nffi/pump', 'pump/worker_thread', 'p99 nffi/worker_thread', 'nffi/uds', 'nffi+spin/uds',
+        'nffi/worker_thread', 'instrumentation cost'], ratios) + '\n');
   } finally {
     await instances.inst.stop();
     await instances.noinst.stop();
@@ -132,5 +153,8 @@ async function benchPlacement(place: Placement): Promise<void> {
 }
 
 export async function runFfiBench(): Promise<void> {
-  for (const place of PLACEMENTS) await benchPlacement(place);
+  const only = process.env.BENCH_PLACEMENTS?.split(',');
+  for (const place of PLACEMENTS) {
+    if (!only || only.some((o) => place.label.startsWith(o))) await benchPlacement(place);
+  }
 }

@@ -39,6 +39,7 @@ local callers = {}
 function callers.nffi(opts)
     local rt = assert(nffi.load("nffi_echo", opts.cfg, {
         name = "bench", poll_spin_us = opts.poll_spin_us, wait_spin_us = opts.wait_spin_us,
+        wake = opts.wake,
     }))
     return function(payload)
         local ok, res = rt:echo(payload)
@@ -97,6 +98,7 @@ function _M.run()
         pool = var.arg_pool or "nffi_bench",
         poll_spin_us = tonumber(var.arg_poll_spin), wait_spin_us = tonumber(var.arg_wait_spin),
         cfg = var.arg_cfg,
+        wake = var.arg_wake,
     }
     local size = tonumber(var.arg_size) or 64
     local conc = tonumber(var.arg_conc) or 1
@@ -130,6 +132,9 @@ function _M.run()
         p50_us = quantile(lat, 0.5) / 1000,
         p99_us = quantile(lat, 0.99) / 1000,
         instrumented = nffi.instrumented(),
+        -- how nffi's responses reached the waiters in this run
+        wake = mode == "nffi" and (opts.wake == "pump" and "pump" or nffi.wake_stats().path) or nil,
+        wake_reason = mode == "nffi" and opts.wake ~= "pump" and nffi.wake_stats().reason or nil,
     }))
 end
 
