@@ -178,6 +178,7 @@ function _M.prepare(b)
     building = false
     if ok then
         index, ranks, module_set, built_at, misses = idx, rk, mset, ngx_now(), 0
+        by_fn = setmetatable({}, weak_k)
         by_proto, nsources = {}, 0
     end
 end
@@ -318,7 +319,7 @@ function _M.name_of(info, co, level)
     if cached then
         return cached
     end
-    if rank > 2 then
+    if not name then
         local pname = proto_name(info)
         if pname then
             return pname
@@ -328,18 +329,19 @@ function _M.name_of(info, co, level)
         local cname, crank = from_caller(fn, co, level and (co and level or level + 1))
         if cname and crank < rank then
             name = cname
-            by_fn[fn] = cname
         end
     end
+    -- one look per function: the name stays what it was first found to be
+    -- (until the index is rebuilt)
     if name then
+        by_fn[fn] = name
         return name
     end
     local fb = fallback(info)
+    by_fn[fn] = fb
+    remember_proto(info, fb)
     if index then
         misses = misses + 1
-        if not building then
-            remember_proto(info, fb)
-        end
     end
     return fb
 end
