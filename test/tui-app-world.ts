@@ -127,7 +127,7 @@ export class World {
       tasks.push({
         id, runtime: i % 3 === 2 ? 'echo' : 'imgresize', method: i % 3 === 2 ? 'echo' : 'resize', state: i === 0 ? 'polled' : 'pending',
         age_ms: 1800 - i * 600 + (pid - 101) * 50, req_len: 200, req_preview: i === 1 ? '{"w":1280,"src":"/img/日本語.png"}' : `{"w":640,"n":${i}}`,
-        coroutine: { id: co, frames: yielding('resize', '/srv/app/images/resize.lua', 88) },
+        coroutine: { id: co, frames: yielding('resize', '/srv/app/images/resize.lua', 88), request: { method: 'GET', uri: `/img/resize?w=${640 + i}` } },
       });
       if (i < 3) {
         cos.push({

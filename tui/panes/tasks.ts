@@ -29,7 +29,7 @@ export class TasksPane extends TablePane<TaskItem> {
       holdOrderMs: 3_000,
       flashMs: 1_500,
       empty: 'no pending tasks',
-      filterText: (r) => `${r.runtime}.${r.method} ${r.state} ${r.req_preview} ${r.pid} ${r.id} ${r.coroutine ? `co ${r.coroutine.id} ${r.coroutine.frames.map(frameText).join(' ')}` : ''}`,
+      filterText: (r) => `${r.runtime}.${r.method} ${r.state} ${r.req_preview} ${r.pid} ${r.id} ${r.coroutine ? `co ${r.coroutine.id} ${r.coroutine.frames.map(frameText).join(' ')}` : ''}${r.coroutine?.request ? ` ${r.coroutine.request.method} ${r.coroutine.request.uri}` : ''}`,
       onActivate: (r) => {
         if (r.coroutine) host.openStack(r.pid, r.coroutine.id, 'tasks');
         else host.info(`task ${r.id}: no waiting coroutine is known`);
@@ -45,6 +45,8 @@ export class TasksPane extends TablePane<TaskItem> {
         { id: 'co', title: 'co', width: 5, align: 'right', priority: 2, cell: (r) => (r.coroutine ? String(r.coroutine.id) : '-') },
         { id: 'req', title: 'request', width: 24, minWidth: 10, flex: true, priority: 1,
           cell: (r) => r.req_preview + (r.req_len > r.req_preview.length ? host.theme.glyphs.ellipsis : '') },
+        { id: 'http', title: 'for request', width: 22, minWidth: 12, maxWidth: 48, priority: 3, sortKey: 'h',
+          cell: (r) => (r.coroutine?.request ? `${r.coroutine.request.method} ${r.coroutine.request.uri}` : '') },
         { id: 'at', title: 'waiting at', width: 28, minWidth: 14, elide: 'start', priority: 4, cell: (r) => frameText(shownFrame(r.coroutine?.frames ?? [])) },
       ],
     });
