@@ -463,7 +463,7 @@ export namespace Debugger {
     url: string;
     /** Required for FILE; none for ffi:RUNTIME.METHOD */
     line?: number;
-    /** Side-effect-free Lua expression over locals, upvalues, globals and request reads */
+    /** Side-effect-free Lua expression over the line's locals and upvalues and request reads (ngx.var, ngx.ctx); a name the line cannot see is refused when the breakpoint arms ('condition: unknown name ...') */
     condition?: string;
     /** Logpoint template: 'n={n} user={ctx.user}'; at most 32 {expressions} */
     log?: string;
@@ -628,7 +628,7 @@ export namespace Debugger {
   }
   export interface ErrorEvent {
     id: number;
-    /** what failed: 'condition: ...', 'log: ...', or why a pending breakpoint could not be armed once its file loaded */
+    /** what failed: 'condition: ...', 'log: ...' (the probe says 'log template: ...'), or why a pending breakpoint could not be armed once its file loaded ('condition: unknown name ...' / 'log template: unknown name ...': removed there, and the probe ends it everywhere) */
     message: string;
     /** The worker, added by the probe on serve's sockets (agents' own events name no pid) */
     pid?: number;
