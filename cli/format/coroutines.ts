@@ -11,13 +11,15 @@ import { ellipsize, formatTable, type Column, type Style, type TableOptions } fr
 
 export type { CoroutineRow, FrameBrief, WorkerCoroutines } from '../../store/coroutines.js';
 
-/** `/app/handler.lua:41 handlers.slow`, `co_yield [C]`; `-` for none. File first: cut from the
- * left in a narrow column, the file name, line and function stay. */
+/** `/app/handler.lua:41 handlers.slow`, `co_yield [C]`, `content_by_lua(nginx.conf:25):1` (a
+ * chunk name without LuaJIT's `=`, no `?` for a function without a name); `-` for none. File
+ * first: cut in a narrow column, the file name, line and function stay (shortFrame). */
 export function frameText(f: FrameBrief | undefined): string {
   if (!f) return '-';
-  const name = f.function || '?';
-  if (f.source === '=[C]') return `${name} [C]`;
-  return `${f.line >= 0 ? `${f.source}:${f.line}` : f.source} ${name}`;
+  const name = f.function && f.function !== '?' ? ` ${f.function}` : '';
+  if (f.source === '=[C]') return `${f.function || '?'} [C]`;
+  const source = f.source.replace(/^=/, '');
+  return `${f.line >= 0 ? `${source}:${f.line}` : source}${name}`;
 }
 
 /** The old order (`function source:line`), as the stack's frame lines read. */
@@ -39,9 +41,14 @@ export function requestText(r: Lua.Request | null | undefined, max = 48): string
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-/** A frame cell without the directories (`demo_app.lua:41 h`): a narrow column keeps the file,
- * line and as much of the function as fits. */
-export const shortFrame = (cell: string): string => cell.replace(/^[^ ]*\/(?=[^/ ]*:\d+ )/, '');
+/** A frame cell without the directories (`demo_app.lua:41 h`), an inline chunk as the line of
+ * nginx.conf it is on (`content_by_lua(nginx.conf:25):3` → `nginx.conf:27`): a narrow column
+ * keeps the file, line and as much of the function as fits. */
+export const shortFrame = (cell: string): string => {
+  const inline = /^\w+\(([^():]+):(\d+)\):(\d+)( .*)?$/.exec(cell);
+  if (inline) return `${inline[1]!.replace(/^.*\//, '')}:${Number(inline[2]) + Number(inline[3]) - 1}${inline[4] ?? ''}`;
+  return cell.replace(/^[^ ]*\/(?=[^/ ]*:\d+( |$))/, '');
+};
 
 const stateStyle = (s: string): Style | undefined =>
   s === 'running' ? 'green' : s === 'dead' || s === 'pending' || s === 'not started' ? 'dim' : s === 'normal' ? 'cyan' : undefined;
