@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { request, type ClientRequest } from 'node:http';
 import { afterAll, describe, expect, it } from 'vitest';
-import { oneLineError, runCli } from './harness/cli.js';
+import { oneLineError, runCli, startCli, stopCliAfterEach } from './harness/cli.js';
 import { FIXTURE_LUA } from './harness/ffi-app.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
 
@@ -18,6 +18,8 @@ server {
 `;
 
 const nginx = useNginx({ workers: 1, http: NAMES_HTTP, luaPath: [FIXTURE_LUA], env: { PARK_HOLD_S: '20' } });
+
+stopCliAfterEach();
 
 const held: ClientRequest[] = [];
 afterAll(() => {
@@ -175,5 +177,23 @@ describe('frames and locals', () => {
     const { text } = await stackOf('/names/slow?ffi=1');
     expect(text).toMatch(/^#\d+ handlers\.slow at /m);
     expect(text).not.toMatch(/= -?\d(\.\d+)?e-\d{3}\b/);
+  });
+});
+
+describe('breakpoint hits', () => {
+  it('a hit\'s frames carry the same names and linedefined', async () => {
+    const line = lineOf('    local n = 42');
+    await http(nginx().url('/names/churn'));  // names_app.lua loaded: the breakpoint arms at once
+    const cli = startCli(['breakpoint', String(worker()), `names_app.lua:${line}`, '--json']);
+    await waitFor(() => cli.lines().some((l) => l.event === 'armed' && l.state === 'armed'),
+      { timeout: 15_000, what: `armed; out: ${cli.out()} err: ${cli.err()}` });
+    await park('/names/slow?s=0.01&bp=1');
+    const hit = await waitFor(() => cli.lines().find((l) => l.event === 'hit'),
+      { timeout: 10_000, what: `a hit; out: ${cli.out()} err: ${cli.err()}` });
+    // the hook never builds the index of loaded modules (a walk does): route is found by the
+    // name it is called by until one has run
+    expect(hit.frames.map((f: any) => f.function)).toEqual(['handlers.slow', expect.stringMatching(/^(names_app\.)?route$/), 'main chunk']);
+    expect(hit.frames[0]).toMatchObject({ called_as: 'h', linedefined: lineOf('function handlers.slow()'), line });
+    for (const f of hit.frames) expect(typeof f.linedefined).toBe('number');
   });
 });

@@ -10,7 +10,8 @@
 --   3. an upvalue holding it (`park_timer`), from the same places (an
 --      `_internal` module field comes after these);
 --   4. a local of the calling frame holding it (`h`);
--- else what Lua's traceback says: `main chunk`, `function <file.lua:39>`.
+-- else what Lua's traceback says: `main chunk`, the name LuaJIT found,
+-- `function <file.lua:39>`.
 -- The functions reachable from loaded modules (their upvalues, and the
 -- upvalues of the functions found there, breadth first) make an index, built
 -- in budgeted slices by the walks that may yield (prepare) and used by all;
@@ -262,11 +263,14 @@ local function short_source(info)
     return info.short_src or src
 end
 
+-- What Lua's traceback says: the name LuaJIT found, else where it is defined.
 local function fallback(info)
     if info.what == "main" then
         return "main chunk"
+    elseif info.name then
+        return info.name
     elseif info.what == "C" then
-        return info.name or "?"
+        return "?"
     end
     return "function <" .. short_source(info) .. ":" .. (info.linedefined or "?") .. ">"
 end
