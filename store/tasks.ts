@@ -76,8 +76,10 @@ export interface TaskQuery {
   rule?: FrameRule;
   /** Ask for the waiters' frames and requests when the tasks' frames do not reach application
    * code or their request is not known (WALK_MAX, ENRICH_MAX); default false: a front end
-   * that samples often decides what it can afford (the CLI's `tasks` asks). */
-  enrich?: boolean;
+   * that samples often decides what it can afford (the CLI's `tasks` asks). 'walk': only
+   * the one walk of a worker with at most WALK_MAX tasks, no stacks (`tasks --json`: one
+   * request more at most, whatever the backlog). */
+  enrich?: boolean | 'walk';
   /** List at most this many per worker (Infinity: all); default DEFAULT_MAX. */
   want?: number;
   /** Ask the agent to start each waiter's frames at its application code (by the rule's
@@ -111,7 +113,7 @@ export class TasksView extends View<WorkerTasks[]> {
     await Promise.all(out.filter((w) => !w.error).map((w) => this.more(w, want).catch((err: Error) => {
       w.error = err.message;
     })));
-    if (q.enrich) await Promise.all(out.filter((w) => !w.error).map((w) => this.enrich(w)));
+    if (q.enrich) await Promise.all(out.filter((w) => !w.error).map((w) => this.enrich(w, q.enrich === true)));
     return this.publish(out);
   }
 
@@ -144,10 +146,10 @@ export class TasksView extends View<WorkerTasks[]> {
   }
 
   /** Frames and requests of the waiters, as far as the agent can tell (WALK_MAX above). */
-  private async enrich(w: WorkerTasks): Promise<void> {
+  private async enrich(w: WorkerTasks, stacks: boolean): Promise<void> {
     if (!w.tasks.some((t) => needsAny(waiterOf(t)))) return;
     if (w.total <= WALK_MAX) await this.walk(w).catch(() => undefined);
-    await this.stacks(w);
+    if (stacks) await this.stacks(w);
   }
 
   /** One walk of the worker's coroutines: frames and request of every waiter still there. */

@@ -248,6 +248,16 @@ describe('tasks: the waiter\'s frame in application code and its request', () =>
     // one stack for the two tasks of one coroutine
     expect(client.calls.map((c) => c.method)).toEqual(['FFI.getTasks', 'Lua.getStack']);
   });
+
+  it("enrich 'walk' (tasks --json): the walk of a small worker, never the stacks", async () => {
+    const big = setup(WALK_MAX + 1, [task(1, 7)]);
+    await new TasksView(big).load({ enrich: 'walk' });
+    expect(big.calls.map((c) => c.method)).toEqual(['FFI.getTasks']);
+    const small = setup(2, [task(1, 7), task(2, 8)]);
+    const [w] = await new TasksView(small).load({ enrich: 'walk' });
+    expect(small.calls.map((c) => c.method)).toEqual(['FFI.getTasks', 'Lua.getCoroutines']);
+    expect(w!.tasks[0]!.coroutine).toMatchObject({ top_frame_index: 4, request: { method: 'GET', uri: '/api/slow' } });
+  });
 });
 
 describe('the hit stream', () => {

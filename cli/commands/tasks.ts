@@ -3,7 +3,7 @@
 // application code: at most --max per worker (default 1000) and how many there are in all
 // (store/tasks.ts pages through the rest only when asked).
 import type { Command } from 'commander';
-import { DEFAULT_MAX, ENRICH_MAX, TasksView, WALK_MAX } from '../../store/tasks.js';
+import { DEFAULT_MAX, TasksView, WALK_MAX } from '../../store/tasks.js';
 import { parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
 import { writeStyled } from '../format/escape.js';
@@ -31,7 +31,7 @@ export function registerTasks(program: Command): void {
     .option('--all', 'list every task (100,000 tasks: ~5 s and ~80 MB of JSON)')
     .option('--frames <N>', 'frames per task in the stacks under the table, from the first in application code (default 3)')
     .option('--wide', 'every column, nothing cut (default: fit the terminal, 80 columns when piped)')
-    .option('--json', `print JSON: {"workers":[{"pid","tasks":[...],"total","truncated"}]}; each waiter's frames and request are asked for (a worker with more than ${WALK_MAX} tasks: the frames of the first ${ENRICH_MAX}, no requests)`)))
+    .option('--json', `print JSON: {"workers":[{"pid","tasks":[...],"total","truncated"}]}; each waiter's frames and request are asked for, in one walk of a worker's coroutines when it has at most ${WALK_MAX} tasks`)))
     .action(async (pidText: string, opts: Options) => {
       const pid = parsePid(pidText);
       if (opts.all && opts.max !== undefined) throw new UsageError('--max and --all exclude each other');
@@ -39,7 +39,7 @@ export function registerTasks(program: Command): void {
       const frames = opts.frames !== undefined ? parseCount(opts.frames, '--frames') : 3;
       const olderThanMs = opts.olderThan !== undefined ? parseDuration(opts.olderThan, '--older-than') : undefined;
       const rule = ruleFrom(opts);
-      const workers = await withClient(pid, opts, (c) => new TasksView(c).load({ want, rule, enrich: true, ...(olderThanMs !== undefined ? { olderThanMs } : {}) }));
+      const workers = await withClient(pid, opts, (c) => new TasksView(c).load({ want, rule, enrich: opts.json ? 'walk' : true, ...(olderThanMs !== undefined ? { olderThanMs } : {}) }));
       if (opts.json) printJson({ workers });
       else writeStyled(formatTasks(workers, { ...tableOptions(opts), rule, frames }) + '\n');
     });

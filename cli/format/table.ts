@@ -16,7 +16,7 @@ export type Style = 'red' | 'yellow' | 'green' | 'cyan' | 'dim' | 'bold';
 
 export interface Column {
   title: string;
-  /** Numbers align right, text left; default: right when every cell looks like a number. */
+  /** 'left': numbers too; default: numbers right, other cells (`-`) left. */
   align?: 'left' | 'right';
   /** 0 (default): always shown; higher numbers are left out first when the width is short. */
   priority?: number;
@@ -152,7 +152,8 @@ export function formatTable(header: (string | Column)[], cells: string[][], opts
   const cols = header.map(columnOf);
   const rows = cells.map((r) => cols.map((_, i) => termText(r[i] ?? '')));
   const natural = cols.map((c, i) => Math.max(cellWidth(c.title), ...rows.map((r) => cellWidth(r[i]!))));
-  const right = cols.map((c, i) => (c.align ? c.align === 'right' : rows.length > 0 && rows.every((r) => r[i] === '' || r[i] === '-' || isNumeric(r[i]!)) && rows.some((r) => isNumeric(r[i]!))));
+  // a number aligns right (unless its column says left), any other cell left: `-` for none too
+  const right = (i: number, text: string): boolean => cols[i]!.align !== 'left' && isNumeric(text);
   const compactW = cols.map((c) => (c.compact ? Math.max(0, ...rows.map((r) => cellWidth(termText(c.compact!(r[cols.indexOf(c)]!))))) : undefined));
   const plan = planFor(cols, natural, opts.width, compactW);
   const line = (texts: string[], row: number | undefined) => plan.shown
@@ -163,7 +164,7 @@ export function formatTable(header: (string | Column)[], cells: string[][], opts
       const text = ellipsize(row !== undefined && col.compact && cellWidth(whole) > w ? termText(col.compact(whole)) : whole, w, col.elide);
       const style = row !== undefined && opts.color ? col.style?.(cells[row]![i] ?? '', row) : undefined;
       const last = k === plan.shown.length - 1;
-      const alignRight = right[i]! && row !== undefined;
+      const alignRight = row !== undefined && right(i, whole);
       const padded = last && !alignRight ? text : padTo(text, w, alignRight);
       if (!style) return padded;
       const lead = padded.length - padded.trimStart().length;
