@@ -133,6 +133,7 @@ describe('frames and locals', () => {
     ['/names/timer', 'park_timer', 'park_timer = function'],
     ['/names/thread', 'light', 'local function light'],
     ['/names/get', 'names_app.get', 'function _M.get()'],
+    ['/names/user', 'user_entry', 'local function user_entry'],
   ])('%s: the frame is named %s', async (uri, name, def) => {
     await park(uri);
     const co = await waitFor(async () => (await coroutines()).find((c) => c.state === 'suspended' && c.frames.some((f) => f.function === name)),
@@ -177,6 +178,18 @@ describe('frames and locals', () => {
     const { text } = await stackOf('/names/slow?ffi=1');
     expect(text).toMatch(/^#\d+ handlers\.slow at /m);
     expect(text).not.toMatch(/= -?\d(\.\d+)?e-\d{3}\b/);
+  });
+});
+
+describe('FFI tasks', () => {
+  it('the coroutine a task waits in has the same names', async () => {
+    await park('/names/slow?ffi=1&task=1');
+    const task = await waitFor(async () => {
+      const r = await runCli(['tasks', String(worker()), '--json']);
+      if (r.status !== 0) throw new Error(r.stderr);
+      return JSON.parse(r.stdout).workers[0].tasks.find((t: any) => t.coroutine);
+    }, { timeout: 20_000, interval: 200, what: 'a pending task with its coroutine' });
+    expect(task.coroutine.frames.map((f: any) => f.function)).toContain('handlers.slow');
   });
 });
 
