@@ -53,7 +53,7 @@ const COLUMNS: Column[] = [
   { title: 'age ms', align: 'right', style: ageStyle },
   { title: 'req bytes', align: 'right', priority: 4 },
   { title: 'co', align: 'right', priority: 3 },
-  { title: 'request', priority: 1, min: 12 },
+  { title: 'request', priority: 1, min: 16 },
   { title: 'waiting at', min: 20, compact: shortFrame },
 ];
 
