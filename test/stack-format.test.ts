@@ -1,0 +1,50 @@
+// `stack --locals` text: proxies and unavailable locals say what they are, library upvalues are
+// hidden (and counted) unless asked for.
+import { describe, expect, it } from 'vitest';
+import { formatStack } from '../cli/format/stack.js';
+import { renderValue } from '../cli/format/value.js';
+import type { Lua } from '../probe/protocol-types.js';
+
+const frames: Lua.StackFrame[] = [{
+  level: 0, function: 'handlers.slow', called_as: 'h', source: '/app/demo_app.lua', line: 41, linedefined: 39, what: 'Lua',
+  locals: [
+    { name: 'n', value: { type: 'number', value: 42 } },
+    { name: 'err', value: { type: 'unavailable' } },
+  ],
+  upvalues: [
+    { name: 'var', value: { type: 'proxy', value: 'ngx.var' } },
+    { name: 'sleep', value: { type: 'function', value: 'function [C]' }, library: true },
+    { name: 'cjson', value: { type: 'table', ref: 't1', entries: [] }, library: true },
+    { name: 'reply', value: { type: 'function', value: 'function /app/demo_app.lua:28' } },
+  ],
+}];
+
+describe('stack text', () => {
+  it.each([
+    [{ type: 'proxy', value: 'ngx.var' }, 'ngx.var (proxy)'],
+    [{ type: 'proxy', value: 'table with __index/__newindex functions' }, 'table with __index/__newindex functions (proxy)'],
+    [{ type: 'unavailable' }, '<unavailable: not used from here on>'],
+  ] as [Lua.Value, string][])('renders %j as %s', (v, text) => {
+    expect(renderValue(v)).toBe(text);
+  });
+
+  it('hides library upvalues by default and says how many', () => {
+    const text = formatStack(frames);
+    expect(text.split('\n')).toEqual([
+      '#0 handlers.slow at /app/demo_app.lua:41',
+      '    n = 42',
+      '    err = <unavailable: not used from here on>',
+      '    (upvalue) var = ngx.var (proxy)',
+      '    (upvalue) reply = function /app/demo_app.lua:28',
+      '    (2 library upvalues hidden)',
+      '2 upvalues holding C functions, ngx.* or loaded modules hidden: --all-upvalues shows them',
+    ]);
+  });
+
+  it('shows them all when asked', () => {
+    const text = formatStack(frames, 100, null, { allUpvalues: true });
+    expect(text).toContain('    (upvalue) sleep = function [C]');
+    expect(text).toContain('    (upvalue) cjson = {}');
+    expect(text).not.toMatch(/hidden/);
+  });
+});
