@@ -13,7 +13,7 @@ import { Session } from '../probe/session.js';
 import { oneLineError, ROOT, runCli, startCli, stopCliAfterEach } from './harness/cli.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
 import {
-  FIXTURE_LUA, LATE_FILE, LATE_GAP, LATE_INSIDE, LATE_RUN, LAZY_FILE, LAZY_SAY, SPEC_APP_HTTP, SPEC_BREAK, SPEC_FILE,
+  FIXTURE_LUA, LATE_FILE, LATE_GAP, LATE_INSIDE, LATE_RUN, LAZY_FILE, LAZY_SAY, SPEC_APP_HTTP, SPEC_BREAK, SPEC_FILE, SPEC_LOOP,
 } from './harness/spec-app.js';
 
 const protocol = JSON.parse(readFileSync(`${ROOT}/probe/protocol.json`, 'utf8'));
@@ -131,6 +131,13 @@ describe('breakpoint specs against nginx with the agent', () => {
     expect(oneLineError(r)).toBe(`nffi-inspect: ${want.replace('LOC', LOC)}`);
   });
 
+  it('a name live only inside its line (a one-line loop\'s variable) is not refused', async () => {
+    const r = await runCli(['breakpoint', master(), `${SPEC_FILE}:${SPEC_LOOP}`, 'if', 'i ~= nil and i > 1 and later > 0', '--timeout', '1s']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout.match(/^bp \d+ armed on worker \d+/gm)).toHaveLength(2);
+  });
+
   it('the --help examples arm (the line\'s names, ngx.ctx, ngx.var) and hit', async () => {
     const help = (await runCli(['breakpoint', '--help'])).stdout.replace(/\s+/g, ' ');
     expect(help).not.toMatch(/[^.]ctx\.user/);
@@ -163,11 +170,11 @@ describe('breakpoint specs against nginx with the agent', () => {
 
   it('a FILE no loaded chunk matches: pending, and stderr says so once with the nearest loaded names', async () => {
     const none = await runCli(['breakpoint', master(), 'nope.lua:10', '--timeout', '1s']);
-    expect(none.status).toBe(0);
+    expect(none.status, none.stderr).toBe(0);
     expect(none.stderr).toBe('nffi-inspect: no loaded chunk matches nope.lua; pending until one loads (none has a similar name; `scripts PID` lists them)\n');
     expect(none.stdout.match(/^bp \d+ pending on worker \d+/gm)).toHaveLength(2);
     const near = await runCli(['breakpoint', master(), 'spec_ap.lua:10', '--timeout', '1s', '--json']);
-    expect(near.status).toBe(0);
+    expect(near.status, near.stderr).toBe(0);
     // nearest first: one edit away, then spec_late.lua and spec_lazy.lua (a few edits)
     const nearest = [SPEC_FILE, LATE_FILE, LAZY_FILE].map((f) => `${FIXTURE_LUA}/${f}`);
     expect(near.stderr).toBe(`nffi-inspect: no loaded chunk matches spec_ap.lua; pending until one loads (nearest loaded: ${nearest.join(', ')})\n`);

@@ -15,6 +15,8 @@ const lineOf = (file: string, marker: string): number =>
 
 /** handle()'s ngx.say line: locals n, user, doubled; upvalues calls, ngx. */
 export const SPEC_BREAK = lineOf(SPEC_FILE, '-- BREAK');
+/** `for i = 1, 2 do ... end` on one line: `i` is live inside it, not where it starts. */
+export const SPEC_LOOP = lineOf(SPEC_FILE, '-- LOOP');
 /** Comment lines of spec_late.lua, at the top level and inside run(); the next line with code
  * (once the file has loaded) is LATE_RUN. */
 export const LATE_GAP = lineOf(LATE_FILE, '-- GAP');

@@ -4,8 +4,11 @@
 -- A condition reads the hit frame's locals, then its upvalues (cond_gen.lua);
 -- the built-ins (ngx.var, ngx.ctx, string, math, type...) are never names
 -- of the frame and globals are never read. So a name is visible at LINE when
--- it is a local live at an instruction where LINE starts in a prototype that
--- runs LINE, or an upvalue of that prototype.
+-- it is a local live at an instruction of LINE in a prototype that runs LINE,
+-- or an upvalue of that prototype. (A hit reads the frame where a line event
+-- comes: where LINE starts, and where a loop jumps back inside it; any of
+-- LINE's instructions is taken, so nothing a hit can see is refused. A local
+-- declared on LINE is live only after it, on the next line's instructions.)
 -- Upvalue names come from jit.util.funcuvname. Locals by instruction are not
 -- exposed by LuaJIT (debug.getlocal of a function gives its parameters): they
 -- are read from the prototype's own debug info (varinfo, lineinfo) through
@@ -247,11 +250,11 @@ local function visible(objs, line, b)
         if not vars then
             return nil
         end
-        -- the instructions where LINE starts: where a line event reports it
-        local starts = {}
+        -- LINE's instructions
+        local pcs = {}
         for pc = 1, pt.sizebc - 1 do
-            if lines[pc] == line and lines[pc - 1] ~= line then
-                starts[#starts + 1] = pc
+            if lines[pc] == line then
+                pcs[#pcs + 1] = pc
             end
             if b then
                 b:step()
@@ -260,11 +263,14 @@ local function visible(objs, line, b)
         for j = 1, #vars do
             local v = vars[j]
             declared[v[1]] = true
-            for k = 1, #starts do
-                if v[2] <= starts[k] and starts[k] < v[3] then
+            for k = 1, #pcs do
+                if v[2] <= pcs[k] and pcs[k] < v[3] then
                     add(v[1], "local")
                     break
                 end
+            end
+            if b then
+                b:step()
             end
         end
         for j = 0, pt.sizeuv - 1 do
