@@ -1,6 +1,7 @@
 // Builds the commander program. Commands live one per file under cli/commands/ and register
 // themselves through program.command() so they inherit exitOverride/configureOutput below.
-import { Command } from 'commander';
+import type { Command } from 'commander';
+import { baseProgram } from './base.js';
 import { registerAttach } from './commands/attach.js';
 import { registerBreakpoint } from './commands/breakpoint.js';
 import { registerBreakpoints } from './commands/breakpoints.js';
@@ -15,17 +16,10 @@ import { registerStack } from './commands/stack.js';
 import { registerTasks } from './commands/tasks.js';
 import { registerWorkers } from './commands/workers.js';
 
-export const VERSION = '0.1.0';
+export { VERSION } from './base.js';
 
 export function buildProgram(): Command {
-  const program = new Command('nffi-inspect')
-    .description('inspect nginx/OpenResty Lua workers and nffi runtimes without restarting them')
-    .version(VERSION, '-V, --version')
-    // Throw CommanderError instead of calling process.exit, so main.ts decides exit codes.
-    .exitOverride()
-    // Commander prints "error: ..." itself; main.ts prints our one-line form instead.
-    .configureOutput({ outputError: () => {} })
-    .showSuggestionAfterError(true);
+  const program = baseProgram();
   registerPs(program);
   registerWorkers(program);
   registerCoroutines(program);
