@@ -39,6 +39,8 @@ local own = setmetatable({}, { __mode = "k" })
 function _M.mark_own(fn, kind)
     own[fn] = kind
 end
+-- the names index builds in a timer of its own when no walk built it (names.lua)
+own[names.build_timer] = "timer"
 
 -- Ends a session: drops the caches it built.
 function _M.reset()

@@ -31,6 +31,8 @@ local setmetatable = setmetatable
 local str_byte = string.byte
 local str_find = string.find
 local ngx_now = ngx.now
+local timer_at = ngx.timer.at
+local budget = require "nffi.inspect.budget"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -184,6 +186,31 @@ function _M.prepare(b)
     end
 end
 
+-- A frame named where no walk runs (a breakpoint hit's hook, the tasks
+-- list) before any walk built the index: build it in a timer of the agent's
+-- own, in slices like a walk, so the frames named after it get module names.
+local scheduled = false
+
+local function build_timer(premature)
+    scheduled = false
+    if premature then
+        return
+    end
+    _M.prepare(budget.new())
+end
+_M.build_timer = build_timer  -- marked as the agent's own (coroutines_info.lua)
+
+local function schedule_build()
+    if scheduled or building then
+        return
+    end
+    scheduled = true
+    local ok = pcall(timer_at, 0, build_timer)
+    if not ok then
+        scheduled = false
+    end
+end
+
 -- The best name the calling frame (co's frame at level) gives fn, and its rank.
 -- co nil: the running coroutine (a hook), level as the caller of this sees it.
 local function from_caller(fn, co, level)
@@ -313,6 +340,9 @@ function _M.name_of(info, co, level)
     -- wait kinds name what it is; the index names only nameless ones
     if info.what == "C" then
         return info.name or (index and index[fn]) or "?"
+    end
+    if not index then
+        schedule_build()
     end
     local name = index and index[fn]
     local rank = name and ranks[fn] or 99
