@@ -2,6 +2,7 @@
 // data: the pending and ffi warnings (said once, only when no worker matched) and why a line
 // moved. The same against a real nginx: test/breakpoint-spec.test.ts.
 import { describe, expect, it } from 'vitest';
+import type { BreakpointEvent } from '../client/client.js';
 import { formatEvent, specWarnings } from '../cli/format/hit.js';
 
 describe('specWarnings', () => {
@@ -27,11 +28,11 @@ describe('specWarnings', () => {
 });
 
 describe('a moved line', () => {
-  const armed = { event: 'armed' as const, id: 1, pid: 10, state: 'armed' as const, source: 'base.lua', line: 77, moved_from: 10, mode: { mode: 'watching' } };
+  const armed: BreakpointEvent = { event: 'armed', id: 1, pid: 10, state: 'armed', source: 'base.lua', line: 77, moved_from: 10, mode: { mode: 'watching' } };
   it.each([
     ['inside a function', {}, 'bp 1 armed on worker 10 at base.lua:77 (asked for line 10: no code there) (watching)'],
     ['at the top level', { top_level: true }, "bp 1 armed on worker 10 at base.lua:77 (asked for line 10: not in a function, and the file's top level ran when it loaded) (watching)"],
   ])('%s', (_, extra, want) => {
-    expect(formatEvent({ ...armed, ...extra })).toBe(want);
+    expect(formatEvent({ ...armed, ...extra } as BreakpointEvent)).toBe(want);
   });
 });
