@@ -86,6 +86,8 @@ void nffi_fast_remove(void);
 int nffi_fast_drain(void);
 int nffi_task_set_sema(nffi_task *t, void *sema);
 void nffi_wake_stats_get(nffi_wake_stats *out);
+void nffi_fast_set_kick(void *hook);
+void nffi_kick_pollers(void);
 
 int nffi_ngx_start(int fault, char *reason, int reason_max);
 int nffi_ngx_active(void);

@@ -199,6 +199,13 @@ int nffi_fast_drain(void);
  * once the task is READY. Cleared by nffi_task_abandon. 0 or NFFI_EINVAL. */
 int nffi_task_set_sema(nffi_task *t, void *sema);
 void nffi_wake_stats_get(nffi_wake_stats *out);
+/* hook: void (*)(void), called at most once per turn of the event loop when a
+ * submit found pollers asleep; it must make nginx call nffi_kick_pollers later
+ * in the same turn (libnffi_ngx.so posts an event). NULL: submits wake pollers
+ * at once again (and whatever was noted is woken now). */
+void nffi_fast_set_kick(void *hook);
+/* Wakes the sleeping pollers of the runtimes submits noted since the last call. */
+void nffi_kick_pollers(void);
 
 /* ---- libnffi_ngx.so: the eventfd registered in nginx's event loop ----
  * Built against the installed nginx's headers (Debian nginx-dev), loaded into a

@@ -27,6 +27,28 @@
 
 static ngx_connection_t *nffi_ngx_conn;
 static int nffi_ngx_close_calls;
+/* Posted at most once per turn of the loop by a submit that found pollers
+ * asleep: wakes them after every coroutine resumed in this turn submitted. */
+static ngx_event_t nffi_ngx_kick_ev;
+
+static void nffi_ngx_kick_handler(ngx_event_t *ev)
+{
+    (void) ev;
+    nffi_kick_pollers();
+}
+
+static void nffi_ngx_kick_schedule(void)
+{
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        /* Lua may run outside the posted events here (premature timers): a
+         * posted kick could wait for an event that never comes. */
+        nffi_kick_pollers();
+        return;
+    }
+    if (!nffi_ngx_kick_ev.posted) {
+        ngx_post_event(&nffi_ngx_kick_ev, &ngx_posted_events);
+    }
+}
 
 static void nffi_ngx_stop(void)
 {
@@ -34,6 +56,10 @@ static void nffi_ngx_stop(void)
     if (c == NULL)
         return;
     nffi_ngx_conn = NULL;
+    if (nffi_ngx_kick_ev.posted) {
+        ngx_delete_posted_event(&nffi_ngx_kick_ev);
+    }
+    nffi_fast_set_kick(NULL);
     if (c->read->active) {
         ngx_del_event(c->read, NGX_READ_EVENT, 0);
     }
@@ -134,6 +160,10 @@ __attribute__((visibility("default"))) int nffi_ngx_start(int fault, char *reaso
         nffi_ngx_stop();
         return nffi_ngx_fail(reason, reason_max, "ngx_handle_read_event failed");
     }
+    nffi_ngx_kick_ev.handler = nffi_ngx_kick_handler;
+    nffi_ngx_kick_ev.log = ngx_cycle->log;
+    nffi_ngx_kick_ev.data = c;
+    nffi_fast_set_kick((void *) nffi_ngx_kick_schedule);
     return 0;
 }
 

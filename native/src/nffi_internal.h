@@ -79,6 +79,9 @@ struct nffi_runtime {
     uint64_t polled, responded; /* atomic RMW from runtime threads */
     int64_t in_flight;          /* atomic RMW: +1 in poll, -1 in respond */
     nffi__hist hist[4];
+    /* Deferred poller wake-up (nffi_fast_set_kick); worker-only. */
+    int kick_pending;
+    nffi_runtime *kick_next;
 };
 
 /* Where the last walks of the process-wide live registry stopped (nffi_tasks,
@@ -104,6 +107,9 @@ NFFI_HIDDEN double nffi__hist_quantile(const nffi__hist *h, double q);
 NFFI_HIDDEN void nffi__task_free(nffi_task *t);
 /* The waiter of t gave up: forget its semaphore (wake.c). Worker thread. */
 NFFI_HIDDEN void nffi__sema_forget(nffi_task *t);
+/* Worker thread: wakes rt's sleeping pollers now, or once at the end of this
+ * turn of the event loop when a kick hook is set (task.c). */
+NFFI_HIDDEN void nffi__wake_pollers(nffi_runtime *rt);
 NFFI_HIDDEN void nffi__fork_check(void);
 
 /* Hardware watchpoints for the breakpoint hook (src/watch.c); worker thread. */

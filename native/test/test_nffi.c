@@ -702,6 +702,13 @@ static int fake_sema_post(void *sema, int n)
     return 0;
 }
 
+static int fast_kicks;
+
+static void fake_kick(void)
+{
+    fast_kicks++;
+}
+
 static int fast_signalled(int fd, int timeout_ms)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -817,6 +824,62 @@ static void test_fast(void)
     CHECK(wakeups <= total);
     nffi_runtime_finish(rt);
     CHECK(join_threads(th, 4) == N);
+
+    /* Deferred poller wake-ups: with a kick hook, submits that find the
+     * poller asleep call the hook once and wake nobody; nffi_kick_pollers
+     * wakes the poller, which then serves all of them. */
+    {
+        rt = new_rt("kick", 0);
+        struct rthread kt[1];
+        start_threads(kt, 1, rt, 0);
+        for (int i = 0; i < 1000; i++) {                 /* until the poller sleeps */
+            pthread_mutex_lock(&rt->qlock);
+            int asleep = rt->sleepers;
+            pthread_mutex_unlock(&rt->qlock);
+            if (asleep)
+                break;
+            usleep(1000);
+        }
+        fast_kicks = 0;
+        nffi_fast_set_kick((void *)fake_kick);
+        nffi_task *kts[8];
+        for (int i = 0; i < 8; i++) {
+            kts[i] = nffi_task_submit(rt, "", 0, "k", 1, 0, &st);
+            CHECK(nffi_task_set_sema(kts[i], &sema[8 + i]) == 0);
+        }
+        CHECK(fast_kicks == 1);
+        usleep(20000);
+        CHECK(NFFI_LOAD(&rt->depth) == 8);               /* nobody woke the poller */
+        nffi_kick_pollers();
+        fast_n_posted = 0;
+        int got_n = 0;
+        for (int64_t end = nffi_now_ns() + 10 * SEC; got_n < 8 && nffi_now_ns() < end;)
+            if (fast_signalled(fd, 100))
+                got_n += nffi_fast_drain();
+        CHECK(got_n == 8);
+        for (int i = 0; i < 8; i++)
+            nffi_task_release(kts[i]);
+        /* a hook removed wakes what it had noted */
+        for (int i = 0; i < 1000; i++) {
+            pthread_mutex_lock(&rt->qlock);
+            int asleep = rt->sleepers;
+            pthread_mutex_unlock(&rt->qlock);
+            if (asleep)
+                break;
+            usleep(1000);
+        }
+        t = nffi_task_submit(rt, "", 0, "k", 1, 0, &st);
+        CHECK(nffi_task_set_sema(t, &sema[20]) == 0 && fast_kicks == 2);
+        nffi_fast_set_kick(NULL);
+        fast_n_posted = 0;
+        for (int64_t end = nffi_now_ns() + 10 * SEC; fast_n_posted < 1 && nffi_now_ns() < end;)
+            if (fast_signalled(fd, 100))
+                nffi_fast_drain();
+        CHECK(fast_n_posted == 1 && fast_posted[0] == &sema[20]);
+        nffi_task_release(t);
+        nffi_runtime_finish(rt);
+        CHECK(join_threads(kt, 1) == 9);
+    }
 
     /* Remove: the outstanding waiters are woken without a result, later
      * responses signal the socket and reach nffi_drain. */
