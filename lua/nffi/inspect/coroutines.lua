@@ -1,7 +1,8 @@
 -- Every coroutine of the worker: the ones lua-nginx-module anchors in its
 -- registry table (request entry threads, light threads, timers) and the user
--- coroutines reachable from their frames, each with an id stable for the
--- worker's lifetime (Lua.getCoroutines). In parts: coroutines_walk.lua finds
+-- coroutines reachable from their frames, each with an id that names it
+-- while it runs and is never given to another within the worker's lifetime
+-- (Lua.getCoroutines). In parts: coroutines_walk.lua finds
 -- them, coroutines_info.lua says what each is (state, frames, kind, wait
 -- reason), coroutines_request.lua the request it serves; ids and the handler
 -- are here.
