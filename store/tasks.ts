@@ -27,6 +27,8 @@ export interface TaskCoroutine {
   frames: FrameBrief[];
   top_frame_index: number | null;
   request?: Lua.Request | null;
+  /** Frames above the first listed that the agent left out (FFI.getTasks skip). */
+  skipped?: number;
 }
 
 /** total: matching tasks in the worker; truncated: more follow the last one listed. */
@@ -41,8 +43,11 @@ function coroutineOf(t: FFI.Task, rule: FrameRule): TaskRow['coroutine'] {
   if (!c || typeof c.id !== 'number') return null;
   const frames = list<FrameBrief>(c.frames).map(brief);
   const user = userFrameIndex(frames, rule);
-  const request = (c as { request?: Lua.Request }).request;
-  return { id: c.id, frames, top_frame_index: user >= 0 ? user : null, ...(request ? { request } : {}) };
+  const { request, skipped } = c as { request?: Lua.Request; skipped?: number };
+  return {
+    id: c.id, frames, top_frame_index: user >= 0 ? user : null, ...(request ? { request } : {}),
+    ...(typeof skipped === 'number' && skipped > 0 ? { skipped } : {}),
+  };
 }
 
 export function taskRow(t: FFI.Task, rule: FrameRule = defaultFrameRule()): TaskRow {
@@ -90,6 +95,9 @@ export interface TaskQuery {
 export class TasksView extends View<WorkerTasks[]> {
   private params: FFI.GetTasksParams = {};
   private rule: FrameRule = defaultFrameRule();
+  /** Workers whose agent answered skip (a waiter with skipped or request): their tasks say
+   * where and for whom already, nothing more is asked. */
+  private readonly skipping = new Set<number>();
 
   constructor(private readonly client: ProbeClient) {
     super([]);
@@ -103,6 +111,13 @@ export class TasksView extends View<WorkerTasks[]> {
     // each waiter from its application code, and its request (FFI.getTasks skip)
     if (q.skip && !this.rule.allFrames) this.params.skip = this.rule.patterns.join(',');
     const first = await this.client.callAll('FFI.getTasks', { ...this.params, max: Math.min(PAGE, want) });
+    this.skipping.clear();
+    if (this.params.skip !== undefined) {
+      for (const r of first) {
+        const told = list<FFI.Task>(r.result?.tasks).some((t) => t.coroutine && ('skipped' in t.coroutine || 'request' in t.coroutine));
+        if (told) this.skipping.add(r.pid);
+      }
+    }
     const out: WorkerTasks[] = first.map((r) => ({
       pid: r.pid,
       tasks: list<FFI.Task>(r.result?.tasks).map((t) => taskRow(t, this.rule)),
@@ -147,7 +162,7 @@ export class TasksView extends View<WorkerTasks[]> {
 
   /** Frames and requests of the waiters, as far as the agent can tell (WALK_MAX above). */
   private async enrich(w: WorkerTasks, stacks: boolean): Promise<void> {
-    if (!w.tasks.some((t) => needsAny(waiterOf(t)))) return;
+    if (this.skipping.has(w.pid) || !w.tasks.some((t) => needsAny(waiterOf(t)))) return;
     if (w.total <= WALK_MAX) await this.walk(w).catch(() => undefined);
     if (stacks) await this.stacks(w);
   }

@@ -137,7 +137,7 @@ describe('the one-shot commands against nginx with a request parked on an nffi t
     expect(r.status).toBe(2);
     expect(oneLineError(r)).toBe('nffi-inspect: --interval needs --watch (one sample has no interval)');
     expect(r.stdout).toBe('');
-    const watch = await runCliUntil(['queue', master(), '--watch', '--interval', '300ms'], 1_500);
+    const watch = await runCliUntil(['queue', master(), '--watch', '--interval', '300ms'], 3_500); // starting and attaching take ~1-2 s on a loaded machine
     const heads = watch.stdout.split('\n').filter((l) => l.startsWith('worker'));
     expect(heads.length, watch.stdout).toBeGreaterThanOrEqual(2);
     for (const h of heads) expect(h).toMatch(/ enq\/s .* done\/s /);

@@ -39,7 +39,7 @@ export function registerTasks(program: Command): void {
       const frames = opts.frames !== undefined ? parseCount(opts.frames, '--frames') : 3;
       const olderThanMs = opts.olderThan !== undefined ? parseDuration(opts.olderThan, '--older-than') : undefined;
       const rule = ruleFrom(opts);
-      const workers = await withClient(pid, opts, (c) => new TasksView(c).load({ want, rule, enrich: opts.json ? 'walk' : true, ...(olderThanMs !== undefined ? { olderThanMs } : {}) }));
+      const workers = await withClient(pid, opts, (c) => new TasksView(c).load({ want, rule, skip: true, enrich: opts.json ? 'walk' : true, ...(olderThanMs !== undefined ? { olderThanMs } : {}) }));
       if (opts.json) printJson({ workers });
       else writeStyled(formatTasks(workers, { ...tableOptions(opts), rule, frames }) + '\n');
     });

@@ -80,14 +80,17 @@ export function formatTasks(workers: WorkerTasks[], opts: TasksFormat = {}): str
   const n = opts.frames ?? Infinity;
   const stacks = all.filter(({ at }) => at >= 0).flatMap(({ pid, t, at }) => {
     const c = t.coroutine!;
-    const above = at > 0 ? [`  (${at} frame${at === 1 ? '' : 's'} of plumbing above: ${termText(c.frames.slice(0, at).map((f) => f.function || '?').join(' < '))})`] : [];
+    const skipped = c.skipped ?? 0;
+    const hidden = skipped + at;
+    const names = at > 0 ? `: ${termText(c.frames.slice(0, at).map((f) => f.function || '?').join(' < '))}${skipped ? ' …' : ''}` : '';
+    const above = hidden > 0 ? [`  (${hidden} frame${hidden === 1 ? '' : 's'} of plumbing above${names})`] : [];
     const fit = (l: string) => ellipsize(l, opts.width ?? Infinity);
     return [
       '',
       fit(`task ${t.id} ${termText(`${t.runtime}.${t.method}`)} (worker ${pid}, coroutine ${c.id}) req "${preview(t.req_preview)}"`),
       ...(c.request ? [fit(`  request ${termText(requestText(c.request, Infinity))}`)] : []),
       ...above.map(fit),
-      ...c.frames.slice(at, at + n).map((f, i) => `  ${frameLine(at + i, f)}`),
+      ...c.frames.slice(at, at + n).map((f, i) => `  ${frameLine(hidden + i, f)}`),
     ];
   });
   return [formatTable(COLUMNS, rows, opts), ...stacks, ...(cut.length ? ['', ...cut] : []), ...errors].join('\n');
