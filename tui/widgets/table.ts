@@ -39,6 +39,7 @@ export interface TableOptions<R> {
 
 /** A row held, by key: the row now, when its key was first seen, and its sort value. */
 interface Entry<R> {
+  key: string;
   row: R;
   first: number;
   /** The setData call that last handed it in (older: gone). */
@@ -50,12 +51,19 @@ interface Entry<R> {
   svCol?: string;
 }
 
+/** Where a row object keeps its entry in the table that holds it (tables own their rows' entries,
+ * and a row handed in again finds its entry without its key being made or looked up). */
+const ENTRY = Symbol('table entry');
+type Tagged<R> = { [ENTRY]?: { table: object; entry: Entry<R> } };
+
 export class Table<R> implements PaneView, Filterable {
   private rows: R[] = [];
-  private keysIn: string[] = [];
+  /** Entries in the order the rows were handed in. */
+  private entriesIn: Entry<R>[] = [];
   private entries = new Map<string, Entry<R>>();
   private gen = 0;
-  private order: string[] = [];
+  /** Entries in display order (filtered, sorted or held). */
+  private order: Entry<R>[] = [];
   /** `order` is sorted by the current column and direction (a held order is not). */
   private orderSorted = false;
   private selectedKey: string | undefined;
@@ -81,37 +89,52 @@ export class Table<R> implements PaneView, Filterable {
     return this.opts.columns.find((c) => c.id === id);
   }
 
+  /** The entry for row `r` in this call (`gen`), made or updated; undefined for a key handed
+   * in twice in one call (the first row stays). */
+  private entryOf(r: R, gen: number, fresh: number): Entry<R> | undefined {
+    const tagged = typeof r === 'object' && r !== null ? (r as Tagged<R>) : undefined;
+    const tag = tagged?.[ENTRY];
+    if (tag && tag.table === this && tag.entry.row === r && this.entries.get(tag.entry.key) === tag.entry) {
+      const e = tag.entry;
+      if (e.gen === gen) return undefined;
+      e.changed = false;
+      e.gen = gen;
+      return e;
+    }
+    const k = this.opts.key(r);
+    let e = this.entries.get(k);
+    if (e === undefined) {
+      e = { key: k, row: r, first: fresh, gen, changed: true };
+      this.entries.set(k, e);
+    } else {
+      if (e.gen === gen) return undefined;
+      e.changed = e.row !== r;
+      e.row = r;
+      e.gen = gen;
+    }
+    if (tagged && Object.isExtensible(tagged)) tagged[ENTRY] = { table: this, entry: e };
+    return e;
+  }
+
   /**
    * The new rows (the whole set; the table keeps selection, order and scroll across calls).
-   * Rows handed in again as the same objects cost one lookup each: a front end that re-walks a
-   * quarter of 10,000 coroutines per sample re-sorts that quarter and merges it in.
+   * Rows handed in again as the same objects cost one property read each: a front end that
+   * re-walks a quarter of 10,000 coroutines per sample re-sorts that quarter and merges it in.
    */
   setData(rows: R[]): void {
     const now = this.now();
     const wasLast = this.order.length === 0 || this.index === this.order.length - 1;
     const gen = ++this.gen;
     const fresh = this.fed ? now : -Infinity;
-    const keys = new Array<string>(rows.length);
-    let held = 0;
+    const ins: Entry<R>[] = [];
     for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
-      const k = this.opts.key(r);
-      keys[i] = k;
-      const e = this.entries.get(k);
-      if (e === undefined) {
-        this.entries.set(k, { row: r, first: fresh, gen, changed: true });
-        held++;
-      } else if (e.gen !== gen) {
-        e.changed = e.row !== r;
-        e.row = r;
-        e.gen = gen;
-        held++;
-      }
+      const e = this.entryOf(rows[i]!, gen, fresh);
+      if (e) ins.push(e);
     }
     // keys gone are forgotten
-    if (this.entries.size > held) for (const [k, e] of this.entries) if (e.gen !== gen) this.entries.delete(k);
+    if (this.entries.size > ins.length) for (const [k, e] of this.entries) if (e.gen !== gen) this.entries.delete(k);
     this.rows = rows;
-    this.keysIn = keys;
+    this.entriesIn = ins;
     this.fed = true;
     const holding = now - this.lastMove < (this.opts.holdOrderMs ?? 0);
     this.reorder(holding);
@@ -144,12 +167,18 @@ export class Table<R> implements PaneView, Filterable {
 
   /** Rows in display order. */
   visible(): R[] {
-    return this.order.map((k) => this.entries.get(k)!.row);
+    return this.order.map((e) => e.row);
+  }
+
+  private indexOfKey(key: string | undefined): number {
+    if (key === undefined) return -1;
+    const e = this.entries.get(key);
+    return e ? this.order.indexOf(e) : -1;
   }
 
   /** Select the row with this key; false if it is not shown. */
   select(key: string): boolean {
-    const i = this.order.indexOf(key);
+    const i = this.indexOfKey(key);
     if (i < 0) return false;
     this.selectIndex(i);
     return true;
@@ -169,44 +198,38 @@ export class Table<R> implements PaneView, Filterable {
     return e.sv;
   }
 
-  private comparator(col: Column<R>): (a: string, b: string) => number {
+  private comparator(): (a: Entry<R>, b: Entry<R>) => number {
     const dir = this.descending ? -1 : 1;
-    const entries = this.entries;
     return (a, b) => {
-      const va = entries.get(a)!.sv!;
-      const vb = entries.get(b)!.sv!;
+      const va = a.sv!;
+      const vb = b.sv!;
       const c = typeof va === 'number' && typeof vb === 'number' ? va - vb : collator.compare(String(va), String(vb));
-      return c !== 0 ? c * dir : a < b ? -1 : a > b ? 1 : 0;
+      return c !== 0 ? c * dir : a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
     };
   }
 
-  private sorted(keys: string[]): string[] {
+  private sorted(list: Entry<R>[]): Entry<R>[] {
     const col = this.column(this.sortCol);
-    if (!col) return keys;
-    for (const k of keys) this.sortValue(this.entries.get(k)!, col);
-    return keys.slice().sort(this.comparator(col));
+    if (!col) return list;
+    for (const e of list) this.sortValue(e, col);
+    return list.slice().sort(this.comparator());
   }
 
   /**
    * The previous order, less rows gone or changed, merged with the changed and new rows sorted
    * on their own: the same order a full sort gives, for a sort over the changed rows only.
    */
-  private merged(keys: string[]): string[] | undefined {
-    const col = this.column(this.sortCol);
-    if (!col || !this.orderSorted) return undefined;
+  private merged(shown: Entry<R>[]): Entry<R>[] | undefined {
+    if (!this.column(this.sortCol) || !this.orderSorted) return undefined;
     const gen = this.gen;
-    const old: string[] = [];
-    for (const k of this.order) {
-      const e = this.entries.get(k);
-      if (e && e.gen === gen && !e.changed) old.push(k);
-    }
-    const changed = keys.filter((k) => this.entries.get(k)!.changed);
+    const old = this.order.filter((e) => e.gen === gen && !e.changed);
+    const changed = shown.filter((e) => e.changed);
     // rows kept plus rows changed must be exactly the rows shown (a filter may have hidden some
     // kept rows before: then sort them all)
-    if (old.length + changed.length !== keys.length) return undefined;
+    if (old.length + changed.length !== shown.length) return undefined;
     const add = this.sorted(changed);
-    const cmp = this.comparator(col);
-    const out = new Array<string>(keys.length);
+    const cmp = this.comparator();
+    const out = new Array<Entry<R>>(shown.length);
     let i = 0;
     let j = 0;
     let n = 0;
@@ -220,25 +243,25 @@ export class Table<R> implements PaneView, Filterable {
     const before = this.selectedKey;
     const screenRow = this.index - this.offset;
     const filter = this.filter;
-    const keys = filter ? this.keysIn.filter((k) => filter.test(this.haystack(this.entries.get(k)!.row))) : this.keysIn;
+    const shown = filter ? this.entriesIn.filter((e) => filter.test(this.haystack(e.row))) : this.entriesIn;
     if (hold && this.order.length > 0) {
       const gen = this.gen;
-      const shown = filter ? new Set(keys) : undefined;
-      const kept = this.order.filter((k) => this.entries.get(k)?.gen === gen && (!shown || shown.has(k)));
+      const visible = filter ? new Set(shown) : undefined;
+      const kept = this.order.filter((e) => e.gen === gen && (!visible || visible.has(e)));
       const keptSet = new Set(kept);
-      this.order = [...kept, ...this.sorted(keys.filter((k) => !keptSet.has(k)))];
+      this.order = [...kept, ...this.sorted(shown.filter((e) => !keptSet.has(e)))];
       this.orderSorted = false;
     } else {
-      this.order = (!full && this.merged(keys)) || this.sorted(keys);
+      this.order = (!full && this.merged(shown)) || this.sorted(shown);
       this.orderSorted = this.column(this.sortCol) !== undefined;
     }
     // the rows are sorted in: what changed is now part of the order
-    for (const k of keys) this.entries.get(k)!.changed = false;
+    for (const e of shown) e.changed = false;
     // The same row stays selected; if it left, its neighbour (the row now at its place).
-    const at = this.selectedKey === undefined ? -1 : this.order.indexOf(this.selectedKey);
+    const at = this.indexOfKey(this.selectedKey);
     const index = at >= 0 ? at : Math.min(this.index, this.order.length - 1);
     this.index = Math.max(0, index);
-    this.selectedKey = this.order[this.index];
+    this.selectedKey = this.order[this.index]?.key;
     // …and stays on the same screen row when it can.
     this.offset = scrollTo(this.index, this.index - screenRow, this.page, this.order.length);
     if (this.selectedKey !== before) this.opts.onSelect?.(this.selected);
@@ -247,7 +270,7 @@ export class Table<R> implements PaneView, Filterable {
   private selectIndex(i: number): void {
     const before = this.selectedKey;
     this.index = Math.max(0, Math.min(i, this.order.length - 1));
-    this.selectedKey = this.order[this.index];
+    this.selectedKey = this.order[this.index]?.key;
     this.offset = scrollTo(this.index, this.offset, this.page, this.order.length);
     if (this.selectedKey !== before) this.opts.onSelect?.(this.selected);
   }
@@ -307,8 +330,7 @@ export class Table<R> implements PaneView, Filterable {
     }
     const end = Math.min(this.order.length, this.offset + this.page);
     for (let i = this.offset; i < end; i++) {
-      const key = this.order[i]!;
-      const entry = this.entries.get(key)!;
+      const entry = this.order[i]!;
       const row = entry.row;
       const selected = i === this.index;
       const fresh = ctx.now - entry.first < (this.opts.flashMs ?? 0);
@@ -327,3 +349,4 @@ export class Table<R> implements PaneView, Filterable {
     return out;
   }
 }
+
