@@ -8,7 +8,10 @@ import { CoroutinesView } from '../store/coroutines.js';
 import { Store } from '../store/store.js';
 import { breakpointSpec, completer, tokens, type CommandHost } from '../tui/commands.js';
 import type { HitEvent } from '../tui/panes/common.js';
+import type { PaneHost } from '../tui/panes/common.js';
+import { CoroutinesPane } from '../tui/panes/coroutines.js';
 import { HitRing } from '../tui/panes/hits.js';
+import { makeTheme } from '../tui/style.js';
 import { aggregate, type QueueRow } from '../tui/panes/queue.js';
 import { History, Sampler, type Snapshot } from '../tui/sampler.js';
 import { DEFAULT_THRESHOLDS, depthLevel, scaled, thresholds } from '../tui/thresholds.js';
@@ -241,5 +244,24 @@ describe('queue rows over all workers', () => {
       timeouts: 2, timeoutsRising: true, depthHistory: [1, 2, 8],
     });
     expect(echo!.latency.total).toEqual({ p50: 2.25, p99: 9, max: 9, count: 20 });
+  });
+});
+
+describe('the coroutines pane with nothing live', () => {
+  it('says the rows are hidden and how to show them, not that nothing was sampled', () => {
+    const infos: string[] = [];
+    const host = {
+      now: () => 0, theme: makeTheme({ color: false, unicode: true }), utc: true, thresholds: DEFAULT_THRESHOLDS,
+      setThresholds: () => undefined, paused: false, step: () => false, openStack: () => undefined, openHit: () => undefined,
+      toTask: () => undefined, toCoroutine: () => undefined, info: (t: string) => infos.push(t), error: () => undefined, update: () => undefined,
+    } as unknown as PaneHost;
+    const pane = new CoroutinesPane(host);
+    const ctx = { theme: host.theme, focused: true, now: 0 };
+    const body = () => pane.table.render(60, 4, ctx).map((l) => l.spans.map((s) => s.text).join('').trimEnd());
+    expect(body()[1]).toBe(' no coroutines sampled yet');
+    const dead = (id: number) => ({ id, kind: 'thread', state: 'dead', wait: null, frames: [], request: null, top_frame_index: null });
+    pane.setWorkers([{ pid: 7, coroutines: [dead(1), dead(2)] }]);
+    expect(body()[1]).toBe(' no live coroutines; 2 dead or not started (a shows them)');
+    expect(pane.info()).toMatch(/2 dead\/unstarted hidden \(a\)/);
   });
 });

@@ -57,7 +57,8 @@ export class CoroutinesPane extends TablePane<CoItem> {
       sort: { column: 'pid' },
       holdOrderMs: 3_000,
       flashMs: 1_500,
-      empty: 'no coroutines sampled yet',
+      empty: () => (this.hidden ? `no live coroutines; ${this.hidden} dead or not started (a shows them)`
+        : this.lastWorkers.length ? 'no coroutines' : 'no coroutines sampled yet'),
       rowRole: (r) => (r.state === 'dead' ? 'dim' : undefined),
       filterText: (r) => `${r.kind} ${stateText(r)} ${waitText(r.wait)} ${requestText(r.request)} ${r.frames.map(frameText).join(' ')} ${r.pid} ${r.id}`,
       onActivate: (r) => host.openStack(r.pid, r.id, 'cos'),

@@ -29,7 +29,7 @@ export interface TableOptions<R> {
   /** A role for the whole row (finished tasks dim, …). */
   rowRole?(row: R): Role | undefined;
   /** Shown when there are no rows at all. */
-  empty?: string;
+  empty?: string | (() => string);
   /** The selected row changed (another pane follows it). */
   onSelect?(row: R | undefined): void;
   /** Enter on a row. */
@@ -324,7 +324,8 @@ export class Table<R> implements PaneView, Filterable {
     this.page = Math.max(1, height - 1);
     this.offset = scrollTo(this.index, this.offset, this.page, this.order.length);
     if (this.order.length === 0) {
-      const why = this.rows.length && this.filter ? `no row matches /${this.filter.text}` : this.opts.empty ?? 'nothing yet';
+      const empty = typeof this.opts.empty === 'function' ? this.opts.empty() : this.opts.empty;
+      const why = this.rows.length && this.filter ? `no row matches /${this.filter.text}` : empty ?? 'nothing yet';
       if (height > 1) out.push(line([span(' '), span(clean(why), 'dim')]));
       return out;
     }
