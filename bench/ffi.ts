@@ -13,7 +13,7 @@ const BENCH_LUA = join(ROOT, 'bench', 'lua');
 const UDS_ECHO = join(ROOT, 'native', 'build', 'uds_echo');
 
 interface Result {
-  mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number;
+  mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number; cpu_us_per_call: number;
   wake?: string; wake_reason?: string;
 }
 
@@ -114,6 +114,7 @@ async function benchPlacement(place: Placement): Promise<void> {
           }
         }
         const results = new Map<string, Result>();
+        const cpuOf = new Map<string, number>();
         for (const v of VARIANTS) {
           const m = median(runs.get(v.label)!);
           results.set(v.label, m);
@@ -122,13 +123,18 @@ async function benchPlacement(place: Placement): Promise<void> {
           const want = v.query?.includes('wake=pump') ? 'pump' : 'eventfd';
           const label = v.mode === 'nffi' && paths.some((p) => p !== want)
             ? `${v.label} [wake: ${paths.join('/')}${m.wake_reason ? `: ${m.wake_reason}` : ''}]` : v.label;
-          rows.push([String(size), String(conc), label, m.ops_per_s.toFixed(0), m.p50_us.toFixed(1), m.p99_us.toFixed(1)]);
+          // CPU of the worker process per call, median over the repeats on its own
+          const cpu = runs.get(v.label)!.map((r) => r.cpu_us_per_call).sort((a, b) => a - b)[Math.floor(REPEATS / 2)]!;
+          cpuOf.set(v.label, cpu);
+          rows.push([String(size), String(conc), label, m.ops_per_s.toFixed(0), m.p50_us.toFixed(1), m.p99_us.toFixed(1),
+            cpu.toFixed(2)]);
         }
         const ops = (l: string) => results.get(l)!.ops_per_s;
         const p99 = (l: string) => results.get(l)!.p99_us;
         ratios.push([
           String(size), String(conc),
           (ops('nffi') / ops('nffi (pump)')).toFixed(2),
+          (cpuOf.get('run_worker_thread')! / cpuOf.get('nffi')!).toFixed(2),
           (ops('nffi (pump)') / ops('run_worker_thread')).toFixed(2),
           (p99('nffi') / p99('run_worker_thread')).toFixed(2),
           (ops('nffi') / ops('unix socket')).toFixed(2),
@@ -139,10 +145,10 @@ async function benchPlacement(place: Placement): Promise<void> {
       }
     }
     process.stdout.write(`\n== ${place.label}: FFI round trips, median of ${REPEATS}, timed inside one nginx worker\n`);
-    process.stdout.write(formatTable(['bytes', 'conc', 'way', 'calls/s', 'p50 µs', 'p99 µs'], rows) + '\n\n');
+    process.stdout.write(formatTable(['bytes', 'conc', 'way', 'calls/s', 'p50 µs', 'p99 µs', 'cpu µs/call'], rows) + '\n\n');
     process.stdout.write('ratios (calls/s)\n');
     process.stdout.write(formatTable(
-      ['bytes', 'conc', 'nffi/pump', 'pump/worker_thread', 'p99 nffi/worker_thread', 'nffi/uds', 'nffi+spin/uds',
+      ['bytes', 'conc', 'nffi/pump', 'cpu worker_thread/nffi', 'pump/worker_thread', 'p99 nffi/worker_thread', 'nffi/uds', 'nffi+spin/uds',
         'nffi/worker_thread', 'instrumentation cost'], ratios) + '\n');
   } finally {
     await instances.inst.stop();

@@ -1,6 +1,7 @@
 -- Round-trip benchmark run inside one nginx worker: the same echo payload
 -- through nffi, a unix-domain-socket echo server, and ngx.run_worker_thread.
 -- Timing happens here, next to the calls, so the HTTP client adds nothing.
+local ffi = require "ffi"
 local nffi = require "nffi"
 local native = require "nffi.native"
 local cjson = require "cjson.safe"
@@ -23,6 +24,19 @@ local _M = {}
 
 local C = native.lib()
 local now_ns = C.nffi_now_ns
+
+-- CPU time of the whole worker process (its runtime threads and thread pool
+-- included): what a call costs, which a loaded machine's wall clock hides
+pcall(ffi.cdef, [[
+typedef struct { long tv_sec; long tv_nsec; } bench_ffi_timespec;
+int clock_gettime(int clk, bench_ffi_timespec *ts);
+]])
+local CLOCK_PROCESS_CPUTIME_ID = 2
+local cpu_ts = ffi.new("bench_ffi_timespec")
+local function process_cpu_ns()
+    ffi.C.clock_gettime(CLOCK_PROCESS_CPUTIME_ID, cpu_ts)
+    return tonumber(cpu_ts.tv_sec) * 1e9 + tonumber(cpu_ts.tv_nsec)
+end
 
 local function be32(n)
     return str_char(floor(n / 16777216) % 256, floor(n / 65536) % 256,
@@ -82,6 +96,11 @@ local function loop(make, opts, payload, n, lat)
     end
 end
 
+-- a libnffi from before the eventfd path has no wake_stats: the pump
+local function wake_path()
+    return nffi.wake_stats and nffi.wake_stats().path or "pump"
+end
+
 local function quantile(sorted, q)
     return sorted[floor((#sorted - 1) * q) + 1] or 0
 end
@@ -110,6 +129,7 @@ function _M.run()
 
     ngx.update_time()
     local t0 = now_ns()
+    local cpu0 = process_cpu_ns()
     if conc == 1 then
         loop(make, opts, payload, n, lat)
     else
@@ -125,16 +145,19 @@ function _M.run()
         end
     end
     local elapsed_s = tonumber(now_ns() - t0) / 1e9
+    local cpu_us = (process_cpu_ns() - cpu0) / 1e3
     table_sort(lat)
     ngx.say(cjson.encode({
         mode = mode, size = size, conc = conc, calls = #lat,
         ops_per_s = #lat / elapsed_s,
+        cpu_us_per_call = cpu_us / #lat,
         p50_us = quantile(lat, 0.5) / 1000,
         p99_us = quantile(lat, 0.99) / 1000,
         instrumented = nffi.instrumented(),
         -- how nffi's responses reached the waiters in this run
-        wake = mode == "nffi" and (opts.wake == "pump" and "pump" or nffi.wake_stats().path) or nil,
-        wake_reason = mode == "nffi" and opts.wake ~= "pump" and nffi.wake_stats().reason or nil,
+        wake = mode == "nffi" and (opts.wake == "pump" and "pump" or wake_path()) or nil,
+        wake_reason = mode == "nffi" and opts.wake ~= "pump" and nffi.wake_stats
+            and nffi.wake_stats().reason or nil,
     }))
 end
 
