@@ -33,7 +33,7 @@ describe('stack text', () => {
     expect(text.split('\n')).toEqual([
       '#0 handlers.slow at /app/demo_app.lua:41',
       '    n = 42',
-      '    err = <unavailable: not used from here on>',
+      '    (not used from here on, not shown: err)',
       '    (upvalue) var = ngx.var (proxy)',
       '    (upvalue) reply = function /app/demo_app.lua:28',
       '    (2 library upvalues hidden)',

@@ -29,7 +29,12 @@ export function formatStack(frames: Lua.StackFrame[], width = 100, request?: Lua
   let hidden = 0;
   frames.forEach((f, i) => {
     out.push(frameLine(f.level ?? i, f));
-    for (const v of arr(f.locals)) out.push(`    ${termText(v.name)} = ${renderValue(v.value, width)}`);
+    const locals = arr(f.locals);
+    for (const v of locals) if (v.value?.type !== 'unavailable') out.push(`    ${termText(v.name)} = ${renderValue(v.value, width)}`);
+    // locals the code does not read again where the frame waits: after a JIT trace exit their
+    // slots may hold stale values, so the agent sends none; one line names them
+    const dead = locals.filter((v) => v.value?.type === 'unavailable').map((v) => termText(v.name));
+    if (dead.length) out.push(`    (not used from here on, not shown: ${dead.join(', ')})`);
     const ups = arr(f.upvalues);
     const shown = opts.allUpvalues ? ups : ups.filter((v) => !v.library);
     for (const v of shown) out.push(`    (upvalue) ${termText(v.name)} = ${renderValue(v.value, width)}`);
