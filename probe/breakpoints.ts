@@ -171,7 +171,9 @@ export class Breakpoints {
         if (target) e.target = target;
       }
       this.entries.set(e.id, e);
-      const results = await Promise.all(pids.map((pid) => this.applyOne(e, pid, false)));
+      // each worker as it answered: a worker whose count was reached (removed) before the others
+      // answered is still told as armed first
+      const results = await Promise.all(pids.map((pid) => this.applyOne(e, pid, false).then((w) => ({ ...w }))));
       const bad = results.find((w) => w.state === 'failed' && specError(w.error));
       if (bad) {
         // refused as a whole: off the workers that took it (pending ones would refuse it later)

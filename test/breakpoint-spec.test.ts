@@ -19,6 +19,13 @@ import {
 const protocol = JSON.parse(readFileSync(`${ROOT}/probe/protocol.json`, 'utf8'));
 const LOC = `${SPEC_FILE}:${SPEC_BREAK}`;
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** The CLI's JSON output; a failed run fails the test with what it said. */
+async function cliJson(args: string[]): Promise<any> {
+  const r = await runCli(args);
+  expect(r.status, `nffi-inspect ${args.join(' ')}: ${r.stderr}`).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
 /** The mode an armed line ends with, whichever this machine gives. */
 const MODE = String.raw`( \((watching|call hook: [^)]*|line hook[^)]*|lua hook[^)]*|mode unknown)\))?`;
 
@@ -58,8 +65,7 @@ describe('breakpoint specs against nginx with the agent', () => {
   async function loadEverywhere(path: string, file: string): Promise<any> {
     return waitFor(async () => {
       for (let i = 0; i < 4; i++) await http(nginx().url(path));
-      const r = await runCli(['scripts', master(), file, '--json']);
-      const j = JSON.parse(r.stdout);
+      const j = await cliJson(['scripts', master(), file, '--json']);
       return j.workers.length === 2 && j.workers.every((w: any) => w.scripts.length === 1) && j;
     }, { timeout: 20_000, interval: 10, what: `${file} loaded on both workers` });
   }
@@ -225,7 +231,7 @@ describe('breakpoint specs against nginx with the agent', () => {
     for (const l of fit) expect(l.length, l).toBeLessThanOrEqual(80);
     expect(fit.filter((l) => l.includes(SPEC_FILE))).toHaveLength(2);
 
-    const json = JSON.parse((await runCli(['scripts', master(), '--json'])).stdout);
+    const json = await cliJson(['scripts', master(), '--json']);
     expect(json.workers.map((w: any) => w.pid)).toEqual([a, b]);
     for (const w of json.workers) {
       expect(w.total).toBe(w.scripts.length);
@@ -243,12 +249,12 @@ describe('breakpoint specs against nginx with the agent', () => {
   });
 
   it('through serve: scripts gives the same answer, and serve answers Debugger.getScripts on its sockets', async () => {
-    const inproc = JSON.parse((await runCli(['scripts', master(), SPEC_FILE, '--json'])).stdout);
+    const inproc = await cliJson(['scripts', master(), SPEC_FILE, '--json']);
     const serve = startCli(['serve', master(), '--port', '0']);
     const m = await waitFor(() => /http:\/\/127\.0\.0\.1:(\d+)\/json\/list\?token=([0-9a-f]+)/.exec(serve.out()), { timeout: 15_000, what: `serve URL; ${serve.out()} ${serve.err()}` });
     const [port, token] = [Number(m[1]), m[2]];
     try {
-      const viaServe = JSON.parse((await runCli(['scripts', master(), SPEC_FILE, '--json'])).stdout);
+      const viaServe = await cliJson(['scripts', master(), SPEC_FILE, '--json']);
       expect(viaServe.workers.map((w: any) => [w.pid, w.scripts])).toEqual(inproc.workers.map((w: any) => [w.pid, w.scripts]));
       const [a] = nginx().workerPids();
       const worker = await CDP({ target: `ws://127.0.0.1:${port}/devtools/worker/${a}?token=${token}`, protocol, local: true });
