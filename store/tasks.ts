@@ -162,9 +162,10 @@ export class TasksView extends View<WorkerTasks[]> {
 
   /** Frames and requests of the waiters, as far as the agent can tell (WALK_MAX above). */
   private async enrich(w: WorkerTasks, stacks: boolean): Promise<void> {
-    if (this.skipping.has(w.pid) || !w.tasks.some((t) => needsAny(waiterOf(t)))) return;
+    if (!w.tasks.some((t) => needsAny(waiterOf(t)))) return;
     if (w.total <= WALK_MAX) await this.walk(w).catch(() => undefined);
-    if (stacks) await this.stacks(w);
+    // an agent that answered skip found every application frame there was to find
+    if (stacks && !this.skipping.has(w.pid)) await this.stacks(w);
   }
 
   /** One walk of the worker's coroutines: frames and request of every waiter still there. */
@@ -176,10 +177,11 @@ export class TasksView extends View<WorkerTasks[]> {
       const found = c && byId.get(c.id);
       if (!c || !found) continue;
       const frames = list<Lua.Frame>(found.frames).map(brief);
-      if (frames.length >= c.frames.length) {
-        const user = userFrameIndex(frames, this.rule);
+      const user = userFrameIndex(frames, this.rule);
+      if (c.top_frame_index === null && user >= 0) {
         c.frames = frames;
-        c.top_frame_index = user >= 0 ? user : null;
+        c.top_frame_index = user;
+        delete c.skipped;
       }
       c.request = found.request ?? null;
     }

@@ -249,12 +249,16 @@ describe('tasks: the waiter\'s frame in application code and its request', () =>
     expect(client.calls.map((c) => c.method)).toEqual(['FFI.getTasks', 'Lua.getStack']);
   });
 
-  it('an agent that answers skip (frames from the application code, skipped, the request) is asked nothing more', async () => {
+  it('an agent that answers skip (frames from the application code, skipped, the request) is asked nothing more; without the request, the walk', async () => {
     const client = setup(3, [{ ...task(1, 7), coroutine: { id: 7, frames: [APP], skipped: 4, request: { method: 'GET', uri: '/x' } } as FFI.TaskCoroutine }]);
     const [w] = await new TasksView(client).load({ enrich: true, skip: true });
     expect(client.calls.map((c) => c.method)).toEqual(['FFI.getTasks']);
     expect((client.calls[0]!.params as FFI.GetTasksParams).skip).toContain('nffi/**');
     expect(w!.tasks[0]!.coroutine).toEqual({ id: 7, frames: [{ function: 'h', source: '/srv/app.lua', line: 41 }], top_frame_index: 0, skipped: 4, request: { method: 'GET', uri: '/x' } });
+    const noRequest = setup(3, [{ ...task(1, 7), coroutine: { id: 7, frames: [APP], skipped: 4 } as FFI.TaskCoroutine }]);
+    const [v] = await new TasksView(noRequest).load({ enrich: true, skip: true });
+    expect(noRequest.calls.map((c) => c.method)).toEqual(['FFI.getTasks', 'Lua.getCoroutines']);
+    expect(v!.tasks[0]!.coroutine).toEqual({ id: 7, frames: [{ function: 'h', source: '/srv/app.lua', line: 41 }], top_frame_index: 0, skipped: 4, request: { method: 'GET', uri: '/api/slow' } });
   });
 
   it("enrich 'walk' (tasks --json): the walk of a small worker, never the stacks", async () => {

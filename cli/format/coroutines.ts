@@ -56,11 +56,12 @@ const stateStyle = (s: string): Style | undefined =>
 const COLUMNS: Column[] = [
   { title: 'worker', align: 'right' },
   { title: 'id', align: 'right' },
-  { title: 'kind', priority: 2 },
+  { title: 'kind', priority: 3 },
   { title: 'state', style: stateStyle },
-  { title: 'wait', priority: 1, min: 11, compact: (c) => c.replace(/ \(.*\)$/, ''), style: (c) => (c === 'unknown' ? 'yellow' : undefined) },
+  { title: 'wait', priority: 2, min: 11, compact: (c) => c.replace(/ \(.*\)$/, ''), style: (c) => (c === 'unknown' ? 'yellow' : undefined) },
   { title: 'request', priority: 1, min: 14 },
-  { title: 'top frame', min: 22, compact: shortFrame },
+  // file:line and the whole name of a handler (demo_app.lua:41 handlers.slow) before the rest
+  { title: 'top frame', min: 30, compact: shortFrame },
 ];
 
 export interface CoroutinesFormat extends TableOptions {

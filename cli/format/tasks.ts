@@ -53,8 +53,9 @@ const COLUMNS: Column[] = [
   { title: 'age ms', align: 'right', style: ageStyle },
   { title: 'req bytes', align: 'right', priority: 4 },
   { title: 'co', align: 'right', priority: 3 },
-  { title: 'request', priority: 1, min: 16 },
-  { title: 'waiting at', min: 20, compact: shortFrame },
+  { title: 'request', priority: 1, min: 14 },
+  // the file:line and whole name of the handler (demo_app.lua:41 handlers.slow) before the rest
+  { title: 'waiting at', min: 30, compact: shortFrame },
 ];
 
 export interface TasksFormat extends TableOptions {
