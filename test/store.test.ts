@@ -20,7 +20,7 @@ const LAT = { p50: 1, p99: 2, max: 3, count: 4 };
 function runtime(name: string, enqueued: number, completed: number, extra: Partial<FFI.RuntimeStats> = {}): FFI.RuntimeStats {
   return {
     name, lib: `lib${name}.so`, unloaded: false, enqueued, polled: completed, responded: completed, completed, timeouts: 0,
-    rejected: 0, late: 0, depth: enqueued - completed, in_flight: 0, live: 0, max_queue: 100,
+    rejected: 0, late: 0, depth: enqueued - completed, in_flight: 0, live: 0, max_queue: 100, wake: 'pump',
     latency_ms: { queue: LAT, service: LAT, wakeup: LAT, total: { ...LAT, p99: enqueued } },
     ...extra,
   };
