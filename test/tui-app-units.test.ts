@@ -11,6 +11,7 @@ import type { HitEvent } from '../tui/panes/common.js';
 import type { PaneHost } from '../tui/panes/common.js';
 import { CoroutinesPane } from '../tui/panes/coroutines.js';
 import { HitRing } from '../tui/panes/hits.js';
+import { stackFrameNode } from '../tui/panes/values.js';
 import { makeTheme } from '../tui/style.js';
 import { aggregate, type QueueRow } from '../tui/panes/queue.js';
 import { History, Sampler, type Snapshot } from '../tui/sampler.js';
@@ -263,5 +264,27 @@ describe('the coroutines pane with nothing live', () => {
     pane.setWorkers([{ pid: 7, coroutines: [dead(1), dead(2)] }]);
     expect(body()[1]).toBe(' no live coroutines; 2 dead or not started (a shows them)');
     expect(pane.info()).toMatch(/2 dead\/unstarted hidden \(a\)/);
+  });
+});
+
+describe('a frame\'s variables in the stack tree', () => {
+  it('a local not used from here on is dim with no value; library upvalues wait in a closed node of their own', () => {
+    const frame = stackFrameNode({
+      level: 1, function: 'step', source: '/srv/app/a.lua', line: 9, what: 'Lua',
+      locals: [{ name: 'ok', value: { type: 'boolean', value: true } }, { name: 'err', value: { type: 'unavailable' } }],
+      upvalues: [
+        { name: 'sleep', value: { type: 'function', value: 'function [C]' }, library: true },
+        { name: 'cache', value: { type: 'table', entries: [] } },
+        { name: 'json', value: { type: 'table', entries: [] }, library: true },
+      ],
+    } as never, 0, true);
+    const kids = frame.children!;
+    expect(kids.map((k) => [k.label, k.value, k.role])).toEqual([
+      ['ok', 'true', undefined], ['err', 'not used from here on', 'dim'], ['upvalues', '1 + 2 library', undefined],
+    ]);
+    const up = kids[2]!.children!;
+    expect(up.map((k) => k.label)).toEqual(['cache', 'library']);
+    expect(up[1]!.children!.map((k) => k.label)).toEqual(['sleep', 'json']);
+    expect(up[1]!.expanded).toBeFalsy();
   });
 });

@@ -31,11 +31,32 @@ export function valueNode(id: string, label: string, v: Lua.Value): TreeNode {
   return node;
 }
 
-/** Locals, then an `upvalues` node and a `...` node (varargs) when there are any. */
-export function scopeNodes(id: string, locals: [string, Lua.Value][], upvalues: [string, Lua.Value][], varargs: Lua.Value[]): TreeNode[] {
-  const out = locals.map(([n, v]) => valueNode(`${id}/l/${n}`, n, v));
+/** A variable as the tree shows it: a local the code does not read again from the frame's
+ * point (type unavailable) dim, its value not shown. */
+function variableNode(id: string, name: string, v: Lua.Value): TreeNode {
+  if (v.type === 'unavailable') return { id, label: name, value: 'not used from here on', role: 'dim' };
+  return valueNode(id, name, v);
+}
+
+/**
+ * Locals, then an `upvalues` node and a `...` node (varargs) when there are any. Upvalues that
+ * hold library code (the agent's `library` flag: C and FFI functions, loaded modules and their
+ * functions cached in locals at a module's top) go in a `library` node of their own, closed, so
+ * the application's upvalues come first (the CLI hides them unless --all-upvalues).
+ */
+export function scopeNodes(id: string, locals: [string, Lua.Value][], upvalues: [string, Lua.Value, boolean?][], varargs: Lua.Value[]): TreeNode[] {
+  const out = locals.map(([n, v]) => variableNode(`${id}/l/${n}`, n, v));
   if (upvalues.length) {
-    out.push({ id: `${id}/up`, label: 'upvalues', value: String(upvalues.length), children: upvalues.map(([n, v]) => valueNode(`${id}/up/${n}`, n, v)) });
+    const mine = upvalues.filter((u) => !u[2]);
+    const lib = upvalues.filter((u) => u[2]);
+    const children = mine.map(([n, v]) => variableNode(`${id}/up/${n}`, n, v));
+    if (lib.length) {
+      children.push({
+        id: `${id}/up/~lib`, label: 'library', value: `${lib.length} (C functions, ngx.*, loaded modules)`, role: 'dim',
+        children: lib.map(([n, v]) => valueNode(`${id}/up/~lib/${n}`, n, v)),
+      });
+    }
+    out.push({ id: `${id}/up`, label: 'upvalues', value: lib.length ? `${mine.length} + ${lib.length} library` : String(upvalues.length), children });
   }
   if (varargs.length) {
     out.push({ id: `${id}/va`, label: '...', value: `${varargs.length} vararg${varargs.length > 1 ? 's' : ''}`, children: varargs.map((v, i) => valueNode(`${id}/va/${i}`, String(i + 1), v)) });
@@ -55,7 +76,7 @@ export function stackFrameNode(f: Lua.StackFrame, i: number, open: boolean, pref
   const level = typeof f.level === 'number' ? f.level : i;
   const id = `${prefix}f${level}`;
   const children = scopeNodes(id, list<Lua.Variable>(f.locals).map((v) => [v.name, v.value]),
-    list<Lua.Variable>(f.upvalues).map((v) => [v.name, v.value]), list<Lua.Value>(f.varargs));
+    list<Lua.Variable>(f.upvalues).map((v) => [v.name, v.value, v.library === true]), list<Lua.Value>(f.varargs));
   return {
     id, label: `#${level} ${frameWhere(f)}`, value: f.function || '?',
     ...(children.length ? { children } : {}), ...(open && { expanded: true }),
