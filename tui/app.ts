@@ -296,16 +296,15 @@ export class AttachApp {
     this.screen.eventsChanged();
   }
 
-  /** Chunk names of the first worker, asked for once (a sliced walk in the worker). The client
-   * interface has no Debugger.getScripts and serve refuses it on worker sockets; an in-process
-   * session passes it to the agent. Without it, the command line completes from frames. */
+  /** Chunk names of the first worker, asked for once (a sliced walk in the worker), in-process
+   * or through a serve (its worker sockets answer Debugger.getScripts). Until they come, the
+   * command line completes from frames. */
   private scripts(): string[] {
     if (this.scriptNames) return this.scriptNames;
     this.scriptNames = [];
     const pid = this.sampler?.alive()[0];
-    if (this.client && pid !== undefined && this.client.kind === 'in-process') {
-      const call = this.client.call.bind(this.client) as (p: number, m: string, params?: unknown) => Promise<unknown>;
-      call(pid, 'Debugger.getScripts', {}).then((r) => {
+    if (this.client && pid !== undefined) {
+      this.client.call(pid, 'Debugger.getScripts', {}).then((r) => {
         const scripts = (r as { scripts?: { source?: unknown }[] } | undefined)?.scripts;
         if (Array.isArray(scripts)) this.scriptNames = scripts.map((s) => s.source).filter((s): s is string => typeof s === 'string').slice(0, 5_000);
       }, (err: unknown) => trace('getScripts: %s', errorText(err)));
