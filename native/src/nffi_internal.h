@@ -76,9 +76,12 @@ struct nffi_runtime {
     nffi_task *live_head, *live_tail;
     uint64_t enqueued, rejected, timeouts, resumed, late;
     int64_t live;
-    uint64_t polled, responded; /* atomic RMW from runtime threads */
+    /* Written by runtime threads on every task: a cache line of their own,
+     * apart from what the worker writes on every task (live, hist). */
+    uint64_t polled __attribute__((aligned(64)));   /* atomic RMW from runtime threads */
+    uint64_t responded;                             /* likewise */
     int64_t in_flight;          /* atomic RMW: +1 in poll, -1 in respond */
-    nffi__hist hist[4];
+    nffi__hist hist[4] __attribute__((aligned(64)));
     /* Deferred poller wake-up (nffi_fast_set_kick); worker-only. */
     int kick_pending;
     nffi_runtime *kick_next;
