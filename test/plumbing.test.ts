@@ -110,7 +110,15 @@ describe('Lua.getCoroutines with skip', () => {
 
   it('FFI.getTasks: the waiter from its handler line, with the request it serves', async () => {
     const skip = DEFAULT_PLUMBING.join(',');
-    const r = await client!.request('FFI.getTasks', { skip });
+    // a request parked after the last walk: no walk has seen its coroutine
+    await park('/park/ffi?task=2');
+    const r = await waitFor(async () => {
+      const got = await client!.request('FFI.getTasks', { skip });
+      return got.tasks.some((x: any) => x.req_preview.length && x.coroutine && x.id > 1) && got.tasks.length >= 2 ? got : undefined;
+    }, { what: 'both parked tasks', timeout: 10_000 });
+    const late = r.tasks.find((x: any) => x.coroutine?.request?.uri === '/park/ffi?task=2');
+    expect(late, JSON.stringify(r.tasks)).toBeDefined();
+    expect(late.coroutine.frames[0].source).toMatch(/park_app\.lua$/);
     const t = r.tasks.find((x: any) => x.coroutine?.request?.uri === '/park/ffi?task=1');
     expect(t, JSON.stringify(r.tasks)).toBeDefined();
     expect(t.coroutine.request.method).toBe('GET');

@@ -156,6 +156,23 @@ local function scan_user(co, found, b)
     end
 end
 
+-- Whether the last walk or index saw co anchored (a slot is known for it).
+function _M.indexed(co)
+    return slots[co] ~= nil
+end
+
+-- Records where each anchored coroutine sits, without the user coroutines a
+-- walk finds from them: what a request read needs (serving) for coroutines no
+-- walk has seen yet, such as an FFI task's waiter. Sliced by b; true when done.
+function _M.index_anchored(b)
+    local t = find_anchor(b)
+    if not t then
+        return false
+    end
+    threads_of(t, MAX_COROUTINES, b)
+    return true
+end
+
 -- { {co=, kind=} ... }, truncated
 function _M.collect(b)
     local t, err = find_anchor(b)

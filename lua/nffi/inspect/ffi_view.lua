@@ -9,6 +9,7 @@ local json = require "nffi.inspect.json"
 local coroutines = require "nffi.inspect.coroutines"
 local plumbing = require "nffi.inspect.plumbing"
 local request_of = require("nffi.inspect.coroutines_request").request_of
+local walk = require "nffi.inspect.coroutines_walk"
 
 local type = type
 local package = package
@@ -40,8 +41,11 @@ end
 
 -- skip: plumbing.lua's matcher (frames from the waiter's application code).
 -- An abandoned task's waiter timed out and went on (it may serve another
--- request by now): its request is not the task's.
-local function task_out(nffi, t, skip, b)
+-- request by now): its request is not the task's. A request is read only for
+-- a coroutine known to be anchored (coroutines_request.lua says why): a waiter
+-- no walk has seen makes a request with skip (a view that wants the waiter's
+-- code and request) index the anchored ones once (st).
+local function task_out(nffi, t, skip, b, st)
     local out = {
         id = t.id, runtime = t.runtime, method = t.method, state = t.state,
         age_ms = t.age_ms, req_len = t.req_len, req_preview = t.req_preview,
@@ -54,6 +58,10 @@ local function task_out(nffi, t, skip, b)
             c.skipped = skipped
         end
         if t.state ~= "abandoned" then
+            if skip and not st.indexed and not walk.indexed(co) then
+                st.indexed = true
+                walk.index_anchored(b)
+            end
             c.request = request_of(co, true, b)
         end
         out.coroutine = c
@@ -111,6 +119,7 @@ function _M.get_tasks(params, b)
     end
     local tasks = array()
     local res = { tasks = tasks }
+    local st = { indexed = false }
     local nffi = binding()
     if not nffi then
         res.total = 0
@@ -131,7 +140,7 @@ function _M.get_tasks(params, b)
         local page, last = nffi.tasks_since(after, math_min(PAGE, max - n), enq_before)
         for i = 1, #page do
             n = n + 1
-            tasks[n] = task_out(nffi, page[i], skip, b)
+            tasks[n] = task_out(nffi, page[i], skip, b, st)
             b:check()  -- each task reads a stack: read the clock every time
         end
         if #page > 0 then
