@@ -101,10 +101,10 @@ export class World {
     const wave = [0, 2, 5, 9, 14, 9, 5, 2][k % 8]!;
     const rt = (name: string, enq: number, depth: number, fly: number, p99: number, extra: Partial<FFI.RuntimeStats> = {}): FFI.RuntimeStats => ({
       name, lib: `/usr/lib/lib${name}.so`, unloaded: false, enqueued: enq, polled: enq - depth, responded: enq - depth - fly,
-      completed: enq - depth - fly, timeouts: 0, rejected: 0, late: 0, depth, in_flight: fly, live: depth + fly, max_queue: 4096,
+      completed: enq - depth - fly, timeouts: 0, rejected: 0, late: 0, depth, in_flight: fly, live: depth + fly, max_queue: 4096, wake: 'eventfd',
       latency_ms: { queue: lat(p99 / 20, p99 / 2), service: lat(p99 / 10, p99 * 0.8), wakeup: lat(0.02, 0.09), total: lat(p99 / 8, p99) },
       ...extra,
-    });
+    } as FFI.RuntimeStats);
     return [
       rt('echo', 1000 * this.tick, wave, 1, 0.35),
       rt('imgresize', 40 * this.tick + 1300, 1200 + 4 * wave + (pid - 101) * 50, 8, 240, {
