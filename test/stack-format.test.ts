@@ -48,3 +48,21 @@ describe('stack text', () => {
     expect(text).not.toMatch(/hidden/);
   });
 });
+
+describe('stack text fits the output', () => {
+  it('cuts every line to the width: values at their end, a frame line keeps its number, name and file:line', () => {
+    const long = '/very/long/path/to/the/application/tree/that/goes/on/and/on/demo_app.lua';
+    const frames = [{
+      level: 4, function: 'handlers.slow', source: long, line: 41, what: 'Lua',
+      locals: [{ name: 'big', value: { type: 'string', value: 'x'.repeat(300) } }],
+      upvalues: [{ name: 'cfg', value: { type: 'table', entries: Array.from({ length: 20 }, (_, i) => ({ key: { type: 'string', value: `key${i}` }, value: { type: 'number', value: i } })) } }],
+    }] as unknown as Lua.StackFrame[];
+    const text = formatStack(frames, undefined, null, { fit: 80 });
+    const lines = text.split('\n');
+    for (const l of lines) expect([...l].length, l).toBeLessThanOrEqual(80);
+    expect(lines[0]).toMatch(/^#4 handlers\.slow at ….*\/demo_app\.lua:41$/);
+    expect(lines[1]).toMatch(/^    big = "x+…$/);
+    // without fit (--wide) nothing is cut
+    expect(formatStack(frames, undefined, null, {}).split('\n')[0]).toBe(`#4 handlers.slow at ${long}:41`);
+  });
+});

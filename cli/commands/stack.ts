@@ -5,11 +5,13 @@ import { StackError, StackView } from '../../store/stack.js';
 import { CliError, UsageError } from '../errors.js';
 import { writeTerm } from '../format/escape.js';
 import { formatStack } from '../format/stack.js';
+import { outputWidth } from '../format/table.js';
 import { parseCount, parsePid, printJson, withClient, withProbeOptions, type ProbeOptions } from '../pid.js';
 
 interface Options extends ProbeOptions {
   locals?: boolean;
   allUpvalues?: boolean;
+  wide?: boolean;
 }
 
 export function registerStack(program: Command): void {
@@ -20,6 +22,7 @@ export function registerStack(program: Command): void {
     .argument('<CO>', 'coroutine id')
     .option('--locals', 'add locals, upvalues and varargs per frame')
     .option('--all-upvalues', 'with --locals: also the upvalues that only keep C functions, ngx.* or loaded modules at hand (hidden by default)')
+    .option('--wide', 'lines as long as they are (default: cut to the terminal, 80 columns when piped)')
     .option('--json', 'print JSON'))
     .action(async (pidText: string, coText: string, opts: Options) => {
       const pid = parsePid(pidText);
@@ -32,6 +35,9 @@ export function registerStack(program: Command): void {
           throw err instanceof StackError ? new CliError(err.message) : err;
         });
       if (opts.json) printJson(stack);
-      else writeTerm(formatStack(stack.frames, undefined, stack.request, { allUpvalues: opts.allUpvalues }) + '\n');
+      else {
+        const fit = outputWidth({ wide: opts.wide });
+        writeTerm(formatStack(stack.frames, undefined, stack.request, { allUpvalues: opts.allUpvalues, ...(fit !== undefined ? { fit } : {}) }) + '\n');
+      }
     });
 }

@@ -2,6 +2,7 @@
 // varargs indented under each frame.
 import type { Lua } from '../../probe/protocol-types.js';
 import { termText } from './escape.js';
+import { cellWidth, ellipsize } from './table.js';
 import { renderValue } from './value.js';
 
 const arr = <T>(x: T[] | undefined): T[] => (Array.isArray(x) ? x : []);
@@ -21,6 +22,8 @@ export function frameLine(level: number, f: { function: string; source: string; 
 export interface StackFormatOptions {
   /** Also the upvalues that only keep library code at hand (C functions, ngx.*, loaded modules). */
   allUpvalues?: boolean;
+  /** Cut every line to this many cells (undefined: as long as it is). */
+  fit?: number;
 }
 
 export function formatStack(frames: Lua.StackFrame[], width = 100, request?: Lua.Request | null, opts: StackFormatOptions = {}): string {
@@ -47,5 +50,24 @@ export function formatStack(frames: Lua.StackFrame[], width = 100, request?: Lua
     if (va.length) out.push(`    ... = ${va.map((v) => renderValue(v, width)).join(', ')}`);
   });
   if (hidden) out.push(`${hidden} upvalue${hidden === 1 ? '' : 's'} holding C functions, ngx.* or loaded modules hidden: --all-upvalues shows them`);
+  // every line fits the output (80 piped, the terminal's width, none with --wide): a value is
+  // cut at its end, a frame line keeps the end of its path (file:line)
+  if (opts.fit !== undefined) {
+    const fit = opts.fit;
+    return out.map((l) => fitLine(l, fit)).join('\n');
+  }
   return out.join('\n');
+}
+
+/** A line cut to `width` cells: a frame line (`#2 name at /long/path/file.lua:41`) keeps its
+ * number, its name and the end of its path; any other line is cut at its end. */
+function fitLine(l: string, width: number): string {
+  if (cellWidth(l) <= width) return l;
+  const at = /^#\d+ /.test(l) ? l.indexOf(' at ') : -1;
+  if (at > 0) {
+    const head = l.slice(0, at + 4);
+    const room = width - cellWidth(head);
+    if (room >= 12) return head + ellipsize(l.slice(at + 4), room, 'start');
+  }
+  return ellipsize(l, width, 'end');
 }
