@@ -19,7 +19,10 @@ import { startWorld } from './tui-world.js';
 const WORKERS = 8;
 const TASKS = 10_000;
 const WINDOW_S = Number(process.env.BENCH_TUI_SECONDS ?? 20);
-const WARM_MS = 2_000;
+/** Before each window: the app's code compiled by V8 and its 60 s history at its row cap
+ * (~9 s with 10,000 coroutines), so the window sees attach as a user running it for minutes
+ * does, not its first seconds (with 2 s the first configuration of a run read 4-5 points high). */
+const WARM_MS = Number(process.env.BENCH_TUI_WARM_MS ?? 12_000);
 const ONE_WORKER = process.env.BENCH_TUI_FILL === 'one';
 /** wrk's connections; each request sleeps HIT_SLEEP_MS in nginx: about 1,100 requests/s (reuseport spreads the connections over the workers). */
 const CONNECTIONS = Number(process.env.BENCH_TUI_CONNECTIONS ?? 96);

@@ -53,24 +53,28 @@ function rowOnly(h: HitEvent): Held {
  * that fell off are counted. Only the newest `snapshots` keep their full snapshot; older ones
  * keep their row (counted too). A push costs the same however many are held (1,000 hits/s). */
 export class HitRing {
-  private readonly items: (Held | undefined)[];
+  /** The rows as the hits pane gets them: one object per hit for as long as it is held (a new
+   * one only when its snapshot is let go), so each refresh hands the table the same objects
+   * and only new hits are sorted in. */
+  private readonly items: (HitItem | undefined)[];
   private readonly full: number;
   private count = 0;
 
   constructor(readonly capacity: number, readonly snapshots = 50) {
-    this.items = new Array<Held | undefined>(Math.max(1, capacity));
+    this.items = new Array<HitItem | undefined>(Math.max(1, capacity));
     this.full = Math.max(0, Math.min(snapshots, this.items.length));
   }
 
   push(h: HitEvent): void {
     const n = this.items.length;
-    this.items[this.count % n] = { hit: h, full: true };
+    const seq = this.count;
+    this.items[seq % n] = { seq, hit: h, full: true };
     this.count++;
     // the hit that just left the newest `snapshots` keeps its row only
     const old = this.count - 1 - this.full;
     if (old >= this.dropped && old >= 0) {
       const held = this.items[old % n]!;
-      if (held.full) this.items[old % n] = rowOnly(held.hit);
+      if (held.full) this.items[old % n] = { seq: old, ...rowOnly(held.hit) };
     }
   }
 
@@ -92,7 +96,7 @@ export class HitRing {
   /** The hits still held that are numbered below `end`, oldest first. */
   before(end: number): HitItem[] {
     const out: HitItem[] = [];
-    for (let seq = this.dropped; seq < Math.min(end, this.count); seq++) out.push({ seq, ...this.items[seq % this.items.length]! });
+    for (let seq = this.dropped; seq < Math.min(end, this.count); seq++) out.push(this.items[seq % this.items.length]!);
     return out;
   }
 }
