@@ -62,7 +62,9 @@ local function task_out(nffi, t, skip, b, st)
                 st.indexed = true
                 walk.index_anchored(b)
             end
-            c.request = request_of(co, true, b)
+            -- nil: serving() checks the coroutine has a frame now (a thread that ended and
+            -- was cached for reuse keeps a dangling request pointer: never followed)
+            c.request = request_of(co, nil, b)
         end
         out.coroutine = c
     end
