@@ -445,7 +445,8 @@ describe('the CLI against hostile text and held workers', () => {
     expect(stack.status).toBe(1);
     expect(oneLineError(stack)).toMatch(new RegExp(`^nffi-inspect: worker ${a} is held by another session: probe pid ${process.pid} \\(.+\\); its agent serves one session at a time`));
     expect(stack.stderr).not.toMatch(/no agent|nginx\.conf/);
-    const cos = await runCli(['coroutines', String(ng().masterPid), '--run-dir', RUN2]);
+    // --all: worker b's only coroutines may be pending timers and dead threads, hidden by default
+    const cos = await runCli(['coroutines', String(ng().masterPid), '--all', '--run-dir', RUN2]);
     expect(cos.status, cos.stderr).toBe(0);
     expect(cos.stdout).toContain(`worker ${a}: not attached: worker ${a} is held by another session: probe pid ${process.pid}`);
     expect(cos.stdout).toMatch(new RegExp(`^ *${b} `, 'm'));

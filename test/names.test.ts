@@ -154,7 +154,7 @@ describe('frames and locals', () => {
     const call = frameText(text, 'slow_call');
     expect(call).not.toMatch(/function \[C\]/);
     expect(call, text).toMatch(/^ {4}\(2 library upvalues hidden\)$/m);
-    expect(text, text).toMatch(/upvalues? holding C functions, ngx\.\* or loaded modules hidden: --all-upvalues shows them$/m);
+    expect(text, text).toMatch(/upvalues? of library code hidden \(C, ngx\.\*, modules\): --all-upvalues$/m);
     const jf = json.frames.find((f: any) => f.function === 'slow_call');
     expect(jf.upvalues.filter((v: any) => v.library).map((v: any) => v.name).sort()).toEqual(['nffi', 'sleep']);
     // asked for: shown

@@ -37,7 +37,7 @@ describe('stack text', () => {
       '    (upvalue) var = ngx.var (proxy)',
       '    (upvalue) reply = function /app/demo_app.lua:28',
       '    (2 library upvalues hidden)',
-      '2 upvalues holding C functions, ngx.* or loaded modules hidden: --all-upvalues shows them',
+      '2 upvalues of library code hidden (C, ngx.*, modules): --all-upvalues',
     ]);
   });
 

@@ -49,7 +49,7 @@ export function formatStack(frames: Lua.StackFrame[], width = 100, request?: Lua
     const va = arr(f.varargs);
     if (va.length) out.push(`    ... = ${va.map((v) => renderValue(v, width)).join(', ')}`);
   });
-  if (hidden) out.push(`${hidden} upvalue${hidden === 1 ? '' : 's'} holding C functions, ngx.* or loaded modules hidden: --all-upvalues shows them`);
+  if (hidden) out.push(`${hidden} upvalue${hidden === 1 ? '' : 's'} of library code hidden (C, ngx.*, modules): --all-upvalues`);
   // every line fits the output (80 piped, the terminal's width, none with --wide): a value is
   // cut at its end, a frame line keeps the end of its path (file:line)
   if (opts.fit !== undefined) {
