@@ -19,6 +19,10 @@ export interface RuntimeRow {
   latency_ms: FFI.LatencySummary;
   /** Queue capacity (opts.max_queue), when the agent gives it: a full queue is an alarm. */
   max_queue?: number;
+  /** How responses wake their waiters (issue 15): eventfd (nginx's event loop) or pump, and why
+   * not eventfd; absent from agents before it. */
+  wake?: string;
+  wake_reason?: string;
 }
 
 export interface WorkerStats { pid: number; runtimes: RuntimeRow[] }
@@ -52,6 +56,8 @@ export function runtimeRow(r: FFI.RuntimeStats): RuntimeRow {
     name: r.name, depth: r.depth, in_flight: r.in_flight, enqueued: r.enqueued, completed: r.completed,
     timeouts: r.timeouts, rejected: r.rejected, latency_ms: r.latency_ms,
     ...(typeof r.max_queue === 'number' ? { max_queue: r.max_queue } : {}),
+    ...(typeof r.wake === 'string' ? { wake: r.wake } : {}),
+    ...(typeof r.wake_reason === 'string' ? { wake_reason: r.wake_reason } : {}),
   };
 }
 

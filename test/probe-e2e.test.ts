@@ -81,8 +81,12 @@ describe('probe against nginx with the agent', () => {
     const rts = doc.workers.flatMap((w: any) => w.runtimes);
     expect(rts.length).toBeGreaterThan(0);
     for (const rt of rts) {
-      expect(Object.keys(rt).sort()).toEqual(
-        ['completed', 'depth', 'enqueued', 'in_flight', 'latency_ms', 'name', 'rejected', 'timeouts'].sort());
+      // wake: how its responses wake their waiters (issue 15); the reason only where it is not eventfd
+      expect(Object.keys(rt).filter((k) => k !== 'wake_reason').sort()).toEqual(
+        ['completed', 'depth', 'enqueued', 'in_flight', 'latency_ms', 'name', 'rejected', 'timeouts', 'wake'].sort());
+      expect(['eventfd', 'pump']).toContain(rt.wake);
+      if (rt.wake === 'pump') expect(rt.wake_reason).toEqual(expect.any(String));
+      else expect(rt.wake_reason).toBeUndefined();
       expect(Object.keys(rt.latency_ms).sort()).toEqual(['queue', 'service', 'total', 'wakeup']);
       for (const l of Object.values(rt.latency_ms)) expect(Object.keys(l as object).sort()).toEqual(['p50', 'p99']);
     }

@@ -119,7 +119,8 @@ describe('queue: rates and history', () => {
     const s = await queue.sample();
     const doc = queueJson(s.workers) as { workers: any[] };
     expect(Object.keys(doc.workers[0].runtimes[0]).sort()).toEqual(
-      ['completed', 'depth', 'enqueued', 'in_flight', 'latency_ms', 'name', 'rejected', 'timeouts'].sort());
+      ['completed', 'depth', 'enqueued', 'in_flight', 'latency_ms', 'name', 'rejected', 'timeouts', 'wake'].sort());
+    expect(doc.workers[0].runtimes[0].wake).toBe('pump');
     expect(doc.workers[0].runtimes[0].latency_ms.total).toEqual({ p50: 1, p99: 1 });
     expect(doc.workers[1]).toEqual({ pid: 102, runtimes: [], error: 'not attached: gone' });
   });

@@ -82,6 +82,8 @@ function jsonRuntime(r: RuntimeView, rates: boolean) {
   return {
     name: r.name, depth: r.depth, in_flight: r.in_flight, enqueued: r.enqueued, completed: r.completed,
     timeouts: r.timeouts, rejected: r.rejected, latency_ms: lat,
+    ...(r.wake !== undefined ? { wake: r.wake } : {}),
+    ...(r.wake_reason !== undefined ? { wake_reason: r.wake_reason } : {}),
     ...(rates ? { rates: r.rates ? { enqueued_per_s: r.rates.enqueued, completed_per_s: r.rates.completed } : null } : {}),
   };
 }
