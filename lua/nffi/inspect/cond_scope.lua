@@ -309,26 +309,30 @@ local function distance(a, b, bud)
 end
 _M.distance = distance
 
--- names, nearest to target first (then by name), at most max.
-local function nearest(target, names, max)
-    local d = {}
-    for i = 1, #names do
-        d[names[i]] = distance(target, names[i])
-    end
-    local out = {}
-    for i = 1, #names do
-        out[i] = names[i]
-    end
-    tbl_sort(out, function(x, y)
-        if d[x] ~= d[y] then
-            return d[x] < d[y]
+-- list sorted in place by score[name], then by name, and cut to max: the
+-- nearest names first (here and finder.nearest).
+local function ranked(list, score, max)
+    tbl_sort(list, function(x, y)
+        if score[x] ~= score[y] then
+            return score[x] < score[y]
         end
         return x < y
     end)
-    for i = #out, max + 1, -1 do
-        out[i] = nil
+    for i = #list, max + 1, -1 do
+        list[i] = nil
     end
-    return out, #names > max
+    return list
+end
+_M.ranked = ranked
+
+-- names, nearest to target first (then by name), at most max.
+local function nearest(target, names, max)
+    local d, out = {}, {}
+    for i = 1, #names do
+        d[names[i]] = distance(target, names[i])
+        out[i] = names[i]
+    end
+    return ranked(out, d, max), #names > max
 end
 _M.nearest = nearest
 
@@ -376,7 +380,7 @@ function _M.check(cond_names, log_names, objs, line, where, b)
 end
 
 -- Interpreted: run once per arm, over code of every shape.
-for _, fn in next, { proto_of, lines_by_pc, locals_of, visible, distance, nearest, unknown,
+for _, fn in next, { proto_of, lines_by_pc, locals_of, visible, distance, ranked, nearest, unknown,
                      _M.check } do
     jit_off(fn)
 end

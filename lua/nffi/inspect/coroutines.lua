@@ -229,13 +229,9 @@ function _M.get_coroutines(params, b)
     if nframes > MAX_FRAMES then
         nframes = MAX_FRAMES
     end
-    local skip
-    if params.skip ~= nil then
-        local err
-        skip, err = plumbing.matcher(params.skip)
-        if not skip then
-            return nil, err
-        end
+    local skip, serr = plumbing.from_params(params)
+    if serr then
+        return nil, serr
     end
     local pending = timer_pending_count()
     local list, truncated = _M.collect(b)

@@ -111,13 +111,9 @@ function _M.get_tasks(params, b)
     if not whole(after) then
         return nil, "after_id must be a non-negative integer"
     end
-    local skip
-    if params.skip ~= nil then
-        local err
-        skip, err = plumbing.matcher(params.skip)
-        if not skip then
-            return nil, err
-        end
+    local skip, serr = plumbing.from_params(params)
+    if serr then
+        return nil, serr
     end
     local tasks = array()
     local res = { tasks = tasks }

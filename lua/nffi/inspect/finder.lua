@@ -13,6 +13,7 @@
 -- CPU instead of 8-30) and no slice overruns its bound.
 local coroutines = require "nffi.inspect.coroutines"
 local distance = require("nffi.inspect.cond_scope").distance
+local ranked = require("nffi.inspect.cond_scope").ranked
 local jutil = require "jit.util"
 
 local funcinfo = jutil.funcinfo
@@ -337,16 +338,7 @@ function _M.nearest(url, sources, max, b)
             b:step()
         end
     end
-    tbl_sort(scored, function(x, y)
-        if score[x] ~= score[y] then
-            return score[x] < score[y]
-        end
-        return x < y
-    end)
-    for i = #scored, max + 1, -1 do
-        scored[i] = nil
-    end
-    return scored
+    return ranked(scored, score, max)
 end
 
 -- Interpreted: see the top of this file (the walk's closures, push, too).

@@ -191,4 +191,17 @@ function _M.matcher(spec)
     return m
 end
 
+-- A request's optional skip parameter as a matcher: nil when absent, or nil
+-- and an error when it does not compile (Lua.getCoroutines, FFI.getTasks).
+function _M.from_params(params)
+    if params.skip == nil then
+        return nil
+    end
+    local m, err = _M.matcher(params.skip)
+    if not m then
+        return nil, err
+    end
+    return m
+end
+
 return _M
