@@ -1,7 +1,7 @@
 // `stack --locals` text: proxies and unavailable locals say what they are, library upvalues are
 // hidden (and counted) unless asked for.
 import { describe, expect, it } from 'vitest';
-import { formatStack } from '../cli/format/stack.js';
+import { fitLines, formatStack } from '../cli/format/stack.js';
 import { renderValue } from '../cli/format/value.js';
 import type { Lua } from '../probe/protocol-types.js';
 
@@ -64,5 +64,18 @@ describe('stack text fits the output', () => {
     expect(lines[1]).toMatch(/^    big = "x+…$/);
     // without fit (--wide) nothing is cut
     expect(formatStack(frames, undefined, null, {}).split('\n')[0]).toBe(`#4 handlers.slow at ${long}:41`);
+  });
+});
+
+describe('lines naming a place fit the output', () => {
+  it('fitLines keeps file:line and what follows it, and cuts other lines at their end', () => {
+    const long = '/very/long/path/to/the/application/tree/that/goes/on/and/on/bp_cli_app.lua';
+    const text = [`bp 1 hit on worker 4242 at ${long}:12 GET /x`, `  #0 handler at ${long}:12`, `      big = "${'y'.repeat(200)}"`].join('\n');
+    const out = fitLines(text, 80).split('\n');
+    for (const l of out) expect([...l].length, l).toBeLessThanOrEqual(80);
+    expect(out[0]).toMatch(/^bp 1 hit on worker 4242 at ….*\/bp_cli_app\.lua:12 GET \/x$/);
+    expect(out[1]).toMatch(/^ {2}#0 handler at ….*\/bp_cli_app\.lua:12$/);
+    expect(out[2]).toMatch(/^ {6}big = "y+…$/);
+    expect(fitLines(text, undefined)).toBe(text);
   });
 });

@@ -59,15 +59,24 @@ export function formatStack(frames: Lua.StackFrame[], width = 100, request?: Lua
   return out.join('\n');
 }
 
-/** A line cut to `width` cells: a frame line (`#2 name at /long/path/file.lua:41`) keeps its
- * number, its name and the end of its path; any other line is cut at its end. */
+/** Every line of `text` cut to `width` cells (fitLine); undefined width: as it is. */
+export function fitLines(text: string, width: number | undefined): string {
+  return width === undefined ? text : text.split('\n').map((l) => fitLine(l, width)).join('\n');
+}
+
+/** A line cut to `width` cells. A line naming a place (`#2 name at /long/path/file.lua:41`,
+ * `bp 1 hit on worker P at /long/path/file.lua:12 GET /x`) loses the start of its path first,
+ * keeping file:line and what follows; then any line is cut at its end. */
 function fitLine(l: string, width: number): string {
-  if (cellWidth(l) <= width) return l;
-  const at = /^#\d+ /.test(l) ? l.indexOf(' at ') : -1;
-  if (at > 0) {
-    const head = l.slice(0, at + 4);
-    const room = width - cellWidth(head);
-    if (room >= 12) return head + ellipsize(l.slice(at + 4), room, 'start');
+  const over = cellWidth(l) - width;
+  if (over <= 0) return l;
+  const m = / at (\S+)/.exec(l);
+  if (m && [...m[1]!].length - over - 1 >= 12) {
+    const start = m.index + 4;
+    const path = m[1]!;
+    const cut = ellipsize(path, cellWidth(path) - over, 'start');
+    const fitted = l.slice(0, start) + cut + l.slice(start + path.length);
+    if (cellWidth(fitted) <= width) return fitted;
   }
   return ellipsize(l, width, 'end');
 }
