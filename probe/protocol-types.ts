@@ -412,6 +412,8 @@ export namespace FFI {
     state: "pending" | "polled" | "done" | "ready" | "abandoned";
     /** ms since it was enqueued (none when libnffi is built with NFFI_NO_INSTRUMENT) */
     age_ms?: number;
+    /** When it was enqueued: CLOCK_MONOTONIC in ms, one clock for every worker of the host, so the tasks of several workers sort by it whenever each answer was taken (none when libnffi is built with NFFI_NO_INSTRUMENT) */
+    enqueued_ms?: number;
     /** request bytes */
     req_len: number;
     /** the first bytes of the request (at most 64) */

@@ -14,6 +14,9 @@ export interface TaskRow {
   state: string;
   /** null when the worker's libnffi is built without instrumentation (NFFI_NO_INSTRUMENT). */
   age_ms: number | null;
+  /** When it was enqueued, CLOCK_MONOTONIC ms (one clock for the host's workers: the tasks of
+   * several workers sort by it, whenever each answer was taken); absent as age_ms is null. */
+  enqueued_ms?: number;
   req_len: number;
   req_preview: string;
   coroutine: TaskCoroutine | null;
@@ -53,7 +56,7 @@ function coroutineOf(t: FFI.Task, rule: FrameRule): TaskRow['coroutine'] {
 export function taskRow(t: FFI.Task, rule: FrameRule = defaultFrameRule()): TaskRow {
   return {
     id: t.id, runtime: t.runtime, method: t.method, state: t.state, age_ms: t.age_ms ?? null,
-    req_len: t.req_len, req_preview: t.req_preview, coroutine: coroutineOf(t, rule),
+    ...(typeof t.enqueued_ms === 'number' ? { enqueued_ms: t.enqueued_ms } : {}), req_len: t.req_len, req_preview: t.req_preview, coroutine: coroutineOf(t, rule),
   };
 }
 

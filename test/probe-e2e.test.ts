@@ -54,7 +54,11 @@ describe('probe against nginx with the agent', () => {
       return w ? { pid: w.pid as number, task: w.tasks[0], doc } : undefined;
     }, { timeout: 2_000, interval: 100, what: 'a pending task older than 100 ms' });
     expect(Object.keys(found.task).sort()).toEqual(
-      ['age_ms', 'coroutine', 'id', 'method', 'req_len', 'req_preview', 'runtime', 'state'].sort());
+      ['age_ms', 'coroutine', 'enqueued_ms', 'id', 'method', 'req_len', 'req_preview', 'runtime', 'state'].sort());
+    // enqueued_ms is on the host's monotonic clock (process.hrtime's on Linux), age_ms ago
+    const sinceEnqueued = Number(process.hrtime.bigint()) / 1e6 - found.task.enqueued_ms;
+    expect(sinceEnqueued).toBeGreaterThanOrEqual(found.task.age_ms - 1);
+    expect(sinceEnqueued).toBeLessThan(found.task.age_ms + 10_000);
     expect(found.task.runtime).toBe('e2e_slow');
     expect(found.task.method).toBe('wait');
     expect(found.task.age_ms).toBeGreaterThanOrEqual(100);

@@ -70,7 +70,7 @@ describe('100,000 pending tasks in one worker', () => {
     expect(w).toMatchObject({ pid, total: N + 1, truncated: true });
     expect(w.tasks).toHaveLength(1000);
     expect(Object.keys(w.tasks[0]).sort()).toEqual(
-      ['age_ms', 'coroutine', 'id', 'method', 'req_len', 'req_preview', 'runtime', 'state'].sort());
+      ['age_ms', 'coroutine', 'enqueued_ms', 'id', 'method', 'req_len', 'req_preview', 'runtime', 'state'].sort());
     // oldest first: the gate task the poller holds, then the waiters in order
     expect(w.tasks[0]).toMatchObject({ runtime: 'pend', method: 'work', state: 'polled', req_preview: 'gate=600000;held' });
     const ids = w.tasks.map((t: any) => t.id);

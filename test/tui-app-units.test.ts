@@ -10,6 +10,7 @@ import { breakpointSpec, completer, tokens, type CommandHost } from '../tui/comm
 import type { HitEvent } from '../tui/panes/common.js';
 import type { PaneHost } from '../tui/panes/common.js';
 import { CoroutinesPane } from '../tui/panes/coroutines.js';
+import { TasksPane } from '../tui/panes/tasks.js';
 import { HitRing } from '../tui/panes/hits.js';
 import { stackFrameNode } from '../tui/panes/values.js';
 import { makeTheme } from '../tui/style.js';
@@ -286,5 +287,25 @@ describe('a frame\'s variables in the stack tree', () => {
     expect(up.map((k) => k.label)).toEqual(['cache', 'library']);
     expect(up[1]!.children!.map((k) => k.label)).toEqual(['sleep', 'json']);
     expect(up[1]!.expanded).toBeFalsy();
+  });
+});
+
+describe('the tasks pane\'s order', () => {
+  it('sorts by when each task was enqueued, not by ages read at different moments in different workers', () => {
+    const host = {
+      now: () => 0, theme: makeTheme({ color: false, unicode: true }), utc: true, thresholds: DEFAULT_THRESHOLDS,
+      setThresholds: () => undefined, paused: false, step: () => false, openStack: () => undefined, openHit: () => undefined,
+      toTask: () => undefined, toCoroutine: () => undefined, info: () => undefined, error: () => undefined, update: () => undefined,
+    } as unknown as PaneHost;
+    const pane = new TasksPane(host);
+    const task = (id: number, enq: number, age: number) => ({
+      id, runtime: 'rt', method: 'm', state: 'pending', age_ms: age, enqueued_ms: enq, req_len: 1, req_preview: 'x', coroutine: null,
+    });
+    // worker 2's answer was taken 11 ms later: its ages read 11 ms more for the same enqueue times
+    pane.setWorkers([
+      { pid: 1, total: 2, truncated: false, tasks: [task(1, 1000, 500), task(2, 1002, 498)] },
+      { pid: 2, total: 2, truncated: false, tasks: [task(1, 1001, 510), task(2, 1003, 508)] },
+    ]);
+    expect(pane.table.visible().map((r) => `${r.pid}:${r.id}`)).toEqual(['1:1', '2:1', '1:2', '2:2']);
   });
 });

@@ -90,6 +90,9 @@ local function task_entry(st, info, now)
         method = ffi_string(info.method),
         state = state_names[info.state] or tostring(info.state),
         age_ms = t_enq > 0 and (now - t_enq) * 1e-6 or nil,
+        -- CLOCK_MONOTONIC, one clock for every worker of the host: views sort the tasks of
+        -- several workers by it (ages taken at different moments reorder them)
+        enqueued_ms = t_enq > 0 and t_enq * 1e-6 or nil,
         req_len = tonumber(info.req_len),
         req_preview = ffi_string(info.preview, info.preview_len),
         rc = info.state >= consts.TASK_DONE and tonumber(info.rc) or nil,

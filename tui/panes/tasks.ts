@@ -36,7 +36,9 @@ export class TasksPane extends TablePane<TaskItem> {
       },
       columns: [
         { id: 'age', title: 'age', width: 6, align: 'right', priority: 0, sortKey: 'a', descending: true,
-          sortValue: (r) => r.age_ms ?? -1,
+          // by when it was enqueued (one clock for every worker): ages taken at different moments
+          // in different workers' answers reordered tasks by tens of rows each sample
+          sortValue: (r) => (r.enqueued_ms !== undefined ? -r.enqueued_ms : r.age_ms ?? -1),
           cell: (r) => (r.age_ms === null || r.age_ms === undefined ? { text: '-', role: 'dim' } : { text: dur(host, r.age_ms, 6), role: latencyLevel(r.age_ms, host.thresholds) }) },
         { id: 'pid', title: 'worker', width: 7, align: 'right', priority: 2, sortKey: 'p', sortValue: (r) => r.pid, cell: (r) => String(r.pid) },
         { id: 'id', title: 'task', width: 6, align: 'right', priority: 1, sortKey: 'i', sortValue: (r) => r.id, cell: (r) => String(r.id) },

@@ -48,7 +48,8 @@ end
 local function task_out(nffi, t, skip, b, st)
     local out = {
         id = t.id, runtime = t.runtime, method = t.method, state = t.state,
-        age_ms = t.age_ms, req_len = t.req_len, req_preview = t.req_preview,
+        age_ms = t.age_ms, enqueued_ms = t.enqueued_ms,
+        req_len = t.req_len, req_preview = t.req_preview,
     }
     local co = t.waiter and t.waiter ~= 0 and nffi.coroutine_of(t.waiter)
     if co then
