@@ -97,7 +97,7 @@ describe('breakpoint against nginx with the agent', () => {
   });
 
   it('a logpoint prints its message on the hit line', async () => {
-    const cli = start(['breakpoint', String(nginx().masterPid), LOC, '--log', 'n={n} user={user}', '--count', '2']);
+    const cli = start(['breakpoint', String(nginx().masterPid), LOC, '--log', 'n={n} user={user}', '--count', '2', '--wide']);
     await waitFor(() => (cli.out().match(/^bp \d+ armed on worker/gm) ?? []).length === 2,
       { timeout: 10_000, what: `armed; out: ${cli.out()} err: ${cli.err()}` });
     await drive(() => nginx().url('/work?n=7&user=bob'), cli.exited);
@@ -111,7 +111,7 @@ describe('breakpoint against nginx with the agent', () => {
   });
 
   it('human output: header line, frames and locals', async () => {
-    const cli = start(['breakpoint', String(nginx().masterPid), LOC, '--count', '1']);
+    const cli = start(['breakpoint', String(nginx().masterPid), LOC, '--count', '1', '--wide']);
     await waitFor(() => /armed on worker/.test(cli.out()), { timeout: 10_000, what: `armed; out: ${cli.out()}` });
     await drive(() => nginx().url('/work?n=4&user=ann'), cli.exited);
     expect(await withTimeout(cli.exited, 10_000, () => cli.out())).toBe(0);
@@ -121,6 +121,18 @@ describe('breakpoint against nginx with the agent', () => {
     expect(cli.out()).toMatch(/^ {6}user = "ann"$/m);
     expect(cli.out()).toMatch(/^ {6}\(upvalue\) calls = \d+$/m);
   });
+  it('human output fits 80 columns by default: a path loses its start, file:line and the request stay', async () => {
+    const cli = start(['breakpoint', String(nginx().masterPid), LOC, '--count', '1']);
+    await waitFor(() => /armed on worker/.test(cli.out()), { timeout: 10_000, what: `armed; out: ${cli.out()}` });
+    await drive(() => nginx().url('/work?n=4&user=ann'), cli.exited);
+    expect(await withTimeout(cli.exited, 10_000, () => cli.out())).toBe(0);
+    const block = cli.out().split('\n').filter((l) => /^\[hit bp|^ {2}#\d| {6}/.test(l));
+    expect(block.length).toBeGreaterThan(2);
+    for (const l of block) expect([...l].length, l).toBeLessThanOrEqual(80);
+    expect(cli.out()).toMatch(new RegExp(`^\\[hit bp \\d+\\] pid \\d+ \\S*${BP_CLI_FILE}:${BREAK_LINE} [\\d:.]+ GET /work\\?n=4&user=ann$`, 'm'));
+    expect(cli.out()).toMatch(/^ {6}n = 4$/m);
+  });
+
 
   it.each([
     ['a syntax error', ['if', 'n >']],

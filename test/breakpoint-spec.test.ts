@@ -150,7 +150,7 @@ describe('breakpoint specs against nginx with the agent', () => {
     const cond = /if '([^']+)'/.exec(help)![1]!;
     const log = /print '([^']+)'/.exec(help)![1]!;
     expect(cond).toContain('ngx.ctx.user');
-    const cli = startCli(['breakpoint', master(), LOC, 'if', cond.replace('n > 3', 'n >= 0').replace('== "bob"', '== nil'), '--log', log, '--count', '1']);
+    const cli = startCli(['breakpoint', master(), LOC, 'if', cond.replace('n > 3', 'n >= 0').replace('== "bob"', '== nil'), '--log', log, '--count', '1', '--wide']);
     await waitFor(() => (cli.out().match(/^bp \d+ armed on worker/gm) ?? []).length === 2, { timeout: 20_000, what: `armed; ${cli.out()} ${cli.err()}` });
     await waitFor(async () => {
       await http(nginx().url('/work?n=5&user=bob'));

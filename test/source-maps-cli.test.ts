@@ -86,7 +86,7 @@ describe('breakpoints on a TypeScriptToLua source (source map)', () => {
   it('human output shows handler.ts:LINE (handler.lua:LINE)', async () => {
     await warm();
     const LUA_LINE = luaLineOf('return sum');
-    const cli = start(['breakpoint', String(nginx().masterPid), `${TSTL_TS}:${TS_LINE}`, '--count', '1']);
+    const cli = start(['breakpoint', String(nginx().masterPid), `${TSTL_TS}:${TS_LINE}`, '--count', '1', '--wide']);
     await waitFor(() => /armed on worker/.test(cli.out()), { timeout: 15_000, what: `armed; out: ${cli.out()} err: ${cli.err()}` });
     expect(cli.out()).toContain(`handler.ts:${TS_LINE} (handler.lua:${LUA_LINE})`);
     await drive(nginx().url('/tstl?n=1'), cli.exited);

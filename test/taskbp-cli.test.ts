@@ -49,7 +49,7 @@ describe('breakpoint ffi:RUNTIME.METHOD', () => {
   });
 
   it("human output: ffi:fail.* if 'rc ~= 0' prints the header, the task line and the caller's locals", async () => {
-    const cli = start(['breakpoint', String(nginx().masterPid), 'ffi:fail.*', 'if', 'rc ~= 0', '--count', '1']);
+    const cli = start(['breakpoint', String(nginx().masterPid), 'ffi:fail.*', 'if', 'rc ~= 0', '--count', '1', '--wide']);
     await waitFor(() => (cli.out().match(/^bp \d+ armed on worker \d+$/gm) ?? []).length === 2,
       { timeout: 10_000, what: `armed; out: ${cli.out()} err: ${cli.err()}` });
     await drive(() => nginx().url('/fail?body=boom'), cli.exited);

@@ -18,10 +18,13 @@ import { buildSpec, DEFAULT_TIMEOUT, type SpecOptions } from '../breakpoint-args
 import { CliError } from '../errors.js';
 import { jsonLine, termText, writeTerm } from '../format/escape.js';
 import { eventJson, formatEvent, specWarnings } from '../format/hit.js';
+import { fitLines } from '../format/stack.js';
+import { outputWidth } from '../format/table.js';
 import { clientOptions, interrupted, parsePid, withProbeOptions, type ProbeOptions } from '../pid.js';
 
 interface Options extends ProbeOptions, SpecOptions {
   partial?: boolean;
+  wide?: boolean;
 }
 
 /** Beyond the deadline the probe enforces, before the command gives up waiting for it. */
@@ -31,7 +34,7 @@ const GRACE_MS = 3_000;
 const refusedOnArm = (e: BreakpointEvent): string | undefined =>
   e.event === 'error' && /^(condition|log template): unknown name /.test(e.message) ? e.message : undefined;
 
-function printer(json: boolean, refused: { message?: string }): (e: BreakpointEvent) => void {
+function printer(json: boolean, refused: { message?: string }, width: number | undefined): (e: BreakpointEvent) => void {
   return (e) => {
     const refusal = refusedOnArm(e);
     if (refusal) refused.message ??= refusal;
@@ -43,7 +46,8 @@ function printer(json: boolean, refused: { message?: string }): (e: BreakpointEv
     const text = formatEvent(e);
     if (text === undefined || refusal) return; // said once, as the command ends
     if (e.event === 'error') process.stderr.write(text + '\n');
-    else writeTerm(text + '\n');
+    // a hit's block fits the output like the tables (80 columns piped; --wide: as it is)
+    else writeTerm((e.event === 'hit' ? fitLines(text, width) : text) + '\n');
   };
 }
 
@@ -82,6 +86,7 @@ export function registerBreakpoint(program: Command): void {
     .option('--timeout <DUR>', 'remove after this long', DEFAULT_TIMEOUT)
     .option('--log <TEMPLATE>', "a logpoint: print 'n={n} uri={ngx.var.uri}' instead of a snapshot")
     .option('--partial', 'go on when some workers could not be reached or refused the breakpoint (each is named on stderr); without it the command removes the breakpoint and exits 1')
+    .option('--wide', 'hit lines as long as they are (default: cut to the terminal, 80 columns when piped)')
     .option('--json', 'NDJSON: one line per hit, armed, removed, error, dropped'))
     .action(async (pidText: string, location: string, words: string[], opts: Options) => {
       const pid = parsePid(pidText);
@@ -92,7 +97,7 @@ export function registerBreakpoint(program: Command): void {
       let timer: NodeJS.Timeout | undefined;
       const refused: { message?: string } = {};
       try {
-        const bp = await hits.set(spec, printer(Boolean(opts.json), refused)).catch((err: Error & { code?: string }) => {
+        const bp = await hits.set(spec, printer(Boolean(opts.json), refused, outputWidth({ wide: opts.wide }))).catch((err: Error & { code?: string }) => {
           if (err.code === 'ELSEWHERE') throw err;
           // "condition: unknown name 'x' at FILE:LINE (...)" names the line itself
           throw new CliError(/^(condition|log template): /.test(err.message) ? err.message : `${location}: ${err.message}`);

@@ -70,9 +70,10 @@ export function fitLines(text: string, width: number | undefined): string {
 function fitLine(l: string, width: number): string {
   const over = cellWidth(l) - width;
   if (over <= 0) return l;
-  const m = / at (\S+)/.exec(l);
+  // the first path:line of the line (after ' at ', or a hit header's location)
+  const m = /(?:^| |\()(\S*\/\S*?:\d+)/.exec(l);
   if (m && [...m[1]!].length - over - 1 >= 12) {
-    const start = m.index + 4;
+    const start = m.index + m[0].length - m[1]!.length;
     const path = m[1]!;
     const cut = ellipsize(path, cellWidth(path) - over, 'start');
     const fitted = l.slice(0, start) + cut + l.slice(start + path.length);
