@@ -409,7 +409,7 @@ describe('the CLI against hostile text and held workers', () => {
 
   async function logpoint(json: boolean): Promise<string> {
     const cli = startCli(['breakpoint', String(ng().masterPid), `hostile_app.lua:${LOGPOINT}`, '--log', 'ua={ngx.var.http_user_agent} uri={ngx.var.uri}',
-      '--count', '1', '--run-dir', RUN2, ...(json ? ['--json'] : [])]);
+      '--count', '1', '--run-dir', RUN2, ...(json ? ['--json'] : ['--wide'])]);
     await waitFor(() => (cli.out().match(/armed on worker|"event":"armed"/g) ?? []).length === 2,
       { timeout: 15_000, what: `armed on both workers; out: ${cli.out()} err: ${cli.err()}` });
     let done = false;
