@@ -250,6 +250,16 @@ local function live_from(code, start, s, b)
     return false
 end
 
+-- fn's decoded bytecode, decoded once (false: too long to judge).
+local function code_of(fn, b)
+    local code = decoded[fn]
+    if code == nil then
+        code = decode(fn, b)
+        decoded[fn] = code
+    end
+    return code
+end
+
 -- For a frame of fn suspended at a call on `line`: live[slot] (slot = local
 -- index - 1) for the slots asked (slots: { [slot] = name }); nil when it
 -- cannot be judged. b: a budget (may yield), or nil.
@@ -257,11 +267,7 @@ function _M.live_slots(fn, line, slots, b)
     if not usable or not line or line < 0 or not is_lua(fn) then
         return nil
     end
-    local code = decoded[fn]
-    if code == nil then
-        code = decode(fn, b)
-        decoded[fn] = code
-    end
+    local code = code_of(fn, b)
     if not code then
         return nil
     end
@@ -315,11 +321,7 @@ function _M.compiled(fn, b)
     if not usable or not is_lua(fn) then
         return false
     end
-    local code = decoded[fn]
-    if code == nil then
-        code = decode(fn, b)
-        decoded[fn] = code
-    end
+    local code = code_of(fn, b)
     if not code then
         return true  -- too long to judge: take it as compiled
     end
