@@ -6,7 +6,7 @@
 // - every answer to every agent method, and every event the agent sends, holds only declared
 //   fields, every field that is not optional, each of its declared type
 //   (test/harness/protocol-check.ts); the same answers through a probe Session too.
-import { request, type ClientRequest } from 'node:http';
+import type { ClientRequest } from 'node:http';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { Session } from '../probe/session.js';
 import { loadDescriptor } from '../scripts/gen-protocol-types.js';
 import { AgentClient, AgentError } from './harness/agent-client.js';
 import { FIXTURE_LUA } from './harness/ffi-app.js';
+import { holdRequest } from './harness/park-app.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
 import { ProtocolCheck } from './harness/protocol-check.js';
 
@@ -89,18 +90,7 @@ afterAll(() => {
 });
 
 /** A request that parks (park_app.lua); resolves once its headers arrive. */
-function park(path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(nginx().url(path), { agent: false }, (res) => {
-      res.on('data', () => undefined);
-      res.on('error', () => undefined);
-      resolve();
-    });
-    req.on('error', reject);
-    req.end();
-    held.push(req);
-  });
-}
+const park = (path: string): Promise<void> => holdRequest(nginx().url(path), held);
 
 async function get(path: string): Promise<string> {
   const res = await http(nginx().url(path), { timeout: 10_000 });

@@ -3,10 +3,11 @@
 // reuses finished threads), a coroutine that has gone, frame names a reader would use, honest
 // locals, proxies and hidden library upvalues.
 import { readFileSync } from 'node:fs';
-import { request, type ClientRequest } from 'node:http';
+import type { ClientRequest } from 'node:http';
 import { afterAll, describe, expect, it } from 'vitest';
 import { oneLineError, runCli, startCli, stopCliAfterEach } from './harness/cli.js';
 import { FIXTURE_LUA } from './harness/ffi-app.js';
+import { holdRequest } from './harness/park-app.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
 
 const NAMES_HTTP = `
@@ -27,18 +28,7 @@ afterAll(() => {
 });
 
 /** Starts a parked request; resolves once its headers arrive (the coroutine is parked then). */
-function park(path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(nginx().url(path), { agent: false }, (res) => {
-      res.on('data', () => undefined);
-      res.on('error', () => undefined);
-      resolve();
-    });
-    req.on('error', reject);
-    req.end();
-    held.push(req);
-  });
-}
+const park = (path: string): Promise<void> => holdRequest(nginx().url(path), held);
 
 const worker = () => nginx().workerPids()[0]!;
 

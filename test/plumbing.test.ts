@@ -3,7 +3,7 @@
 // code, and gets that frame, not the C function and lua-resty-core / nffi frames above it. The
 // agent's globs must mean what store/frames.ts's mean: both are held to the same cases here.
 import { spawnSync } from 'node:child_process';
-import { request, type ClientRequest } from 'node:http';
+import type { ClientRequest } from 'node:http';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { DEFAULT_PLUMBING, isPlumbing, plumbingRule } from '../store/frames.js';
 import { AgentClient, AgentError } from './harness/agent-client.js';
 import { ROOT } from './harness/cli.js';
 import { useNginx, waitFor } from './harness/nginx.js';
-import { FIXTURE_LUA, PARK_APP_HTTP } from './harness/park-app.js';
+import { FIXTURE_LUA, holdRequest, PARK_APP_HTTP } from './harness/park-app.js';
 
 const NAMES = [
   '@/usr/share/lua/5.1/ngx/semaphore.lua', '@/usr/local/share/lua/5.1/resty/core/base.lua', '@/srv/app/ngx/x/y.lua',
@@ -72,12 +72,7 @@ describe('Lua.getCoroutines with skip', () => {
     client?.close();
     rmSync(TMP, { recursive: true, force: true });
   });
-  const park = (path: string) => new Promise<void>((resolve, reject) => {
-    const req = request(nginx().url(path), { agent: false }, (res) => { res.on('data', () => undefined); resolve(); });
-    req.on('error', reject);
-    req.end();
-    held.push(req);
-  });
+  const park = (path: string): Promise<void> => holdRequest(nginx().url(path), held);
   const waiting = (cos: any[], uri: string) => cos.find((c) => c.request?.uri === uri);
 
   it('starts each waiting coroutine at the handler line, says how many frames it left out', async () => {
