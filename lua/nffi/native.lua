@@ -9,31 +9,10 @@ local error = error
 local tostring = tostring
 local tonumber = tonumber
 local ffi_cast = ffi.cast
+local str_match = string.match
+local package = package
 
 local _M = { _VERSION = "0.1.0", consts = consts }
-
--- this file lives in <root>/lua/nffi/; the build output in <root>/native/build/
-local function repo_root()
-    local src = debug_getinfo(1, "S").source
-    local root = src:match("^@(.*)/lua/nffi/native%.lua$")
-    if not root then
-        error("nffi: cannot locate the nffi checkout from " .. src)
-    end
-    return root
-end
-
-local root = repo_root()
-_M.root = root
-_M.native_dir = root .. "/native/build"
-_M.examples_dir = root .. "/native/build/examples"
-
-local variants = {
-    default = "libnffi.so",
-    noinst = "libnffi_noinst.so",
-}
-
-local library_path = _M.native_dir .. "/" .. variants.default
-local C
 
 local function exists(path)
     local f = io_open(path, "rb")
@@ -45,13 +24,57 @@ local function exists(path)
 end
 _M.exists = exists
 
+-- Where libnffi and the example runtimes live, from where this file lives:
+--   a checkout:      <root>/lua/nffi/native.lua, <root>/native/build/
+--   a luarocks tree: <tree>/share/lua/5.1/nffi/native.lua, <tree>/lib/lua/5.1/nffi/
+-- (the rockspec installs the libraries there), else the first nffi/libnffi.so
+-- on package.cpath (lua_package_cpath): hand-made layouts, trees whose Lua and
+-- C dirs differ. Resolved once, at require; nginx sets package.cpath before
+-- any Lua runs. Not found is no error at require: callers that can do
+-- without libnffi pcall lib(), which says what is missing where.
+local function locate()
+    local src = debug_getinfo(1, "S").source
+    local root = str_match(src, "^@(.*)/lua/nffi/native%.lua$")
+    if root then
+        return root .. "/native/build", "checkout", root
+    end
+    local tree, ver = str_match(src, "^@(.*)/share/lua/([^/]+)/nffi/native%.lua$")
+    local tree_dir = tree and tree .. "/lib/lua/" .. ver .. "/nffi"
+    if tree_dir and exists(tree_dir .. "/libnffi.so") then
+        return tree_dir, "luarocks", tree
+    end
+    local found = package.searchpath("nffi.libnffi", package.cpath)
+    if found then
+        return str_match(found, "^(.*)/[^/]*$") or ".", "cpath"
+    end
+    local looked = "nffi/libnffi.so on package.cpath \"" .. package.cpath .. "\""
+    if tree_dir then
+        return tree_dir, nil, tree, tree_dir .. " and " .. looked
+    end
+    return str_match(src, "^@(.*)/[^/]*$") or ".", nil, nil, looked
+end
+
+local native_dir, layout, root, looked = locate()
+_M.native_dir = native_dir
+_M.examples_dir = native_dir .. "/examples"
+_M.layout = layout      -- "checkout", "luarocks", "cpath"; nil when libnffi was not found
+_M.root = root          -- the checkout or the luarocks tree
+
+local variants = {
+    default = "libnffi.so",
+    noinst = "libnffi_noinst.so",
+}
+
+local library_path = native_dir .. "/" .. variants.default
+local C
+
 -- Picks the build (e.g. "noinst" for benchmarks) before the first load.
 function _M.use(variant)
     local file = variants[variant]
     if not file then
         error("nffi: unknown library variant " .. tostring(variant), 2)
     end
-    local path = _M.native_dir .. "/" .. file
+    local path = native_dir .. "/" .. file
     if C and path ~= library_path then
         return nil, "libnffi already loaded from " .. library_path
     end
@@ -64,7 +87,12 @@ function _M.lib()
         return C
     end
     if not exists(library_path) then
-        error("nffi: " .. library_path .. " is missing; build it with `make -C native`")
+        if layout == "checkout" then
+            error("nffi: " .. library_path .. " is missing; build it with `make -C native`")
+        end
+        error("nffi: " .. library_path .. " is missing (looked for " .. (looked or library_path)
+              .. "); install the rock with `luarocks make --tree DIR`, then lua_package_cpath"
+              .. " \"DIR/lib/lua/5.1/?.so;;\" (nffi-inspect config --luarocks-tree DIR)")
     end
     C = ffi.load(library_path, true)
     return C
