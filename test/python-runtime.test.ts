@@ -4,7 +4,7 @@
 // example runtimes' in the same nginx, not with fixed values: what a call
 // returns is the binding's business.
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './harness/cli.js';
 import { FIXTURE_LUA } from './harness/ffi-app.js';
@@ -150,6 +150,16 @@ describe('the Python runtime', () => {
     // the same runtime still serves
     const ok = await getJson('/call?impl=py&m=echo&body=still');
     expect(ok.v.slice(0, 2)).toEqual([true, 'still']);
+  });
+
+  it('a library of one\'s own from "dir/module,init"; "?" re-imports it after __unload; no __pycache__', async () => {
+    const dir = `${nginx().prefix}/pylib`;
+    mkdirSync(dir);
+    chmodSync(dir, 0o777);   // the workers (nobody) write the module, and could write bytecode
+    const doc = await getJson(`/byo?dir=${encodeURIComponent(dir)}`);
+    expect([doc.first.v[1], doc.cached.v[1], doc.reloaded.v[1]]).toEqual(['v1', 'v1', 'v2']);
+    expect(doc.reloaded.v[0]).toBe(true);
+    expect(readdirSync(dir)).toEqual(['byo_svc.py']);
   });
 
   it('a cfg the loader refuses: load fails, one [nffi python] line says why', async () => {
