@@ -32,9 +32,10 @@ build = {
     build_command = [[make -C native -s]],
     -- Copied rather than listed in build.install: lua/nffi/inspect gains modules
     -- often, and native/examples/*/Makefile runtimes have names only their
-    -- Makefiles know (their build dir also holds headers and helper programs:
-    -- only the runtime libraries, *.so, are installed). libnffi and the runtimes
-    -- go to $(LIBDIR)/nffi, where nffi.native looks for them.
+    -- Makefiles know. From their build dir: the runtime libraries (*.so) and
+    -- the directories of files a runtime reads beside its library (python/),
+    -- not the headers and helper programs lying there. libnffi and the
+    -- runtimes go to $(LIBDIR)/nffi, where nffi.native looks for them.
     install_command = [[
 set -e
 mkdir -p "$(LUADIR)" "$(LIBDIR)/nffi/examples"
@@ -42,6 +43,7 @@ cp -R lua/nffi "$(LUADIR)/"
 cp native/build/libnffi.so native/build/libnffi_noinst.so "$(LIBDIR)/nffi/"
 if [ -f native/build/libnffi_ngx.so ]; then cp native/build/libnffi_ngx.so "$(LIBDIR)/nffi/"; fi
 cp native/build/examples/*.so "$(LIBDIR)/nffi/examples/"
+for d in native/build/examples/*/; do if [ -d "$d" ]; then cp -R "$d" "$(LIBDIR)/nffi/examples/"; fi; done
 ]],
     copy_directories = {},
 }

@@ -147,6 +147,11 @@ describe('luarocks make --tree DIR from a checkout', () => {
     const runtimes = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.so')).sort();
     expect(runtimes(join(built, 'examples'))).toContain('libnffi_echo.so');
     expect(runtimes(cfg.examples_dir)).toEqual(runtimes(join(built, 'examples')));
+    // a runtime's own files beside its library (the Python runtime's python/) come whole
+    const dirs = readdirSync(join(built, 'examples'), { withFileTypes: true }).filter((e) => e.isDirectory());
+    for (const d of dirs) {
+      expect(readdirSync(join(cfg.examples_dir, d.name)).sort()).toEqual(readdirSync(join(built, 'examples', d.name)).sort());
+    }
   });
 
   it('works as a non-root user into a tree of theirs', () => {
