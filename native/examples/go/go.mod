@@ -1,0 +1,3 @@
+module nffi.example/goecho
+
+go 1.19
