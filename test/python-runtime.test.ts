@@ -15,6 +15,7 @@ const PY_HTTP = `
 lua_shared_dict py_test 1m;
 client_max_body_size 64m;
 client_body_buffer_size 64m;
+init_by_lua_block { require("py_app").init() }
 ${AGENT}
 
 server {
@@ -123,6 +124,14 @@ describe('the Python runtime', () => {
     expect(py.waited_ms).toBeLessThan(350);
   });
 
+  it('one poller asleep in a handler, the other answers meanwhile (the GIL is not held)', async () => {
+    const doc = await getJson('/overlap?ms=800');
+    expect(doc.echo.v.slice(0, 2)).toEqual([true, 'meanwhile']);
+    expect(doc.slow).toEqual([true, 'slept']);
+    expect(doc.echo_ms).toBeLessThan(500);
+    expect(doc.slow_ms).toBeGreaterThanOrEqual(795);
+  });
+
   // The C fail runtime (cfg 1) answers rc 1 and "error: <request>"; the
   // Python results must have its shape: the same values but the message.
   function sameShape(py: Packed, c: Packed, cMessage: string, pyMessage: RegExp): void {
@@ -199,6 +208,22 @@ describe('the Python runtime', () => {
     expect(c.warm.v.slice(0, 2)).toEqual([true, 'warm']);
     expect(c.after_call.v[0]).toBe(false);
     expect(doc.after_call).toEqual(c.after_call);
+  });
+
+  it('loaded in init_by_lua: the master starts no Python thread, each worker serves', async () => {
+    const docs = await waitFor(async () => {
+      const seen = new Map<number, any>();
+      for (let i = 0; i < 20 && seen.size < 2; i++) {
+        const d = await getJson('/early');
+        seen.set(d.pid, d);
+      }
+      return seen.size === 2 ? [...seen.values()] : undefined;
+    }, { what: 'both workers to answer /early' });
+    for (const d of docs) {
+      expect(d.result.v.slice(0, 2)).toEqual([true, 'early']);
+      expect(namedThreads(d.pid, 'py-early')).toBe(1);
+    }
+    expect(tasksOf(nginx().masterPid)).toHaveLength(1);
   });
 
   it('a reload: new workers start CPython afresh and serve, the old ones exit', async () => {
