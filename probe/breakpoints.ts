@@ -402,16 +402,25 @@ export class Breakpoints {
   }
 
   /** The hit with the original positions of its location and frames, where maps cover them. */
-  private originals(hit: Debugger.HitEvent, pid: number): Debugger.HitEvent {
+  /** The hit as the client gets it: each frame of a chunk with a source map also gives its
+   * original position. One copy of the hit (a flood is 1,000 a second); its frames are copied
+   * only when a map names one of them. */
+  private hitEvent(hit: Debugger.HitEvent, id: number, pid: number): BreakpointEvent {
     const cwd = cwdOf(pid);
     const top = this.maps.original(hit.source, hit.line, cwd);
-    const frames = Array.isArray(hit.frames)
-      ? hit.frames.map((f: Lua.Frame) => {
+    let frames = hit.frames;
+    if (Array.isArray(frames)) {
+      let mapped: Lua.Frame[] | undefined;
+      for (let i = 0; i < frames.length; i++) {
+        const f = frames[i]!;
         const o = f.line >= 0 && typeof f.source === 'string' ? this.maps.original(f.source, f.line, cwd) : undefined;
-        return o ? { ...f, original: o } : f;
-      })
-      : hit.frames;
-    return top ? { ...hit, frames, original: top } : { ...hit, frames };
+        if (!o) continue;
+        mapped ??= frames.slice();
+        mapped[i] = { ...f, original: o };
+      }
+      if (mapped) frames = mapped;
+    }
+    return top ? { ...hit, frames, original: top, event: 'hit', id, pid } : { ...hit, frames, event: 'hit', id, pid };
   }
 
   private onAgentEvent(pid: number, method: string, params: unknown): void {
@@ -487,7 +496,7 @@ export class Breakpoints {
     if (count !== undefined && e.hits >= count) return; // in flight when the count was reached
     e.hits++;
     w.hits++;
-    this.emit({ ...this.originals(hit, w.pid), event: 'hit', id: e.id, pid: w.pid });
+    this.emit(this.hitEvent(hit, e.id, w.pid));
     if (count !== undefined && e.hits >= count) {
       void this.serial(async () => {
         if (this.entries.get(e.id) === e) await this.drop(e.id, 'count');

@@ -60,6 +60,10 @@ export class HitsView extends View<HitsState> {
   private overflow = 0;
   private readonly keep: number;
   private readonly keepEnded: number;
+  /** Events taken since the state was last built; the listeners told once per batch of them. */
+  private stale = false;
+  /** A tell is queued (a microtask). */
+  private telling = false;
 
   constructor(private readonly client: ProbeClient, opts: HitsOptions = {}) {
     super({ breakpoints: [], recent: [], overflow: 0 });
@@ -112,6 +116,13 @@ export class HitsView extends View<HitsState> {
         resolve(e.reason);
       });
     });
+  }
+
+  /** Built when read after events came: a flood of 1,000 hits/s copies the breakpoints and the
+   * recent list once per read or per batch of events, not once per hit. */
+  override get state(): HitsState {
+    if (this.stale) this.replace(this.build());
+    return super.state;
   }
 
   get(id: number): BreakpointView | undefined {
@@ -172,7 +183,15 @@ export class HitsView extends View<HitsState> {
       this.recent.splice(0, n);
       this.overflow += n;
     }
-    this.changed();
+    this.stale = true;
+    if (!this.telling) {
+      // the events of one read from the probe arrive in one task: told once, after them
+      this.telling = true;
+      queueMicrotask(() => {
+        this.telling = false;
+        this.publish(this.state);
+      });
+    }
     this.events.emit(e);
   }
 
@@ -183,12 +202,14 @@ export class HitsView extends View<HitsState> {
   }
 
   /** Worker `pid` of `b`, with `update` applied (its counts are kept as the events made them). */
-  private worker(b: BreakpointView, pid: number, update: Partial<WorkerHits> = {}): WorkerHits {
-    let w = b.workers.find((x) => x.pid === pid);
+  private worker(b: BreakpointView, pid: number, update?: Partial<WorkerHits>): WorkerHits {
+    let w: WorkerHits | undefined;
+    for (const x of b.workers) if (x.pid === pid) w = x;
     if (!w) {
       b.workers.push((w = { pid, state: 'pending', hits: 0, dropped: 0 }));
       b.workers.sort((x, y) => x.pid - y.pid);
     }
+    if (!update) return w;
     const { hits, dropped, pid: _pid, ...rest } = update;
     Object.assign(w, rest);
     if (hits !== undefined) w.hits = Math.max(w.hits, hits);
@@ -201,8 +222,13 @@ export class HitsView extends View<HitsState> {
     for (const b of ended.slice(0, Math.max(0, ended.length - this.keepEnded))) this.bps.delete(b.id);
   }
 
+  private build(): HitsState {
+    this.stale = false;
+    return { breakpoints: [...this.bps.values()].map(copy), recent: [...this.recent], overflow: this.overflow };
+  }
+
   private changed(): HitsState {
-    return this.publish({ breakpoints: [...this.bps.values()].map(copy), recent: [...this.recent], overflow: this.overflow });
+    return this.publish(this.build());
   }
 }
 

@@ -29,6 +29,13 @@ export abstract class View<S> {
     return next;
   }
 
+  /** Replace the state without telling the listeners (a view that builds its state lazily and
+   * tells them once per batch of changes). */
+  protected replace(next: S): S {
+    this.current = next;
+    return next;
+  }
+
   /** Keep a subscription until dispose(). */
   protected hold(disposer: Disposer): void {
     this.subscriptions.push(disposer);

@@ -453,26 +453,34 @@ function _M.take_retired()
     return list
 end
 
--- The writer's send of the queues, control events first; false when send
+-- The writer's send of the queues, control events first, as one batch: the
+-- link writes them back to back in as few sends as it can, so a flood of
+-- hits costs the probe one read per batch, not one per hit. false when send
 -- fails (the session is over).
+local batch = {}
+
 function _M.ship(send)
+    local n = 0
     while chead < ctail do
-        local doc = ctl[chead]
+        n = n + 1
+        batch[n] = ctl[chead]
         ctl[chead] = nil
         chead = chead + 1
-        if not send(doc) then
-            return false
-        end
     end
     while rhead < rtail do
-        local doc = ring[rhead]
+        n = n + 1
+        batch[n] = ring[rhead]
         ring[rhead] = nil
         rhead = rhead + 1
-        if not send(doc) then
-            return false
-        end
     end
-    return true
+    if n == 0 then
+        return true
+    end
+    local ok = send(batch, n)
+    for i = 1, n do
+        batch[i] = nil
+    end
+    return ok
 end
 
 -- The semaphore of the session's writer (bp_writer.lua) that signal() posts;

@@ -77,7 +77,7 @@ function _M.open()
     hits.set_wake(wake)
 end
 
--- Spawns the writer light thread; send(doc) false ends it.
+-- Spawns the writer light thread; send(docs, n) false ends it.
 function _M.spawn(send)
     return ngx.thread.spawn(writer, send)
 end

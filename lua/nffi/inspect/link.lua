@@ -142,7 +142,7 @@ local function send_frame(sock, header, chunks, b)
     for i = 1, #chunks do
         local c = chunks[i]
         local len = #c
-        if size + len > SEND_PIECE and n > 0 then
+        if size + len > SEND_PIECE and size > 0 then
             local ok, err = send_piece(sock, piece, b)
             if not ok then
                 return nil, err
@@ -162,7 +162,7 @@ local function send_frame(sock, header, chunks, b)
             size = size + len
         end
     end
-    if n > 0 then
+    if size > 0 then
         return send_piece(sock, piece, b)
     end
     return true
@@ -206,6 +206,54 @@ local function send_doc(s, doc, b)
     if not sent then
         s.fatal = serr
         return nil, serr
+    end
+    return true
+end
+
+-- Several events in as few sends as fit: each encoded as its own frame, the
+-- frames back to back. A send goes out once BATCH_BYTES are gathered, so a
+-- batch of large snapshots is never all held encoded at once.
+local BATCH_BYTES = 262144
+
+local function send_batch(s, parts, b)
+    b:finish()
+    local ok, err = s.lock:wait(LOCK_TIMEOUT_S)
+    if not ok then
+        return nil, "send lock: " .. tostring(err)
+    end
+    b:resume()
+    local sent, serr = send_frame(s.sock, "", parts, b)
+    s.lock:post(1)
+    if not sent then
+        s.fatal = serr
+        return nil, serr
+    end
+    return true
+end
+
+local function send_docs(s, docs, n)
+    local b = budget.new()
+    local parts, k, size = {}, 0, 0
+    for i = 1, n do
+        local chunks, total = encode_doc(docs[i], b)
+        k = k + 1
+        parts[k] = be32(total)
+        for j = 1, #chunks do
+            k = k + 1
+            parts[k] = chunks[j]
+        end
+        size = size + 4 + total
+        if size >= BATCH_BYTES then
+            local ok, err = send_batch(s, parts, b)
+            if not ok then
+                return nil, err
+            end
+            parts, k, size = {}, 0, 0
+        end
+        b:check()
+    end
+    if k > 0 then
+        return send_batch(s, parts, b)
     end
     return true
 end
@@ -432,12 +480,12 @@ function _M.run(socket_path, hello, opts)
     -- paced as a run: events that follow each other closely are one run, a
     -- gap longer than a slice (the writer waited) starts a new one
     local run_start, last_sent = now_ns(), 0
-    local wth = breakpoints.start_session(function(doc)
+    local wth = breakpoints.start_session(function(docs, n)
         if now_ns() - last_sent > PACE_NS then
             run_start = now_ns()
         end
         run_start = pace(run_start)
-        local done, why = send_doc(s, doc)
+        local done, why = send_docs(s, docs, n)
         last_sent = now_ns()
         return done, why
     end)
