@@ -1,12 +1,13 @@
 /* The C half of the Go example runtime: libffi_init itself, and the host's
  * ngx_http_lua_ffi_* functions, found with dlsym and called through pointers.
  *
- * Why dlsym, not undefined symbols left for the dynamic linker (as the C
- * examples do): cgo links a test executable to learn what the package imports,
- * which fails on undefined symbols (only a linker flag such as
- * --unresolved-symbols=ignore-all would let it through, for every symbol, typos
- * included); and a missing host function becomes a clear init error here
- * instead of the worker dying in the lazy binder at the first poll.
+ * Why dlsym, not undefined symbols left for the dynamic linker as the C
+ * examples do (a c-shared build accepts those, Go 1.19 checked): the package
+ * still builds as a program (`go build`, `go test` for its Go code), which a
+ * reference to a function no library defines does not link; a host without
+ * them gets a clear init error instead of the worker exiting in the lazy
+ * binder ("symbol lookup error") at the first poll; and either name a
+ * lua-resty-ffi host may export is taken.
  *
  * Why libffi_init is C: Go's runtime starts when the library is loaded, in
  * threads of the loading process. A process forked after that (an nginx worker
