@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 #include "nffi.h"
 
 #define NFFI_EXPORT __attribute__((visibility("default")))
@@ -66,6 +67,9 @@ struct nffi_runtime {
     pthread_cond_t qcond;       /* pollers sleep here; signalled by submit/finish */
     nffi_task *qhead, *qtail;
     int sleepers;               /* pollers blocked in qcond; under qlock */
+    /* Tasks handed to runtime threads: bumped under qlock (no atomic RMW, on
+     * the line poll owns already), read relaxed by stats. */
+    uint64_t polled;
     int finished;               /* set under qlock, also read lock-free by spinners */
     int64_t depth;              /* queue length; written under qlock, read lock-free */
     int max_queue;
@@ -77,10 +81,13 @@ struct nffi_runtime {
     uint64_t enqueued, rejected, timeouts, resumed, late;
     int64_t live;
     /* Written by runtime threads on every task: a cache line of their own,
-     * apart from what the worker writes on every task (live, hist). */
-    uint64_t polled __attribute__((aligned(64)));   /* atomic RMW from runtime threads */
-    uint64_t responded;                             /* likewise */
-    int64_t in_flight;          /* atomic RMW: +1 in poll, -1 in respond */
+     * apart from what the worker writes on every task (live, hist).
+     * responded is bumped under the process's done_lock (wake.c), which every
+     * response that goes through the done list takes anyway; responses a
+     * spinning worker took directly (no lock) count in responded_direct.
+     * in_flight is polled - both, so no counter pays an atomic RMW per task. */
+    uint64_t responded __attribute__((aligned(64)));
+    uint64_t responded_direct;  /* atomic RMW; only with wait spinning */
     nffi__hist hist[4] __attribute__((aligned(64)));
     /* Deferred poller wake-up (nffi_fast_set_kick); worker-only. */
     int kick_pending;
@@ -126,6 +133,20 @@ NFFI_HIDDEN int nffi__watch_count(void);
 NFFI_HIDDEN int nffi__watch_enabled(void);
 NFFI_HIDDEN int nffi__watch_health(char *buf, size_t size);
 NFFI_HIDDEN int nffi__watch_faulty(void);
+
+/* The clock of every stamp: CLOCK_MONOTONIC, one vDSO read (inlined: no hop
+ * through an exported function's PLT entry). ~30 ns on the 2-vCPU KVM VM
+ * (kvm-clock); the 4 stamps of a task are most of what instrumentation costs
+ * (bench/native/inst_cost.c). rdtsc (~11 ns) is not used: that kernel marks
+ * the TSC unstable (tsc=unstable, kvm-clock), and stamps must be on the clock
+ * every worker of the host shares (the inspector sorts tasks across workers
+ * by t_enqueued). CLOCK_MONOTONIC_COARSE (~6 ns) ticks every 4 ms there. */
+static inline int64_t nffi__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static inline void nffi__cpu_relax(void)
 {

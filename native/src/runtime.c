@@ -37,9 +37,7 @@ NFFI_EXPORT int nffi_instrumented(void)
 
 NFFI_EXPORT int64_t nffi_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return nffi__now();
 }
 
 NFFI_EXPORT int64_t nffi_thread_cpu_ns(void)
@@ -110,14 +108,17 @@ NFFI_EXPORT void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out)
     if (rt == NULL)
         return;
     out->enqueued = NFFI_LOAD(&rt->enqueued);
-    out->polled = NFFI_LOAD(&rt->polled);
-    out->responded = NFFI_LOAD(&rt->responded);
+    /* responded before polled: every response counted was polled first, so
+     * in_flight never reads negative (it may count a task polled meanwhile). */
+    out->responded = __atomic_load_n(&rt->responded, __ATOMIC_ACQUIRE) +
+                     __atomic_load_n(&rt->responded_direct, __ATOMIC_ACQUIRE);
+    out->polled = __atomic_load_n(&rt->polled, __ATOMIC_ACQUIRE);
+    out->in_flight = out->polled > out->responded ? (int64_t)(out->polled - out->responded) : 0;
     out->resumed = NFFI_LOAD(&rt->resumed);
     out->timeouts = NFFI_LOAD(&rt->timeouts);
     out->rejected = NFFI_LOAD(&rt->rejected);
     out->late = NFFI_LOAD(&rt->late);
     out->depth = NFFI_LOAD(&rt->depth);
-    out->in_flight = NFFI_LOAD(&rt->in_flight);
     out->live = NFFI_LOAD(&rt->live);
     for (int k = 0; k < 4; k++) {
         out->lat_count[k] = NFFI_LOAD(&rt->hist[k].count);

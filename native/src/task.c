@@ -137,7 +137,7 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
     t->req[req_len] = '\0';
     t->req_len = req_len;
     if (NFFI_INST)
-        t->t_enqueued = nffi_now_ns();
+        t->t_enqueued = nffi__now();
 
     pthread_mutex_lock(&rt->qlock);
     int code = rt->finished ? NFFI_EFINISHED : rt->depth >= rt->max_queue ? NFFI_EFULL : NFFI_OK;
@@ -316,12 +316,10 @@ NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
     NFFI_STORE(&rt->depth, rt->depth - 1);
     /* Under qlock: abandon decides PENDING vs POLLED under the same lock. */
     NFFI_STORE(&t->state, NFFI_TASK_POLLED);
-    NFFI_ADD(&rt->in_flight, 1);
-    if (NFFI_INST)
-        NFFI_ADD(&rt->polled, 1);
+    NFFI_BUMP(&rt->polled, 1);
     pthread_mutex_unlock(&rt->qlock);
     if (NFFI_INST)
-        NFFI_STORE(&t->t_polled, nffi_now_ns());
+        NFFI_STORE(&t->t_polled, nffi__now());
     return t;
 }
 
@@ -397,7 +395,7 @@ NFFI_EXPORT int nffi_task_result(nffi_task *t, char **rsp, size_t *rsp_len)
     }
     if (NFFI_INST && !t->resumed) {
         nffi_runtime *rt = t->rt;
-        t->t_resumed = nffi_now_ns();
+        t->t_resumed = nffi__now();
         nffi__hist_add(&rt->hist[NFFI_LAT_QUEUE], t->t_polled - t->t_enqueued);
         nffi__hist_add(&rt->hist[NFFI_LAT_SERVICE], t->t_responded - t->t_polled);
         nffi__hist_add(&rt->hist[NFFI_LAT_WAKEUP], t->t_resumed - t->t_responded);

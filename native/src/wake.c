@@ -152,20 +152,24 @@ NFFI_EXPORT void ngx_http_lua_ffi_respond(void *task, int rc, char *rsp, int rsp
     t->rsp = rsp;
     t->rsp_len = rsp == NULL ? 0 : rsp_len > 0 ? (size_t)rsp_len : strlen(rsp);
     NFFI_STORE(&t->rc, rc);
-    if (NFFI_INST) {
-        NFFI_STORE(&t->t_responded, nffi_now_ns());
-        NFFI_ADD(&rt->responded, 1);
-    }
-    NFFI_ADD(&rt->in_flight, -1);
+    if (NFFI_INST)
+        NFFI_STORE(&t->t_responded, nffi__now());
 
     /* A spinning worker takes the result straight from the task (release
-     * publishes rsp/rc to its acquiring CAS). See nffi_task_spin. */
-    int expect = NFFI__DIRECT_SPINNING;
-    if (__atomic_compare_exchange_n(&t->direct, &expect, NFFI__DIRECT_DONE, 0,
-                                    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-        return;
+     * publishes rsp/rc to its acquiring CAS). See nffi_task_spin. A plain
+     * load first: no locked instruction unless a worker spins on this task.
+     * The count comes before the CAS, after which the task may be freed. */
+    if (__atomic_load_n(&t->direct, __ATOMIC_RELAXED) == NFFI__DIRECT_SPINNING) {
+        NFFI_ADD(&rt->responded_direct, 1);
+        int expect = NFFI__DIRECT_SPINNING;
+        if (__atomic_compare_exchange_n(&t->direct, &expect, NFFI__DIRECT_DONE, 0,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+            return;
+        NFFI_ADD(&rt->responded_direct, -1);
+    }
 
     pthread_mutex_lock(&nffi__done_lock);
+    NFFI_BUMP(&rt->responded, 1);
     __atomic_store_n(&t->state, NFFI_TASK_DONE, __ATOMIC_RELEASE);
     t->dnext = NULL;
     if (nffi__done_tail != NULL)
