@@ -12,6 +12,7 @@ const suites: Record<string, () => Promise<void>> = {
   breakpoints: runBreakpointsBench,
   tasks: runTasksBench,
   tui: runTuiBench,
+  'resty-ffi': async () => (await import('./resty-ffi.js')).runRestyFfiBench(),
 };
 
 async function main(): Promise<void> {
