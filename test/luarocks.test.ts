@@ -22,10 +22,12 @@ const cfg = luarocksConfig(tree);
 const CPATH_LINE = `lua_package_cpath "${cfg.lua_package_cpath};";`;
 const timings: string[] = [];
 
-/** Copies of the checkout's tracked files (and its native build, so make has nothing to do),
- * mtimes kept: luarocks make builds in the directory it runs in, and the checkout is shared. */
+/** A copy of the checkout as git sees it, tracked and new files but not ignored ones (a new
+ * source native/Makefile names may not be committed yet), and its native build, so make has
+ * nothing to do; mtimes kept. luarocks make builds where it runs, and the checkout is shared. */
 function copyCheckout(): void {
-  const files = spawnSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' }).stdout.split('\0');
+  const ls = spawnSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' });
+  const files = ls.stdout.split('\0');
   for (const f of files) {
     if (!f || !existsSync(join(ROOT, f))) continue; // deleted in the work tree, not yet committed
     cpSync(join(ROOT, f), join(src, f), { preserveTimestamps: true });
