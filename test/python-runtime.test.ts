@@ -171,6 +171,14 @@ describe('the Python runtime', () => {
     expect(readdirSync(dir)).toEqual(['byo_svc.py']);
   });
 
+  it('a module written for lua-resty-ffi\'s Python loader loads unchanged through ngx.load_ffi', async () => {
+    const dir = `${nginx().prefix}/pyresty`;
+    mkdirSync(dir);
+    chmodSync(dir, 0o777);
+    const doc = await getJson(`/resty_style?dir=${encodeURIComponent(dir)}`);
+    expect(doc.result.v.slice(0, 2)).toEqual([true, 'hello']);
+  });
+
   it('a cfg the loader refuses: load fails, one [nffi python] line says why', async () => {
     const cases: Array<[string, RegExp]> = [
       ['no_such_mod,init', /cannot import 'no_such_mod': ModuleNotFoundError: No module named 'no_such_mod'/],
