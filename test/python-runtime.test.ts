@@ -184,6 +184,7 @@ describe('the Python runtime', () => {
       ['no_such_mod,init', /cannot import 'no_such_mod': ModuleNotFoundError: No module named 'no_such_mod'/],
       ['nffi_echo_py,nope', /module 'nffi_echo_py' has no function 'nope'/],
       ['nffi_echo_py,init,pollers=0', /nffi_echo_py\.init raised: ValueError: pollers must be 1\.\.256, got 0 \(at .*nffi_py\.py:\d+\)/],
+      ['/nonexistent/py/mod,init', /cannot import 'mod' from \/nonexistent\/py: ModuleNotFoundError: No module named 'mod'/],
       ['nffi_echo_py', /cfg must be "\[dir\/\]module\[\?\],entry\[,cfg\]", got "nffi_echo_py"/],
     ];
     for (const [cfg, line] of cases) {

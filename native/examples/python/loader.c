@@ -205,8 +205,9 @@ static int nffi_py_run_entry(const char *dir, const char *module, int reload,
     }
     PyObject *mod = nffi_py_import(module, reload);
     if (mod == NULL) {
-        char what[300];
-        snprintf(what, sizeof(what), "cannot import '%s'", module);
+        char what[PATH_MAX + 300];
+        snprintf(what, sizeof(what), "cannot import '%s'%s%s", module, dir != NULL ? " from " : "",
+                 dir != NULL ? dir : "");
         nffi_py_say_error(what);
         return 1;
     }
