@@ -52,7 +52,7 @@ function payload(size: number): Buffer {
 }
 
 describe('echo', () => {
-  it.each([0, 1, 64 * 1024, 1024 * 1024])('%i bytes with NULs come back exact, as through the C echo', async (size) => {
+  it.each([0, 1, 64 * 1024, 1024 * 1024, 8 * 1024 * 1024])('%i bytes with NULs come back exact, as through the C echo', async (size) => {
     const body = payload(size);
     const [go, c] = [await post('/echo', body), await post('/echo?rt=c', body)];
     expect(go.status, go.body.toString().slice(0, 200)).toBe(200);
@@ -98,14 +98,24 @@ describe('slow, fail, unknown methods', () => {
   });
 
   it.each([
-    ['frobnicate x', 'unknown method "frobnicate" (have: echo, slow, fail)'],
-    ['', 'unknown method "" (have: echo, slow, fail)'],
+    ['frobnicate x', 'unknown method "frobnicate" (have: echo, slow, fail, panic)'],
+    ['', 'unknown method "" (have: echo, slow, fail, panic)'],
     ['slow soon', 'slow wants \'slow <ms> [body]\' with ms in 0..3600000, got "soon"'],
   ])('%j is refused with rc 2 and a message', async (req, message) => {
     const doc = await getJson('/call', req);
     // the C fail runtime's shape, with the Go runtime's rc and message
     const c = (await getJson('/fail')).c;
     expect(doc.result).toEqual(c.map((v: unknown) => (v === 7 ? 2 : v === 'error: boom' ? message : v)));
+  });
+
+  it('a method that panics answers rc 4; the worker lives on', async () => {
+    const first = await getJson('/call', 'panic at the disco');
+    const c = (await getJson('/fail')).c;
+    expect(first.result).toEqual(c.map((v: unknown) => (v === 7 ? 4 : v === 'error: boom' ? 'panic: at the disco' : v)));
+    expect(nginx().workerPids()).toContain(first.pid);
+    // the same worker serves on (requests land on either: ask until it answers)
+    await waitFor(async () => (await getJson('/call', 'echo again')).pid === first.pid,
+      { timeout: 5000, what: `worker ${first.pid} to answer again` });
   });
 
   it('a bad cfg fails the load with the reason in the error log', async () => {

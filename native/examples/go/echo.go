@@ -6,6 +6,7 @@
 //	"echo <bytes>"          answers <bytes>, exactly (NULs and all)
 //	"slow <ms> [<bytes>]"   answers <bytes> after <ms> milliseconds
 //	"fail <bytes>"          answers rc fail_rc (cfg, default 1), "error: <bytes>"
+//	"panic <bytes>"         panics; serve's recover answers rc 4, "panic: <bytes>"
 //	anything else           rc 2 and a message naming the known methods
 package main
 
@@ -23,6 +24,7 @@ import (
 const (
 	rcBadRequest  = 2 // unknown method, malformed arguments
 	rcOutOfMemory = 3
+	rcPanic       = 4 // a method panicked
 	// libffi_init's for a bad cfg (nffi_go.h has the others)
 	rcInitConfig = 1
 )
@@ -90,7 +92,15 @@ func pollLoop(c config, tq unsafe.Pointer) {
 	}
 }
 
+// serve answers one task. A panic that reached the poller's goroutine would
+// end the whole nginx worker (Go's runtime exits the process), so it is
+// answered instead, as an error of this call.
 func serve(c config, t task) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.respond(rcPanic, []byte(fmt.Sprintf("panic: %v", r)))
+		}
+	}()
 	method, body := t.req, []byte(nil)
 	if i := bytes.IndexByte(t.req, ' '); i >= 0 {
 		method, body = t.req[:i], t.req[i+1:]
@@ -102,8 +112,10 @@ func serve(c config, t task) {
 		t.respond(c.failRc, append([]byte("error: "), body...))
 	case "slow":
 		slow(t, body)
+	case "panic":
+		panic(string(body))
 	default:
-		t.respond(rcBadRequest, []byte(fmt.Sprintf("unknown method %q (have: echo, slow, fail)",
+		t.respond(rcBadRequest, []byte(fmt.Sprintf("unknown method %q (have: echo, slow, fail, panic)",
 			truncate(method, 32))))
 	}
 }
