@@ -57,9 +57,21 @@ export class SocketTransport extends BaseTransport {
     socket.on('close', () => this.finish('connection closed'));
   }
 
+  private corked = false;
+
   send(message: unknown): void {
     if (this.closed) return;
     trace('%s -> %j', this.label, message);
+    // the frames of one tick (a sample asks each worker for its queue, tasks and coroutines)
+    // go out in one write: one wake-up of the worker, not three
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(encodeFrame(message));
   }
 
