@@ -3,10 +3,11 @@
 // python/nffi_echo_py.py (cffi pollers). Its results are compared with the C
 // example runtimes' in the same nginx, not with fixed values: what a call
 // returns is the binding's business.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { runCli } from './harness/cli.js';
+import { ROOT, runCli } from './harness/cli.js';
 import { FIXTURE_LUA } from './harness/ffi-app.js';
 import { AGENT } from './harness/probe-app.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
@@ -66,7 +67,6 @@ async function pyEchoCompleted(): Promise<number> {
 
 describe('the Python runtime', () => {
   it('the library and modules are readable by the workers\' user', async () => {
-    const { spawnSync } = await import('node:child_process');
     const dir = `${nginx().root}/native/build/examples`;
     for (const f of ['libnffi_python.so', 'python/nffi_py.py', 'python/nffi_echo_py.py']) {
       const r = spawnSync('runuser', ['-u', 'nobody', '--', 'test', '-r', `${dir}/${f}`]);
@@ -248,5 +248,22 @@ describe('the Python runtime', () => {
       try { process.kill(p, 0); return false; } catch { return true; }
     }), { timeout: 5000, what: 'the old workers, Python pollers and all, to exit' });
     expect(nginx().errorLog()).not.toMatch(/\[alert\]|\[crit\]|exited on signal/);
+  });
+});
+
+describe('the loader and nffi_py.py under ASan/UBSan, without nginx', () => {
+  it('check_nffi_python: echoes with NULs up to 1 MiB, errors, a burst, finish, a second load, a fork refused', () => {
+    const dir = `${ROOT}/native/build/examples`;
+    const r = spawnSync(`${dir}/asan-python/check_nffi_python`,
+      [`${dir}/asan-python/libnffi_python.so`, `${dir}/python`],
+      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
+    expect(r.stderr).not.toMatch(/AddressSanitizer|runtime error|FAILED/);
+    expect(r.stdout).toMatch(/^check_nffi_python: \d+ passed$/m);
+    expect(r.status).toBe(0);
+    // what the bad cfg and the forked child said, one line each
+    expect(r.stderr.trim().split('\n')).toEqual([
+      '[nffi python] cfg must be "[dir/]module[?],entry[,cfg]", got "nffi_echo_py"',
+      expect.stringMatching(/^\[nffi python\] CPython was started in process \d+, which forked this one \(\d+\); load the runtime in the worker only$/),
+    ]);
   });
 });
