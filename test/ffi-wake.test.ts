@@ -74,10 +74,10 @@ describe('the worker\'s own path', () => {
     expect(doc.outstanding).toBe(0);
   });
 
-  it.each(['auto', 'pump'])('__unload (%s): the next call says "unloaded"', async (wake) => {
+  it.each(['auto', 'pump'])('__unload (%s): the next call says "task queue is finished"', async (wake) => {
     const doc = await getJson(nginx().url(`/unload?wake=${wake}`));
     expect(doc.first).toEqual({ ok: true, res: 'before' });
-    expect(doc.second).toEqual({ ok: false, err: 'unloaded' });
+    expect(doc.second).toEqual({ ok: false, err: 'task queue is finished' });
   });
 
   it('reload while calls run: old workers exit cleanly, new ones take the same path', async () => {

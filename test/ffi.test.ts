@@ -70,7 +70,7 @@ describe('errors', () => {
 
   it('a timeout returns at once and the late response is freed, never delivered', async () => {
     const doc = await getJson('/timeout?delay=300');
-    expect(doc).toMatchObject({ ok: false, rc: null, err: 'timeout' });
+    expect(doc).toMatchObject({ ok: false, err: 'timeout', extra: null });
     expect(doc.waited_ms).toBeGreaterThanOrEqual(45);
     expect(doc.waited_ms).toBeLessThan(250);
     const totals = await waitFor(async () => {
@@ -84,7 +84,7 @@ describe('errors', () => {
 
   it('a full queue refuses at once', async () => {
     const doc = await getJson('/queuefull');
-    expect(doc.fourth).toEqual({ ok: false, rc: null, err: 'queue full' });
+    expect(doc.fourth).toEqual({ ok: false, err: 'post failed, queue full', extra: null });
     expect(doc.results.map((r: any) => [r.ok, r.res])).toEqual([[true, 'a'], [true, 'b'], [true, 'c']]);
     const totals = await runtimeTotals('slow_small');
     expect(totals.rejected).toBe(1);
@@ -100,7 +100,7 @@ describe('unload', () => {
   it('serves the pending tasks, then refuses, and a new load starts afresh', async () => {
     const doc = await getJson('/unload');
     expect(doc.served).toEqual(['p1', 'p2', 'p3']);
-    expect(doc.after).toEqual({ ok: false, rc: null, err: 'unloaded' });
+    expect(doc.after).toEqual({ ok: false, err: 'task queue is finished', extra: null });
     expect(doc.same_before_unload).toBe(true);
     expect(doc.reload_is_new).toBe(true);
   });

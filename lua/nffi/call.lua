@@ -33,6 +33,15 @@ local _M = { _VERSION = "0.1.0" }
 -- fallback wait step when the pump cannot run (worker exiting)
 local FALLBACK_STEP_S = 0.002
 
+-- What a call returns when no response came, as lua-resty-ffi's post() does:
+-- false and a string where code written for it reads the error (second).
+local RET_FINISHED = "task queue is finished"  -- after rt:__unload()
+local RET_FULL = "post failed, queue full"      -- max_queue tasks wait already
+local RET_TIMEOUT = "timeout"                   -- nffi's opts.timeout, as cosockets say it
+-- What the task hook gets instead (the inspector's words: taskbp, stats,
+-- protocol.json's task err): unchanged by the return values above.
+local HOOK_FULL, HOOK_UNLOADED, HOOK_TIMEOUT = "queue full", "unloaded", "timeout"
+
 -- phases where a coroutine may yield on a semaphore
 local yieldable = {
     rewrite = true, server_rewrite = true, access = true, content = true,
@@ -174,15 +183,25 @@ local function task_latency(C, t)
              wakeup = (res - rsp) * MS, total = (res - enq) * MS }
 end
 
--- The resume phase of a call that failed before any response (no latencies).
-local function task_failed(hook, st, method, req, err)
+-- The resume phase of a call that failed before any response (no latencies):
+-- the hook gets err, the caller false, ret.
+local function task_failed(hook, st, method, req, err, ret)
     pcall(hook, "resume", st.name, method, req, false, nil, nil, err, nil)
-    return false, nil, err
+    return false, ret
 end
 
+-- What it returns is what lua-resty-ffi returns (its post() and the C handler
+-- that resumes the caller with three values):
+--   true, response-or-nil, nil        rc 0
+--   false, rc, response-or-nil        rc ~= 0
+--   false, "post failed, queue full"  refused: the queue is full
+--   false, "task queue is finished"   after rt:__unload()
+--   false, "timeout"                  opts.timeout passed (nffi only)
+--   false, "runtime init failed with rc N"   a runtime loaded in init_by_lua
+--                                     whose init fails on first use (nffi only)
 local function call(st, method, req)
     if st.unloaded then
-        return false, nil, "unloaded"
+        return false, RET_FINISHED
     end
     local phase = get_phase()
     if not yieldable[phase] then
@@ -196,7 +215,7 @@ local function call(st, method, req)
     end
     local ok, err = start_runtime(st)
     if not ok then
-        return false, nil, err
+        return false, err
     end
 
     local hook = task_hook
@@ -208,18 +227,20 @@ local function call(st, method, req)
                                  tag_of(co_running()), status_buf)
     if t == nil then
         local status = status_buf[0]
+        local ret
         if status == consts.EFULL then
-            err = "queue full"
+            err, ret = HOOK_FULL, RET_FULL
         elseif status == consts.EFINISHED then
-            err = "unloaded"
+            err, ret = HOOK_UNLOADED, RET_FINISHED
         else
             err = "submit failed: " .. tonumber(status)
+            ret = err
         end
         hook = task_hook
         if hook then
-            return task_failed(hook, st, method, req, err)
+            return task_failed(hook, st, method, req, err, ret)
         end
-        return false, nil, err
+        return false, ret
     end
 
     -- spin only when nobody else waits: then the event loop has no other task
@@ -236,9 +257,9 @@ local function call(st, method, req)
             end
             hook = task_hook
             if hook then
-                return task_failed(hook, st, method, req, "timeout")
+                return task_failed(hook, st, method, req, HOOK_TIMEOUT, RET_TIMEOUT)
             end
-            return false, nil, "timeout"
+            return false, RET_TIMEOUT
         end
     end
 
@@ -254,14 +275,14 @@ local function call(st, method, req)
         rc = tonumber(rc)
         if rc == 0 then
             pcall(hook, "resume", st.name, method, req, true, res, 0, nil, lat)
-            return true, res
+            return true, res, nil
         end
         pcall(hook, "resume", st.name, method, req, false, res, rc, res, lat)
         return false, rc, res
     end
     C.nffi_task_release(t)
     if rc == 0 then
-        return true, res
+        return true, res, nil
     end
     return false, tonumber(rc), res
 end

@@ -1,8 +1,19 @@
--- nffi: nonblocking FFI for stock nginx + lua-nginx-module, API-compatible with
--- lua-resty-ffi (ngx.load_ffi) and lua-resty-nonblocking-ffi (ngx.load_nonblocking_ffi).
+-- nffi: nonblocking FFI for stock nginx + lua-nginx-module. Code written for
+-- lua-resty-ffi (ngx.load_ffi) or lua-resty-nonblocking-ffi (ngx.load_nonblocking_ffi)
+-- runs unchanged and gets back what it got there:
 --
---   local rt = require("nffi").load("nffi_echo", cfg, { max_queue = 1024, timeout = 500 })
---   local ok, res_or_rc, err = rt:anymethod(req)
+--   local rt, rc = ngx.load_ffi("nffi_echo", cfg, { max_queue = 1024 })
+--       -- nil, rc when init returns rc ~= 0; ffi.load's error raised for a missing library
+--   local ok, res_or_rc, rsp = rt:anymethod(req)       -- or rt(req)
+--       -- true, response-or-nil, nil | false, rc, response-or-nil
+--       -- | false, "post failed, queue full"
+--       -- | false, "task queue is finished" (after rt:__unload())
+--
+-- nffi.load(lib, cfg, opts) is the same loader answering nil, "message" where
+-- ngx.load_ffi raises or returns a bare rc. nffi adds opts.timeout (ms: then
+-- false, "timeout"), name, wake, poll_spin_us and wait_spin_us; opts.unpin is
+-- accepted and does nothing (the library stays loaded). README.md "Coming from
+-- lua-resty-ffi" lists every difference and why.
 -- In parts: runtime.lua keeps and starts the runtimes, call.lua makes a call
 -- and waits for its result, stats.lua shows runtimes and tasks; pump.lua
 -- wakes the waiters. This file is the public API.
@@ -50,12 +61,19 @@ local function unload(self)
     end
 end
 
+-- rt(req): lua-resty-ffi's __call, a call whose method the inspector shows as this
+local CALL_METHOD = "__call"
+
 local runtime_mt = {
     __index = function(self, method)
         if method == "__unload" then
             return unload
         end
         local st = state_of[self]
+        -- lua-resty-ffi's runtime object has this field: true after __unload
+        if method == "finished" then
+            return st.unloaded == true
+        end
         local fn = function(_, req)
             return call(st, method, req)
         end
@@ -63,9 +81,16 @@ local runtime_mt = {
         rawset(self, method, fn)
         return fn
     end,
+    __call = function(self, req)
+        return call(state_of[self], CALL_METHOD, req)
+    end,
 }
 
-function _M.load(lib, cfg, opts)
+-- strict (ngx.load_ffi, ngx.load_nonblocking_ffi): fail as lua-resty-ffi does,
+-- raising what ffi.load or the missing init symbol raises there and returning
+-- nil, rc when init fails; init_order: the init symbols to look for, in order.
+-- Otherwise (nffi.load) nil and a message for each of those three.
+local function load_runtime(lib, cfg, opts, strict, init_order)
     if type(lib) ~= "string" or lib == "" then
         error("nffi.load: lib must be a non-empty string", 2)
     end
@@ -81,12 +106,18 @@ function _M.load(lib, cfg, opts)
 
     -- first, so the runtime library's ngx_http_lua_ffi_* references bind to it
     native.lib()
-    local handle, path = open_library(lib, opts.is_global)
+    local handle, path, raw_err = open_library(lib, opts.is_global)
     if not handle then
+        if strict then
+            error(raw_err, 2)
+        end
         return nil, path
     end
-    local init = find_init(handle)
+    local init, why = find_init(handle, init_order)
     if not init then
+        if strict then
+            error(why, 2)
+        end
         return nil, "no libffi_init or lib_nonblocking_ffi_init in " .. path
     end
 
@@ -113,8 +144,11 @@ function _M.load(lib, cfg, opts)
     state_of[self] = st
 
     if get_phase() ~= "init" then
-        local ok, err = start_runtime(st)
+        local ok, err, rc = start_runtime(st)
         if not ok then
+            if strict and rc then
+                return nil, rc
+            end
             return nil, err
         end
     end
@@ -123,16 +157,28 @@ function _M.load(lib, cfg, opts)
     return self
 end
 
--- lua-resty-nonblocking-ffi passes (lib, cfg, max_queue, is_global)
-local function load_compat(lib, cfg, opts, is_global)
-    if type(opts) == "number" or is_global ~= nil then
-        opts = { max_queue = type(opts) == "number" and opts or nil, is_global = is_global }
-    end
-    return _M.load(lib, cfg, opts)
+function _M.load(lib, cfg, opts)
+    return load_runtime(lib, cfg, opts, false)
 end
 
-ngx.load_ffi = load_compat
-ngx.load_nonblocking_ffi = load_compat
+-- lua-resty-nonblocking-ffi's first releases passed (lib, cfg, max_queue, is_global)
+local function compat_opts(opts, is_global)
+    if type(opts) == "number" or is_global ~= nil then
+        return { max_queue = type(opts) == "number" and opts or nil, is_global = is_global }
+    end
+    return opts
+end
+
+local INIT_FFI_FIRST = runtime.INIT_FFI_FIRST
+local INIT_NONBLOCKING_FIRST = runtime.INIT_NONBLOCKING_FIRST
+
+function ngx.load_ffi(lib, cfg, opts, is_global)
+    return load_runtime(lib, cfg, compat_opts(opts, is_global), true, INIT_FFI_FIRST)
+end
+
+function ngx.load_nonblocking_ffi(lib, cfg, opts, is_global)
+    return load_runtime(lib, cfg, compat_opts(opts, is_global), true, INIT_NONBLOCKING_FIRST)
+end
 
 -- Stats and live tasks (stats.lua).
 _M.stats = stats.stats

@@ -18,6 +18,7 @@ local ipairs = ipairs
 local str_find = string.find
 local str_gmatch = string.gmatch
 local str_match = string.match
+local str_gsub = string.gsub
 local package = package
 
 local _M = { _VERSION = "0.1.0" }
@@ -49,36 +50,53 @@ local function lib_candidates(lib)
 end
 
 -- Like lua-resty-ffi: a path, or a name searched in our examples dir and the
--- package.cpath dirs before the dynamic linker's own search.
+-- package.cpath dirs before the dynamic linker's own search. On failure: nil,
+-- our message, and ffi.load's own (what lua-resty-ffi's ngx.load_ffi raises).
 local function open_library(lib, is_global)
     for _, path in ipairs(lib_candidates(lib)) do
         if native.exists(path) then
             local ok, handle = pcall(ffi_load, path, is_global)
             if not ok then
-                return nil, handle
+                return nil, handle, handle
             end
             return handle, path
         end
     end
     local ok, handle = pcall(ffi_load, lib, is_global)
     if not ok then
-        return nil, "cannot load runtime library '" .. lib .. "': " .. tostring(handle)
+        return nil, "cannot load runtime library '" .. lib .. "': " .. tostring(handle), handle
     end
     return handle, lib
 end
 
-local function find_init(handle)
-    for _, sym in ipairs({ "libffi_init", "lib_nonblocking_ffi_init" }) do
-        local ok, fn = pcall(function() return handle[sym] end)
+local function index(handle, sym)
+    return handle[sym]
+end
+
+-- The init symbols, in the order a loader looks for them: lua-resty-ffi's
+-- first, or lua-resty-nonblocking-ffi's (INIT_NONBLOCKING_FIRST).
+local INIT_FFI_FIRST = { "libffi_init", "lib_nonblocking_ffi_init" }
+local INIT_NONBLOCKING_FIRST = { "lib_nonblocking_ffi_init", "libffi_init" }
+_M.INIT_FFI_FIRST, _M.INIT_NONBLOCKING_FIRST = INIT_FFI_FIRST, INIT_NONBLOCKING_FIRST
+
+-- The runtime's init function, or nil and why the first symbol of `order` is
+-- missing (the dynamic linker's words, as lua-resty-ffi raises them).
+local function find_init(handle, order)
+    order = order or INIT_FFI_FIRST
+    local why
+    for _, sym in ipairs(order) do
+        local ok, fn = pcall(index, handle, sym)
         if ok and fn then
             return fn
         end
+        why = why or str_gsub(tostring(fn), "^[^:]*:%d+: ", "", 1)
     end
-    return nil
+    return nil, why
 end
 
 -- Threads of the runtime library start here, in the worker, never in the
 -- master: init_by_lua runs before fork and threads do not survive it.
+-- true, or nil, why, and the init function's rc when that is why.
 local function start_runtime(st)
     if st.rt and st.pid == worker_pid() then
         return true
@@ -102,7 +120,9 @@ local function start_runtime(st)
     local rc = st.init(cfg_buf, rt)
     if rc ~= 0 then
         C.nffi_runtime_finish(rt)
-        return nil, "runtime init failed with rc " .. tonumber(rc)
+        rc = tonumber(rc)
+        -- the message for nffi.load and calls, the bare rc for ngx.load_ffi
+        return nil, "runtime init failed with rc " .. rc, rc
     end
     st.rt = rt
     st.pid = worker_pid()

@@ -293,7 +293,7 @@ describe('faults during a session', () => {
       }, { timeout: 10_000, interval: 50, what: 'the gate to open and /full to answer' });
       expect(answer.gate).toBe(true);
       expect(answer.results.filter((x: any) => x.ok === true)).toHaveLength(2);
-      expect(answer.results.filter((x: any) => x.ok === false && x.err === 'queue full')).toHaveLength(8);
+      expect(answer.results.filter((x: any) => x.ok === false && x.err === 'post failed, queue full')).toHaveLength(8);
       await waitFor(() => hits.length >= 22, { timeout: 5_000, what: `22 hits; got ${hits.length}` });
       expect(hits.filter((h) => h.task?.phase === "enqueue"), JSON.stringify(hits.map((h) => [h.pid, h.task]))).toHaveLength(11);
       expect(hits.filter((h) => h.task?.phase === 'resume' && h.task.err === 'queue full')).toHaveLength(8);
