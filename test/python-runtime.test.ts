@@ -65,6 +65,16 @@ async function pyEchoCompleted(): Promise<number> {
   return rows.reduce((acc: number, rt: any) => acc + rt.completed, 0);
 }
 
+// The C fail runtime (cfg 1) answers rc 1 and "error: <request>"; the
+// Python results must have its shape: the same values but the message.
+function sameShape(py: Packed, c: Packed, cMessage: string, pyMessage: RegExp): void {
+  const at = c.v.indexOf(cMessage);
+  expect(at, `C's result ${JSON.stringify(c)} holds its message`).toBeGreaterThan(0);
+  expect(py.n).toBe(c.n);
+  expect(py.v.map((x, i) => (i === at ? 'MSG' : x))).toEqual(c.v.map((x, i) => (i === at ? 'MSG' : x)));
+  expect(py.v[at]).toMatch(pyMessage);
+}
+
 describe('the Python runtime', () => {
   it('the library and modules are readable by the workers\' user', async () => {
     const dir = `${nginx().root}/native/build/examples`;
@@ -133,16 +143,6 @@ describe('the Python runtime', () => {
     expect(doc.echo_ms).toBeLessThan(doc.slow_ms - 400);
   });
 
-  // The C fail runtime (cfg 1) answers rc 1 and "error: <request>"; the
-  // Python results must have its shape: the same values but the message.
-  function sameShape(py: Packed, c: Packed, cMessage: string, pyMessage: RegExp): void {
-    const at = c.v.indexOf(cMessage);
-    expect(at, `C's result ${JSON.stringify(c)} holds its message`).toBeGreaterThan(0);
-    expect(py.n).toBe(c.n);
-    expect(py.v.map((x, i) => (i === at ? 'MSG' : x))).toEqual(c.v.map((x, i) => (i === at ? 'MSG' : x)));
-    expect(py.v[at]).toMatch(pyMessage);
-  }
-
   it('fail gives exactly what the C fail runtime gives', async () => {
     const [py, c] = await Promise.all([getJson('/call?impl=py&m=fail&body=boom'), getJson('/call?impl=c&m=fail&body=boom')]);
     expect(c.v[0]).toBe(false);
@@ -169,6 +169,9 @@ describe('the Python runtime', () => {
     const doc = await getJson(`/byo?dir=${encodeURIComponent(dir)}`);
     expect([doc.first.v[1], doc.cached.v[1], doc.reloaded.v[1]]).toEqual(['v1', 'v1', 'v2']);
     expect(doc.reloaded.v[0]).toBe(true);
+    // an rc that is no C int: an error result as for an exception, the C fail runtime's shape
+    const c = await getJson('/call?impl=c&m=fail&body=x');
+    sameShape(doc.first.badrc, c, 'error: x', /^TypeError: handler returned rc 'x', not a C int$/);
     expect(readdirSync(dir)).toEqual(['byo_svc.py']);
   });
 

@@ -114,17 +114,20 @@ def _result(handler, req):
         return ERROR_RC, _describe(e).encode("utf-8", "replace")
 
 
-def _answer(task, rc, data):
-    # NUL-terminated: the ABI reads an empty response's length with strlen
+def _buffer(rc, data):
+    """(rc, malloc'd copy of data, its length) for respond, which frees it."""
     n = len(data)
+    if n > _INT_MAX:
+        rc, data = ERROR_RC, b"response of %d bytes: the ABI's rsp_len is a C int" % n
+        n = len(data)
+    # NUL-terminated: the ABI reads an empty response's length with strlen
     buf = _C.malloc(n + 1)
     if buf == _ffi.NULL:
-        _respond(task, rc or ERROR_RC, _ffi.NULL, 0)
-        return
+        return (rc or ERROR_RC), _ffi.NULL, 0
     buf = _ffi.cast("char *", buf)
     _ffi.memmove(buf, data, n)
     buf[n] = b"\0"
-    _respond(task, rc, buf, n)
+    return rc, buf, n
 
 
 def _loop(tq, handler, name):
@@ -137,9 +140,11 @@ def _loop(tq, handler, name):
         task = _poll(tq)          # the GIL is released while this blocks
         if task == _ffi.NULL:     # rt:__unload(): the queue is finished
             return
-        req = _ffi.unpack(_get_req(task, n), n[0])
-        rc, data = _result(handler, req)
-        _answer(task, rc, data)
+        try:
+            rc, buf, size = _buffer(*_result(handler, _ffi.unpack(_get_req(task, n), n[0])))
+        except BaseException:     # out of memory copying: still one response
+            rc, buf, size = ERROR_RC, _ffi.NULL, 0
+        _respond(task, rc, buf, size)   # exactly once: nothing after it can raise
 
 
 def serve(tq, handler, pollers=1, name="nffi-py"):
