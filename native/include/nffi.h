@@ -124,8 +124,11 @@ int nffi_tasks(uint64_t after_id, nffi_task_info *out, int max);
  * after_id and enq_before_ns both 0 the answer is kept, not walked. */
 int64_t nffi_tasks_count(uint64_t after_id, int64_t enq_before_ns, int max_visit,
                          uint64_t *next_after);
-/* Runtime-thread side spinning before sleeping in poll, microseconds (0 = none).
- * A poller pinned to a single CPU never spins. */
+/* Runtime-thread side spinning before sleeping in poll, microseconds (0 = none),
+ * by every poller each time. Never set (and no NFFI_POLL_SPIN_US), a runtime
+ * spins adaptively: up to 25 us, one poller at a time, skipping more chances
+ * the more spins in a row found nothing. A poller pinned to a single CPU
+ * never spins. */
 void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
 
 /* ---- tasks (worker thread) ---- */

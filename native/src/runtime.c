@@ -69,10 +69,13 @@ NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
         return NULL;
     }
     rt->max_queue = max_queue > 0 ? max_queue : 65536;
+    rt->spin_us = NFFI__SPIN_DEFAULT_US;
+    rt->spin_adaptive = 1;
     const char *spin = getenv("NFFI_POLL_SPIN_US");
     if (spin != NULL) {
         long us = strtol(spin, NULL, 10);
         rt->spin_us = us > 0 ? (us > 1000000 ? 1000000 : (int)us) : 0;
+        rt->spin_adaptive = 0;
     }
     return rt;
 }
@@ -96,8 +99,10 @@ NFFI_EXPORT int nffi_runtime_finished(const nffi_runtime *rt)
 
 NFFI_EXPORT void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us)
 {
-    if (rt != NULL)
+    if (rt != NULL) {
+        NFFI_STORE(&rt->spin_adaptive, 0);
         NFFI_STORE(&rt->spin_us, spin_us > 0 ? (spin_us > 1000000 ? 1000000 : spin_us) : 0);
+    }
 }
 
 NFFI_EXPORT void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out)

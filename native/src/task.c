@@ -154,8 +154,10 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
         rt->qhead = t;
     rt->qtail = t;
     NFFI_STORE(&rt->depth, rt->depth + 1);
-    /* A spinning poller watches depth and needs no syscall; only a sleeper does. */
-    int wake = rt->sleepers > 0;
+    /* A spinning poller watches depth and needs no syscall; only a sleeper
+     * does, for the tasks beyond the one an adaptive spinner takes. */
+    int wake = rt->sleepers > 0 &&
+               rt->depth > __atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&rt->qlock);
     if (wake)
         nffi__wake_pollers(rt);
@@ -222,7 +224,8 @@ NFFI_EXPORT void nffi_kick_pollers(void)
         rt->kick_next = NULL;
         rt->kick_pending = 0;
         pthread_mutex_lock(&rt->qlock);
-        int64_t tasks = rt->depth;
+        /* a task an adaptive spinner will take needs no sleeper */
+        int64_t tasks = rt->depth - __atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
         int sleepers = rt->sleepers;
         pthread_mutex_unlock(&rt->qlock);
         /* one sleeper per queued task; the others stay asleep */
@@ -273,17 +276,42 @@ static int nffi__may_spin(void)
 }
 
 /* Bounded busy-wait so a poller that is handed work within spin_us never
- * pays for a futex sleep + wake-up. Checks the clock only every 64 rounds. */
-static void nffi__poll_spin(nffi_runtime *rt, int spin_us)
+ * pays for a futex sleep + wake-up. Checks the clock only every 64 rounds.
+ * Returns 1 when work (or finish) came, 0 when the time ran out. */
+static int nffi__poll_spin(nffi_runtime *rt, int spin_us)
 {
-    int64_t deadline = nffi_now_ns() + (int64_t)spin_us * 1000;
+    int64_t deadline = nffi__now() + (int64_t)spin_us * 1000;
     for (unsigned i = 1;; i++) {
         if (NFFI_LOAD(&rt->depth) > 0 || NFFI_LOAD(&rt->finished))
-            return;
+            return 1;
         nffi__cpu_relax();
-        if ((i & 63) == 0 && nffi_now_ns() >= deadline)
-            return;
+        if ((i & 63) == 0 && nffi__now() >= deadline)
+            return 0;
     }
+}
+
+/* The default spin (NFFI__SPIN_DEFAULT_US): one poller at a time, so that a
+ * runtime's other pollers sleep instead of taking a second CPU; after k
+ * spins in a row found nothing the next 2^k - 1 chances sleep at once, so a
+ * runtime called now and then spins about once in 64 tasks. spinning is
+ * cleared before the caller takes qlock: a submit that saw it set and woke
+ * nobody is seen by the poller's own check of the queue under qlock. */
+static void nffi__poll_spin_adaptive(nffi_runtime *rt, int spin_us)
+{
+    int idle = 0;
+    if (!__atomic_compare_exchange_n(&rt->spinning, &idle, 1, 0, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return;
+    if (rt->spin_skip > 0) {
+        rt->spin_skip--;
+    } else if (nffi__poll_spin(rt, spin_us)) {
+        rt->spin_miss = 0;
+    } else {
+        if (rt->spin_miss < NFFI__SPIN_MISS_MAX)
+            rt->spin_miss++;
+        rt->spin_skip = (1 << rt->spin_miss) - 1;
+    }
+    __atomic_store_n(&rt->spinning, 0, __ATOMIC_SEQ_CST);
 }
 
 NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
@@ -292,8 +320,12 @@ NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
     if (rt == NULL)
         return NULL;
     int spin_us = NFFI_LOAD(&rt->spin_us);
-    if (spin_us > 0 && nffi__may_spin())
-        nffi__poll_spin(rt, spin_us);
+    if (spin_us > 0 && NFFI_LOAD(&rt->depth) == 0 && nffi__may_spin()) {
+        if (NFFI_LOAD(&rt->spin_adaptive))
+            nffi__poll_spin_adaptive(rt, spin_us);
+        else
+            nffi__poll_spin(rt, spin_us);
+    }
 
     pthread_mutex_lock(&rt->qlock);
     while (rt->qhead == NULL) {
