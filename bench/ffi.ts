@@ -15,18 +15,26 @@ const UDS_ECHO = join(ROOT, 'native', 'build', 'uds_echo');
 interface Result {
   mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number; cpu_us_per_call: number;
   wake?: string; wake_reason?: string;
+  lat_us?: { queue: number; service: number; wakeup: number };
 }
 
-interface Variant { label: string; mode: string; instance: 'inst' | 'noinst'; query?: string }
+interface Variant {
+  key: string; label: string; mode: string; instance: 'inst' | 'noinst'; query?: string;
+  optional?: boolean; // run only when BENCH_WAYS names it
+}
 
-const VARIANTS: Variant[] = [
-  { label: 'nffi', mode: 'nffi', instance: 'inst' },
+const ALL_VARIANTS: Variant[] = [
+  { key: 'nffi', label: 'nffi', mode: 'nffi', instance: 'inst' },
   // the path nffi had before the eventfd one (issue 15), forced, for the before/after in one run
-  { label: 'nffi (pump)', mode: 'nffi', instance: 'inst', query: 'cfg=1&wake=pump' },
-  { label: 'nffi (no instrumentation)', mode: 'nffi', instance: 'noinst' },
-  { label: 'nffi + spin', mode: 'nffi', instance: 'inst', query: 'cfg=spin&poll_spin=50&wait_spin=30' },
-  { label: 'unix socket', mode: 'uds', instance: 'inst' },
-  { label: 'run_worker_thread', mode: 'worker_thread', instance: 'inst' },
+  { key: 'pump', label: 'nffi (pump)', mode: 'nffi', instance: 'inst', query: 'cfg=1&wake=pump' },
+  { key: 'noinst', label: 'nffi (no instrumentation)', mode: 'nffi', instance: 'noinst' },
+  // pollers that always sleep when the queue is empty: nffi before its default adaptive spin
+  { key: 'nospin', label: 'nffi (pollers never spin)', mode: 'nffi', instance: 'inst', query: 'cfg=nospin&poll_spin=0' },
+  { key: 'spin', label: 'nffi + spin', mode: 'nffi', instance: 'inst', query: 'cfg=spin&poll_spin=50&wait_spin=30' },
+  { key: 'uds', label: 'unix socket', mode: 'uds', instance: 'inst' },
+  { key: 'worker_thread', label: 'run_worker_thread', mode: 'worker_thread', instance: 'inst' },
+  { key: 'pollspin', label: 'nffi + poll spin 20 µs', mode: 'nffi', instance: 'inst', query: 'cfg=pspin&poll_spin=20',
+    optional: true },
 ];
 
 // BENCH_SIZES=64,65536 BENCH_CONC=32 BENCH_REPEATS=5 BENCH_PLACEMENTS=pinned shorten or
@@ -38,6 +46,11 @@ function envList(name: string, dflt: number[]): number[] {
 const SIZES = envList('BENCH_SIZES', [64, 4096, 65536]);
 const CONCURRENCY = envList('BENCH_CONC', [1, 32]);
 const REPEATS = envList('BENCH_REPEATS', [3])[0]!;
+// BENCH_WAYS=nffi,noinst runs only those rows (keys above); ratios that need a
+// row not run print '-'
+const WAYS = process.env.BENCH_WAYS?.split(',');
+const VARIANTS = ALL_VARIANTS.filter((v) => (WAYS ? WAYS.includes(v.key) : !v.optional));
+if (VARIANTS.length === 0) throw new Error(`BENCH_WAYS=${process.env.BENCH_WAYS}: none of ${ALL_VARIANTS.map((v) => v.key).join(',')}`);
 
 function benchHttp(variant: 'inst' | 'noinst'): string {
   const init = variant === 'noinst'
@@ -72,7 +85,11 @@ async function startUdsEcho(dir: string, prefix: string[]): Promise<{ path: stri
   return { path, proc };
 }
 
+// BENCH_CALLS=N: N calls a measurement instead (long enough to profile one with perf)
+const CALLS = envList('BENCH_CALLS', [0])[0]!;
+
 function callsFor(size: number, conc: number): number {
+  if (CALLS > 0) return CALLS;
   const base = size >= 65536 ? 3000 : 10000;
   return conc > 1 ? base * 2 : base;
 }
@@ -103,6 +120,7 @@ async function benchPlacement(place: Placement): Promise<void> {
   try {
     const rows: string[][] = [];
     const ratios: string[][] = [];
+    const spent: string[][] = [];
     for (const size of SIZES) {
       for (const conc of CONCURRENCY) {
         const runs = new Map<string, Result[]>();
@@ -128,19 +146,35 @@ async function benchPlacement(place: Placement): Promise<void> {
           cpuOf.set(v.label, cpu);
           rows.push([String(size), String(conc), label, m.ops_per_s.toFixed(0), m.p50_us.toFixed(1), m.p99_us.toFixed(1),
             cpu.toFixed(2)]);
+          if (m.lat_us) {
+            spent.push([String(size), String(conc), v.label, m.lat_us.queue.toFixed(1), m.lat_us.service.toFixed(1),
+              m.lat_us.wakeup.toFixed(1), m.p50_us.toFixed(1)]);
+          }
         }
-        const ops = (l: string) => results.get(l)!.ops_per_s;
-        const p99 = (l: string) => results.get(l)!.p99_us;
+        const has = (...ls: string[]) => ls.every((l) => results.has(l));
+        const ratio = (a: string, b: string, of: (r: Result) => number) =>
+          has(a, b) ? (of(results.get(a)!) / of(results.get(b)!)).toFixed(2) : '-';
+        const ops = (r: Result) => r.ops_per_s;
+        // instrumented vs not, paired repeat by repeat (the two ran back to back):
+        // the median of the per-repeat costs and their range
+        const paired = (of: (i: Result, n: Result) => number): string => {
+          if (!has('nffi', 'nffi (no instrumentation)')) return '-';
+          const i = runs.get('nffi')!, n = runs.get('nffi (no instrumentation)')!;
+          const v = i.map((r, k) => of(r, n[k]!) * 100).sort((a, b) => a - b);
+          return `${v[Math.floor(v.length / 2)]!.toFixed(1)}% (${v[0]!.toFixed(0)}..${v[v.length - 1]!.toFixed(0)})`;
+        };
         ratios.push([
           String(size), String(conc),
-          (ops('nffi') / ops('nffi (pump)')).toFixed(2),
-          (cpuOf.get('run_worker_thread')! / cpuOf.get('nffi')!).toFixed(2),
-          (ops('nffi (pump)') / ops('run_worker_thread')).toFixed(2),
-          (p99('nffi') / p99('run_worker_thread')).toFixed(2),
-          (ops('nffi') / ops('unix socket')).toFixed(2),
-          (ops('nffi + spin') / ops('unix socket')).toFixed(2),
-          (ops('nffi') / ops('run_worker_thread')).toFixed(2),
-          `${((1 - ops('nffi') / ops('nffi (no instrumentation)')) * 100).toFixed(1)}%`,
+          ratio('nffi', 'nffi (pump)', ops),
+          ratio('nffi', 'nffi (pollers never spin)', ops),
+          has('nffi', 'run_worker_thread') ? (cpuOf.get('run_worker_thread')! / cpuOf.get('nffi')!).toFixed(2) : '-',
+          ratio('nffi (pump)', 'run_worker_thread', ops),
+          ratio('nffi', 'run_worker_thread', (r) => 1 / r.p99_us),
+          ratio('nffi', 'unix socket', ops),
+          ratio('nffi + spin', 'unix socket', ops),
+          ratio('nffi', 'run_worker_thread', ops),
+          paired((i, n) => 1 - i.ops_per_s / n.ops_per_s),
+          paired((i, n) => i.cpu_us_per_call / n.cpu_us_per_call - 1),
         ]);
       }
     }
@@ -148,8 +182,12 @@ async function benchPlacement(place: Placement): Promise<void> {
     process.stdout.write(formatTable(['bytes', 'conc', 'way', 'calls/s', 'p50 µs', 'p99 µs', 'cpu µs/call'], rows) + '\n\n');
     process.stdout.write('ratios (calls/s)\n');
     process.stdout.write(formatTable(
-      ['bytes', 'conc', 'nffi/pump', 'cpu worker_thread/nffi', 'pump/worker_thread', 'p99 nffi/worker_thread', 'nffi/uds', 'nffi+spin/uds',
-        'nffi/worker_thread', 'instrumentation cost'], ratios) + '\n');
+      ['bytes', 'conc', 'nffi/pump', 'nffi/nospin', 'cpu worker_thread/nffi', 'pump/worker_thread', 'p99 worker_thread/nffi', 'nffi/uds', 'nffi+spin/uds',
+        'nffi/worker_thread', 'instrumentation: calls/s', 'instrumentation: cpu/call'], ratios) + '\n');
+    if (spent.length) {
+      process.stdout.write('\nwhere a call\'s time goes (mean µs, from the runtime\'s own latency stats; the run above)\n');
+      process.stdout.write(formatTable(['bytes', 'conc', 'way', 'queue', 'service', 'wake-up', 'p50 call'], spent) + '\n');
+    }
   } finally {
     await instances.inst.stop();
     await instances.noinst.stop();

@@ -4,6 +4,7 @@
 local ffi = require "ffi"
 local nffi = require "nffi"
 local native = require "nffi.native"
+local runtime = require "nffi.runtime"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
@@ -55,6 +56,7 @@ function callers.nffi(opts)
         name = "bench", poll_spin_us = opts.poll_spin_us, wait_spin_us = opts.wait_spin_us,
         wake = opts.wake,
     }))
+    opts.nffi_state = runtime.state_of[rt]
     return function(payload)
         local ok, res = rt:echo(payload)
         return ok and res
@@ -101,6 +103,32 @@ local function wake_path()
     return nffi.wake_stats and nffi.wake_stats().path or "pump"
 end
 
+-- The runtime's latency sums and counts (queue, service, wake-up), to tell
+-- where a measured window's time went: means over the calls in between.
+local lat_buf = ffi.new("nffi_stats")
+local function lat_sums(st)
+    if not (st and st.rt) then
+        return nil
+    end
+    C.nffi_runtime_stats(st.rt, lat_buf)
+    local out = {}
+    for k = 0, 2 do
+        out[k * 2 + 1] = tonumber(lat_buf.lat_sum_ns[k])
+        out[k * 2 + 2] = tonumber(lat_buf.lat_count[k])
+    end
+    return out
+end
+
+local function lat_means(before, after)
+    if not (before and after) or after[2] == before[2] then
+        return nil     -- not instrumented, or nothing recorded
+    end
+    local function mean(k)
+        return (after[k * 2 + 1] - before[k * 2 + 1]) / (after[k * 2 + 2] - before[k * 2 + 2]) / 1000
+    end
+    return { queue = mean(0), service = mean(1), wakeup = mean(2) }
+end
+
 local function quantile(sorted, q)
     return sorted[floor((#sorted - 1) * q) + 1] or 0
 end
@@ -127,6 +155,7 @@ function _M.run()
     -- warm up: connect, load, start threads, get traces compiled
     loop(make, opts, payload, 50, {})
 
+    local sums0 = lat_sums(opts.nffi_state)
     ngx.update_time()
     local t0 = now_ns()
     local cpu0 = process_cpu_ns()
@@ -146,6 +175,7 @@ function _M.run()
     end
     local elapsed_s = tonumber(now_ns() - t0) / 1e9
     local cpu_us = (process_cpu_ns() - cpu0) / 1e3
+    local means = lat_means(sums0, lat_sums(opts.nffi_state))
     table_sort(lat)
     ngx.say(cjson.encode({
         mode = mode, size = size, conc = conc, calls = #lat,
@@ -154,6 +184,8 @@ function _M.run()
         p50_us = quantile(lat, 0.5) / 1000,
         p99_us = quantile(lat, 0.99) / 1000,
         instrumented = nffi.instrumented(),
+        -- nffi, instrumented: mean µs a call spent queued, served, waking its waiter
+        lat_us = means,
         -- how nffi's responses reached the waiters in this run
         wake = mode == "nffi" and (opts.wake == "pump" and "pump" or wake_path()) or nil,
         wake_reason = mode == "nffi" and opts.wake ~= "pump" and nffi.wake_stats
