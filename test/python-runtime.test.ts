@@ -257,9 +257,9 @@ describe('the Python runtime', () => {
 
 describe('the loader and nffi_py.py under ASan/UBSan, without nginx', () => {
   it('check_nffi_python: echoes with NULs up to 1 MiB, errors, a burst, finish, a second load, a fork refused', () => {
-    const dir = `${ROOT}/native/build/examples`;
-    const r = spawnSync(`${dir}/asan-python/check_nffi_python`,
-      [`${dir}/asan-python/libnffi_python.so`, `${dir}/python`],
+    const build = `${ROOT}/native/build`;
+    const r = spawnSync(`${build}/python-check/check_nffi_python`,
+      [`${build}/python-check/libnffi_python.so`, `${build}/examples/python`],
       { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
     expect(r.stderr).not.toMatch(/AddressSanitizer|runtime error|FAILED/);
     expect(r.stdout).toMatch(/^check_nffi_python: \d+ passed$/m);
