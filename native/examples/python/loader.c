@@ -43,14 +43,20 @@ static pid_t nffi_py_pid;
 static void nffi_py_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void nffi_py_say(const char *fmt, ...)
 {
+    static const char prefix[] = "[nffi python] ";
     char line[1024];
+    memcpy(line, prefix, sizeof(prefix) - 1);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    int n = vsnprintf(line + sizeof(prefix) - 1, sizeof(line) - sizeof(prefix), fmt, ap);
     va_end(ap);
-    /* one write: lines of several workers do not interleave */
-    fprintf(stderr, "[nffi python] %s\n", line);
-    fflush(stderr);
+    size_t len = sizeof(prefix) - 1 + (n < 0 ? 0 : (size_t)n);
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2;
+    line[len++] = '\n';
+    /* one write(2): the lines of several workers sharing the log do not interleave */
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
 }
 
 /* The pending Python exception as one line "Type: message (at file:line)",
