@@ -25,6 +25,8 @@ const PATHS = [
   () => `/api/slow?ms=${Math.random() < 0.025 ? 1_500 : 5 + Math.floor(Math.random() * 60)}`,
   () => '/api/fail',
   () => '/api/fanout',
+  () => '/api/go?msg=hi',
+  () => '/api/py?msg=hi',
 ];
 
 async function bursts(nginx: NginxInstance, stopped: () => boolean, counts: { ok: number; failed: number }): Promise<void> {
@@ -121,7 +123,7 @@ async function main(): Promise<void> {
 
   process.stdout.write(
     `nffi demo: nginx master ${nginx.masterPid}, workers ${nginx.workerPids().join(', ')}, `
-    + `serving ${nginx.url('/api/echo')} (also /api/slow, /api/fail, /api/fanout)\n`
+    + `serving ${nginx.url('/api/echo')} (also /api/slow, /api/fail, /api/fanout, /api/go, /api/py)\n`
     + `load running (a burst every ${BURST_MS / 1000} s); runtime stats every second. Ctrl-C stops it.\n`
     + `try: curl '${nginx.url('/api/slow?ms=200')}'\n`
     + `inspect it live (another terminal): npx nffi-inspect attach ${nginx.masterPid}`

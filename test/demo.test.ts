@@ -13,7 +13,7 @@ describe('demo', () => {
     const { stdout } = await run('node', ['dist/demo/run.js', '--duration', '3'], { cwd: ROOT, timeout: 30_000 });
     expect(stdout).toMatch(/nffi demo: nginx master (\d+), workers \d+, \d+/);
     const master = Number(/nginx master (\d+)/.exec(stdout)![1]);
-    for (const rt of ['echo', 'slow', 'fail', 'pool']) {
+    for (const rt of ['echo', 'slow', 'fail', 'pool', 'go', 'py']) {
       expect(stdout).toMatch(new RegExp(`^\\s*\\d+\\s+${rt}\\s+\\d+\\s+\\d+\\s+[1-9]\\d*\\s+[1-9]`, 'm'));
     }
     const summary = /demo stopped: (\d+) requests served, (\d+) failed; nginx is down/.exec(stdout);

@@ -20,6 +20,10 @@ function _M.init_worker()
     runtimes.slow = assert(nffi.load("nffi_slow", "20", { name = "slow", timeout = 1000 }))
     runtimes.fail = assert(nffi.load("nffi_fail", "3", { name = "fail" }))
     runtimes.pool = assert(nffi.load("nffi_echo_mt", "4", { name = "pool" }))
+    -- Go (native/examples/go): the method is the request's first word
+    runtimes.go = assert(nffi.load("nffi_go_echo", "pollers=2", { name = "go" }))
+    -- Python (native/examples/python): "<method>\n<body>", 2 cffi pollers
+    runtimes.py = assert(nffi.load("nffi_python", "nffi_echo_py,init,pollers=2", { name = "py" }))
     assert(stats_share.start("nffi_stats", 1))
     -- dormant until someone attaches: `nffi-inspect coroutines <master pid>`
     assert(require("nffi.inspect").start())
@@ -58,6 +62,14 @@ function handlers.fanout()
         end
     end
     reply(n == #threads, n)
+end
+
+function handlers.go()
+    reply(runtimes.go:echo("echo " .. (var.arg_msg or "hello from Go")))
+end
+
+function handlers.py()
+    reply(runtimes.py:echo("echo\n" .. (var.arg_msg or "hello from Python")))
 end
 
 function handlers.stats()
