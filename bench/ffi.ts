@@ -16,6 +16,7 @@ interface Result {
   mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number; cpu_us_per_call: number;
   wake?: string; wake_reason?: string;
   lat_us?: { queue: number; service: number; wakeup: number };
+  instrumented?: boolean;
 }
 
 interface Variant {
@@ -52,8 +53,12 @@ const WAYS = process.env.BENCH_WAYS?.split(',');
 const VARIANTS = ALL_VARIANTS.filter((v) => (WAYS ? WAYS.includes(v.key) : !v.optional));
 if (VARIANTS.length === 0) throw new Error(`BENCH_WAYS=${process.env.BENCH_WAYS}: none of ${ALL_VARIANTS.map((v) => v.key).join(',')}`);
 
+// BENCH_INST_AA=1: both instances load libnffi_noinst.so, an A/A control of the
+// instrumentation columns (what two identical builds in two nginx instances read as)
+const INST_AA = process.env.BENCH_INST_AA === '1';
+
 function benchHttp(variant: 'inst' | 'noinst'): string {
-  const init = variant === 'noinst'
+  const init = variant === 'noinst' || INST_AA
     ? 'init_by_lua_block { assert(require("nffi.native").use("noinst")) }'
     : '';
   return `
@@ -100,7 +105,13 @@ async function runOne(nginx: NginxInstance, v: Variant, size: number, conc: numb
   const res = await fetch(nginx.url(`/bench?${q}`));
   const text = await res.text();
   if (res.status !== 200) throw new Error(`${v.label} failed: ${res.status} ${text.slice(0, 300)}\n${nginx.errorLogTail(10)}`);
-  return JSON.parse(text) as Result;
+  const r = JSON.parse(text) as Result;
+  // the instrumentation columns compare these two builds: fail rather than compare others
+  const want = v.instance === 'inst' && !INST_AA;
+  if (v.mode === 'nffi' && r.instrumented !== want) {
+    throw new Error(`${v.label}: libnffi is ${r.instrumented ? '' : 'not '}instrumented in this instance`);
+  }
+  return r;
 }
 
 function median(rs: Result[]): Result {
@@ -180,7 +191,7 @@ async function benchPlacement(place: Placement): Promise<void> {
     }
     process.stdout.write(`\n== ${place.label}: FFI round trips, median of ${REPEATS}, timed inside one nginx worker\n`);
     process.stdout.write(formatTable(['bytes', 'conc', 'way', 'calls/s', 'p50 µs', 'p99 µs', 'cpu µs/call'], rows) + '\n\n');
-    process.stdout.write('ratios (calls/s)\n');
+    process.stdout.write(`ratios (calls/s)${INST_AA ? ' [BENCH_INST_AA: both instances uninstrumented, an A/A control]' : ''}\n`);
     process.stdout.write(formatTable(
       ['bytes', 'conc', 'nffi/pump', 'nffi/nospin', 'cpu worker_thread/nffi', 'pump/worker_thread', 'p99 worker_thread/nffi', 'nffi/uds', 'nffi+spin/uds',
         'nffi/worker_thread', 'instrumentation: calls/s', 'instrumentation: cpu/call'], ratios) + '\n');
