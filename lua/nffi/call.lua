@@ -243,9 +243,11 @@ local function call(st, method, req)
         return false, ret
     end
 
-    -- spin only when nobody else waits: then the event loop has no other task
-    -- completion to serve, and a short busy-wait beats two thread wake-ups
-    if not (st.spin_ns > 0 and next(waiting) == nil and C.nffi_task_spin(t, st.spin_ns) == 1) then
+    -- spin only when nobody else waits (on the pump or the eventfd): then the
+    -- event loop has no other task completion to serve, and a short busy-wait
+    -- beats two thread wake-ups
+    if not (st.spin_ns > 0 and next(waiting) == nil and next(fast_anchor) == nil
+            and C.nffi_task_spin(t, st.spin_ns) == 1) then
         local id = tonumber(C.nffi_task_id(t))
         if not wait_ready(C, t, id, st.timeout_s, not st.wake_forced and fast_active()) then
             C.nffi_task_abandon(t)
