@@ -154,7 +154,11 @@ describe('task breakpoints', () => {
     await runBoth(['/echo?body=pick-me&user=cy', '/echo?body=skip']);
     const ha = await hitsAtLeast(a.id, 2);
     expect(ha.every((h) => h.task.phase === 'resume' && h.task.res_preview === 'pick-me')).toBe(true);
-    const hb = await hitsAtLeast(b.id, 8);
+    // each path ran at least twice per worker, some more (8 or more hits): the hits of the
+    // second path may still be on their way when 8 of the first are in, so wait for its own
+    await hitsAtLeast(b.id, 8);
+    await waitFor(() => hits(b.id).some((h) => h.message === 'resume echo.echo n=4 user=anon'), { timeout: 5_000, what: 'the second path\'s resume hit' });
+    const hb = hits(b.id);
     const msgs = new Set(hb.map((h) => h.message));
     expect(msgs).toEqual(new Set(['enqueue echo.echo n=7 user=cy', 'resume echo.echo n=7 user=cy', 'enqueue echo.echo n=4 user=anon', 'resume echo.echo n=4 user=anon']));
     expect(hb.every((h) => h.locals === undefined && h.task.runtime === 'echo')).toBe(true);

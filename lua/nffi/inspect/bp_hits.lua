@@ -62,10 +62,20 @@ local function push_ctl(doc)
     ctail = ctail + 1
 end
 
+-- One post until the writer takes the queues (woken): a flood of hits while
+-- it waits or sends would otherwise pile posts up, each a pass for nothing.
+local signalled = false
+
 local function signal()
-    if wake then
+    if wake and not signalled then
+        signalled = true
         pcall(wake.post, wake, 1)
     end
+end
+
+-- The writer is about to take the queues: the next event posts again.
+function _M.woken()
+    signalled = false
 end
 
 -- Muted lines (native/src/hook_mute.c): a hot line's hits past the rate
@@ -487,6 +497,7 @@ end
 -- nil between sessions.
 function _M.set_wake(sema)
     wake = sema
+    signalled = false
 end
 
 -- Session end: the index and the queues emptied.
