@@ -403,12 +403,12 @@ export class Breakpoints {
 
   /** The hit with the original positions of its location and frames, where maps cover them. */
   /** The hit as the client gets it: each frame of a chunk with a source map also gives its
-   * original position. One copy of the hit (a flood is 1,000 a second); its frames are copied
-   * only when a map names one of them. */
+   * original position. The agent's params become the event (only Breakpoints reads Debugger.hit
+   * events, and a flood is 1,000 a second): its frames are copied only when a map names one. */
   private hitEvent(hit: Debugger.HitEvent, id: number, pid: number): BreakpointEvent {
     const cwd = cwdOf(pid);
     const top = this.maps.original(hit.source, hit.line, cwd);
-    let frames = hit.frames;
+    const frames = hit.frames;
     if (Array.isArray(frames)) {
       let mapped: Lua.Frame[] | undefined;
       for (let i = 0; i < frames.length; i++) {
@@ -418,9 +418,14 @@ export class Breakpoints {
         mapped ??= frames.slice();
         mapped[i] = { ...f, original: o };
       }
-      if (mapped) frames = mapped;
+      if (mapped) hit.frames = mapped;
     }
-    return top ? { ...hit, frames, original: top, event: 'hit', id, pid } : { ...hit, frames, event: 'hit', id, pid };
+    const e = hit as BreakpointEvent & Debugger.HitEvent;
+    if (top) e.original = top;
+    e.event = 'hit';
+    e.id = id;
+    e.pid = pid;
+    return e;
   }
 
   private onAgentEvent(pid: number, method: string, params: unknown): void {

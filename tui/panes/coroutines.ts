@@ -57,6 +57,8 @@ export class CoroutinesPane extends TablePane<CoItem> {
       sort: { column: 'pid' },
       holdOrderMs: 3_000,
       flashMs: 1_500,
+      // a row is a sample's answer for one coroutine: its cells read nothing else
+      cellsKey: () => '',
       empty: () => (this.hidden ? `no live coroutines; ${this.hidden} dead or not started (a shows them)`
         : this.lastWorkers.length ? 'no coroutines' : 'no coroutines sampled yet'),
       rowRole: (r) => (r.state === 'dead' ? 'dim' : undefined),

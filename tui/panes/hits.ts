@@ -129,6 +129,9 @@ export class HitsPane extends TablePane<HitItem> {
       key: (r) => String(r.seq),
       sort: { column: 'at', descending: true },
       flashMs: 1_000,
+      // a hit's row never changes: its cells are fitted once (the clock's zone and the glyphs
+      // are all they read besides the hit)
+      cellsKey: () => `${host.utc}|${host.theme.unicode}`,
       empty: 'no hits yet: `:breakpoint FILE:LINE` sets one',
       filterText: (r) => `bp${r.hit.id} ${r.hit.pid} ${frameWhere(r.hit)} ${r.summary ?? hitSummary(r.hit)} ${r.hit.request ? `${r.hit.request.method} ${r.hit.request.uri}` : ''}`,
       onActivate: (r) => {
