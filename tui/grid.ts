@@ -13,6 +13,8 @@ import { merge, type Attrs, type Colour, type Line, type Role, type Theme } from
 
 export type Cell = [number, string];
 
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
 /** blessed's attribute for the terminal's defaults (screen.dattr). */
 export const DEFAULT_ATTR = (0 << 18) | (0x1ff << 9) | 0x1ff;
 
@@ -77,7 +79,18 @@ export class Grid {
       for (const s of row.spans) {
         if (used >= end) break;
         const attr = attrs.get(row.role, s.role);
-        for (const ch of clean(s.text)) {
+        const text = s.text;
+        if (PRINTABLE_ASCII.test(text)) {
+          // most of a screen: one cell per character, nothing to clean
+          const n = Math.min(text.length, end - used);
+          for (let i = 0; i < n; i++) {
+            this.attrs[base + used + i] = attr;
+            this.chars[base + used + i] = text[i]!;
+          }
+          used += n;
+          continue;
+        }
+        for (const ch of clean(text)) {
           const w = charWidth(ch);
           if (w === 0) {
             if (used > 0) {
