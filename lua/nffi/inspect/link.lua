@@ -189,11 +189,8 @@ local function encode_doc(doc, b)
     return encode_chunks(small)
 end
 
-local function send_doc(s, doc, b)
-    -- a budget of its own when the caller has none (events): a long string
-    -- is escaped in pieces with the clock read between them
-    b = b or budget.new()
-    local chunks, total = encode_doc(doc, b)
+-- header and chunks as one frame or run of frames, under the send lock
+local function send_locked(s, header, chunks, b)
     b:finish()
     local ok, err = s.lock:wait(LOCK_TIMEOUT_S)
     if not ok then
@@ -201,35 +198,27 @@ local function send_doc(s, doc, b)
     end
     b:resume()
     -- the lock stays held across the pieces: frames never interleave
-    local sent, serr = send_frame(s.sock, be32(total), chunks, b)
+    local sent, serr = send_frame(s.sock, header, chunks, b)
     s.lock:post(1)
     if not sent then
         s.fatal = serr
         return nil, serr
     end
     return true
+end
+
+local function send_doc(s, doc, b)
+    -- a budget of its own when the caller has none (events): a long string
+    -- is escaped in pieces with the clock read between them
+    b = b or budget.new()
+    local chunks, total = encode_doc(doc, b)
+    return send_locked(s, be32(total), chunks, b)
 end
 
 -- Several events in as few sends as fit: each encoded as its own frame, the
 -- frames back to back. A send goes out once BATCH_BYTES are gathered, so a
 -- batch of large snapshots is never all held encoded at once.
 local BATCH_BYTES = 262144
-
-local function send_batch(s, parts, b)
-    b:finish()
-    local ok, err = s.lock:wait(LOCK_TIMEOUT_S)
-    if not ok then
-        return nil, "send lock: " .. tostring(err)
-    end
-    b:resume()
-    local sent, serr = send_frame(s.sock, "", parts, b)
-    s.lock:post(1)
-    if not sent then
-        s.fatal = serr
-        return nil, serr
-    end
-    return true
-end
 
 local function send_docs(s, docs, n)
     local b = budget.new()
@@ -244,7 +233,7 @@ local function send_docs(s, docs, n)
         end
         size = size + 4 + total
         if size >= BATCH_BYTES then
-            local ok, err = send_batch(s, parts, b)
+            local ok, err = send_locked(s, "", parts, b)
             if not ok then
                 return nil, err
             end
@@ -253,7 +242,7 @@ local function send_docs(s, docs, n)
         b:check()
     end
     if k > 0 then
-        return send_batch(s, parts, b)
+        return send_locked(s, "", parts, b)
     end
     return true
 end
