@@ -124,7 +124,9 @@ local function lat_means(before, after)
         return nil     -- not instrumented, or nothing recorded
     end
     local function mean(k)
-        return (after[k * 2 + 1] - before[k * 2 + 1]) / (after[k * 2 + 2] - before[k * 2 + 2]) / 1000
+        local sum = after[k * 2 + 1] - before[k * 2 + 1]
+        local n = after[k * 2 + 2] - before[k * 2 + 2]
+        return sum / n / 1000
     end
     return { queue = mean(0), service = mean(1), wakeup = mean(2) }
 end
