@@ -44,6 +44,7 @@ int nffi_instrumented(void);
 int64_t nffi_now_ns(void);
 int64_t nffi_thread_cpu_ns(void);
 
+int nffi_pin_library(const char *path);
 nffi_runtime *nffi_runtime_new(const char *name, int max_queue);
 int nffi_runtime_finish(nffi_runtime *rt);
 int nffi_runtime_finished(const nffi_runtime *rt);

@@ -49,6 +49,27 @@ local function lib_candidates(lib)
     return out
 end
 
+-- The name ffi.load hands dlopen for lib (LuaJIT's rule for a bare name).
+local function dl_name(lib)
+    if str_find(lib, "/", 1, true) then
+        return lib
+    end
+    if not str_find(lib, ".", 1, true) then
+        lib = lib .. ".so"
+    end
+    if not str_find(lib, "^lib") then
+        lib = "lib" .. lib
+    end
+    return lib
+end
+
+-- The runtime's threads run the library's code until the process ends, but
+-- lua_close at worker exit finalizes the clib and dlcloses it: pinned, it stays.
+local function pinned(handle, name)
+    native.lib().nffi_pin_library(name)
+    return handle
+end
+
 -- Like lua-resty-ffi: a path, or a name searched in our examples dir and the
 -- package.cpath dirs before the dynamic linker's own search. On failure: nil,
 -- our message, and ffi.load's own (what lua-resty-ffi's ngx.load_ffi raises).
@@ -59,14 +80,14 @@ local function open_library(lib, is_global)
             if not ok then
                 return nil, handle, handle
             end
-            return handle, path
+            return pinned(handle, path), path
         end
     end
     local ok, handle = pcall(ffi_load, lib, is_global)
     if not ok then
         return nil, "cannot load runtime library '" .. lib .. "': " .. tostring(handle), handle
     end
-    return handle, lib
+    return pinned(handle, dl_name(lib)), lib
 end
 
 local function index(handle, sym)

@@ -97,6 +97,11 @@ int64_t nffi_now_ns(void);              /* CLOCK_MONOTONIC, the clock of every t
 int64_t nffi_thread_cpu_ns(void);
 
 /* ---- runtimes (worker thread) ---- */
+/* Keeps the already loaded library at path (as ffi.load opened it) mapped until
+ * the process ends: LuaJIT closes what ffi.load opened when the worker's Lua VM
+ * is closed at exit, while the runtime's threads still run its code. 0, or -1
+ * when no library of that name is loaded. */
+int nffi_pin_library(const char *path);
 /* name is copied; max_queue <= 0 means 65536. The returned pointer is the `tq`
  * handed to the runtime library's init function. Never freed: runtime threads
  * may still hold it after unload. */

@@ -1,4 +1,5 @@
 /* Runtimes: creation, finish, statistics and the live-task snapshot. */
+#include <dlfcn.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,4 +293,14 @@ NFFI_EXPORT int64_t nffi_tasks_count(uint64_t after_id, int64_t enq_before_ns, i
     if (last != NULL)
         nffi__remember(slot, last);
     return n;
+}
+
+/* RTLD_NOLOAD finds the copy ffi.load opened; RTLD_NODELETE makes its later
+ * dlclose (lua_close at worker exit finalizes every clib) leave it mapped. The
+ * handle is never closed: the reference is the point. */
+int nffi_pin_library(const char *path)
+{
+    if (!path)
+        return -1;
+    return dlopen(path, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) ? 0 : -1;
 }

@@ -1351,6 +1351,32 @@ static void test_watch(void)
     nffi__watch_on_trap(NULL);
 }
 
+/* What lua_close does to an ffi.load'ed runtime at worker exit (its last
+ * dlclose) while the runtime's threads still run its code: a pinned library
+ * stays mapped, an unpinned one goes. */
+static void test_pin(void)
+{
+    /* a copy: the examples were loaded (and never closed) by test_examples */
+    char src[512], path[64], cmd[640];
+    snprintf(src, sizeof(src), "%s/libnffi_echo.so", examples_dir);
+    snprintf(path, sizeof(path), "/tmp/nffi_pin_test_%d.so", (int)getpid());
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", src, path);
+    CHECK(system(cmd) == 0);
+    CHECK(nffi_pin_library(path) == -1);                 /* not loaded: nothing to pin */
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    CHECK(h != NULL);
+    CHECK(dlclose(h) == 0);
+    CHECK(dlopen(path, RTLD_NOW | RTLD_NOLOAD) == NULL); /* unpinned: unmapped */
+    h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    CHECK(h != NULL);
+    CHECK(nffi_pin_library(path) == 0);
+    CHECK(dlclose(h) == 0);
+    void *again = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    CHECK(again != NULL);                                /* pinned: still there */
+    CHECK(nffi_pin_library(NULL) == -1);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -1370,6 +1396,7 @@ int main(int argc, char **argv)
     test_spin_paths();
     test_spin();
     test_examples();
+    test_pin();
     test_fast();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
