@@ -46,8 +46,6 @@ export class AgentLink {
   private readonly pinger: NodeJS.Timeout;
   private lastHeard = Date.now();
   private lastPingSent = 0;
-  /** A request went out since the last tick: its answer shows the agent is alive, no ping. */
-  private sentSinceTick = false;
   private closeReason: string | undefined;
   private readonly requestTimeoutMs: number;
   private readonly silenceMs: number;
@@ -92,7 +90,6 @@ export class AgentLink {
         reject(error);
       }, this.requestTimeoutMs);
       this.pending.set(id, { method, error, timer, resolve, reject });
-      this.sentSinceTick = true;
       this.transport.send(params === undefined ? { id, method } : { id, method, params });
     });
   }
@@ -128,12 +125,6 @@ export class AgentLink {
   private tick(): void {
     if (Date.now() - this.lastHeard > this.silenceMs) {
       this.close(`no frame from worker ${this.pid} for ${this.silenceMs} ms`);
-      return;
-    }
-    // a sampling front end asks each worker twice a second: a ping on top is a wake-up of the
-    // worker and a read here for nothing
-    if (this.sentSinceTick) {
-      this.sentSinceTick = false;
       return;
     }
     this.ping();
