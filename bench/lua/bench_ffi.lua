@@ -6,16 +6,14 @@ local nffi = require "nffi"
 local native = require "nffi.native"
 local runtime = require "nffi.runtime"
 local cjson = require "cjson.safe"
+local uds = require "bench_uds"
 
 local ngx = ngx
 local var = ngx.var
 local spawn = ngx.thread.spawn
 local wait = ngx.thread.wait
 local run_worker_thread = ngx.run_worker_thread -- luacheck: ignore (not in the std yet)
-local socket_tcp = ngx.socket.tcp
 local str_rep = string.rep
-local str_char = string.char
-local str_byte = string.byte
 local table_sort = table.sort
 local floor = math.floor
 local tonumber = tonumber
@@ -39,16 +37,6 @@ local function process_cpu_ns()
     return tonumber(cpu_ts.tv_sec) * 1e9 + tonumber(cpu_ts.tv_nsec)
 end
 
-local function be32(n)
-    return str_char(floor(n / 16777216) % 256, floor(n / 65536) % 256,
-                    floor(n / 256) % 256, n % 256)
-end
-
-local function unbe32(s)
-    local a, b, c, d = str_byte(s, 1, 4)
-    return ((a * 256 + b) * 256 + c) * 256 + d
-end
-
 local callers = {}
 
 function callers.nffi(opts)
@@ -64,12 +52,10 @@ function callers.nffi(opts)
 end
 
 function callers.uds(opts)
-    local sock = socket_tcp()
-    assert(sock:connect("unix:" .. opts.uds_path))
+    local sock, call = uds.client(opts.uds_path)
+    local frame = uds.frame
     return function(payload)
-        assert(sock:send(be32(#payload) .. payload))
-        local hdr = assert(sock:receive(4))
-        return assert(sock:receive(unbe32(hdr)))
+        return call(frame(payload))
     end, function()
         sock:setkeepalive()
     end

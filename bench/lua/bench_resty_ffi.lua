@@ -6,14 +6,12 @@
 local nffi = require "nffi"
 local native = require "nffi.native"
 local cjson = require "cjson.safe"
+local uds = require "bench_uds"
 
 local ngx = ngx
 local var = ngx.var
-local socket_tcp = ngx.socket.tcp
 local str_char = string.char
-local str_byte = string.byte
 local math_random = math.random
-local floor = math.floor
 local concat = table.concat
 local tonumber = tonumber
 local tostring = tostring
@@ -21,16 +19,6 @@ local tostring = tostring
 local _M = {}
 
 local now_ns = native.lib().nffi_now_ns
-
-local function be32(n)
-    return str_char(floor(n / 16777216) % 256, floor(n / 65536) % 256,
-                    floor(n / 256) % 256, n % 256)
-end
-
-local function unbe32(s)
-    local a, b, c, d = str_byte(s, 1, 4)
-    return ((a * 256 + b) * 256 + c) * 256 + d
-end
 
 -- every byte value, NUL included
 local function payload_of(size)
@@ -54,13 +42,10 @@ function ways.nffi(payload)
 end
 
 function ways.uds(payload, uds_path)
-    local sock = socket_tcp()
-    assert(sock:connect("unix:" .. uds_path))
-    local msg = be32(#payload) .. payload
+    local sock, call = uds.client(uds_path)
+    local msg = uds.frame(payload)
     return function()
-        assert(sock:send(msg))
-        local hdr = assert(sock:receive(4))
-        return (assert(sock:receive(unbe32(hdr))))
+        return call(msg)
     end, function()
         sock:close()
     end
