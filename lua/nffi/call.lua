@@ -164,6 +164,12 @@ function _M._set_task_hook(fn)
         error("nffi._set_task_hook: a function or nil", 2)
     end
     task_hook = fn
+    -- the hook reports each task's latencies: stamp every task while it is set,
+    -- not 1 in lat_sample_every (native/src/nffi_internal.h); no libnffi, no tasks
+    local ok, C = pcall(native.lib)
+    if ok then
+        C.nffi_latency_all(fn and 1 or 0)
+    end
 end
 
 function _M._task_hook()
@@ -172,9 +178,10 @@ end
 
 local MS = 1e-6
 
--- Latencies of a READY task in ms from its stamps (nil when not instrumented).
+-- Latencies of a READY task in ms from its stamps (nil when not instrumented,
+-- or for a task submitted before the hook was set that the sampling left out).
 local function task_latency(C, t)
-    if C.nffi_task_get_info(t, info_buf) ~= 0 or info_buf.t_enqueued == 0 then
+    if C.nffi_task_get_info(t, info_buf) ~= 0 or info_buf.t_resumed == 0 then
         return nil
     end
     local enq, pol = tonumber(info_buf.t_enqueued), tonumber(info_buf.t_polled)

@@ -21,6 +21,8 @@ typedef struct nffi_stats {
     uint64_t lat_count[4];
     uint64_t lat_sum_ns[4];
     uint64_t lat_max_ns[4];
+    uint64_t lat_samples;
+    int64_t lat_sample_every;
 } nffi_stats;
 
 typedef struct nffi_task_info {
@@ -56,6 +58,8 @@ int nffi_tasks(uint64_t after_id, nffi_task_info *out, int max);
 int64_t nffi_tasks_count(uint64_t after_id, int64_t enq_before_ns, int max_visit,
                          uint64_t *next_after);
 void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
+void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every);
+void nffi_latency_all(int on);
 
 nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, size_t method_len,
                             const char *req, size_t req_len, uint32_t waiter,

@@ -57,6 +57,11 @@ local function runtime_stats(C, st)
         live = tonumber(s.live),
         max_queue = st.max_queue,
         latency_ms = lat,
+        -- while more than 4 of its tasks are live, 1 in this many has its latencies
+        -- stamped and stands for as many in latency_ms (1: every task; 0: not
+        -- instrumented); latency_samples: the tasks stamped
+        latency_sample_every = tonumber(s.lat_sample_every),
+        latency_samples = tonumber(s.lat_samples),
         -- how responses reach this runtime's waiters, and why not the eventfd
         wake = (not st.wake_forced and fastwake.active()) and "eventfd" or "pump",
         wake_reason = st.wake_forced or fastwake.reason(),

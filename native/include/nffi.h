@@ -67,9 +67,13 @@ typedef struct nffi_stats {
     int64_t depth;         /* pending in the queue now */
     int64_t in_flight;     /* polled, not yet responded */
     int64_t live;          /* tasks allocated and not yet released */
-    uint64_t lat_count[4]; /* samples per latency kind */
+    uint64_t lat_count[4]; /* tasks per latency kind: the sampled ones weighted (below) */
     uint64_t lat_sum_ns[4];
-    uint64_t lat_max_ns[4];
+    uint64_t lat_max_ns[4]; /* of the tasks stamped */
+    uint64_t lat_samples;  /* tasks whose latencies were stamped and recorded */
+    int64_t lat_sample_every; /* 1 in this many tasks is stamped while more than 4
+                               * of the runtime's are live (1: all; 0: no
+                               * instrumentation); each stands for as many */
 } nffi_stats;
 
 typedef struct nffi_task_info {
@@ -135,6 +139,12 @@ int64_t nffi_tasks_count(uint64_t after_id, int64_t enq_before_ns, int max_visit
  * the more spins in a row found nothing. A poller pinned to a single CPU
  * never spins. */
 void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
+/* Latencies of 1 in every tasks (<= 1: all) while more than 4 of the runtime's
+ * tasks are live; fewer live, all are stamped. Default 16, or NFFI_LAT_SAMPLE. */
+void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every);
+/* on != 0: every task of every runtime is stamped whatever the sampling (the
+ * task hook reports each task's latencies). Worker thread. */
+void nffi_latency_all(int on);
 
 /* ---- tasks (worker thread) ---- */
 /* Copies req (NUL-terminated copy, NULs inside allowed). Returns NULL with *status

@@ -27,12 +27,13 @@ static uint64_t nffi__bucket_upper(int i)
 /* Only the worker thread writes histograms and only it reads them, but
  * snapshots of count/sum/max use relaxed atomics to stay race-free should a
  * stats reader ever run elsewhere. */
-void nffi__hist_add(nffi__hist *h, int64_t v)
+/* w: how many tasks this value stands for (latency sampling, nffi_internal.h). */
+void nffi__hist_add(nffi__hist *h, int64_t v, uint64_t w)
 {
     uint64_t u = v < 0 ? 0 : (uint64_t)v;   /* a clock can't go back, but be safe */
-    h->bucket[nffi__bucket(u)]++;
-    NFFI_BUMP(&h->count, 1);
-    NFFI_BUMP(&h->sum, u);
+    h->bucket[nffi__bucket(u)] += w;
+    NFFI_BUMP(&h->count, w);
+    NFFI_BUMP(&h->sum, u * w);
     if (u > NFFI_LOAD(&h->max))
         NFFI_STORE(&h->max, u);
 }

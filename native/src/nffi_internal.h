@@ -50,6 +50,11 @@ struct nffi_task {
     int resumed;                /* worker-only: latencies already recorded */
     int rc;                     /* atomic: written by respond, read by snapshots */
     uint32_t waiter;
+    /* Weight of its latencies in the histograms: 0 = not stamped past
+     * t_enqueued (a task the sampling left out), else how many tasks it
+     * stands for. Written by submit before the task is queued, then only
+     * read (by the runtime thread that polls it, after qlock). */
+    uint32_t lat_w;
     void *sema;                 /* worker-only: semaphore libnffi posts when READY */
     char *rsp;
     size_t rsp_len;
@@ -86,6 +91,12 @@ struct nffi_runtime {
     nffi_task *live_head, *live_tail;
     uint64_t enqueued, rejected, timeouts, resumed, late;
     int64_t live;
+    /* Latency sampling (see NFFI__LAT_ALL_LIVE): 1 in lat_every tasks is
+     * stamped past t_enqueued while many are live; lat_rng picks which;
+     * lat_samples counts the tasks whose latencies were recorded. */
+    int lat_every;
+    uint32_t lat_rng;
+    uint64_t lat_samples;
     /* Written by runtime threads on every task: a cache line of their own,
      * apart from what the worker writes on every task (live, hist).
      * responded is bumped under the process's done_lock (wake.c), which every
@@ -117,6 +128,24 @@ struct nffi_runtime {
  * p99 3.9 ms vs 135 µs in one run at load 5). */
 #define NFFI__SPIN_LIVE_MAX 2
 
+/*
+ * Latency sampling. Every task gets its t_enqueued stamp (ages in the task
+ * views, --older-than, the cross-worker sort), and every counter counts every
+ * task. The three other stamps (polled, responded, resumed) and the histograms
+ * cost three clock reads a task, ~75 ns of the ~1.4-1.8 us of CPU a call takes
+ * at 64 B x 32 on the 2-vCPU VM (bench/native/inst_cost): so while at most
+ * NFFI__LAT_ALL_LIVE tasks of a runtime are live every task is stamped, and
+ * beyond that 1 in lat_every (NFFI__LAT_EVERY_DEFAULT, NFFI_LAT_SAMPLE=<n>,
+ * 1 = all), picked at random (a fixed stride would alias with the batches of
+ * a steady load), each weighted by lat_every in the histograms so that counts,
+ * sums and quantiles estimate every task's (the weights undo the bias towards
+ * quiet periods, where all are stamped). While a task hook is armed
+ * (nffi_latency_all) every task is stamped: it reports each one's latencies.
+ */
+#define NFFI__LAT_ALL_LIVE 4
+#define NFFI__LAT_EVERY_DEFAULT 16
+NFFI_HIDDEN extern int nffi__lat_all;
+
 /* Where the last walks of the process-wide live registry stopped (nffi_tasks,
  * nffi_tasks_count): each hint is the last task a walk visited, or NULL.
  * nffi__task_free moves a hint off a task it frees to the task before it, so
@@ -134,7 +163,7 @@ typedef struct nffi__registry {
 NFFI_HIDDEN extern nffi__registry nffi__live;
 
 NFFI_HIDDEN void nffi__info(const nffi_task *t, nffi_task_info *o);
-NFFI_HIDDEN void nffi__hist_add(nffi__hist *h, int64_t v);
+NFFI_HIDDEN void nffi__hist_add(nffi__hist *h, int64_t v, uint64_t w);
 NFFI_HIDDEN double nffi__hist_quantile(const nffi__hist *h, double q);
 
 NFFI_HIDDEN void nffi__task_free(nffi_task *t);

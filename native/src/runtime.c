@@ -72,6 +72,14 @@ NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
     rt->max_queue = max_queue > 0 ? max_queue : 65536;
     rt->spin_us = NFFI__SPIN_DEFAULT_US;
     rt->spin_adaptive = 1;
+    rt->lat_every = NFFI__LAT_EVERY_DEFAULT;
+    const char *every = getenv("NFFI_LAT_SAMPLE");
+    if (every != NULL) {
+        long n = strtol(every, NULL, 10);
+        rt->lat_every = n > 1 ? (n > 65536 ? 65536 : (int)n) : 1;
+    }
+    /* any nonzero seed; the runtime's address differs between runtimes */
+    rt->lat_rng = (uint32_t)((uintptr_t)rt >> 6) | 1;
     const char *spin = getenv("NFFI_POLL_SPIN_US");
     if (spin != NULL) {
         long us = strtol(spin, NULL, 10);
@@ -106,6 +114,12 @@ NFFI_EXPORT void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us)
     }
 }
 
+NFFI_EXPORT void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every)
+{
+    if (rt != NULL)
+        NFFI_STORE(&rt->lat_every, every > 1 ? (every > 65536 ? 65536 : every) : 1);
+}
+
 NFFI_EXPORT void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out)
 {
     if (out == NULL)
@@ -126,6 +140,8 @@ NFFI_EXPORT void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out)
     out->late = NFFI_LOAD(&rt->late);
     out->depth = NFFI_LOAD(&rt->depth);
     out->live = NFFI_LOAD(&rt->live);
+    out->lat_samples = NFFI_LOAD(&rt->lat_samples);
+    out->lat_sample_every = NFFI_INST ? NFFI_LOAD(&rt->lat_every) : 0;
     for (int k = 0; k < 4; k++) {
         out->lat_count[k] = NFFI_LOAD(&rt->hist[k].count);
         out->lat_sum_ns[k] = NFFI_LOAD(&rt->hist[k].sum);

@@ -18,6 +18,7 @@ static nffi_task *nffi__freelist[NFFI__NCLASS];
 static int nffi__nfree[NFFI__NCLASS];
 static uint64_t nffi__last_id;
 nffi__registry nffi__live;
+int nffi__lat_all;      /* nffi_latency_all; worker-only, like submit */
 
 static int nffi__class_of(size_t cap)
 {
@@ -97,6 +98,27 @@ void nffi__task_free(nffi_task *t)
     nffi__task_recycle(t);
 }
 
+/* The weight of a new task's latencies: 1 (every task stamped while few are
+ * live, or when asked for all), else lat_every for 1 in lat_every tasks at
+ * random and 0 for the others. See NFFI__LAT_ALL_LIVE. Worker thread. */
+static uint32_t nffi__lat_weight(nffi_runtime *rt)
+{
+    int every = rt->lat_every;
+    if (every <= 1 || nffi__lat_all || rt->live < NFFI__LAT_ALL_LIVE)
+        return 1;
+    uint32_t x = rt->lat_rng;           /* xorshift32: a few cycles, never 0 */
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    rt->lat_rng = x;
+    return x < UINT32_MAX / (uint32_t)every ? (uint32_t)every : 0;
+}
+
+NFFI_EXPORT void nffi_latency_all(int on)
+{
+    nffi__lat_all = on != 0;
+}
+
 static nffi_task *nffi__reject(nffi_runtime *rt, int *status, int code)
 {
     if (NFFI_INST)
@@ -136,8 +158,10 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
         memcpy(t->req, req, req_len);
     t->req[req_len] = '\0';
     t->req_len = req_len;
-    if (NFFI_INST)
+    if (NFFI_INST) {
         t->t_enqueued = nffi__now();
+        t->lat_w = nffi__lat_weight(rt);
+    }
 
     pthread_mutex_lock(&rt->qlock);
     int code = rt->finished ? NFFI_EFINISHED : rt->depth >= rt->max_queue ? NFFI_EFULL : NFFI_OK;
@@ -364,7 +388,7 @@ NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
     NFFI_STORE(&t->state, NFFI_TASK_POLLED);
     NFFI_BUMP(&rt->polled, 1);
     pthread_mutex_unlock(&rt->qlock);
-    if (NFFI_INST)
+    if (NFFI_INST && t->lat_w != 0)
         NFFI_STORE(&t->t_polled, nffi__now());
     return t;
 }
@@ -441,11 +465,15 @@ NFFI_EXPORT int nffi_task_result(nffi_task *t, char **rsp, size_t *rsp_len)
     }
     if (NFFI_INST && !t->resumed) {
         nffi_runtime *rt = t->rt;
-        t->t_resumed = nffi__now();
-        nffi__hist_add(&rt->hist[NFFI_LAT_QUEUE], t->t_polled - t->t_enqueued);
-        nffi__hist_add(&rt->hist[NFFI_LAT_SERVICE], t->t_responded - t->t_polled);
-        nffi__hist_add(&rt->hist[NFFI_LAT_WAKEUP], t->t_resumed - t->t_responded);
-        nffi__hist_add(&rt->hist[NFFI_LAT_TOTAL], t->t_resumed - t->t_enqueued);
+        uint64_t w = t->lat_w;
+        if (w != 0) {
+            t->t_resumed = nffi__now();
+            nffi__hist_add(&rt->hist[NFFI_LAT_QUEUE], t->t_polled - t->t_enqueued, w);
+            nffi__hist_add(&rt->hist[NFFI_LAT_SERVICE], t->t_responded - t->t_polled, w);
+            nffi__hist_add(&rt->hist[NFFI_LAT_WAKEUP], t->t_resumed - t->t_responded, w);
+            nffi__hist_add(&rt->hist[NFFI_LAT_TOTAL], t->t_resumed - t->t_enqueued, w);
+            NFFI_BUMP(&rt->lat_samples, 1);
+        }
         NFFI_BUMP(&rt->resumed, 1);
     }
     t->resumed = 1;

@@ -152,7 +152,7 @@ NFFI_EXPORT void ngx_http_lua_ffi_respond(void *task, int rc, char *rsp, int rsp
     t->rsp = rsp;
     t->rsp_len = rsp == NULL ? 0 : rsp_len > 0 ? (size_t)rsp_len : strlen(rsp);
     NFFI_STORE(&t->rc, rc);
-    if (NFFI_INST)
+    if (NFFI_INST && t->lat_w != 0)
         NFFI_STORE(&t->t_responded, nffi__now());
 
     /* A spinning worker takes the result straight from the task (release

@@ -163,10 +163,15 @@ static void test_basics(void)
     CHECK(m == NULL && ml == 0 && u == NULL && ul == 0);
 }
 
-static void test_roundtrip(void)
+/* every: the latency sampling (0: the default, 16, and N tasks live at once:
+ * sampled); all: nffi_latency_all, every task stamped whatever the sampling. */
+static void roundtrip(int every, int all)
 {
     enum { N = 3000, NT = 4 };
     nffi_runtime *rt = new_rt("roundtrip", 0);
+    if (every > 0)
+        nffi_runtime_set_lat_sample(rt, every);
+    nffi_latency_all(all);
     struct rthread th[NT];
     start_threads(th, NT, rt, 1);
 
@@ -210,8 +215,18 @@ static void test_roundtrip(void)
     if (INST) {
         CHECK(s.enqueued == N && s.polled == N && s.responded == N && s.resumed == N);
         CHECK(s.rejected == 0 && s.timeouts == 0 && s.late == 0);
+        int exact = every == 1 || all;
+        CHECK(s.lat_sample_every == (every > 0 ? every : 16));
+        if (exact) {
+            CHECK(s.lat_samples == N);
+        } else {
+            /* the first 4 tasks (few live) and ~1 in 16 of the rest, each of
+             * those standing for 16: the count estimates N (5 sigma: +-1100) */
+            CHECK(s.lat_samples > 4 && s.lat_samples < N / 4);
+            CHECK(s.lat_count[NFFI_LAT_TOTAL] > N / 2 && s.lat_count[NFFI_LAT_TOTAL] < 2 * N);
+        }
         for (int k = 0; k < 4; k++) {
-            CHECK(s.lat_count[k] == N && s.lat_max_ns[k] > 0);
+            CHECK(s.lat_count[k] == (exact ? N : s.lat_count[NFFI_LAT_TOTAL]) && s.lat_max_ns[k] > 0);
             double q50 = nffi_runtime_quantile(rt, k, 0.5), q99 = nffi_runtime_quantile(rt, k, 0.99);
             CHECK(q50 <= q99 && q99 <= (double)s.lat_max_ns[k]);
             CHECK(nffi_runtime_quantile(rt, k, 1.0) == (double)s.lat_max_ns[k]);
@@ -226,6 +241,14 @@ static void test_roundtrip(void)
     CHECK(join_threads(th, NT) == N);
     for (int i = 0; i < N; i++)
         free(req[i]);
+    nffi_latency_all(0);
+}
+
+static void test_roundtrip(void)
+{
+    roundtrip(1, 0);
+    roundtrip(0, 0);
+    roundtrip(0, 1);
 }
 
 static void test_queue_full(void)
@@ -663,7 +686,7 @@ static void test_hist(void)
     static nffi__hist h;
     CHECK(nffi__hist_quantile(&h, 0.5) == 0);
     for (int v = 1; v <= 1000; v++)
-        nffi__hist_add(&h, v);
+        nffi__hist_add(&h, v, 1);
     double q50 = nffi__hist_quantile(&h, 0.5);
     CHECK(q50 >= 500 && q50 <= 625);
     double q90 = nffi__hist_quantile(&h, 0.9);
@@ -672,17 +695,17 @@ static void test_hist(void)
     CHECK(nffi__hist_quantile(&h, 0.0) == 1);
     CHECK(nffi__hist_quantile(&h, 7.0) == 1000 && nffi__hist_quantile(&h, -1) == 1);
     CHECK(h.count == 1000 && h.sum == 500500 && h.max == 1000);
-    nffi__hist_add(&h, (int64_t)1 << 45);                /* beyond the last bucket */
+    nffi__hist_add(&h, (int64_t)1 << 45, 1);                /* beyond the last bucket */
     CHECK(nffi__hist_quantile(&h, 1.0) == (double)((int64_t)1 << 45));
-    nffi__hist_add(&h, -5);                              /* clamped to 0 */
+    nffi__hist_add(&h, -5, 1);                              /* clamped to 0 */
     CHECK(nffi__hist_quantile(&h, 0.0) == 0);
     /* Bucket bounds stay within 25% of every sampled value. */
     static nffi__hist g;
     int ok = 1;
     for (int64_t v = 3; v < ((int64_t)1 << 40); v = v * 3 / 2 + 1) {
         memset(&g, 0, sizeof(g));
-        nffi__hist_add(&g, v);
-        nffi__hist_add(&g, v * 2);
+        nffi__hist_add(&g, v, 1);
+        nffi__hist_add(&g, v * 2, 1);
         double q = nffi__hist_quantile(&g, 0.5);
         ok &= q >= (double)v && q <= (double)v * 1.25 + 1;
     }
