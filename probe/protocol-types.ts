@@ -316,10 +316,19 @@ export namespace Lua {
     frames?: number;
     /** Start each coroutine's frames at its first frame of application code: not a C function, and from no chunk these comma-separated globs match (store/frames.ts: * any characters but /, ** anything, ? one character; matched from the start of the chunk name or after any /); looked for within 16 frames of the top, else the frames start at the top */
     skip?: string;
+    /** The epoch of the last answer the client holds (0: none yet). The agent keeps this answer as the next base and, when it still holds the base named here (walked with the same frames and skip), answers with only the coroutines new or changed since it, plus the ids gone */
+    since?: number;
   }
   export interface GetCoroutinesResult {
+    /** Every coroutine; with base, only those new or changed since that answer */
     coroutines: Coroutine[];
     truncated?: boolean;
+    /** With since: this answer's epoch, the since of the next request (absent when the walk was cut short) */
+    epoch?: number;
+    /** This answer is a delta over the answer of this epoch: coroutines not listed are as they were, except those in gone */
+    base?: number;
+    /** With base: ids that answer had and this walk did not find */
+    gone?: number[];
   }
   export interface GetStackParams {
     coroutine: number;

@@ -28,6 +28,9 @@ export interface WorkerCoroutines {
   error?: string;
   truncated?: boolean;
   hidden?: HiddenCounts;
+  /** Built on the worker's previous answer (refreshWorkers): rows not taken over from it, the
+   * others are the same objects. Absent: every row is new. */
+  newRows?: number;
 }
 
 export const brief = (f: FrameBrief): FrameBrief => ({
@@ -141,7 +144,24 @@ export interface RefreshOptions {
   fromUser?: boolean;
 }
 
+/** A worker's last answer and the agent's epoch for it (the `since` of the next walk). */
+interface Base { epoch: number; answer: WorkerCoroutines }
+
+/** `prev`'s rows with those `gone` or listed again in `changed` replaced: unchanged rows stay
+ * the same objects (the views keep what they built for them). */
+function applyDelta(prev: CoroutineRow[], changed: CoroutineRow[], gone: number[]): CoroutineRow[] {
+  if (changed.length === 0 && gone.length === 0) return prev;
+  const drop = new Set(gone);
+  for (const c of changed) drop.add(c.id);
+  const rows = prev.filter((c) => !drop.has(c.id));
+  for (const c of changed) rows.push(c);
+  return rows.sort(byId);
+}
+
 export class CoroutinesView extends View<WorkerCoroutines[]> {
+  /** Per worker, the answer later walks are deltas over (refreshWorkers). */
+  private bases = new Map<number, Base>();
+
   constructor(private readonly client: ProbeClient) {
     super([]);
   }
@@ -173,18 +193,39 @@ export class CoroutinesView extends View<WorkerCoroutines[]> {
     // with a rule, the agent starts each coroutine's frames at its application code (skip):
     // one frame says where it is, instead of the C function and plumbing above it
     const params: Lua.GetCoroutinesParams = rule && !rule.allFrames ? { frames, skip: rule.patterns.join(',') } : { frames };
-    const got = await Promise.all(pids.map(async (pid): Promise<WorkerCoroutines> => {
-      try {
-        const r = await this.client.call(pid, 'Lua.getCoroutines', params);
-        return { pid, coroutines: list<Lua.Coroutine>(r?.coroutines).map((c) => coroutineRow(c)), ...(r?.truncated ? { truncated: true } : {}) };
-      } catch (err) {
-        return { pid, coroutines: [], error: (err as Error).message };
-      }
-    }));
+    const got = await Promise.all(pids.map((pid) => this.walk(pid, params)));
     const keep = new Set(alive);
+    for (const pid of this.bases.keys()) if (!keep.has(pid)) this.bases.delete(pid);
     const next = new Map(this.state.filter((w) => keep.has(w.pid)).map((w) => [w.pid, w]));
     for (const w of got) if (keep.has(w.pid)) next.set(w.pid, w);
     return this.publish([...next.values()].sort((a, b) => a.pid - b.pid));
+  }
+
+  /**
+   * One worker's coroutines, asked as a delta over its last answer (`since`): the agent leaves
+   * out those unchanged, so a sampler walking 10,000 waiting coroutines twice a second parses
+   * and builds only the few that moved. An answer over a base this view no longer holds is
+   * refused and the next walk asks for everything.
+   */
+  private async walk(pid: number, params: Lua.GetCoroutinesParams): Promise<WorkerCoroutines> {
+    const held = this.bases.get(pid);
+    this.bases.delete(pid);
+    try {
+      const r = await this.client.call(pid, 'Lua.getCoroutines', { ...params, since: held?.epoch ?? 0 });
+      const rows = list<Lua.Coroutine>(r?.coroutines).map((c) => coroutineRow(c));
+      let answer: WorkerCoroutines;
+      if (r?.base !== undefined) {
+        if (!held || held.epoch !== r.base) throw new Error(`answer built on walk ${r.base}, not on the one held`);
+        answer = { pid, coroutines: applyDelta(held.answer.coroutines, rows, list<number>(r.gone)), newRows: rows.length };
+      } else {
+        answer = { pid, coroutines: rows.sort(byId) };
+      }
+      if (r?.truncated) answer.truncated = true;
+      if (typeof r?.epoch === 'number') this.bases.set(pid, { epoch: r.epoch, answer });
+      return answer;
+    } catch (err) {
+      return { pid, coroutines: [], error: (err as Error).message };
+    }
   }
 }
 

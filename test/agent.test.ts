@@ -148,6 +148,40 @@ describe('parked coroutines', () => {
     else expect(cos.map((c) => c.request)).toContainEqual(requestOf(route));
   });
 
+  it('a walk since an earlier one lists only the coroutines new or changed, and the ids gone', async () => {
+    // a request that ends 1.5 s after its headers, in a worker that also holds parked ones
+    const pid = await park('/park/brief?ms=1500');
+    const c = await session(pid);
+    const base = await c.request('Lua.getCoroutines', { frames: 1, since: 0 });
+    expect(base.base).toBeUndefined();
+    expect(base.epoch).toBeGreaterThan(0);
+    const brief = base.coroutines.find((co: any) => co.request?.uri === '/park/brief?ms=1500');
+    expect(brief, 'the brief request in the first walk').toBeDefined();
+    // it ends; a request parked since is new
+    await waitFor(async () => !(await coroutinesOf(pid)).some((co) => co.id === brief.id), { what: 'the brief request ended', timeout: 5_000 });
+    let parked = 0;
+    while (parked !== pid) parked = await park('/park/sleep?by=delta');
+    const delta = await c.request('Lua.getCoroutines', { frames: 1, since: base.epoch });
+    expect(delta.base).toBe(base.epoch);
+    expect(delta.epoch).toBeGreaterThan(base.epoch);
+    expect(delta.gone).toContain(brief.id);
+    expect(delta.coroutines.some((co: any) => co.request?.uri === '/park/sleep?by=delta')).toBe(true);
+    // the parked coroutines that did not move are left out, and base + delta is the whole walk
+    const full = await c.request('Lua.getCoroutines', { frames: 1 });
+    expect(delta.coroutines.length).toBeLessThan(full.coroutines.length);
+    const merged = new Map<number, unknown>(base.coroutines.map((co: any) => [co.id, co]));
+    for (const id of delta.gone) merged.delete(id);
+    for (const co of delta.coroutines) merged.set(co.id, co);
+    const byId = (a: any, b: any) => a.id - b.id;
+    expect([...merged.values()].sort(byId)).toEqual([...full.coroutines].sort(byId));
+    // a base the agent does not hold (older, or other frames) gets a whole answer
+    const stale = await c.request('Lua.getCoroutines', { frames: 1, since: base.epoch });
+    expect(stale.base).toBeUndefined();
+    expect(stale.coroutines.length).toBe(full.coroutines.length);
+    const other = await c.request('Lua.getCoroutines', { frames: 2, since: stale.epoch });
+    expect(other.base).toBeUndefined();
+  });
+
   it('the light thread of /park/thread is kind thread, in ngx.sleep', async () => {
     const all = await coroutinesOf(pids.get('thread')!);
     // its entry function is named by the local that holds it (issue 14): sleeper

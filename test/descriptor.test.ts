@@ -142,6 +142,10 @@ describe('every answer and event of the agent, against the descriptor', () => {
     result('Lua.getCoroutines', await c.request('Lua.getCoroutines', {}));
     // from the first frame of application code: the parked ones leave C and ngx/*.lua out
     result('Lua.getCoroutines', await c.request('Lua.getCoroutines', { frames: 1, skip: 'ngx/*.lua,resty/core/**,nffi/**' }));
+    // a walk kept as a base (epoch), then one built on it (base, gone, what changed)
+    const kept = await c.request('Lua.getCoroutines', { frames: 1, since: 0 });
+    result('Lua.getCoroutines', kept);
+    result('Lua.getCoroutines', await c.request('Lua.getCoroutines', { frames: 1, since: kept.epoch }));
     let stacks = 0;
     for (const co of cos.coroutines) {
       const st = await c.request('Lua.getStack', { coroutine: co.id, locals: true, depth: 3 }).catch((e: AgentError) => e);

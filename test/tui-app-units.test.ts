@@ -191,6 +191,52 @@ describe('coroutine walks a few workers at a time', () => {
   });
 });
 
+describe('coroutine walks as deltas over the last one', () => {
+  const co = (id: number, line: number) => ({ id, kind: 'request', state: 'suspended', frames: [{ function: 'f', source: 'app.lua', line }] });
+
+  it('keeps the rows not listed again as the same objects, drops the ids gone, asks since the epoch it holds', async () => {
+    const client = new FakeClient();
+    client.workers = [{ pid: 101, attached: true }];
+    const answers: unknown[] = [
+      { coroutines: [co(1, 10), co(2, 20), co(3, 30)], epoch: 7 },
+      { coroutines: [co(2, 21), co(4, 40)], base: 7, gone: [3], epoch: 8 },
+      // an answer over a walk this view does not hold: refused, and the next asks for all
+      { coroutines: [], base: 5, gone: [], epoch: 9 },
+      { coroutines: [co(1, 10)], epoch: 10 },
+    ];
+    client.handlers['Lua.getCoroutines'] = () => answers.shift();
+    const view = new CoroutinesView(client);
+    await view.refreshWorkers([101], 1);
+    const first = view.state[0]!;
+    expect(first.coroutines.map((c) => c.id)).toEqual([1, 2, 3]);
+    await view.refreshWorkers([101], 1);
+    const second = view.state[0]!;
+    expect(second.coroutines.map((c) => [c.id, c.frames[0]!.line])).toEqual([[1, 10], [2, 21], [4, 40]]);
+    expect(second.coroutines[0]).toBe(first.coroutines[0]);
+    expect(second.newRows).toBe(2);
+    await view.refreshWorkers([101], 1);
+    expect(view.state[0]!.error).toMatch(/built on walk 5/);
+    await view.refreshWorkers([101], 1);
+    expect(view.state[0]!.coroutines.map((c) => c.id)).toEqual([1]);
+    expect(client.calls.map((c) => (c.params as { since: number }).since)).toEqual([0, 7, 8, 0]);
+  });
+
+  it('the history counts a delta\'s rows taken over from the walk before once', () => {
+    const h = new History(60_000, 250);
+    const rows = (n: number) => new Array(n).fill(0);
+    const a = { pid: 1, coroutines: rows(200) };
+    h.push(snap(1, 0, { cos: [a], tasks: [] }));
+    // built on a: 5 new rows, 195 the same objects
+    h.push(snap(2, 500, { cos: [{ pid: 1, coroutines: rows(200), newRows: 5 }], tasks: [] }));
+    expect(h.length).toBe(2);
+    expect(h.rowsHeld).toBe(205);
+    h.push(snap(3, 1000, { cos: [{ pid: 1, coroutines: rows(200), newRows: 50 }], tasks: [] }));
+    // 255 past 250: the first goes and hands the 195 rows still shown to the second
+    expect(h.length).toBe(2);
+    expect(h.rowsHeld).toBe(250);
+  });
+});
+
 describe('the sampler', () => {
   it('one request per kind at a time: a slow answer skips that kind\'s turns; a quarter of the workers walked per tick', async () => {
     const world = new World({ workers: 8 });
@@ -219,7 +265,7 @@ describe('the sampler', () => {
     expect(walked).toEqual([101, 102, 103, 104]);
     // one frame each, from application code: the agent skips C and the plumbing (store/frames.ts)
     const skip = defaultFrameRule().patterns.join(',');
-    for (const c of world.client.calls.filter((x) => x.method === 'Lua.getCoroutines')) expect(c.params).toEqual({ frames: 1, skip });
+    for (const c of world.client.calls.filter((x) => x.method === 'Lua.getCoroutines')) expect(c.params).toEqual({ frames: 1, skip, since: 0 });
     for (const c of world.client.calls.filter((x) => x.method === 'FFI.getTasks')) expect(c.params).toMatchObject({ skip });
     sampler.sampleSoon(108);
     await sampler.tick();

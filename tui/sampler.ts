@@ -110,19 +110,27 @@ export class History {
   }
 }
 
-type PerWorker = { tasks: unknown[] } | { coroutines: unknown[] };
+/** A worker's answer; `newRows` when it was built on the worker's previous answer, whose other
+ * rows it holds as the same objects (store/coroutines.ts). */
+type PerWorker = { pid: number; newRows?: number } & ({ tasks: unknown[] } | { coroutines: unknown[] });
 const rowsOf = (w: PerWorker): number => ('tasks' in w ? w.tasks.length : w.coroutines.length);
+const takenOver = (w: PerWorker): number => (w.newRows === undefined ? 0 : Math.max(0, rowsOf(w) - w.newRows));
 
 /** Rows in `list` entries not present (same object) in `prev`. */
 function fresh(list: PerWorker[], prev: PerWorker[] | undefined): number {
   const old = new Set(prev ?? []);
-  return list.reduce((n, w) => n + (old.has(w) ? 0 : rowsOf(w)), 0);
+  return list.reduce((n, w) => n + (old.has(w) ? 0 : rowsOf(w) - takenOver(w)), 0);
 }
 
-/** Rows in entries of `a` that `b` holds too. */
+/** Rows in entries of `a` that `b` holds too: the same answer, or one built on it. */
 function shared(a: PerWorker[], b: PerWorker[]): number {
   const inB = new Set(b);
-  return a.reduce((n, w) => n + (inB.has(w) ? rowsOf(w) : 0), 0);
+  const byPid = new Map(b.map((w) => [w.pid, w]));
+  return a.reduce((n, w) => {
+    if (inB.has(w)) return n + rowsOf(w);
+    const next = byPid.get(w.pid);
+    return n + (next ? Math.min(rowsOf(w), takenOver(next)) : 0);
+  }, 0);
 }
 
 export class Sampler {

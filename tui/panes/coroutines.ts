@@ -50,6 +50,9 @@ export class CoroutinesPane extends TablePane<CoItem> {
   /** The rows of the workers shown now, by their answer (only these: the history holds the
    * older answers, not their rows). */
   private itemsOf = new Map<WorkerCoroutines, WorkerItems>();
+  /** The item made for a row: a worker's next answer is built on its last (store/coroutines.ts
+   * refreshWorkers) and hands in the rows that did not change as the same objects. */
+  private itemOf = new WeakMap<CoroutineRow, CoItem>();
 
   constructor(host: PaneHost) {
     super(host, {
@@ -84,9 +87,8 @@ export class CoroutinesPane extends TablePane<CoItem> {
       // a worker not walked again since keeps its answer (the same object): its rows too
       let items = this.itemsOf.get(w);
       if (!items) {
-        const all = w.coroutines.map((c) => coItem(w.pid, c));
+        const all = w.coroutines.map((c) => this.item(w.pid, c));
         items = { all, shown: all.filter((r) => !isDead(r) && !isNotStarted(r)) };
-        for (const c of w.coroutines) for (const f of c.frames) if (f.line >= 0 && this.sources.size < 2_000) this.sources.add(f.source);
       }
       next.set(w, items);
       const take = this.showAll ? items.all : items.shown;
@@ -99,6 +101,16 @@ export class CoroutinesPane extends TablePane<CoItem> {
     this.errors = workers.filter((w) => w.error).map((w) => `worker ${w.pid}: ${w.error}`);
     this.truncated = workers.filter((w) => w.truncated).length;
     this.table.setData(rows);
+  }
+
+  private item(pid: number, c: CoroutineRow): CoItem {
+    let it = this.itemOf.get(c);
+    if (it === undefined) {
+      it = coItem(pid, c);
+      this.itemOf.set(c, it);
+      for (const f of c.frames) if (f.line >= 0 && this.sources.size < 2_000) this.sources.add(f.source);
+    }
+    return it;
   }
 
   /** The rows of one worker, as sampled (for `stack CO` without a worker). */

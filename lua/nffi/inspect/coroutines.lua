@@ -17,10 +17,13 @@ local timer_pending_count = ngx.timer.pending_count
 local debug_getinfo = debug.getinfo
 local type = type
 local next = next
+local pairs = pairs
 local pcall = pcall
 local setmetatable = setmetatable
 local math_min = math.min
 local array = json.array
+local json_raw, json_encode = json.raw, json.encode
+local tostring = tostring
 local anchored_kind, state_of = info.anchored_kind, info.state_of
 local frames_of, wait_of = info.frames_of, info.wait_of
 local request_of = request.request_of
@@ -175,10 +178,60 @@ function _M.by_id(id)
     return co
 end
 
+-- The last answer a client asked to build on (Lua.getCoroutines' since):
+-- its epoch, the frames and skip it was walked with, and each coroutine's
+-- encoded text by id. Texts are interned strings, so comparing one with the
+-- next walk's is a pointer compare; the table lives until the next such
+-- request or the end of the session (~100 bytes a coroutine).
+local base = nil
+local next_epoch = 0
+
 -- Ends a session: drops the caches it built. Ids stay (see above).
 function _M.reset()
     info.reset()
     request.reset()
+    base = nil
+end
+
+-- The answer to a request with since: every coroutine encoded once; those
+-- whose text is the same as in the base the client named are left out, and
+-- the ids the base had that are gone are listed. A base the agent no longer
+-- holds (another client asked since, a lost answer, other frames or skip)
+-- or a walk cut short gets a whole answer.
+local function against_base(res, out, since, shape, truncated, b)
+    local texts = table_new(0, #out)
+    local prev = base
+    if prev and (prev.epoch ~= since or prev.shape ~= shape) then
+        prev = nil
+    end
+    base = nil
+    local changed = array()
+    for i = 1, #out do
+        local c = out[i]
+        local text = json_encode(c, b)
+        texts[c.id] = text
+        if not prev or prev.texts[c.id] ~= text then
+            changed[#changed + 1] = json_raw(text)
+        end
+    end
+    res.coroutines = changed
+    if truncated then
+        return res
+    end
+    if prev then
+        local gone = array()
+        for id in pairs(prev.texts) do
+            if texts[id] == nil then
+                gone[#gone + 1] = id
+            end
+        end
+        res.base = since
+        res.gone = gone
+    end
+    next_epoch = next_epoch + 1
+    base = { epoch = next_epoch, shape = shape, texts = texts }
+    res.epoch = next_epoch
+    return res
 end
 
 -- nil for the agent's own coroutines: the inspector does not show itself
@@ -260,6 +313,10 @@ function _M.get_coroutines(params, b)
     local res = { coroutines = out }
     if truncated then
         res.truncated = true
+    end
+    local since = params.since
+    if since ~= nil then
+        return against_base(res, out, since, nframes .. "|" .. tostring(params.skip), truncated, b)
     end
     return res
 end

@@ -55,6 +55,7 @@ _M.commands = {
         { name = "frames", type = "integer", optional = true, minimum = 0, maximum = 50,
           clamp = true },
         { name = "skip", type = "string", optional = true, maxLength = 2000 },
+        { name = "since", type = "integer", optional = true, minimum = 0, maximum = MAX_SAFE },
     },
     ["Lua.getStack"] = {
         { name = "coroutine", type = "integer", minimum = 1, maximum = MAX_SAFE },
