@@ -109,6 +109,26 @@ describe('Table', () => {
     expect(table.selected?.id).toBe(2);
   });
 
+  it('the same row objects again in the same order: nothing is filtered or sorted again, the view holds', () => {
+    let matched = 0;
+    const { table, clock } = coTable({ filterText: (r) => (matched++, r.state) });
+    table.setFilter({ text: '', invert: false, test: (s) => s !== 'x' });
+    const rows = cos([1, 'a', 30], [2, 'b', 20], [3, 'c', 10]);
+    table.setData(rows);
+    press(table, 'j');
+    const before = matched;
+    clock.now += 10_000;
+    table.setData([...rows]);
+    expect(matched).toBe(before);
+    expect(ids(table)).toEqual([1, 2, 3]);
+    expect(table.selected?.id).toBe(2);
+    // one row another object: the rows are filtered and sorted again
+    table.setData([rows[0]!, { ...rows[1]!, age: 99 }, rows[2]!]);
+    expect(matched).toBe(before + 3);
+    expect(ids(table)).toEqual([2, 1, 3]);
+    expect(table.selected?.id).toBe(2);
+  });
+
   it('re-sorting only the rows handed in anew gives the order a full sort gives', () => {
     // A front end re-walks a quarter of its rows per sample and hands the rest in as the same
     // objects: those keep their place and only the new ones are sorted and merged in.
