@@ -99,10 +99,9 @@ struct nffi_runtime {
     uint64_t lat_samples;
     /* Written by runtime threads on every task: a cache line of their own,
      * apart from what the worker writes on every task (live, hist).
-     * responded is bumped under the process's done_lock (wake.c), which every
-     * response that goes through the done list takes anyway; responses a
-     * spinning worker took directly (no lock) count in responded_direct.
-     * in_flight is polled - both, so no counter pays an atomic RMW per task. */
+     * responded: atomic RMW (several pollers may respond at once), on this
+     * line the worker does not write; responses a spinning worker took
+     * directly count in responded_direct. in_flight is polled - both. */
     uint64_t responded __attribute__((aligned(64)));
     uint64_t responded_direct;  /* atomic RMW; only with wait spinning */
     nffi__hist hist[4] __attribute__((aligned(64)));

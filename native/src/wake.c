@@ -16,10 +16,29 @@
 #include <unistd.h>
 #include "nffi_internal.h"
 
-/* done_lock guards done_head/done_tail: runtime threads append, drain takes
- * the whole list in one swap so the critical section stays O(1). */
-static pthread_mutex_t nffi__done_lock = PTHREAD_MUTEX_INITIALIZER;
-static nffi_task *nffi__done_head, *nffi__done_tail;
+/* The done list, lock-free: runtime threads push a responded task on this
+ * stack with one CAS, and a drain takes the whole stack with one exchange and
+ * reverses it into response order. Nothing pops a single task, so there is no
+ * ABA. It had a mutex (append under it, swap the list under it): a lock and
+ * an unlock a response, and a futex wake whenever a response and a drain
+ * collided. Now one locked instruction on each side. Atomic, seq_cst: see
+ * nffi__wake for why the push is ordered before fast_on's load. */
+static nffi_task *nffi__done_top;
+
+/* Takes every task responded so far, oldest first; *tail gets the last one.
+ * Worker thread. */
+static nffi_task *nffi__done_take(nffi_task **tail)
+{
+    nffi_task *t = __atomic_exchange_n(&nffi__done_top, NULL, __ATOMIC_SEQ_CST), *fifo = NULL;
+    *tail = t;
+    while (t != NULL) {
+        nffi_task *next = t->dnext;
+        t->dnext = fifo;
+        fifo = t;
+        t = next;
+    }
+    return fifo;
+}
 
 /* 1 while a wake byte is (about to be) in flight and not yet answered by a
  * drain; coalesces any number of responses into one byte. Atomic. */
@@ -82,9 +101,8 @@ void nffi__fork_check(void)
     __atomic_store_n(&nffi__fast_pending, 0, __ATOMIC_SEQ_CST);
     nffi__post = NULL;
     nffi__outstanding = 0;
-    /* No runtime thread survives a fork, but one may have held the lock. */
-    pthread_mutex_init(&nffi__done_lock, NULL);
-    nffi__done_head = nffi__done_tail = NULL;
+    /* No runtime thread survives a fork: the parent's responses are not ours. */
+    __atomic_store_n(&nffi__done_top, NULL, __ATOMIC_SEQ_CST);
     nffi__backlog_head = nffi__backlog_tail = NULL;
     nffi__pid = p;
 }
@@ -122,9 +140,9 @@ static void nffi__signal_eventfd(int fd)
 }
 
 /*
- * Called after the task was appended under done_lock. fast_on is read after
- * the append: nffi_fast_remove clears it before its last drain takes the
- * list, so a response that still saw 1 is on the list that drain takes, and
+ * Called after the task was pushed on the done list. fast_on is read after
+ * the push (both seq_cst): nffi_fast_remove clears it before its last drain
+ * takes the list, so a response that still saw 1 is on the list that drain takes, and
  * one that saw 0 writes the socket the pump (or a waiter draining by itself)
  * reads. The eventfd is never closed while the process lives, so a late
  * write lands in it harmlessly.
@@ -168,16 +186,13 @@ NFFI_EXPORT void ngx_http_lua_ffi_respond(void *task, int rc, char *rsp, int rsp
         NFFI_ADD(&rt->responded_direct, -1);
     }
 
-    pthread_mutex_lock(&nffi__done_lock);
-    NFFI_BUMP(&rt->responded, 1);
+    NFFI_ADD(&rt->responded, 1);
     __atomic_store_n(&t->state, NFFI_TASK_DONE, __ATOMIC_RELEASE);
-    t->dnext = NULL;
-    if (nffi__done_tail != NULL)
-        nffi__done_tail->dnext = t;
-    else
-        nffi__done_head = t;
-    nffi__done_tail = t;
-    pthread_mutex_unlock(&nffi__done_lock);
+    nffi_task *top = __atomic_load_n(&nffi__done_top, __ATOMIC_RELAXED);
+    do
+        t->dnext = top;
+    while (!__atomic_compare_exchange_n(&nffi__done_top, &top, t, 1, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_RELAXED));
     /* The task may already be freed by the worker: don't touch it below. */
     nffi__wake();
 }
@@ -220,8 +235,8 @@ NFFI_EXPORT int nffi_drain(nffi_task **out, int max)
 {
     nffi__fork_check();
     /*
-     * Clear the flag BEFORE taking the list. A respond that appends after our
-     * swap does so after we released done_lock, hence after this store; its
+     * Clear the flag BEFORE taking the list. A respond that pushes after our
+     * exchange does so after this store (both seq_cst); its
      * exchange therefore reads 0 (or a 1 from a later respond that wrote a
      * byte itself) and it writes a wake byte: nothing is left behind silently.
      * Clearing after the swap would lose that wake-up: respond appends after
@@ -229,10 +244,8 @@ NFFI_EXPORT int nffi_drain(nffi_task **out, int max)
      * sits on the done list until some unrelated response.
      */
     __atomic_store_n(&nffi__wake_pending, 0, __ATOMIC_SEQ_CST);
-    pthread_mutex_lock(&nffi__done_lock);
-    nffi_task *head = nffi__done_head, *tail = nffi__done_tail;
-    nffi__done_head = nffi__done_tail = NULL;
-    pthread_mutex_unlock(&nffi__done_lock);
+    nffi_task *tail;
+    nffi_task *head = nffi__done_take(&tail);
     if (head != NULL) {
         if (nffi__backlog_tail != NULL)
             nffi__backlog_tail->dnext = head;
@@ -278,10 +291,8 @@ NFFI_EXPORT int nffi_fast_drain(void)
     NFFI_STORE(&nffi__fast_wakeups, nffi__fast_wakeups + 1);
     /* Cleared before the swap, for the reason nffi_drain gives. */
     __atomic_store_n(&nffi__fast_pending, 0, __ATOMIC_SEQ_CST);
-    pthread_mutex_lock(&nffi__done_lock);
-    nffi_task *t = nffi__done_head;
-    nffi__done_head = nffi__done_tail = NULL;
-    pthread_mutex_unlock(&nffi__done_lock);
+    nffi_task *tail;
+    nffi_task *t = nffi__done_take(&tail);
 
     int posted = 0, to_pump = 0;
     while (t != NULL) {
