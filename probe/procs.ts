@@ -121,14 +121,30 @@ export function childrenOf(pid: number): number[] | undefined {
 
 /** The workers of `master`: its children (cheap: not every process on the host), else a scan
  * of /proc. */
+/**
+ * Workers read before, by pid. nginx titles a worker only after it has dropped to its user, and
+ * the title changes again when it starts shutting down, so while a worker keeps its title and
+ * start time its user, group and parent stay: a session polling 8 workers five times a second
+ * reads two files a worker, not four.
+ */
+const seenWorkers = new Map<number, NginxProc>();
+
 export function workersOf(master: number, f: WorkerFilter = {}, pids = childrenOf(master) ?? allPids()): NginxProc[] {
   const out: NginxProc[] = [];
+  const listed = new Set<number>();
   for (const pid of pids) {
     const t = procTitle(pid);
     if (!t?.startsWith(WORKER)) continue;
-    const p = readNginxProc(pid);
+    listed.add(pid);
+    let p = seenWorkers.get(pid);
+    if (!p || p.title !== t || p.start !== startTime(pid)) {
+      p = readNginxProc(pid);
+      if (p) seenWorkers.set(pid, p);
+      else seenWorkers.delete(pid);
+    }
     if (p && p.ppid === master && (f.shuttingDown || !p.shuttingDown)) out.push(p);
   }
+  for (const [pid, p] of seenWorkers) if (p.ppid === master && !listed.has(pid)) seenWorkers.delete(pid);
   return out;
 }
 
