@@ -31,6 +31,8 @@ const ALL_VARIANTS: Variant[] = [
   { key: 'noinst', label: 'nffi (no instrumentation)', mode: 'nffi', instance: 'noinst' },
   // pollers that always sleep when the queue is empty: nffi before its default adaptive spin
   { key: 'nospin', label: 'nffi (pollers never spin)', mode: 'nffi', instance: 'inst', query: 'cfg=nospin&poll_spin=0' },
+  // the event loop never polls for a sequential call's response: nffi before that short poll
+  { key: 'noloop', label: 'nffi (loop never polls)', mode: 'nffi', instance: 'inst', query: 'loop_poll=0', optional: true },
   { key: 'spin', label: 'nffi + spin', mode: 'nffi', instance: 'inst', query: 'cfg=spin&poll_spin=50&wait_spin=30' },
   { key: 'uds', label: 'unix socket', mode: 'uds', instance: 'inst' },
   { key: 'worker_thread', label: 'run_worker_thread', mode: 'worker_thread', instance: 'inst' },

@@ -54,6 +54,34 @@ describe('the worker\'s own path', () => {
     expect(rt.live).toBe(0);
   });
 
+  it('calls made one after another: byte-exact with the event loop\'s short poll on', async () => {
+    const doc = await getJson(nginx().url('/run?conc=1&n=200&max=5000&loop_poll=1000'));
+    expect(doc.calls).toBe(200);
+    expect(doc.failures + doc.mismatches).toBe(0);
+    // a response that comes before its waiter parks signals the eventfd as before
+    if (AUTO_PATH === 'eventfd') {
+      expect(doc.posted).toBe(200);
+      expect(doc.loop_hits).toBeLessThanOrEqual(200);
+      expect(doc.wake.outstanding).toBe(0);
+    } else {
+      expect(doc.loop_hits).toBe(0);
+    }
+    expect(doc.runtimes.auto.live).toBe(0);
+  });
+
+  it('a response 1 ms after its call is found by the event loop\'s short poll, with no eventfd signal', async () => {
+    // a 50 ms poll: only a machine that stalls the worker that long makes one miss
+    const doc = await getJson(nginx().url('/seq?n=40&loop_poll=50000'));
+    expect(doc).toMatchObject({ calls: 40, bad: 0, outstanding: 0, live: 0 });
+    if (AUTO_PATH === 'eventfd') {
+      expect(doc.posted).toBe(40);
+      expect(doc.loop_hits).toBeGreaterThanOrEqual(38);
+      expect(doc.signals).toBeLessThanOrEqual(2);
+    } else {
+      expect(doc.loop_hits).toBe(0);
+    }
+  });
+
   it('a runtime told to use the pump, at the same time as one on the worker\'s path', async () => {
     const doc = await getJson(nginx().url('/run?conc=16&n=20&max=9000&wake=auto,pump'));
     expect(doc.calls).toBe(640);

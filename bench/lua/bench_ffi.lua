@@ -5,6 +5,7 @@ local ffi = require "ffi"
 local nffi = require "nffi"
 local native = require "nffi.native"
 local runtime = require "nffi.runtime"
+local fastwake = require "nffi.fastwake"
 local cjson = require "cjson.safe"
 local uds = require "bench_uds"
 
@@ -142,6 +143,11 @@ function _M.run()
     local lat = {}
     -- warm up: connect, load, start threads, get traces compiled
     loop(make, opts, payload, 50, {})
+    -- the event loop's short poll for sequential calls: the default, or loop_poll µs
+    -- (after the warm-up: the worker's wake-up path starts with its first runtime)
+    if mode == "nffi" then
+        fastwake.set_loop_poll(tonumber(var.arg_loop_poll))
+    end
 
     local sums0 = lat_sums(opts.nffi_state)
     ngx.update_time()

@@ -85,6 +85,7 @@ typedef struct nffi_wake_stats {
     int64_t outstanding;
     int32_t fast_on;
     int32_t fast_fd;
+    uint64_t loop_hits;
 } nffi_wake_stats;
 int nffi_fast_install(void *post);
 void nffi_fast_remove(void);
@@ -93,9 +94,13 @@ int nffi_task_set_sema(nffi_task *t, void *sema);
 void nffi_wake_stats_get(nffi_wake_stats *out);
 void nffi_fast_set_kick(void *hook);
 void nffi_kick_pollers(void);
+void nffi_fast_set_wait(void *hook);
+int nffi_fast_poll_begin(void);
+int nffi_fast_poll(int last);
 
 int nffi_ngx_start(int fault, char *reason, int reason_max);
 int nffi_ngx_active(void);
+void nffi_ngx_set_poll_us(int us);
 void nffi_ngx_exit_check(void);
 
 unsigned nffi_euid(void);

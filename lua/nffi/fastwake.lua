@@ -98,6 +98,15 @@ function _M.exit_check()
     end
 end
 
+-- How long the event loop polls for the response of a call made one after
+-- another (libnffi_ngx.so's short poll), in µs: nil for the default (30), 0
+-- never. Per worker; for benchmarks and tuning.
+function _M.set_loop_poll(us)
+    if G and tried_pid == worker_pid() then
+        G.nffi_ngx_set_poll_us(us or 30)
+    end
+end
+
 local wake_buf = ffi_new("nffi_wake_stats")
 
 -- This worker's wake-up counters (libnffi's nffi_wake_stats).
@@ -112,6 +121,7 @@ function _M.stats()
         fast_max_batch = tonumber(s.fast_max_batch),
         signals = tonumber(s.signals),
         outstanding = tonumber(s.outstanding),
+        loop_hits = tonumber(s.loop_hits),
     }
 end
 

@@ -199,6 +199,7 @@ typedef struct nffi_wake_stats {
     int64_t outstanding;     /* tasks whose semaphore libnffi has yet to post */
     int32_t fast_on;         /* 1 while responses signal the eventfd */
     int32_t fast_fd;         /* the eventfd, -1 before the first install */
+    uint64_t loop_hits;      /* responses the event loop's short poll found (no eventfd) */
 } nffi_wake_stats;
 /* post is lua-nginx-module's int ngx_http_lua_ffi_sema_post(sema, int n).
  * Creates the eventfd (nonblocking; once per process, kept for its lifetime)
@@ -224,6 +225,16 @@ void nffi_wake_stats_get(nffi_wake_stats *out);
 void nffi_fast_set_kick(void *hook);
 /* Wakes the sleeping pollers of the runtimes submits noted since the last call. */
 void nffi_kick_pollers(void);
+/* The event loop's short poll for calls made one after another (wake.c):
+ * hook is void (*)(void), called by nffi_task_set_sema while at most 2 waiters
+ * are outstanding (NULL: never). nffi_fast_poll_begin returns 1 when the poll
+ * may start (responses stop signalling the eventfd until it ends), 0 when a
+ * signal is pending anyway. nffi_fast_poll(last): -1 while nothing is done (and
+ * not last), else delivers as nffi_fast_drain does, returns the semaphores
+ * posted, and the poll is over. */
+void nffi_fast_set_wait(void *hook);
+int nffi_fast_poll_begin(void);
+int nffi_fast_poll(int last);
 
 /* ---- libnffi_ngx.so: the eventfd registered in nginx's event loop ----
  * Built against the installed nginx's headers (Debian nginx-dev), loaded into a
@@ -237,6 +248,8 @@ void nffi_kick_pollers(void);
  * tells it; it closes once no waiter is outstanding. */
 int nffi_ngx_start(int fault, char *reason, int reason_max);
 int nffi_ngx_active(void);
+/* The loop's short poll, microseconds (default 30; 0: never; at most 100 ms). */
+void nffi_ngx_set_poll_us(int us);
 /* Closes the connection when the worker is exiting and nobody waits. */
 void nffi_ngx_exit_check(void);
 

@@ -31,6 +31,59 @@ static int nffi_ngx_close_calls;
  * asleep: wakes them after every coroutine resumed in this turn submitted. */
 static ngx_event_t nffi_ngx_kick_ev;
 
+/*
+ * The loop's short poll (libnffi's wake.c says why): while a call made one
+ * after another is out, this event sits on ngx_posted_next_events, so the
+ * next epoll_wait does not block, and each turn it looks at the done list,
+ * for up to poll_us. A poll that ran out with nothing makes the next ones
+ * rarer (after k in a row, 2^k - 1 are skipped), so a runtime that answers
+ * slowly is waited for in epoll_wait, as without it.
+ */
+#define NFFI_NGX_POLL_US 30
+#define NFFI_NGX_POLL_MISS_MAX 6
+static ngx_event_t nffi_ngx_poll_ev;
+static int nffi_ngx_poll_us = NFFI_NGX_POLL_US;
+static int64_t nffi_ngx_poll_deadline;
+static int nffi_ngx_poll_miss, nffi_ngx_poll_skip;
+
+static void nffi_ngx_poll_handler(ngx_event_t *ev)
+{
+    int last = ngx_exiting || ngx_quit || ngx_terminate || nffi_now_ns() >= nffi_ngx_poll_deadline;
+    int got = nffi_fast_poll(last);
+    if (got < 0) {
+        ngx_post_event(ev, &ngx_posted_next_events);
+        return;
+    }
+    if (got > 0) {
+        nffi_ngx_poll_miss = 0;
+    } else if (last) {
+        if (nffi_ngx_poll_miss < NFFI_NGX_POLL_MISS_MAX)
+            nffi_ngx_poll_miss++;
+        nffi_ngx_poll_skip = (1 << nffi_ngx_poll_miss) - 1;
+    }
+}
+
+static void nffi_ngx_poll_start(void)
+{
+    if (nffi_ngx_poll_us <= 0 || nffi_ngx_poll_ev.posted || ngx_exiting || ngx_quit ||
+        ngx_terminate)
+        return;
+    if (nffi_ngx_poll_skip > 0) {
+        nffi_ngx_poll_skip--;
+        return;
+    }
+    if (!nffi_fast_poll_begin())
+        return;
+    nffi_ngx_poll_deadline = nffi_now_ns() + (int64_t)nffi_ngx_poll_us * 1000;
+    ngx_post_event(&nffi_ngx_poll_ev, &ngx_posted_next_events);
+}
+
+__attribute__((visibility("default"))) void nffi_ngx_set_poll_us(int us)
+{
+    nffi_ngx_poll_us = us > 0 ? (us > 100000 ? 100000 : us) : 0;
+    nffi_ngx_poll_miss = nffi_ngx_poll_skip = 0;
+}
+
 static void nffi_ngx_kick_handler(ngx_event_t *ev)
 {
     (void) ev;
@@ -60,6 +113,12 @@ static void nffi_ngx_stop(void)
         ngx_delete_posted_event(&nffi_ngx_kick_ev);
     }
     nffi_fast_set_kick(NULL);
+    nffi_fast_set_wait(NULL);
+    if (nffi_ngx_poll_ev.posted) {
+        ngx_delete_posted_event(&nffi_ngx_poll_ev);
+    }
+    /* a poll that held the signal token gives it back in the last drain of
+     * nffi_fast_remove below */
     if (c->read->active) {
         ngx_del_event(c->read, NGX_READ_EVENT, 0);
     }
@@ -164,6 +223,10 @@ __attribute__((visibility("default"))) int nffi_ngx_start(int fault, char *reaso
     nffi_ngx_kick_ev.log = ngx_cycle->log;
     nffi_ngx_kick_ev.data = c;
     nffi_fast_set_kick((void *) nffi_ngx_kick_schedule);
+    nffi_ngx_poll_ev.handler = nffi_ngx_poll_handler;
+    nffi_ngx_poll_ev.log = ngx_cycle->log;
+    nffi_ngx_poll_ev.data = c;
+    nffi_fast_set_wait((void *) nffi_ngx_poll_start);
     return 0;
 }
 
