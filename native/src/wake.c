@@ -359,7 +359,10 @@ NFFI_EXPORT int nffi_fast_drain(void)
  * drain read it), so delivering needs no read. poll(last) delivers when
  * something is done, or when last (the poll's time is up): either way the
  * token is given back (fast_pending 0 before the list is taken, as in
- * nffi_drain), and a response after that writes the eventfd as usual.
+ * nffi_drain), and a response after that writes the eventfd as usual. A
+ * response that pushed before the poll took the list but looked at
+ * fast_pending after it was given back still writes: a spurious wake-up, whose
+ * drain finds nothing (nothing is ever left without a signal or a drain).
  */
 NFFI_EXPORT int nffi_fast_poll_begin(void)
 {
