@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { line, span } from '../tui/style.js';
-import { createTerm, keyName, pickTerminal, TermError, type Term } from '../tui/term.js';
+import blessed from 'blessed';
+import { createTerm, keyName, pickTerminal, TermError, type BlessedUnicode, type Term } from '../tui/term.js';
 import { fakeTty, testTerm } from '../tui/testing.js';
 
 const LEAVE_ALT = '\x1b[?1049l';
@@ -73,6 +74,26 @@ describe('createTerm', () => {
       expect(term.frame().split('\n')).toEqual(['hello', ...new Array<string>(23).fill('')]);
       expect(tty.written()).not.toMatch(/terminfo|error/i);
     });
+
+  it('answers blessed\'s width question for printable ASCII itself, with blessed\'s answer for every character', () => {
+    const tty = fakeTty(20, 2);
+    const term = createTerm({ env: { TERM: 'xterm', LANG: 'C.UTF-8' }, processHooks: false, input: tty.input, output: tty.output });
+    terms.push(term);
+    const u = (blessed as unknown as { unicode: BlessedUnicode }).unicode;
+    const own = u.blessedCharWidth!;
+    expect(u.charWidth).not.toBe(own);
+    const differ: number[] = [];
+    for (let cp = 0; cp < 0x3100; cp++) {
+      const ch = String.fromCodePoint(cp);
+      if (u.charWidth(ch) !== own(ch) || u.charWidth(`x${ch}`, 1) !== own(`x${ch}`, 1)) differ.push(cp);
+    }
+    expect(differ).toEqual([]);
+    const s = term.surface();
+    s.place({ x: 0, y: 0, width: 20, height: 1 });
+    s.setLines([line('ab中c─d')]);
+    term.render();
+    expect(term.frame().split('\n')[0]).toBe('ab中c─d');
+  });
 
   it('refuses a stream that is not a TTY', () => {
     const tty = fakeTty(80, 24);

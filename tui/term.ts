@@ -151,7 +151,34 @@ const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 // Written only if blessed's own teardown failed half way.
 const RESTORE = '\x1b[0m\x1b[?25h\x1b[?1049l';
 
+/** blessed's unicode module; blessedCharWidth: its own charWidth, once fastAsciiWidth wrapped it. */
+export interface BlessedUnicode {
+  charWidth(s: string | number, i?: number): number;
+  blessedCharWidth?: (s: string | number, i?: number) => number;
+}
+
+/**
+ * blessed's draw asks charWidth of every changed cell (fullUnicode), ~350 ns each on this VM even
+ * for ASCII: a hit flood redraws a 200-column pane 5 times a second, 1% of a core. Printable
+ * ASCII is one cell in blessed's own table too, so it is answered first; every other character
+ * still goes to blessed's function.
+ */
+function fastAsciiWidth(): void {
+  const u = (blessed as unknown as { unicode?: BlessedUnicode }).unicode;
+  if (!u || u.blessedCharWidth) return;
+  const slow = u.charWidth;
+  u.blessedCharWidth = slow;
+  u.charWidth = (s, i) => {
+    if (typeof s === 'string' && i === undefined && s.length === 1) {
+      const c = s.charCodeAt(0);
+      if (c >= 0x20 && c < 0x7f) return 1;
+    }
+    return slow(s, i);
+  };
+}
+
 export function createTerm(opts: TermOptions = {}): Term {
+  fastAsciiWidth();
   const env = opts.env ?? process.env;
   const input = opts.input ?? process.stdin;
   const output = opts.output ?? process.stdout;
