@@ -22,6 +22,7 @@
 #include <ngx_event.h>
 #include <nginx.h>
 #include <dlfcn.h>
+#include <sched.h>
 #include <stdio.h>
 #include "nffi.h"
 
@@ -45,12 +46,17 @@ static ngx_event_t nffi_ngx_poll_ev;
 static int nffi_ngx_poll_us = NFFI_NGX_POLL_US;
 static int64_t nffi_ngx_poll_deadline;
 static int nffi_ngx_poll_miss, nffi_ngx_poll_skip;
+static int nffi_ngx_one_cpu;     /* the worker may run on one CPU only */
 
 static void nffi_ngx_poll_handler(ngx_event_t *ev)
 {
     int last = ngx_exiting || ngx_quit || ngx_terminate || nffi_now_ns() >= nffi_ngx_poll_deadline;
     int got = nffi_fast_poll(last);
     if (got < 0) {
+        /* A worker pinned to one CPU shares it with the runtime thread it
+         * waits for: hand it the CPU rather than turn the loop past it. */
+        if (nffi_ngx_one_cpu)
+            sched_yield();
         ngx_post_event(ev, &ngx_posted_next_events);
         return;
     }
@@ -223,6 +229,8 @@ __attribute__((visibility("default"))) int nffi_ngx_start(int fault, char *reaso
     nffi_ngx_kick_ev.log = ngx_cycle->log;
     nffi_ngx_kick_ev.data = c;
     nffi_fast_set_kick((void *) nffi_ngx_kick_schedule);
+    cpu_set_t cpus;
+    nffi_ngx_one_cpu = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) == 1;
     nffi_ngx_poll_ev.handler = nffi_ngx_poll_handler;
     nffi_ngx_poll_ev.log = ngx_cycle->log;
     nffi_ngx_poll_ev.data = c;
