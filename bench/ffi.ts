@@ -16,6 +16,7 @@ interface Result {
   mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number; cpu_us_per_call: number;
   wake?: string; wake_reason?: string;
   lat_us?: { queue: number; service: number; wakeup: number };
+  wake_per_call?: { wakeups: number; loop_hits: number; signals: number };
   instrumented?: boolean;
 }
 
@@ -160,8 +161,10 @@ async function benchPlacement(place: Placement): Promise<void> {
           rows.push([String(size), String(conc), label, m.ops_per_s.toFixed(0), m.p50_us.toFixed(1), m.p99_us.toFixed(1),
             cpu.toFixed(2)]);
           if (m.lat_us) {
+            const w = m.wake_per_call;
             spent.push([String(size), String(conc), v.label, m.lat_us.queue.toFixed(1), m.lat_us.service.toFixed(1),
-              m.lat_us.wakeup.toFixed(1), m.p50_us.toFixed(1)]);
+              m.lat_us.wakeup.toFixed(1), m.p50_us.toFixed(1),
+              w ? w.wakeups.toFixed(3) : '-', w ? w.loop_hits.toFixed(3) : '-', w ? w.signals.toFixed(3) : '-']);
           }
         }
         const has = (...ls: string[]) => ls.every((l) => results.has(l));
@@ -199,7 +202,8 @@ async function benchPlacement(place: Placement): Promise<void> {
         'nffi/worker_thread', 'instrumentation: calls/s', 'instrumentation: cpu/call'], ratios) + '\n');
     if (spent.length) {
       process.stdout.write('\nwhere a call\'s time goes (mean µs, from the runtime\'s own latency stats; the run above)\n');
-      process.stdout.write(formatTable(['bytes', 'conc', 'way', 'queue', 'service', 'wake-up', 'p50 call'], spent) + '\n');
+      process.stdout.write(formatTable(['bytes', 'conc', 'way', 'queue', 'service', 'wake-up', 'p50 call',
+        'eventfd drains/call', 'loop poll hits/call', 'signals/call'], spent) + '\n');
     }
   } finally {
     await instances.inst.stop();

@@ -150,6 +150,7 @@ function _M.run()
     end
 
     local sums0 = lat_sums(opts.nffi_state)
+    local wake0 = mode == "nffi" and nffi.wake_stats and nffi.wake_stats()
     ngx.update_time()
     local t0 = now_ns()
     local cpu0 = process_cpu_ns()
@@ -170,6 +171,13 @@ function _M.run()
     local elapsed_s = tonumber(now_ns() - t0) / 1e9
     local cpu_us = (process_cpu_ns() - cpu0) / 1e3
     local means = lat_means(sums0, lat_sums(opts.nffi_state))
+    -- per call: drains from the eventfd, responses the loop's short poll found, signals
+    local wake1 = wake0 and nffi.wake_stats()
+    local per_call = wake1 and wake1.loop_hits and {
+        wakeups = (wake1.fast_wakeups - wake0.fast_wakeups) / #lat,
+        loop_hits = (wake1.loop_hits - wake0.loop_hits) / #lat,
+        signals = (wake1.signals - wake0.signals) / #lat,
+    }
     table_sort(lat)
     ngx.say(cjson.encode({
         mode = mode, size = size, conc = conc, calls = #lat,
@@ -180,6 +188,7 @@ function _M.run()
         instrumented = nffi.instrumented(),
         -- nffi, instrumented: mean µs a call spent queued, served, waking its waiter
         lat_us = means,
+        wake_per_call = per_call,
         -- how nffi's responses reached the waiters in this run
         wake = mode == "nffi" and (opts.wake == "pump" and "pump" or wake_path()) or nil,
         wake_reason = mode == "nffi" and opts.wake ~= "pump" and nffi.wake_stats
