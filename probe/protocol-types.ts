@@ -404,6 +404,10 @@ export namespace FFI {
     max_queue: number;
     /** latencies per phase, ms */
     latency_ms: LatencySummary;
+    /** While more than 4 of the runtime's tasks are live, 1 in this many tasks (at random) has its latencies stamped and stands for as many in latency_ms; 1: every task (NFFI_LAT_SAMPLE=1, or a task breakpoint armed); 0: a libnffi built without instrumentation */
+    latency_sample_every?: number;
+    /** Tasks whose latencies were stamped since the runtime started */
+    latency_samples?: number;
     /** How responses reach this runtime's waiters: eventfd, an eventfd in nginx's event loop whose handler posts each waiter's semaphore (libnffi_ngx.so); pump, the pump light thread reading the wake socket */
     wake: "eventfd" | "pump";
     /** Why the pump and not the eventfd: the check that failed (nginx headers of another nginx, an event method other than epoll, libnffi_ngx.so not built, the worker exiting) or 'opts.wake = "pump"' */

@@ -23,6 +23,8 @@ export interface RuntimeRow {
    * not eventfd; absent from agents before it. */
   wake?: string;
   wake_reason?: string;
+  /** Latencies come from 1 task in this many while more than 4 are live (1: every task). */
+  latency_sample_every?: number;
 }
 
 export interface WorkerStats { pid: number; runtimes: RuntimeRow[] }
@@ -58,6 +60,7 @@ export function runtimeRow(r: FFI.RuntimeStats): RuntimeRow {
     ...(typeof r.max_queue === 'number' ? { max_queue: r.max_queue } : {}),
     ...(typeof r.wake === 'string' ? { wake: r.wake } : {}),
     ...(typeof r.wake_reason === 'string' ? { wake_reason: r.wake_reason } : {}),
+    ...(typeof r.latency_sample_every === 'number' ? { latency_sample_every: r.latency_sample_every } : {}),
   };
 }
 

@@ -282,7 +282,7 @@ describe('queue rows over all workers', () => {
     key: `${pid}/${name}`, pid, workers: 1, name, depth, max: 100, in_flight: 1, enqueued: 10, completed: pid === 1 ? null : 5,
     timeouts: 1, rejected: 0, timeoutsRising: pid === 2, rejectedRising: false,
     latency: { queue: lat(p99), service: lat(p99), wakeup: lat(p99), total: lat(p99) },
-    depthHistory: hist, rateHistory: hist,
+    depthHistory: hist, rateHistory: hist, sampleEvery: pid === 2 ? 16 : 1,
   });
 
   it('sums counts, rates and the sparklines sample by sample; latencies are the worst worker\'s', () => {
@@ -292,6 +292,8 @@ describe('queue rows over all workers', () => {
       timeouts: 2, timeoutsRising: true, depthHistory: [1, 2, 8],
     });
     expect(echo!.latency.total).toEqual({ p50: 2.25, p99: 9, max: 9, count: 20 });
+    // a worker whose latencies come from 1 task in 16 makes the aggregate an estimate too
+    expect(echo!.sampleEvery).toBe(16);
   });
 });
 

@@ -84,6 +84,7 @@ function jsonRuntime(r: RuntimeView, rates: boolean) {
     timeouts: r.timeouts, rejected: r.rejected, latency_ms: lat,
     ...(r.wake !== undefined ? { wake: r.wake } : {}),
     ...(r.wake_reason !== undefined ? { wake_reason: r.wake_reason } : {}),
+    ...(r.latency_sample_every !== undefined ? { latency_sample_every: r.latency_sample_every } : {}),
     ...(rates ? { rates: r.rates ? { enqueued_per_s: r.rates.enqueued, completed_per_s: r.rates.completed } : null } : {}),
   };
 }

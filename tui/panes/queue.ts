@@ -37,6 +37,8 @@ export interface QueueRow {
   latency: FFI.LatencySummary;
   depthHistory: (number | undefined)[];
   rateHistory: (number | undefined)[];
+  /** Latencies from 1 task in this many while more than 4 are live (0: not said). */
+  sampleEvery: number;
 }
 
 /** Past samples of one runtime, as the sparklines take them. */
@@ -67,6 +69,7 @@ export function queueRows(snap: Snapshot, prev: Snapshot | undefined, history: H
         latency: r.latency_ms,
         depthHistory: points.map((p) => p.depth),
         rateHistory: points.map((p) => p.completed_per_s ?? undefined),
+        sampleEvery: r.latency_sample_every ?? 0,
       });
     }
   }
@@ -115,6 +118,7 @@ export function aggregate(rows: QueueRow[]): QueueRow[] {
     latency: worst(rs.map((r) => r.latency)),
     depthHistory: sumSeries(rs, (r) => r.depthHistory),
     rateHistory: sumSeries(rs, (r) => r.rateHistory),
+    sampleEvery: Math.max(...rs.map((r) => r.sampleEvery)),
   }));
 }
 
@@ -137,7 +141,9 @@ export class QueuePane extends TablePane<QueueRow> {
 
   info(): string {
     const n = this.table.counts.shown;
-    return `${n} runtime${n === 1 ? '' : 's'}${this.aggregated ? ', all workers' : ''}`;
+    // libnffi stamps 1 task in N while more than 4 are live: the percentiles are estimates then
+    const every = Math.max(0, ...this.rows.map((r) => r.sampleEvery));
+    return `${n} runtime${n === 1 ? '' : 's'}${this.aggregated ? ', all workers' : ''}${every > 1 ? `, latency 1/${every} sampled` : ''}`;
   }
 
   protected override keys(key: Key): boolean {
