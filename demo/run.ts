@@ -49,7 +49,14 @@ async function bursts(nginx: NginxInstance, stopped: () => boolean, counts: { ok
 function attachTui(master: number): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, 'attach', String(master)], { stdio: 'inherit' });
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    // a closed terminal hangs up on the demo too: the TUI gets the word and quits (restoring
+    // what is left of the terminal), then the demo stops nginx
+    const hangup = () => child.kill('SIGHUP');
+    process.on('SIGHUP', hangup);
+    child.on('exit', (code, signal) => {
+      process.off('SIGHUP', hangup);
+      resolve(code ?? (signal ? 1 : 0));
+    });
   });
 }
 
@@ -118,8 +125,10 @@ async function main(): Promise<void> {
     await stop();
     return;
   }
-  process.on('SIGINT', () => void stop());
-  process.on('SIGTERM', () => void stop());
+  // Ctrl-C, a kill, a closed terminal or a reader gone from our output (`| head`): nginx never
+  // outlives the demo
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop());
+  process.stdout.on('error', () => void stop());
 
   process.stdout.write(
     `nffi demo: nginx master ${nginx.masterPid}, workers ${nginx.workerPids().join(', ')}, `
