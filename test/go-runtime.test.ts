@@ -36,10 +36,19 @@ async function getJson(path: string, body?: string): Promise<any> {
   return JSON.parse(text);
 }
 
+/** A thread's name, or undefined for one that ended since the task list was read (an unloaded
+ * runtime's pollers end just then). */
+function threadName(pid: number, tid: string): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 function pollerThreads(pid: number): { all: number; pollers: number } {
-  const tids = readdirSync(`/proc/${pid}/task`);
-  const pollers = tids.filter((t) => readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8') === 'nffi_go_poll\n');
-  return { all: tids.length, pollers: pollers.length };
+  const names = readdirSync(`/proc/${pid}/task`).map((t) => threadName(pid, t)).filter((n) => n !== undefined);
+  return { all: names.length, pollers: names.filter((n) => n === 'nffi_go_poll\n').length };
 }
 
 // NULs at both ends and inside, random bytes between
