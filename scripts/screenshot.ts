@@ -1,7 +1,8 @@
 // `node dist/scripts/screenshot.js OUT.svg [OUT.png] < screen.ansi`: draws a terminal screen
 // captured with `tmux capture-pane -p -e` (text with SGR colour codes) as an SVG, and as a PNG
-// too (through rsvg-convert: Debian's librsvg2-bin, a tool for this script only). The README's TUI screenshot is made this way
-// from a real run (scripts/readme-screenshot.sh), so it shows what a user sees.
+// too (through rsvg-convert: Debian's librsvg2-bin, a tool for this script only). The README's
+// TUI screenshot is made this way from a real run (`npm run demo` in a tmux window, captured with
+// `tmux capture-pane -p -e`), so it shows what a user sees.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 
