@@ -371,12 +371,25 @@ NFFI_EXPORT int nffi_fast_poll_begin(void)
     return __atomic_exchange_n(&nffi__fast_pending, 1, __ATOMIC_SEQ_CST) == 0;
 }
 
-/* -1: nothing done yet, the poll goes on (only when !last and a waiter is
- * outstanding); else the semaphores posted, and the poll is over. */
+/* -1: nothing done yet, the poll goes on (only when !last and one or two
+ * waiters are outstanding); else the semaphores posted, and the poll is over.
+ *
+ * Over as soon as more waiters are out: the poll is for calls made one after
+ * another, and with many in flight (a poll begun by the first of a batch of
+ * coroutines to park again) the event loop would spin through turns while
+ * the runtime thread works, for nothing the eventfd would not bring. On the
+ * 2-vCPU VM that spin is worse than nothing: its two vCPUs get about one
+ * CPU's time between them (two busy loops on the two vCPUs each ran at
+ * ~55%), so a worker spinning on one vCPU while its runtime thread runs on
+ * the other takes the very time the response needs. 4 KiB x 32 with the
+ * worker and its runtime thread pinned apart (taskset), calls/s: 85,000 and
+ * 253,000-267,000 polling on (4 runs), 232,000-268,000 with the poll off
+ * (2 runs), 260,000-396,000 ending it here (5 runs); pinned together
+ * 460,000-520,000 in all three ways. */
 NFFI_EXPORT int nffi_fast_poll(int last)
 {
     nffi__fork_check();
-    if (!last && nffi__outstanding > 0 &&
+    if (!last && nffi__outstanding > 0 && nffi__outstanding <= NFFI__LOOP_POLL_WAITERS &&
         __atomic_load_n(&nffi__done_top, __ATOMIC_ACQUIRE) == NULL)
         return -1;
     int posted = nffi__fast_deliver();
