@@ -76,7 +76,9 @@ describe('the worker\'s own path', () => {
     if (AUTO_PATH === 'eventfd') {
       expect(doc.posted).toBe(40);
       expect(doc.loop_hits).toBeGreaterThanOrEqual(38);
-      expect(doc.signals).toBeLessThanOrEqual(2);
+      // a response the poll found needs no eventfd signal: at most those it missed signal, and
+      // a couple more (the worker's one eventfd also counts a response that raced a poll's end)
+      expect(doc.signals).toBeLessThanOrEqual(doc.posted - doc.loop_hits + 2);
     } else {
       expect(doc.loop_hits).toBe(0);
     }
