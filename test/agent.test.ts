@@ -403,4 +403,40 @@ describe('scale', () => {
     expect(stats.slices).toBeGreaterThan(10);
     expect(stats.max_slice_cpu_ms).toBeLessThan(25);
   });
+
+  it('past 20,000 coroutines a walk asked since an earlier one is the whole cut-short list, kept as no base', async () => {
+    // light threads in every worker that stay unchanged past the base, then a base in each
+    // while it holds fewer than 20,000
+    const seeded = new Set<number>();
+    for (let i = 0; i < 12 && seeded.size < nginx().workerPids().length; i++) seeded.add(await park('/park/many?n=50'));
+    const epochs = new Map<number, number>();
+    for (const w of nginx().workerPids()) {
+      const r = await (await session(w)).request('Lua.getCoroutines', { frames: 1, since: 0 }, 30_000);
+      expect(r.truncated).toBeUndefined();
+      epochs.set(w, r.epoch);
+    }
+    // 10,000 parked above; 10,100 more until one worker holds past the agent's 20,000 (a walk
+    // without since leaves the base alone)
+    let pid = 0;
+    for (let i = 0; i < 3 && !pid; i++) {
+      const p = await park('/park/many?n=10100');
+      const all = await (await session(p)).request('Lua.getCoroutines', { frames: 0 }, 30_000);
+      if (all.truncated) pid = p;
+    }
+    expect(pid, 'a worker past 20,000 coroutines').toBeGreaterThan(0);
+    const c = await session(pid);
+    // over the base it holds, a cut-short walk is still every coroutine it listed, not a delta
+    const cut = await c.request('Lua.getCoroutines', { frames: 1, since: epochs.get(pid)! }, 30_000);
+    expect(cut.truncated).toBe(true);
+    const whole = await c.request('Lua.getCoroutines', { frames: 1 }, 30_000);
+    expect(cut.coroutines.length).toBe(whole.coroutines.length);
+    expect(cut.coroutines.length).toBeGreaterThan(19_900);
+    expect(cut.base).toBeUndefined();
+    expect(cut.gone).toBeUndefined();
+    expect(cut.epoch).toBeUndefined();
+    // and it is kept as no base: the next walk since that epoch is whole too
+    const again = await c.request('Lua.getCoroutines', { frames: 1, since: epochs.get(pid)! }, 30_000);
+    expect(again.base).toBeUndefined();
+    expect(again.coroutines.length).toBeGreaterThan(19_900);
+  }, 60_000);
 });

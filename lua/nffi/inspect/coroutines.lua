@@ -199,6 +199,11 @@ end
 -- holds (another client asked since, a lost answer, other frames or skip)
 -- or a walk cut short gets a whole answer.
 local function against_base(res, out, since, shape, truncated, b)
+    if truncated then
+        -- a part of the coroutines is no base, and no delta over one
+        base = nil
+        return res
+    end
     local texts = table_new(0, #out)
     local prev = base
     if prev and (prev.epoch ~= since or prev.shape ~= shape) then
@@ -215,9 +220,6 @@ local function against_base(res, out, since, shape, truncated, b)
         end
     end
     res.coroutines = changed
-    if truncated then
-        return res
-    end
     if prev then
         local gone = array()
         for id in pairs(prev.texts) do
