@@ -139,7 +139,9 @@ export function workersOf(master: number, f: WorkerFilter = {}, pids = childrenO
     let p = seenWorkers.get(pid);
     if (!p || p.title !== t || p.start !== startTime(pid)) {
       p = readNginxProc(pid);
-      if (p) seenWorkers.set(pid, p);
+      // only this master's workers are kept (a scan of every pid finds any process that
+      // calls itself a worker: those are read each time, never held)
+      if (p && p.ppid === master) seenWorkers.set(pid, p);
       else seenWorkers.delete(pid);
     }
     if (p && p.ppid === master && (f.shuttingDown || !p.shuttingDown)) out.push(p);

@@ -129,6 +129,22 @@ describe('Table', () => {
     expect(table.selected?.id).toBe(2);
   });
 
+  it('an order held while the user moved is sorted again once the hold is over, though no row changed', () => {
+    const { table, clock } = coTable({ holdOrderMs: 3_000 });
+    table.setData(cos([1, 'a', 30], [2, 'b', 20]));
+    press(table, 'j');
+    // a new row while the order is held goes below the rows in place
+    const rows = [...cos([1, 'a', 30], [2, 'b', 20]), ...cos([3, 'c', 99])];
+    table.setData(rows);
+    expect(ids(table)).toEqual([1, 2, 3]);
+    clock.now += 1_000;
+    table.setData([...rows]);
+    expect(ids(table)).toEqual([1, 2, 3]);
+    clock.now += 5_000;
+    table.setData([...rows]);
+    expect(ids(table)).toEqual([3, 1, 2]);
+  });
+
   it('re-sorting only the rows handed in anew gives the order a full sort gives', () => {
     // A front end re-walks a quarter of its rows per sample and hands the rest in as the same
     // objects: those keep their place and only the new ones are sorted and merged in.

@@ -144,8 +144,10 @@ export class Table<R> implements PaneView, Filterable {
    */
   setData(rows: R[]): void {
     // the same objects in the same order (a sample where no walked coroutine moved): nothing to
-    // re-key, re-sort or re-filter
-    if (this.fed && sameRows(rows, this.rows)) {
+    // re-key, re-sort or re-filter, unless the order is one held while the user moved (then it
+    // is sorted again once the hold is over)
+    const held = !this.orderSorted && this.column(this.sortCol) !== undefined;
+    if (this.fed && sameRows(rows, this.rows) && (!held || this.now() - this.lastMove < (this.opts.holdOrderMs ?? 0))) {
       this.rows = rows;
       return;
     }

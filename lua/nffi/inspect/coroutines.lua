@@ -21,6 +21,8 @@ local pairs = pairs
 local pcall = pcall
 local setmetatable = setmetatable
 local math_min = math.min
+local math_floor = math.floor
+local ngx_now = ngx.now
 local array = json.array
 local json_raw, json_encode = json.raw, json.encode
 local tostring = tostring
@@ -181,8 +183,11 @@ end
 -- The last answer a client asked to build on (Lua.getCoroutines' since):
 -- its epoch, the frames and skip it was walked with, and each coroutine's
 -- encoded text by id. Texts are interned strings, so comparing one with the
--- next walk's is a pointer compare; the table lives until the next such
--- request or the end of the session (~100 bytes a coroutine).
+-- next walk's is a pointer compare; the table (one answer's text) lives until
+-- the next such request or the end of the session. Epochs start at the clock
+-- (ms) of the worker's first such walk: a later worker with the same pid never
+-- hands out an epoch a client still holds for the one before (walks come a
+-- few a second, far slower than the clock).
 local base = nil
 local next_epoch = 0
 
@@ -222,13 +227,21 @@ local function against_base(res, out, since, shape, truncated, b)
     res.coroutines = changed
     if prev then
         local gone = array()
+        local n = 0
         for id in pairs(prev.texts) do
             if texts[id] == nil then
                 gone[#gone + 1] = id
             end
+            n = n + 1
+            if n % 1024 == 0 then
+                b:check()
+            end
         end
         res.base = since
         res.gone = gone
+    end
+    if next_epoch == 0 then
+        next_epoch = math_floor(ngx_now() * 1000)
     end
     next_epoch = next_epoch + 1
     base = { epoch = next_epoch, shape = shape, texts = texts }
