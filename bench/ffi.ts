@@ -7,21 +7,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNginx, type NginxInstance } from '../scripts/nginx-instance.js';
 import { formatTable } from '../cli/format/table.js';
+import { benchHttp, envList, medianOf, runOne, type Result, type Way } from './ffi-run.js';
+import { instrumentationTable } from './ffi-instrumentation.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BENCH_LUA = join(ROOT, 'bench', 'lua');
 const UDS_ECHO = join(ROOT, 'native', 'build', 'uds_echo');
 
-interface Result {
-  mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number; cpu_us_per_call: number;
-  wake?: string; wake_reason?: string;
-  lat_us?: { queue: number; service: number; wakeup: number };
-  wake_per_call?: { wakeups: number; loop_hits: number; signals: number };
-  instrumented?: boolean;
-}
-
-interface Variant {
-  key: string; label: string; mode: string; instance: 'inst' | 'noinst'; query?: string;
+interface Variant extends Way {
+  key: string; instance: 'inst' | 'noinst';
   optional?: boolean; // run only when BENCH_WAYS names it
 }
 
@@ -29,7 +23,8 @@ const ALL_VARIANTS: Variant[] = [
   { key: 'nffi', label: 'nffi', mode: 'nffi', instance: 'inst' },
   // the path nffi had before the eventfd one (issue 15), forced, for the before/after in one run
   { key: 'pump', label: 'nffi (pump)', mode: 'nffi', instance: 'inst', query: 'cfg=1&wake=pump' },
-  { key: 'noinst', label: 'nffi (no instrumentation)', mode: 'nffi', instance: 'noinst' },
+  // beside the others for a look; instrumentation's cost is measured on its own (ffi-instrumentation.ts)
+  { key: 'noinst', label: 'nffi (no instrumentation)', mode: 'nffi', instance: 'noinst', optional: true },
   // pollers that always sleep when the queue is empty: nffi before its default adaptive spin
   { key: 'nospin', label: 'nffi (pollers never spin)', mode: 'nffi', instance: 'inst', query: 'cfg=nospin&poll_spin=0' },
   // the event loop never polls for a sequential call's response: nffi before that short poll
@@ -41,12 +36,6 @@ const ALL_VARIANTS: Variant[] = [
     optional: true },
 ];
 
-// BENCH_SIZES=64,65536 BENCH_CONC=32 BENCH_REPEATS=5 BENCH_PLACEMENTS=pinned shorten or
-// lengthen a run; the defaults are the full table.
-function envList(name: string, dflt: number[]): number[] {
-  const v = process.env[name];
-  return v ? v.split(',').map((x) => Number(x)).filter((x) => Number.isFinite(x) && x > 0) : dflt;
-}
 const SIZES = envList('BENCH_SIZES', [64, 4096, 65536]);
 const CONCURRENCY = envList('BENCH_CONC', [1, 32]);
 const REPEATS = envList('BENCH_REPEATS', [3])[0]!;
@@ -56,21 +45,11 @@ const WAYS = process.env.BENCH_WAYS?.split(',');
 const VARIANTS = ALL_VARIANTS.filter((v) => (WAYS ? WAYS.includes(v.key) : !v.optional));
 if (VARIANTS.length === 0) throw new Error(`BENCH_WAYS=${process.env.BENCH_WAYS}: none of ${ALL_VARIANTS.map((v) => v.key).join(',')}`);
 
-// BENCH_INST_AA=1: both instances load libnffi_noinst.so, an A/A control of the
-// instrumentation columns (what two identical builds in two nginx instances read as)
+// BENCH_INST_AA=1: both instances of the instrumentation table load libnffi_noinst.so, an
+// A/A control (what two identical builds in two nginx instances read as)
 const INST_AA = process.env.BENCH_INST_AA === '1';
-
-function benchHttp(variant: 'inst' | 'noinst'): string {
-  const init = variant === 'noinst' || INST_AA
-    ? 'init_by_lua_block { assert(require("nffi.native").use("noinst")) }'
-    : '';
-  return `
-${init}
-server {
-    listen 127.0.0.1:$PORT;
-    location = /bench { content_by_lua_block { require("bench_ffi").run() } }
-}`;
-}
+// BENCH_INST_PAIRS=N: pairs of instances for the instrumentation table (0: no table)
+const INST_PAIRS = (process.env.BENCH_INST_PAIRS === '0') ? 0 : envList('BENCH_INST_PAIRS', [5])[0]!;
 
 // Where the worker (and the runtime threads it starts, which inherit its CPU mask) runs.
 interface Placement { label: string; nginxMain: string; udsPrefix: string[] }
@@ -93,44 +72,21 @@ async function startUdsEcho(dir: string, prefix: string[]): Promise<{ path: stri
   return { path, proc };
 }
 
-// BENCH_CALLS=N: N calls a measurement instead (long enough to profile one with perf)
-const CALLS = envList('BENCH_CALLS', [0])[0]!;
-
-function callsFor(size: number, conc: number): number {
-  if (CALLS > 0) return CALLS;
-  const base = size >= 65536 ? 3000 : 10000;
-  return conc > 1 ? base * 2 : base;
-}
-
-async function runOne(nginx: NginxInstance, v: Variant, size: number, conc: number, uds: string): Promise<Result> {
-  const q = `mode=${v.mode}&size=${size}&conc=${conc}&n=${callsFor(size, conc)}&uds=${encodeURIComponent(uds)}`
-    + (v.query ? `&${v.query}` : '');
-  const res = await fetch(nginx.url(`/bench?${q}`));
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`${v.label} failed: ${res.status} ${text.slice(0, 300)}\n${nginx.errorLogTail(10)}`);
-  const r = JSON.parse(text) as Result;
-  // the instrumentation columns compare these two builds: fail rather than compare others
-  const want = v.instance === 'inst' && !INST_AA;
-  if (v.mode === 'nffi' && r.instrumented !== want) {
-    throw new Error(`${v.label}: libnffi is ${r.instrumented ? '' : 'not '}instrumented in this instance`);
-  }
-  return r;
-}
-
 function median(rs: Result[]): Result {
   const sorted = [...rs].sort((a, b) => a.ops_per_s - b.ops_per_s);
   return sorted[Math.floor(sorted.length / 2)]!;
 }
+
 
 async function benchPlacement(place: Placement): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nffi-bench-'));
   chmodSync(dir, 0o755); // workers run as nobody and must reach the socket
   const uds = await startUdsEcho(dir, place.udsPrefix);
   const opts = { workers: 1, luaPath: [BENCH_LUA], main: `${place.nginxMain}\nthread_pool nffi_bench threads=4;` };
-  const instances = {
-    inst: await startNginx({ ...opts, http: benchHttp('inst') }),
-    noinst: await startNginx({ ...opts, http: benchHttp('noinst') }),
-  };
+  // the uninstrumented instance only when a row asks for it (BENCH_WAYS=…,noinst)
+  const inst = await startNginx({ ...opts, http: benchHttp(false) });
+  const noinst = VARIANTS.some((v) => v.instance === 'noinst') ? await startNginx({ ...opts, http: benchHttp(true) }) : undefined;
+  const instances = { inst, noinst };
   try {
     const rows: string[][] = [];
     const ratios: string[][] = [];
@@ -141,7 +97,7 @@ async function benchPlacement(place: Placement): Promise<void> {
         // interleave repeats so drift hits every variant alike
         for (let r = 0; r < REPEATS; r++) {
           for (const v of VARIANTS) {
-            const one = await runOne(instances[v.instance], v, size, conc, uds.path);
+            const one = await runOne(instances[v.instance]!, v, size, conc, uds.path, v.instance === 'inst');
             runs.set(v.label, [...(runs.get(v.label) ?? []), one]);
           }
         }
@@ -156,7 +112,7 @@ async function benchPlacement(place: Placement): Promise<void> {
           const label = v.mode === 'nffi' && paths.some((p) => p !== want)
             ? `${v.label} [wake: ${paths.join('/')}${m.wake_reason ? `: ${m.wake_reason}` : ''}]` : v.label;
           // CPU of the worker process per call, median over the repeats on its own
-          const cpu = runs.get(v.label)!.map((r) => r.cpu_us_per_call).sort((a, b) => a - b)[Math.floor(REPEATS / 2)]!;
+          const cpu = medianOf(runs.get(v.label)!.map((r) => r.cpu_us_per_call));
           cpuOf.set(v.label, cpu);
           rows.push([String(size), String(conc), label, m.ops_per_s.toFixed(0), m.p50_us.toFixed(1), m.p99_us.toFixed(1),
             cpu.toFixed(2)]);
@@ -171,14 +127,6 @@ async function benchPlacement(place: Placement): Promise<void> {
         const ratio = (a: string, b: string, of: (r: Result) => number) =>
           has(a, b) ? (of(results.get(a)!) / of(results.get(b)!)).toFixed(2) : '-';
         const ops = (r: Result) => r.ops_per_s;
-        // instrumented vs not, paired repeat by repeat (the two ran back to back):
-        // the median of the per-repeat costs and their range
-        const paired = (of: (i: Result, n: Result) => number): string => {
-          if (!has('nffi', 'nffi (no instrumentation)')) return '-';
-          const i = runs.get('nffi')!, n = runs.get('nffi (no instrumentation)')!;
-          const v = i.map((r, k) => of(r, n[k]!) * 100).sort((a, b) => a - b);
-          return `${v[Math.floor(v.length / 2)]!.toFixed(1)}% (${v[0]!.toFixed(0)}..${v[v.length - 1]!.toFixed(0)})`;
-        };
         ratios.push([
           String(size), String(conc),
           ratio('nffi', 'nffi (pump)', ops),
@@ -189,25 +137,30 @@ async function benchPlacement(place: Placement): Promise<void> {
           ratio('nffi', 'unix socket', ops),
           ratio('nffi + spin', 'unix socket', ops),
           ratio('nffi', 'run_worker_thread', ops),
-          paired((i, n) => 1 - i.ops_per_s / n.ops_per_s),
-          paired((i, n) => i.cpu_us_per_call / n.cpu_us_per_call - 1),
         ]);
       }
     }
     process.stdout.write(`\n== ${place.label}: FFI round trips, median of ${REPEATS}, timed inside one nginx worker\n`);
     process.stdout.write(formatTable(['bytes', 'conc', 'way', 'calls/s', 'p50 µs', 'p99 µs', 'cpu µs/call'], rows) + '\n\n');
-    process.stdout.write(`ratios (calls/s)${INST_AA ? ' [BENCH_INST_AA: both instances uninstrumented, an A/A control]' : ''}\n`);
+    process.stdout.write('ratios (calls/s)\n');
     process.stdout.write(formatTable(
       ['bytes', 'conc', 'nffi/pump', 'nffi/nospin', 'cpu worker_thread/nffi', 'pump/worker_thread', 'p99 worker_thread/nffi', 'nffi/uds', 'nffi+spin/uds',
-        'nffi/worker_thread', 'instrumentation: calls/s', 'instrumentation: cpu/call'], ratios) + '\n');
+        'nffi/worker_thread'], ratios) + '\n');
     if (spent.length) {
       process.stdout.write('\nwhere a call\'s time goes (mean µs, from the runtime\'s own latency stats; the run above)\n');
       process.stdout.write(formatTable(['bytes', 'conc', 'way', 'queue', 'service', 'wake-up', 'p50 call',
         'eventfd drains/call', 'loop poll hits/call', 'signals/call'], spent) + '\n');
     }
+    if (INST_PAIRS > 0) {
+      process.stdout.write('\n' + await instrumentationTable({
+        nginx: opts, uds: uds.path, sizes: SIZES, concs: CONCURRENCY, pairs: INST_PAIRS, aa: INST_AA,
+      }));
+    } else {
+      process.stdout.write('\ninstrumentation: not measured (BENCH_INST_PAIRS=0)\n');
+    }
   } finally {
-    await instances.inst.stop();
-    await instances.noinst.stop();
+    await inst.stop();
+    await noinst?.stop();
     uds.proc.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
