@@ -74,6 +74,10 @@ typedef struct nffi_stats {
     int64_t lat_sample_every; /* 1 in this many tasks is stamped while more than 4
                                * of the runtime's are live (1: all; 0: no
                                * instrumentation); each stands for as many */
+    uint64_t spins_in_flight; /* a poller's spins from another CPU than the worker's
+                               * that found its next batch (more than 2 live) */
+    uint64_t spins_lost;   /* such spins that lost their CPU to something else on it
+                            * (another vCPU, another thread): each stops them a while */
 } nffi_stats;
 
 typedef struct nffi_task_info {

@@ -47,6 +47,7 @@ struct nffi_task {
     int state;                  /* NFFI_TASK_*; atomic (read by snapshots) */
     int direct;                 /* spin handshake; atomic */
     int abandoned;              /* worker-only */
+    int staged;                 /* worker-only: on rt's stage list, not queued yet */
     int resumed;                /* worker-only: latencies already recorded */
     int rc;                     /* atomic: written by respond, read by snapshots */
     uint32_t waiter;
@@ -85,6 +86,9 @@ struct nffi_runtime {
     int spin_adaptive;
     int spinning;               /* atomic: 1 while a poller spins adaptively */
     int spin_miss, spin_skip;   /* written by the poller holding spinning */
+    int flight_miss, flight_skip; /* the same, for the spin in flight */
+    uint64_t flight_hits, flight_lost; /* by the poller holding spinning; read by stats */
+    int worker_cpu;             /* atomic: the worker's CPU at its last kick, or -1 */
 
     /* Worker-only from here (plus relaxed readers of the counters). */
     char *name;
@@ -105,9 +109,20 @@ struct nffi_runtime {
     uint64_t responded __attribute__((aligned(64)));
     uint64_t responded_direct;  /* atomic RMW; only with wait spinning */
     nffi__hist hist[4] __attribute__((aligned(64)));
+    /* Response buffers the worker hands back for a poller to free (see
+     * nffi__rsp_free): a stack linked through the buffers' own first bytes,
+     * pushed by the worker and taken whole by a poller; atomic. Its line is
+     * shared by the two sides and by nothing else. */
+    void *freeback __attribute__((aligned(64)));
+    int64_t freeback_bytes;     /* atomic RMW: what the stack holds */
     /* Deferred poller wake-up (nffi_fast_set_kick); worker-only. */
     int kick_pending;
     nffi_runtime *kick_next;
+    /* Tasks submitted this turn of the event loop while many are live,
+     * linked by qprev/qnext; they join the queue at the kick, under one
+     * qlock (see nffi__stage). Worker-only; staged is read by stats. */
+    nffi_task *stage_head, *stage_tail;
+    int64_t staged;
 };
 
 /*
@@ -126,6 +141,19 @@ struct nffi_runtime {
  * busy resuming them, and spinning lost to sleeping under load (4 KiB x 32:
  * p99 3.9 ms vs 135 µs in one run at load 5). */
 #define NFFI__SPIN_LIVE_MAX 2
+/*
+ * With more live, a poller that finds the queue empty spins this long for the
+ * worker's next batch, one at a time, but only from another CPU than the
+ * worker's, and only while its spin keeps its CPU: 64 rounds of the loop that
+ * take longer than NFFI__SPIN_GAP_NS mean something else ran there (a vCPU
+ * the host took away to run the worker's, or a thread of this guest), and
+ * the next 63 chances sleep. Otherwise the worker's kick wakes a sleeping
+ * poller on another CPU each turn: ~6 µs of the worker's time on the 2-vCPU
+ * VM (4 KiB x 32, the worker and the pollers apart: try_to_wake_up under
+ * pthread_cond_signal, 8% of the worker's samples).
+ */
+#define NFFI__FLIGHT_SPIN_US 50
+#define NFFI__SPIN_GAP_NS 20000
 
 /*
  * Latency sampling. Every task gets its t_enqueued stamp (ages in the task
@@ -171,6 +199,19 @@ NFFI_HIDDEN void nffi__sema_forget(nffi_task *t);
 /* Worker thread: wakes rt's sleeping pollers now, or once at the end of this
  * turn of the event loop when a kick hook is set (task.c). */
 NFFI_HIDDEN void nffi__wake_pollers(nffi_runtime *rt);
+/* Worker thread: rt's staged tasks join its queue now (task.c). */
+NFFI_HIDDEN void nffi__stage_flush(nffi_runtime *rt);
+/*
+ * Response buffers of at least this many bytes are freed by a poller, not by
+ * the worker (task.c), while the stack holds less than the cap. A response is
+ * malloc'd by a runtime thread, in that thread's arena; the worker's free of
+ * a buffer past glibc's tcache takes that arena's lock against the runtime's
+ * next malloc (4 KiB x 32, the worker and the pollers on different CPUs:
+ * _int_free, cfree and the arena lock's futex calls were ~10% of the
+ * worker's samples). Smaller buffers go to glibc's lock-free bins anyway.
+ */
+#define NFFI__FREEBACK_MIN 1024
+#define NFFI__FREEBACK_CAP ((int64_t)4 << 20)
 NFFI_HIDDEN void nffi__fork_check(void);
 
 /* Hardware watchpoints for the breakpoint hook (src/watch.c); worker thread. */

@@ -72,6 +72,7 @@ NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
     rt->max_queue = max_queue > 0 ? max_queue : 65536;
     rt->spin_us = NFFI__SPIN_DEFAULT_US;
     rt->spin_adaptive = 1;
+    rt->worker_cpu = -1;
     rt->lat_every = NFFI__LAT_EVERY_DEFAULT;
     const char *every = getenv("NFFI_LAT_SAMPLE");
     if (every != NULL) {
@@ -93,6 +94,8 @@ NFFI_EXPORT int nffi_runtime_finish(nffi_runtime *rt)
 {
     if (rt == NULL)
         return NFFI_EINVAL;
+    /* what was submitted before finish is still served */
+    nffi__stage_flush(rt);
     pthread_mutex_lock(&rt->qlock);
     __atomic_store_n(&rt->finished, 1, __ATOMIC_RELEASE);
     /* Every sleeper must wake: each one returns NULL once the queue is empty. */
@@ -138,10 +141,12 @@ NFFI_EXPORT void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out)
     out->timeouts = NFFI_LOAD(&rt->timeouts);
     out->rejected = NFFI_LOAD(&rt->rejected);
     out->late = NFFI_LOAD(&rt->late);
-    out->depth = NFFI_LOAD(&rt->depth);
+    out->depth = NFFI_LOAD(&rt->depth) + NFFI_LOAD(&rt->staged);
     out->live = NFFI_LOAD(&rt->live);
     out->lat_samples = NFFI_LOAD(&rt->lat_samples);
     out->lat_sample_every = NFFI_INST ? NFFI_LOAD(&rt->lat_every) : 0;
+    out->spins_in_flight = NFFI_LOAD(&rt->flight_hits);
+    out->spins_lost = NFFI_LOAD(&rt->flight_lost);
     for (int k = 0; k < 4; k++) {
         out->lat_count[k] = NFFI_LOAD(&rt->hist[k].count);
         out->lat_sum_ns[k] = NFFI_LOAD(&rt->hist[k].sum);

@@ -66,6 +66,44 @@ static void nffi__task_recycle(nffi_task *t)
     }
 }
 
+/* Worker thread. A buffer handed back holds the stack's link and its length
+ * in its first 16 bytes (it has at least NFFI__FREEBACK_MIN). After finish
+ * the pollers may have gone for good: the worker frees it itself. */
+static void nffi__rsp_free(nffi_runtime *rt, char *rsp, size_t len)
+{
+    if (rsp == NULL)
+        return;
+    if (len < NFFI__FREEBACK_MIN || NFFI_LOAD(&rt->finished) ||
+        __atomic_load_n(&rt->freeback_bytes, __ATOMIC_RELAXED) >= NFFI__FREEBACK_CAP) {
+        free(rsp);
+        return;
+    }
+    __atomic_add_fetch(&rt->freeback_bytes, (int64_t)len, __ATOMIC_RELAXED);
+    ((size_t *)(void *)rsp)[1] = len;
+    void *head = __atomic_load_n(&rt->freeback, __ATOMIC_RELAXED);
+    do {
+        *(void **)(void *)rsp = head;
+    } while (!__atomic_compare_exchange_n(&rt->freeback, &head, rsp, 1, __ATOMIC_RELEASE,
+                                          __ATOMIC_RELAXED));
+}
+
+/* Runtime thread: frees what the worker handed back, in this thread (its
+ * own arena, most often: the buffers came from the runtime's threads). */
+static void nffi__freeback_take(nffi_runtime *rt)
+{
+    if (__atomic_load_n(&rt->freeback, __ATOMIC_RELAXED) == NULL)
+        return;
+    void *p = __atomic_exchange_n(&rt->freeback, NULL, __ATOMIC_ACQUIRE);
+    int64_t bytes = 0;
+    while (p != NULL) {
+        void *next = *(void **)p;
+        bytes += (int64_t)((size_t *)p)[1];
+        free(p);
+        p = next;
+    }
+    __atomic_sub_fetch(&rt->freeback_bytes, bytes, __ATOMIC_RELAXED);
+}
+
 void nffi__task_free(nffi_task *t)
 {
     nffi_runtime *rt = t->rt;
@@ -94,7 +132,7 @@ void nffi__task_free(nffi_task *t)
         g->tail = t->gprev;
     g->count--;
 
-    free(t->rsp);
+    nffi__rsp_free(rt, t->rsp, t->rsp_len);
     nffi__task_recycle(t);
 }
 
@@ -127,6 +165,89 @@ static nffi_task *nffi__reject(nffi_runtime *rt, int *status, int code)
     return NULL;
 }
 
+/*
+ * Staging. While many of a runtime's tasks are live the worker is resuming
+ * a batch of coroutines in one turn of the event loop, each of which submits
+ * again. Queueing each at once cost the worker a qlock round trip per task,
+ * on a line the pollers hold (4 KiB x 32 with the worker and the pollers on
+ * different CPUs: pthread_mutex_lock was 7.5% of the worker's samples, the
+ * futex wakes of the kick another 7.8%). With a kick hook, such tasks go on
+ * a worker-only list instead and join the queue together at the kick, at
+ * the end of the turn, under one qlock; the kick wakes one sleeping poller
+ * and each poller that finds more queued wakes the next (nffi_kick_pollers,
+ * ngx_http_lua_ffi_task_poll), so the futex wakes run on the pollers' CPU.
+ * Calls made one after another (few live) are queued at once as before: a
+ * spinning poller takes them without waiting for the turn to end. A staged
+ * task is PENDING like a queued one; abandon unlinks it without qlock.
+ */
+static void (*nffi__kick_hook)(void);
+
+static int nffi__stage(nffi_runtime *rt, nffi_task *t)
+{
+    if (nffi__kick_hook == NULL || (rt->stage_head == NULL && rt->live < NFFI__SPIN_LIVE_MAX))
+        return 0;
+    t->id = ++nffi__last_id;
+    t->staged = 1;
+    t->qnext = NULL;
+    t->qprev = rt->stage_tail;
+    if (rt->stage_tail != NULL)
+        rt->stage_tail->qnext = t;
+    else
+        rt->stage_head = t;
+    rt->stage_tail = t;
+    NFFI_STORE(&rt->staged, rt->staged + 1);
+    return 1;
+}
+
+/* Worker thread, qlock held: the staged tasks join the queue, in order. */
+static void nffi__stage_flush_locked(nffi_runtime *rt)
+{
+    nffi_task *h = rt->stage_head;
+    if (h == NULL)
+        return;
+    h->qprev = rt->qtail;
+    if (rt->qtail != NULL)
+        rt->qtail->qnext = h;
+    else
+        rt->qhead = h;
+    rt->qtail = rt->stage_tail;
+    NFFI_STORE(&rt->depth, rt->depth + rt->staged);
+    rt->stage_head = rt->stage_tail = NULL;
+    NFFI_STORE(&rt->staged, 0);
+}
+
+/* Worker thread: the staged tasks leave the stage (before they are queued). */
+static void nffi__stage_unmark(nffi_runtime *rt)
+{
+    for (nffi_task *t = rt->stage_head; t != NULL; t = t->qnext)
+        t->staged = 0;
+}
+
+void nffi__stage_flush(nffi_runtime *rt)
+{
+    if (rt->stage_head == NULL)
+        return;
+    nffi__stage_unmark(rt);
+    pthread_mutex_lock(&rt->qlock);
+    nffi__stage_flush_locked(rt);
+    pthread_mutex_unlock(&rt->qlock);
+}
+
+static void nffi__stage_unlink(nffi_runtime *rt, nffi_task *t)
+{
+    if (t->qprev != NULL)
+        t->qprev->qnext = t->qnext;
+    else
+        rt->stage_head = t->qnext;
+    if (t->qnext != NULL)
+        t->qnext->qprev = t->qprev;
+    else
+        rt->stage_tail = t->qprev;
+    t->qnext = t->qprev = NULL;
+    t->staged = 0;
+    NFFI_STORE(&rt->staged, rt->staged - 1);
+}
+
 NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, size_t method_len,
                                         const char *req, size_t req_len, uint32_t waiter,
                                         int *status)
@@ -141,7 +262,7 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
     /* Fail fast before copying what may be a large request; rechecked below. */
     if (__atomic_load_n(&rt->finished, __ATOMIC_ACQUIRE))
         return nffi__reject(rt, status, NFFI_EFINISHED);
-    if (NFFI_LOAD(&rt->depth) >= rt->max_queue)
+    if (NFFI_LOAD(&rt->depth) + rt->staged >= rt->max_queue)
         return nffi__reject(rt, status, NFFI_EFULL);
 
     nffi_task *t = nffi__task_alloc(req_len);
@@ -163,28 +284,32 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
         t->lat_w = nffi__lat_weight(rt);
     }
 
-    pthread_mutex_lock(&rt->qlock);
-    int code = rt->finished ? NFFI_EFINISHED : rt->depth >= rt->max_queue ? NFFI_EFULL : NFFI_OK;
-    if (code != NFFI_OK) {
-        pthread_mutex_unlock(&rt->qlock);
-        nffi__task_recycle(t);
-        return nffi__reject(rt, status, code);
-    }
-    t->id = ++nffi__last_id;
-    t->qprev = rt->qtail;
-    if (rt->qtail != NULL)
-        rt->qtail->qnext = t;
-    else
-        rt->qhead = t;
-    rt->qtail = t;
-    NFFI_STORE(&rt->depth, rt->depth + 1);
-    /* A spinning poller watches depth and needs no syscall; only a sleeper
-     * does, for the tasks beyond the one an adaptive spinner takes. */
-    int wake = rt->sleepers > 0 &&
-               rt->depth > __atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
-    pthread_mutex_unlock(&rt->qlock);
-    if (wake)
+    if (nffi__stage(rt, t)) {
         nffi__wake_pollers(rt);
+    } else {
+        pthread_mutex_lock(&rt->qlock);
+        int code = rt->finished ? NFFI_EFINISHED : rt->depth >= rt->max_queue ? NFFI_EFULL : NFFI_OK;
+        if (code != NFFI_OK) {
+            pthread_mutex_unlock(&rt->qlock);
+            nffi__task_recycle(t);
+            return nffi__reject(rt, status, code);
+        }
+        t->id = ++nffi__last_id;
+        t->qprev = rt->qtail;
+        if (rt->qtail != NULL)
+            rt->qtail->qnext = t;
+        else
+            rt->qhead = t;
+        rt->qtail = t;
+        NFFI_STORE(&rt->depth, rt->depth + 1);
+        /* A spinning poller watches depth and needs no syscall; only a sleeper
+         * does, for the tasks beyond the one an adaptive spinner takes. */
+        int wake = rt->sleepers > 0 &&
+                   rt->depth > __atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
+        pthread_mutex_unlock(&rt->qlock);
+        if (wake)
+            nffi__wake_pollers(rt);
+    }
 
     t->lprev = rt->live_tail;
     if (rt->live_tail != NULL)
@@ -217,7 +342,6 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
  * and nffi_kick_pollers wakes its pollers once, after every coroutine resumed
  * in that turn has submitted. Worker-only state.
  */
-static void (*nffi__kick_hook)(void);
 static nffi_runtime *nffi__kick_head;
 static int nffi__kick_scheduled;
 
@@ -243,21 +367,23 @@ NFFI_EXPORT void nffi_kick_pollers(void)
     nffi_runtime *rt = nffi__kick_head;
     nffi__kick_head = NULL;
     nffi__kick_scheduled = 0;
+    int cpu = rt != NULL ? sched_getcpu() : -1;
     while (rt != NULL) {
         nffi_runtime *next = rt->kick_next;
         rt->kick_next = NULL;
         rt->kick_pending = 0;
+        if (NFFI_LOAD(&rt->worker_cpu) != cpu)
+            NFFI_STORE(&rt->worker_cpu, cpu);
+        nffi__stage_unmark(rt);
         pthread_mutex_lock(&rt->qlock);
-        /* a task an adaptive spinner will take needs no sleeper */
-        int64_t tasks = rt->depth - __atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
-        int sleepers = rt->sleepers;
+        nffi__stage_flush_locked(rt);
+        /* a spinner takes the first task and wakes a sleeper for the rest */
+        int wake = rt->sleepers > 0 && rt->depth > 0 &&
+                   !__atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
         pthread_mutex_unlock(&rt->qlock);
-        /* one sleeper per queued task; the others stay asleep */
-        if (tasks >= sleepers && sleepers > 1)
-            pthread_cond_broadcast(&rt->qcond);
-        else
-            for (int64_t i = 0; i < tasks && i < sleepers; i++)
-                pthread_cond_signal(&rt->qcond);
+        /* one sleeper: it wakes the next while tasks remain (task_poll) */
+        if (wake)
+            pthread_cond_signal(&rt->qcond);
         rt = next;
     }
 }
@@ -352,29 +478,89 @@ static void nffi__poll_spin_adaptive(nffi_runtime *rt, int spin_us)
     __atomic_store_n(&rt->spinning, 0, __ATOMIC_SEQ_CST);
 }
 
+/* Like nffi__poll_spin, without yielding (nothing of this runtime's waits
+ * for this CPU) and watching for lost time: 1 work came, 0 the time ran out,
+ * -1 the CPU was taken away (see NFFI__SPIN_GAP_NS). */
+static int nffi__poll_spin_watch(nffi_runtime *rt, int spin_us)
+{
+    int64_t last = nffi__now(), deadline = last + (int64_t)spin_us * 1000;
+    for (unsigned i = 1;; i++) {
+        if (NFFI_LOAD(&rt->depth) > 0 || NFFI_LOAD(&rt->finished))
+            return 1;
+        nffi__cpu_relax();
+        if ((i & 63) == 0) {
+            int64_t now = nffi__now();
+            if (now - last > NFFI__SPIN_GAP_NS)
+                return -1;
+            if (now >= deadline)
+                return 0;
+            last = now;
+        }
+    }
+}
+
+/* The spin in flight (NFFI__FLIGHT_SPIN_US): from another CPU than the
+ * worker's only, one poller at a time, backing off as the adaptive spin does,
+ * at once all the way when the CPU was taken away. */
+static void nffi__poll_spin_flight(nffi_runtime *rt)
+{
+    int wcpu = NFFI_LOAD(&rt->worker_cpu);
+    if (wcpu < 0 || sched_getcpu() == wcpu)
+        return;
+    int idle = 0;
+    if (!__atomic_compare_exchange_n(&rt->spinning, &idle, 1, 0, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return;
+    if (rt->flight_skip > 0) {
+        rt->flight_skip--;
+    } else {
+        int r = nffi__poll_spin_watch(rt, NFFI__FLIGHT_SPIN_US);
+        if (r > 0) {
+            rt->flight_miss = 0;
+            NFFI_STORE(&rt->flight_hits, rt->flight_hits + 1);
+        } else {
+            if (r < 0) {
+                rt->flight_miss = NFFI__SPIN_MISS_MAX;
+                NFFI_STORE(&rt->flight_lost, rt->flight_lost + 1);
+            } else if (rt->flight_miss < NFFI__SPIN_MISS_MAX) {
+                rt->flight_miss++;
+            }
+            rt->flight_skip = (1 << rt->flight_miss) - 1;
+        }
+    }
+    __atomic_store_n(&rt->spinning, 0, __ATOMIC_SEQ_CST);
+}
+
 NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
 {
     nffi_runtime *rt = tq;
     if (rt == NULL)
         return NULL;
+    nffi__freeback_take(rt);
     int spin_us = NFFI_LOAD(&rt->spin_us);
     if (spin_us > 0 && NFFI_LOAD(&rt->depth) == 0 && nffi__may_spin()) {
         if (!NFFI_LOAD(&rt->spin_adaptive))
             nffi__poll_spin(rt, spin_us);
         else if (NFFI_LOAD(&rt->live) <= NFFI__SPIN_LIVE_MAX)
             nffi__poll_spin_adaptive(rt, spin_us);
+        else
+            nffi__poll_spin_flight(rt);
     }
 
+    int slept = 0;
     pthread_mutex_lock(&rt->qlock);
     while (rt->qhead == NULL) {
         /* Finished and empty is terminal: nothing can be queued any more. */
         if (rt->finished) {
             pthread_mutex_unlock(&rt->qlock);
+            /* nothing is handed back after finish: this empties it for good */
+            nffi__freeback_take(rt);
             return NULL;
         }
         rt->sleepers++;
         pthread_cond_wait(&rt->qcond, &rt->qlock);
         rt->sleepers--;
+        slept = 1;
     }
     nffi_task *t = rt->qhead;
     rt->qhead = t->qnext;
@@ -387,7 +573,15 @@ NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
     /* Under qlock: abandon decides PENDING vs POLLED under the same lock. */
     NFFI_STORE(&t->state, NFFI_TASK_POLLED);
     NFFI_BUMP(&rt->polled, 1);
+    /* the next sleeper, for what is left (the kick woke only one) */
+    int wake = rt->sleepers > 0 &&
+               rt->depth > __atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&rt->qlock);
+    if (wake)
+        pthread_cond_signal(&rt->qcond);
+    /* what was handed back while this poller slept */
+    if (slept)
+        nffi__freeback_take(rt);
     if (NFFI_INST && t->lat_w != 0)
         NFFI_STORE(&t->t_polled, nffi__now());
     return t;
@@ -425,7 +619,7 @@ char *ngx_http_lua_nonblocking_ffi_get_req(void *task, int *len)
  */
 NFFI_EXPORT int nffi_task_spin(nffi_task *t, int64_t max_ns)
 {
-    if (t == NULL || max_ns <= 0 || t->abandoned || !nffi__may_spin())
+    if (t == NULL || max_ns <= 0 || t->abandoned || t->staged || !nffi__may_spin())
         return 0;
     int st = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
     if (st == NFFI_TASK_DONE || st == NFFI_TASK_READY)
@@ -493,6 +687,11 @@ NFFI_EXPORT int nffi_task_abandon(nffi_task *t)
         NFFI_BUMP(&rt->timeouts, 1);
     /* Its waiter is gone: nothing may post the semaphore any more. */
     nffi__sema_forget(t);
+    if (t->staged) {
+        nffi__stage_unlink(rt, t);
+        nffi__task_free(t);
+        return 1;
+    }
     /* Only the worker sets READY, so this read is stable. */
     int st = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
     if (st == NFFI_TASK_READY) {

@@ -942,7 +942,11 @@ static void test_fast(void)
         }
         CHECK(fast_kicks == 1);
         usleep(20000);
-        CHECK(NFFI_LOAD(&rt->depth) == 8);               /* nobody woke the poller */
+        nffi_stats ks;
+        nffi_runtime_stats(rt, &ks);
+        CHECK(ks.depth == 8);                            /* nobody woke the poller */
+        /* past the first two, they wait on the stage for the kick */
+        CHECK(NFFI_LOAD(&rt->depth) == 2 && rt->staged == 6);
         nffi_kick_pollers();
         fast_n_posted = 0;
         int got_n = 0;
@@ -972,6 +976,96 @@ static void test_fast(void)
         nffi_task_release(t);
         nffi_runtime_finish(rt);
         CHECK(join_threads(kt, 1) == 9);
+    }
+
+    /* Staging: with a kick hook, past two live tasks submits wait on the
+     * stage until the kick; one abandoned there is freed at once and never
+     * served; finish queues what is staged, and it is served. */
+    {
+        rt = new_rt("stage", 0);
+        struct rthread sth[2];
+        start_threads(sth, 2, rt, 0);
+        nffi_fast_set_kick((void *)fake_kick);
+        nffi_task *s5[5];
+        for (int i = 0; i < 5; i++) {
+            s5[i] = nffi_task_submit(rt, "", 0, "st", 2, 0, &st);
+            CHECK(nffi_task_set_sema(s5[i], &sema[24 + i]) == 0);
+        }
+        CHECK(rt->staged == 3 && !s5[1]->staged && s5[2]->staged && s5[4]->staged);
+        CHECK(nffi_task_abandon(s5[3]) == 1 && rt->staged == 2 && stats_of(rt).live == 4);
+        nffi_kick_pollers();
+        CHECK(rt->staged == 0 && rt->stage_head == NULL);
+        fast_n_posted = 0;
+        for (int64_t end = nffi_now_ns() + 10 * SEC; fast_n_posted < 4 && nffi_now_ns() < end;)
+            if (fast_signalled(fd, 100))
+                nffi_fast_drain();
+        CHECK(fast_n_posted == 4);
+        int seen = 0;
+        for (int i = 0; i < fast_n_posted; i++)
+            seen |= 1 << (int)((char *)fast_posted[i] - &sema[24]);
+        CHECK(seen == (1 | 2 | 4 | 16));                 /* not the abandoned one */
+        for (int i = 0; i < 5; i++)
+            if (i != 3)
+                nffi_task_release(s5[i]);
+        for (int i = 0; i < 3; i++) {
+            s5[i] = nffi_task_submit(rt, "", 0, "fin", 3, 0, &st);
+            CHECK(nffi_task_set_sema(s5[i], &sema[24 + i]) == 0);
+        }
+        CHECK(rt->staged == 1 && stats_of(rt).depth + stats_of(rt).in_flight +
+                                     (int64_t)stats_of(rt).responded >= 5);
+        nffi_runtime_finish(rt);
+        CHECK(rt->staged == 0);
+        CHECK(join_threads(sth, 2) == 7);
+        fast_n_posted = 0;
+        for (int64_t end = nffi_now_ns() + 10 * SEC; fast_n_posted < 3 && nffi_now_ns() < end;)
+            if (fast_signalled(fd, 100))
+                nffi_fast_drain();
+        CHECK(fast_n_posted == 3);
+        for (int i = 0; i < 3; i++)
+            nffi_task_release(s5[i]);
+        nffi_fast_set_kick(NULL);
+    }
+
+    /* Response buffers of 1 KiB or more go back to a poller, which frees them
+     * when it next polls; after finish the worker frees them itself. */
+    {
+        rt = new_rt("freeback", 0);
+        struct rthread fbt[1];
+        start_threads(fbt, 1, rt, 0);
+        static char big[4096];
+        memset(big, 'f', sizeof(big));
+        for (int round = 0; round < 3; round++) {
+            size_t len = round == 1 ? 10 : sizeof(big);
+            t = nffi_task_submit(rt, "", 0, big, len, 0, &st);
+            CHECK(nffi_task_set_sema(t, &sema[30]) == 0);
+            fast_n_posted = 0;
+            for (int64_t end = nffi_now_ns() + 10 * SEC; fast_n_posted < 1 && nffi_now_ns() < end;)
+                if (fast_signalled(fd, 100))
+                    nffi_fast_drain();
+            char *rsp = NULL;
+            size_t rsp_len = 0;
+            CHECK(fast_n_posted == 1 && nffi_task_result(t, &rsp, &rsp_len) == (int)(len % 5));
+            CHECK(rsp_len == len && memcmp(rsp, big, len) == 0);
+            if (round == 2) {
+                nffi_runtime_finish(rt);
+                CHECK(join_threads(fbt, 1) == 3);
+            }
+            for (int i = 0; i < 1000; i++) {            /* until the poller sleeps */
+                pthread_mutex_lock(&rt->qlock);
+                int asleep = rt->sleepers;
+                pthread_mutex_unlock(&rt->qlock);
+                if (asleep || round == 2)
+                    break;
+                usleep(1000);
+            }
+            nffi_task_release(t);
+            int64_t held_bytes = __atomic_load_n(&rt->freeback_bytes, __ATOMIC_ACQUIRE);
+            /* round 0: handed back to the sleeping poller; round 1: it freed
+             * that when it woke for the small one, which the worker freed
+             * itself; round 2: finished, the worker frees */
+            CHECK(held_bytes == (round == 0 ? (int64_t)sizeof(big) : 0));
+            CHECK((__atomic_load_n(&rt->freeback, __ATOMIC_ACQUIRE) != NULL) == (round == 0));
+        }
     }
 
     /* Remove: the outstanding waiters are woken without a result, later
