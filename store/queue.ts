@@ -25,6 +25,10 @@ export interface RuntimeRow {
   wake_reason?: string;
   /** Latencies come from 1 task in this many while more than 4 are live (1: every task). */
   latency_sample_every?: number;
+  /** Pollers' spins for the worker's next batch (many calls in flight), and those that lost
+   * their CPU: a machine where spinning takes time from the worker reads many lost. */
+  spins_in_flight?: number;
+  spins_lost?: number;
 }
 
 export interface WorkerStats { pid: number; runtimes: RuntimeRow[] }
@@ -61,6 +65,7 @@ export function runtimeRow(r: FFI.RuntimeStats): RuntimeRow {
     ...(typeof r.wake === 'string' ? { wake: r.wake } : {}),
     ...(typeof r.wake_reason === 'string' ? { wake_reason: r.wake_reason } : {}),
     ...(typeof r.latency_sample_every === 'number' ? { latency_sample_every: r.latency_sample_every } : {}),
+    ...(typeof r.spins_in_flight === 'number' ? { spins_in_flight: r.spins_in_flight, spins_lost: r.spins_lost ?? 0 } : {}),
   };
 }
 

@@ -23,6 +23,8 @@ typedef struct nffi_stats {
     uint64_t lat_max_ns[4];
     uint64_t lat_samples;
     int64_t lat_sample_every;
+    uint64_t spins_in_flight;
+    uint64_t spins_lost;
 } nffi_stats;
 
 typedef struct nffi_task_info {
