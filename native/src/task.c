@@ -478,9 +478,10 @@ static void nffi__poll_spin_adaptive(nffi_runtime *rt, int spin_us)
     __atomic_store_n(&rt->spinning, 0, __ATOMIC_SEQ_CST);
 }
 
-/* Like nffi__poll_spin, without yielding (nothing of this runtime's waits
- * for this CPU) and watching for lost time: 1 work came, 0 the time ran out,
- * -1 the CPU was taken away (see NFFI__SPIN_GAP_NS). */
+/* Like nffi__poll_spin, watching for lost time: 1 work came, 0 the time ran
+ * out, -1 the CPU was taken away (see NFFI__SPIN_GAP_NS). The yield lets a
+ * thread that shares this CPU run at once (another poller with a response to
+ * make, say); that it ran shows as lost time, and the spins back off. */
 static int nffi__poll_spin_watch(nffi_runtime *rt, int spin_us)
 {
     int64_t last = nffi__now(), deadline = last + (int64_t)spin_us * 1000;
@@ -494,7 +495,8 @@ static int nffi__poll_spin_watch(nffi_runtime *rt, int spin_us)
                 return -1;
             if (now >= deadline)
                 return 0;
-            last = now;
+            sched_yield();
+            last = nffi__now();
         }
     }
 }
