@@ -7,6 +7,7 @@ export interface Result {
   wake?: string; wake_reason?: string;
   lat_us?: { queue: number; service: number; wakeup: number };
   wake_per_call?: { wakeups: number; loop_hits: number; signals: number };
+  spins_per_call?: { found: number; lost: number };
   instrumented?: boolean;
 }
 
@@ -45,8 +46,8 @@ server {
  * instance must be: a comparison of the two builds fails rather than compare others.
  */
 export async function runOne(nginx: NginxInstance, way: Way, size: number, conc: number, uds: string,
-  instrumented?: boolean): Promise<Result> {
-  const q = `mode=${way.mode}&size=${size}&conc=${conc}&n=${callsFor(size, conc)}&uds=${encodeURIComponent(uds)}`
+  instrumented?: boolean, calls = callsFor(size, conc)): Promise<Result> {
+  const q = `mode=${way.mode}&size=${size}&conc=${conc}&n=${calls}&uds=${encodeURIComponent(uds)}`
     + (way.query ? `&${way.query}` : '');
   const res = await fetch(nginx.url(`/bench?${q}`));
   const text = await res.text();

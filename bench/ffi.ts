@@ -1,7 +1,7 @@
 // nffi vs the unix-domain-socket way vs ngx.run_worker_thread, same payloads,
 // same machine, one run. Calls are timed inside the worker (bench/lua/bench_ffi.lua).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,7 +52,12 @@ const INST_AA = process.env.BENCH_INST_AA === '1';
 const INST_PAIRS = (process.env.BENCH_INST_PAIRS === '0') ? 0 : envList('BENCH_INST_PAIRS', [5])[0]!;
 
 // Where the worker (and the runtime threads it starts, which inherit its CPU mask) runs.
-interface Placement { label: string; nginxMain: string; udsPrefix: string[] }
+interface Placement {
+  label: string; nginxMain: string; udsPrefix: string[];
+  /** after a first call of every way has started its threads: the worker's main thread on
+   * CPU 0, every other thread of it on CPU 1 (run only when BENCH_PLACEMENTS names it) */
+  apart?: boolean;
+}
 
 const PLACEMENTS: Placement[] = [
   { label: 'unpinned (threads on any core)', nginxMain: '', udsPrefix: [] },
@@ -60,7 +65,30 @@ const PLACEMENTS: Placement[] = [
   // and (for fairness) the unix-socket server then share one core
   { label: 'pinned (worker_cpu_affinity: one core for everything)', nginxMain: 'worker_cpu_affinity 01;',
     udsPrefix: ['taskset', '-c', '0'] },
+  // what "unpinned" reads when the scheduler keeps the worker and the threads it waits for on
+  // different CPUs (BENCH_PLACEMENTS=apart): unpinned rows swing between this and together
+  { label: 'apart (the worker on CPU 0, its other threads on CPU 1)', nginxMain: '', udsPrefix: ['taskset', '-c', '1'],
+    apart: true },
 ];
+
+function threadsOf(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map(Number);
+}
+
+function cpusOf(tid: number): string {
+  return /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${tid}/status`, 'utf8'))?.[1] ?? '?';
+}
+
+// Fails loudly when a thread is not where the placement says (one started after the pinning).
+function placeApart(nginx: NginxInstance, pin: boolean): void {
+  for (const pid of nginx.workerPids()) {
+    for (const tid of threadsOf(pid)) {
+      const want = tid === pid ? '0' : '1';
+      if (pin) execFileSync('taskset', ['-p', '-c', want, String(tid)], { stdio: 'ignore' });
+      else if (cpusOf(tid) !== want) throw new Error(`apart: thread ${tid} of worker ${pid} runs on CPUs ${cpusOf(tid)}, not ${want}`);
+    }
+  }
+}
 
 async function startUdsEcho(dir: string, prefix: string[]): Promise<{ path: string; proc: ChildProcess }> {
   if (!existsSync(UDS_ECHO)) throw new Error(`${UDS_ECHO} is missing: run make -C native`);
@@ -88,6 +116,10 @@ async function benchPlacement(place: Placement): Promise<void> {
   const noinst = VARIANTS.some((v) => v.instance === 'noinst') ? await startNginx({ ...opts, http: benchHttp(true) }) : undefined;
   const instances = { inst, noinst };
   try {
+    if (place.apart) {
+      for (const v of VARIANTS) await runOne(instances[v.instance]!, v, 64, 1, uds.path, undefined, 200);
+      for (const n of [inst, noinst]) if (n) placeApart(n, true);
+    }
     const rows: string[][] = [];
     const ratios: string[][] = [];
     const spent: string[][] = [];
@@ -123,7 +155,8 @@ async function benchPlacement(place: Placement): Promise<void> {
             const w = m.wake_per_call;
             spent.push([String(size), String(conc), v.label, m.lat_us.queue.toFixed(1), m.lat_us.service.toFixed(1),
               m.lat_us.wakeup.toFixed(1), m.p50_us.toFixed(1),
-              w ? w.wakeups.toFixed(3) : '-', w ? w.loop_hits.toFixed(3) : '-', w ? w.signals.toFixed(3) : '-']);
+              w ? w.wakeups.toFixed(3) : '-', w ? w.loop_hits.toFixed(3) : '-', w ? w.signals.toFixed(3) : '-',
+              m.spins_per_call ? `${m.spins_per_call.found.toFixed(3)}/${m.spins_per_call.lost.toFixed(3)}` : '-']);
           }
         }
         const has = (...ls: string[]) => ls.every((l) => results.has(l));
@@ -152,9 +185,14 @@ async function benchPlacement(place: Placement): Promise<void> {
     if (spent.length) {
       process.stdout.write('\nwhere a call\'s time goes (mean µs, from the runtime\'s own latency stats; the run above)\n');
       process.stdout.write(formatTable(['bytes', 'conc', 'way', 'queue', 'service', 'wake-up', 'p50 call',
-        'eventfd drains/call', 'loop poll hits/call', 'signals/call'], spent) + '\n');
+        'eventfd drains/call', 'loop poll hits/call', 'signals/call', 'spins found/lost per call'], spent) + '\n');
     }
-    if (INST_PAIRS > 0) {
+    if (place.apart) {
+      for (const n of [inst, noinst]) if (n) placeApart(n, false);
+    }
+    if (place.apart) {
+      process.stdout.write('\ninstrumentation: measured unpinned and pinned only\n');
+    } else if (INST_PAIRS > 0) {
       process.stdout.write('\n' + await instrumentationTable({
         nginx: opts, uds: uds.path, sizes: SIZES, concs: CONCURRENCY, pairs: INST_PAIRS, aa: INST_AA,
       }));
@@ -172,6 +210,7 @@ async function benchPlacement(place: Placement): Promise<void> {
 export async function runFfiBench(): Promise<void> {
   const only = process.env.BENCH_PLACEMENTS?.split(',');
   for (const place of PLACEMENTS) {
-    if (!only || only.some((o) => place.label.startsWith(o))) await benchPlacement(place);
+    const named = only?.some((o) => place.label.startsWith(o));
+    if (named || (!only && !place.apart)) await benchPlacement(place);
   }
 }

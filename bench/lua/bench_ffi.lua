@@ -103,6 +103,8 @@ local function lat_sums(st)
         out[k * 2 + 1] = tonumber(lat_buf.lat_sum_ns[k])
         out[k * 2 + 2] = tonumber(lat_buf.lat_count[k])
     end
+    -- the pollers' spins in flight: found the next batch, lost their CPU
+    out.spins, out.lost = tonumber(lat_buf.spins_in_flight), tonumber(lat_buf.spins_lost)
     return out
 end
 
@@ -170,7 +172,8 @@ function _M.run()
     end
     local elapsed_s = tonumber(now_ns() - t0) / 1e9
     local cpu_us = (process_cpu_ns() - cpu0) / 1e3
-    local means = lat_means(sums0, lat_sums(opts.nffi_state))
+    local sums1 = lat_sums(opts.nffi_state)
+    local means = lat_means(sums0, sums1)
     -- per call: drains from the eventfd, responses the loop's short poll found, signals
     local wake1 = wake0 and nffi.wake_stats()
     local per_call = wake1 and wake1.loop_hits and {
@@ -189,6 +192,9 @@ function _M.run()
         -- nffi, instrumented: mean µs a call spent queued, served, waking its waiter
         lat_us = means,
         wake_per_call = per_call,
+        spins_per_call = sums1 and {
+            found = (sums1.spins - sums0.spins) / #lat, lost = (sums1.lost - sums0.lost) / #lat,
+        } or nil,
         -- how nffi's responses reached the waiters in this run
         wake = mode == "nffi" and (opts.wake == "pump" and "pump" or wake_path()) or nil,
         wake_reason = mode == "nffi" and opts.wake ~= "pump" and nffi.wake_stats
