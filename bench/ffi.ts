@@ -49,7 +49,7 @@ if (VARIANTS.length === 0) throw new Error(`BENCH_WAYS=${process.env.BENCH_WAYS}
 // A/A control (what two identical builds in two nginx instances read as)
 const INST_AA = process.env.BENCH_INST_AA === '1';
 // BENCH_INST_PAIRS=N: pairs of instances for the instrumentation table (0: no table)
-const INST_PAIRS = (process.env.BENCH_INST_PAIRS === '0') ? 0 : envList('BENCH_INST_PAIRS', [5])[0]!;
+const INST_PAIRS = (process.env.BENCH_INST_PAIRS === '0') ? 0 : envList('BENCH_INST_PAIRS', [7])[0]!;
 
 // Where the worker (and the runtime threads it starts, which inherit its CPU mask) runs.
 interface Placement {
