@@ -96,6 +96,18 @@ static void nffi_ngx_kick_handler(ngx_event_t *ev)
     nffi_kick_pollers();
 }
 
+#ifdef HAVE_POSTED_DELAYED_EVENTS_PATCH
+/*
+ * OpenResty's nginx resumes a coroutine that called ngx.sleep(0) from
+ * ngx_posted_delayed_events, after ngx_posted_events was processed: a kick
+ * posted there would wait for the next turn, whose epoll_wait blocks until
+ * some other event, and the tasks it queues (libnffi stages them until the
+ * kick) with it. This one, on ngx_posted_next_events, keeps that epoll_wait
+ * from blocking; it finds nothing to do when the kick ran.
+ */
+static ngx_event_t nffi_ngx_kick_next_ev;
+#endif
+
 static void nffi_ngx_kick_schedule(void)
 {
     if (ngx_exiting || ngx_quit || ngx_terminate) {
@@ -107,6 +119,11 @@ static void nffi_ngx_kick_schedule(void)
     if (!nffi_ngx_kick_ev.posted) {
         ngx_post_event(&nffi_ngx_kick_ev, &ngx_posted_events);
     }
+#ifdef HAVE_POSTED_DELAYED_EVENTS_PATCH
+    if (!nffi_ngx_kick_next_ev.posted) {
+        ngx_post_event(&nffi_ngx_kick_next_ev, &ngx_posted_next_events);
+    }
+#endif
 }
 
 static void nffi_ngx_stop(void)
@@ -118,6 +135,11 @@ static void nffi_ngx_stop(void)
     if (nffi_ngx_kick_ev.posted) {
         ngx_delete_posted_event(&nffi_ngx_kick_ev);
     }
+#ifdef HAVE_POSTED_DELAYED_EVENTS_PATCH
+    if (nffi_ngx_kick_next_ev.posted) {
+        ngx_delete_posted_event(&nffi_ngx_kick_next_ev);
+    }
+#endif
     nffi_fast_set_kick(NULL);
     nffi_fast_set_wait(NULL);
     if (nffi_ngx_poll_ev.posted) {
@@ -228,6 +250,11 @@ __attribute__((visibility("default"))) int nffi_ngx_start(int fault, char *reaso
     nffi_ngx_kick_ev.handler = nffi_ngx_kick_handler;
     nffi_ngx_kick_ev.log = ngx_cycle->log;
     nffi_ngx_kick_ev.data = c;
+#ifdef HAVE_POSTED_DELAYED_EVENTS_PATCH
+    nffi_ngx_kick_next_ev.handler = nffi_ngx_kick_handler;
+    nffi_ngx_kick_next_ev.log = ngx_cycle->log;
+    nffi_ngx_kick_next_ev.data = c;
+#endif
     nffi_fast_set_kick((void *) nffi_ngx_kick_schedule);
     cpu_set_t cpus;
     nffi_ngx_one_cpu = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) == 1;

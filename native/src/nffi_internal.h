@@ -88,7 +88,6 @@ struct nffi_runtime {
     int spin_miss, spin_skip;   /* written by the poller holding spinning */
     int flight_miss, flight_skip; /* the same, for the spin in flight */
     uint64_t flight_hits, flight_lost; /* by the poller holding spinning; read by stats */
-    int worker_cpu;             /* atomic: the worker's CPU at its last kick, or -1 */
 
     /* Worker-only from here (plus relaxed readers of the counters). */
     char *name;
@@ -211,6 +210,7 @@ NFFI_HIDDEN void nffi__stage_flush(nffi_runtime *rt);
  * worker's samples). Smaller buffers go to glibc's lock-free bins anyway.
  */
 #define NFFI__FREEBACK_MIN 1024
+#define NFFI__FREEBACK_MAX (256 << 10)  /* larger ones are mmap'd chunks: no arena lock */
 #define NFFI__FREEBACK_CAP ((int64_t)4 << 20)
 NFFI_HIDDEN void nffi__fork_check(void);
 

@@ -72,7 +72,6 @@ NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
     rt->max_queue = max_queue > 0 ? max_queue : 65536;
     rt->spin_us = NFFI__SPIN_DEFAULT_US;
     rt->spin_adaptive = 1;
-    rt->worker_cpu = -1;
     rt->lat_every = NFFI__LAT_EVERY_DEFAULT;
     const char *every = getenv("NFFI_LAT_SAMPLE");
     if (every != NULL) {

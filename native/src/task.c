@@ -66,15 +66,25 @@ static void nffi__task_recycle(nffi_task *t)
     }
 }
 
+static void nffi__freeback_take(nffi_runtime *rt);
+
 /* Worker thread. A buffer handed back holds the stack's link and its length
- * in its first 16 bytes (it has at least NFFI__FREEBACK_MIN). After finish
- * the pollers may have gone for good: the worker frees it itself. */
+ * in its first 16 bytes (it has at least NFFI__FREEBACK_MIN). The worker
+ * frees it itself after finish (the pollers may have gone for good), when the
+ * stack would pass its cap, and when this was the runtime's last live task:
+ * an idle runtime's pollers sleep and would keep the stack, and with nothing
+ * in flight nothing contends for the arenas (it takes the stack back too). */
 static void nffi__rsp_free(nffi_runtime *rt, char *rsp, size_t len)
 {
     if (rsp == NULL)
         return;
-    if (len < NFFI__FREEBACK_MIN || NFFI_LOAD(&rt->finished) ||
-        __atomic_load_n(&rt->freeback_bytes, __ATOMIC_RELAXED) >= NFFI__FREEBACK_CAP) {
+    if (rt->live == 0) {
+        free(rsp);
+        nffi__freeback_take(rt);
+        return;
+    }
+    if (len < NFFI__FREEBACK_MIN || len > NFFI__FREEBACK_MAX || NFFI_LOAD(&rt->finished) ||
+        __atomic_load_n(&rt->freeback_bytes, __ATOMIC_RELAXED) + (int64_t)len > NFFI__FREEBACK_CAP) {
         free(rsp);
         return;
     }
@@ -88,7 +98,8 @@ static void nffi__rsp_free(nffi_runtime *rt, char *rsp, size_t len)
 }
 
 /* Runtime thread: frees what the worker handed back, in this thread (its
- * own arena, most often: the buffers came from the runtime's threads). */
+ * own arena, most often: the buffers came from the runtime's threads). The
+ * worker too, for an idle runtime. */
 static void nffi__freeback_take(nffi_runtime *rt)
 {
     if (__atomic_load_n(&rt->freeback, __ATOMIC_RELAXED) == NULL)
@@ -344,6 +355,9 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
  */
 static nffi_runtime *nffi__kick_head;
 static int nffi__kick_scheduled;
+/* The worker's CPU at its last kick, or -1 without a kick hook: pollers spin
+ * in flight only from another CPU (nffi__poll_spin_flight). Atomic. */
+static int nffi__worker_cpu = -1;
 
 void nffi__wake_pollers(nffi_runtime *rt)
 {
@@ -367,19 +381,23 @@ NFFI_EXPORT void nffi_kick_pollers(void)
     nffi_runtime *rt = nffi__kick_head;
     nffi__kick_head = NULL;
     nffi__kick_scheduled = 0;
-    int cpu = rt != NULL ? sched_getcpu() : -1;
+    if (rt != NULL && nffi__kick_hook != NULL) {
+        int cpu = sched_getcpu();
+        if (NFFI_LOAD(&nffi__worker_cpu) != cpu)
+            NFFI_STORE(&nffi__worker_cpu, cpu);
+    }
     while (rt != NULL) {
         nffi_runtime *next = rt->kick_next;
         rt->kick_next = NULL;
         rt->kick_pending = 0;
-        if (NFFI_LOAD(&rt->worker_cpu) != cpu)
-            NFFI_STORE(&rt->worker_cpu, cpu);
         nffi__stage_unmark(rt);
         pthread_mutex_lock(&rt->qlock);
         nffi__stage_flush_locked(rt);
-        /* a spinner takes the first task and wakes a sleeper for the rest */
-        int wake = rt->sleepers > 0 && rt->depth > 0 &&
-                   !__atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
+        /* a task a spinner will take needs no sleeper; the others do, even
+         * while one spins: a spinner that lost its CPU would hold them all
+         * until it runs again */
+        int wake = rt->sleepers > 0 &&
+                   rt->depth > __atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
         pthread_mutex_unlock(&rt->qlock);
         /* one sleeper: it wakes the next while tasks remain (task_poll) */
         if (wake)
@@ -391,8 +409,10 @@ NFFI_EXPORT void nffi_kick_pollers(void)
 NFFI_EXPORT void nffi_fast_set_kick(void *hook)
 {
     nffi__kick_hook = (void (*)(void))hook;
-    if (hook == NULL)
+    if (hook == NULL) {
         nffi_kick_pollers();        /* nothing noted may wait for a turn that never comes */
+        NFFI_STORE(&nffi__worker_cpu, -1);
+    }
 }
 
 NFFI_EXPORT uint64_t nffi_task_id(const nffi_task *t)
@@ -487,7 +507,8 @@ static int nffi__poll_spin_watch(nffi_runtime *rt, int spin_us)
     int64_t last = nffi__now(), deadline = last + (int64_t)spin_us * 1000;
     for (unsigned i = 1;; i++) {
         if (NFFI_LOAD(&rt->depth) > 0 || NFFI_LOAD(&rt->finished))
-            return 1;
+            /* work that came while this spin was off its CPU is no hit */
+            return nffi__now() - last > NFFI__SPIN_GAP_NS ? -1 : 1;
         nffi__cpu_relax();
         if ((i & 63) == 0) {
             int64_t now = nffi__now();
@@ -506,7 +527,7 @@ static int nffi__poll_spin_watch(nffi_runtime *rt, int spin_us)
  * at once all the way when the CPU was taken away. */
 static void nffi__poll_spin_flight(nffi_runtime *rt)
 {
-    int wcpu = NFFI_LOAD(&rt->worker_cpu);
+    int wcpu = NFFI_LOAD(&nffi__worker_cpu);
     if (wcpu < 0 || sched_getcpu() == wcpu)
         return;
     int idle = 0;

@@ -1026,46 +1026,99 @@ static void test_fast(void)
         nffi_fast_set_kick(NULL);
     }
 
+    /* A spinner that lost its CPU (here: spinning held, nobody spinning) does
+     * not hold a batch: the kick wakes a sleeper for the tasks beyond the one
+     * a spinner would take, and the sleepers wake each other for the rest. */
+    {
+        rt = new_rt("lostspin", 0);
+        struct rthread lth[2];
+        start_threads(lth, 2, rt, 0);
+        for (int i = 0; i < 1000; i++) {                /* until both sleep */
+            pthread_mutex_lock(&rt->qlock);
+            int asleep = rt->sleepers;
+            pthread_mutex_unlock(&rt->qlock);
+            if (asleep == 2)
+                break;
+            usleep(1000);
+        }
+        __atomic_store_n(&rt->spinning, 1, __ATOMIC_SEQ_CST);
+        nffi_fast_set_kick((void *)fake_kick);
+        nffi_task *l8[8];
+        for (int i = 0; i < 8; i++) {
+            l8[i] = nffi_task_submit(rt, "", 0, "ls", 2, 0, &st);
+            CHECK(nffi_task_set_sema(l8[i], &sema[40 + i]) == 0);
+        }
+        nffi_kick_pollers();
+        fast_n_posted = 0;
+        for (int64_t end = nffi_now_ns() + 2 * SEC; fast_n_posted < 8 && nffi_now_ns() < end;)
+            if (fast_signalled(fd, 100))
+                nffi_fast_drain();
+        CHECK(fast_n_posted == 8);
+        __atomic_store_n(&rt->spinning, 0, __ATOMIC_SEQ_CST);
+        for (int i = 0; i < 8; i++)
+            nffi_task_release(l8[i]);
+        nffi_fast_set_kick(NULL);
+        nffi_runtime_finish(rt);
+        CHECK(join_threads(lth, 2) == 8);
+    }
+
     /* Response buffers of 1 KiB or more go back to a poller, which frees them
-     * when it next polls; after finish the worker frees them itself. */
+     * when it next polls (here: woken for the next task); the worker frees
+     * them itself when its runtime has nothing live, past the cap, and after
+     * finish. */
     {
         rt = new_rt("freeback", 0);
         struct rthread fbt[1];
         start_threads(fbt, 1, rt, 0);
         static char big[4096];
         memset(big, 'f', sizeof(big));
-        for (int round = 0; round < 3; round++) {
-            size_t len = round == 1 ? 10 : sizeof(big);
-            t = nffi_task_submit(rt, "", 0, big, len, 0, &st);
-            CHECK(nffi_task_set_sema(t, &sema[30]) == 0);
-            fast_n_posted = 0;
-            for (int64_t end = nffi_now_ns() + 10 * SEC; fast_n_posted < 1 && nffi_now_ns() < end;)
-                if (fast_signalled(fd, 100))
-                    nffi_fast_drain();
-            char *rsp = NULL;
-            size_t rsp_len = 0;
-            CHECK(fast_n_posted == 1 && nffi_task_result(t, &rsp, &rsp_len) == (int)(len % 5));
-            CHECK(rsp_len == len && memcmp(rsp, big, len) == 0);
-            if (round == 2) {
-                nffi_runtime_finish(rt);
-                CHECK(join_threads(fbt, 1) == 3);
-            }
-            for (int i = 0; i < 1000; i++) {            /* until the poller sleeps */
-                pthread_mutex_lock(&rt->qlock);
-                int asleep = rt->sleepers;
-                pthread_mutex_unlock(&rt->qlock);
-                if (asleep || round == 2)
-                    break;
-                usleep(1000);
-            }
-            nffi_task_release(t);
-            int64_t held_bytes = __atomic_load_n(&rt->freeback_bytes, __ATOMIC_ACQUIRE);
-            /* round 0: handed back to the sleeping poller; round 1: it freed
-             * that when it woke for the small one, which the worker freed
-             * itself; round 2: finished, the worker frees */
-            CHECK(held_bytes == (round == 0 ? (int64_t)sizeof(big) : 0));
-            CHECK((__atomic_load_n(&rt->freeback, __ATOMIC_ACQUIRE) != NULL) == (round == 0));
+        nffi_task *fb[3];
+        int served = 0;
+#define FB_CALL(i, len)                                                                   \
+    do {                                                                                  \
+        fb[i] = nffi_task_submit(rt, "", 0, big, (len), 0, &st);                          \
+        CHECK(nffi_task_set_sema(fb[i], &sema[30 + (i)]) == 0);                           \
+        fast_n_posted = 0;                                                                \
+        for (int64_t end = nffi_now_ns() + 10 * SEC; fast_n_posted < 1 && nffi_now_ns() < end;) \
+            if (fast_signalled(fd, 100))                                                  \
+                nffi_fast_drain();                                                        \
+        char *rsp_ = NULL;                                                                \
+        size_t rsp_len_ = 0;                                                              \
+        CHECK(fast_n_posted == 1 && nffi_task_result(fb[i], &rsp_, &rsp_len_) == (int)((len) % 5)); \
+        CHECK(rsp_len_ == (len) && memcmp(rsp_, big, (len)) == 0);                        \
+        served++;                                                                         \
+    } while (0)
+#define FB_HELD() __atomic_load_n(&rt->freeback_bytes, __ATOMIC_ACQUIRE)
+        FB_CALL(0, sizeof(big));
+        FB_CALL(1, sizeof(big));
+        for (int i = 0; i < 1000; i++) {                /* until the poller sleeps */
+            pthread_mutex_lock(&rt->qlock);
+            int asleep = rt->sleepers;
+            pthread_mutex_unlock(&rt->qlock);
+            if (asleep)
+                break;
+            usleep(1000);
         }
+        nffi_task_release(fb[0]);                       /* one still live: handed back */
+        CHECK(FB_HELD() == (int64_t)sizeof(big) && rt->freeback != NULL);
+        FB_CALL(2, 10);                                 /* the poller wakes and frees it */
+        CHECK(FB_HELD() == 0 && rt->freeback == NULL);
+        nffi_task_release(fb[2]);                       /* small: the worker frees */
+        CHECK(FB_HELD() == 0);
+        FB_CALL(0, sizeof(big));
+        nffi_task_release(fb[0]);
+        CHECK(FB_HELD() == (int64_t)sizeof(big));
+        nffi_task_release(fb[1]);                       /* nothing live: all freed here */
+        CHECK(FB_HELD() == 0 && rt->freeback == NULL);
+        FB_CALL(0, sizeof(big));
+        FB_CALL(1, sizeof(big));
+        nffi_runtime_finish(rt);
+        CHECK(join_threads(fbt, 1) == served);
+        nffi_task_release(fb[0]);                       /* finished: the worker frees */
+        CHECK(FB_HELD() == 0 && rt->freeback == NULL);
+        nffi_task_release(fb[1]);
+#undef FB_CALL
+#undef FB_HELD
     }
 
     /* Remove: the outstanding waiters are woken without a result, later
