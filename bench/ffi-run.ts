@@ -4,6 +4,8 @@ import { type NginxInstance } from '../scripts/nginx-instance.js';
 
 export interface Result {
   mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number; cpu_us_per_call: number;
+  /** CPU of the worker's event-loop thread alone */
+  worker_cpu_us_per_call: number;
   wake?: string; wake_reason?: string;
   lat_us?: { queue: number; service: number; wakeup: number };
   wake_per_call?: { wakeups: number; loop_hits: number; signals: number };

@@ -32,6 +32,8 @@ const ALL_VARIANTS: Variant[] = [
   { key: 'spin', label: 'nffi + spin', mode: 'nffi', instance: 'inst', query: 'cfg=spin&poll_spin=50&wait_spin=30' },
   { key: 'uds', label: 'unix socket', mode: 'uds', instance: 'inst' },
   { key: 'worker_thread', label: 'run_worker_thread', mode: 'worker_thread', instance: 'inst' },
+  // four pollers, as run_worker_thread's pool has four threads (the other rows: one)
+  { key: 'nffi4', label: 'nffi (4 pollers)', mode: 'nffi', instance: 'inst', query: 'cfg=4', optional: true },
   { key: 'pollspin', label: 'nffi + poll spin 20 µs', mode: 'nffi', instance: 'inst', query: 'cfg=pspin&poll_spin=20',
     optional: true },
 ];
@@ -149,8 +151,9 @@ async function benchPlacement(place: Placement): Promise<void> {
           // CPU of the worker process per call, median over the repeats on its own
           const cpu = medianOf(runs.get(v.label)!.map((r) => r.cpu_us_per_call));
           cpuOf.set(v.label, cpu);
+          const wcpu = medianOf(runs.get(v.label)!.map((r) => r.worker_cpu_us_per_call));
           rows.push([String(size), String(conc), label, m.ops_per_s.toFixed(0), m.p50_us.toFixed(1), m.p99_us.toFixed(1),
-            cpu.toFixed(2)]);
+            cpu.toFixed(2), wcpu.toFixed(2)]);
           if (m.lat_us) {
             const w = m.wake_per_call;
             spent.push([String(size), String(conc), v.label, m.lat_us.queue.toFixed(1), m.lat_us.service.toFixed(1),
@@ -177,7 +180,7 @@ async function benchPlacement(place: Placement): Promise<void> {
       }
     }
     process.stdout.write(`\n== ${place.label}: FFI round trips, median of ${REPEATS} (calls/s, p50, p99 and cpu each on its own), timed inside one nginx worker\n`);
-    process.stdout.write(formatTable(['bytes', 'conc', 'way', 'calls/s', 'p50 µs', 'p99 µs', 'cpu µs/call'], rows) + '\n\n');
+    process.stdout.write(formatTable(['bytes', 'conc', 'way', 'calls/s', 'p50 µs', 'p99 µs', 'cpu µs/call', 'of it the event loop'], rows) + '\n\n');
     process.stdout.write('ratios (calls/s)\n');
     process.stdout.write(formatTable(
       ['bytes', 'conc', 'nffi/pump', 'nffi/nospin', 'cpu worker_thread/nffi', 'pump/worker_thread', 'p99 worker_thread/nffi', 'nffi/uds', 'nffi+spin/uds',
