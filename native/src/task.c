@@ -17,6 +17,7 @@ static const int nffi__class_keep[NFFI__NCLASS] = {256, 64};    /* ~330 KiB idle
 static nffi_task *nffi__freelist[NFFI__NCLASS];
 static int nffi__nfree[NFFI__NCLASS];
 static uint64_t nffi__last_id;
+static int64_t nffi__last_stamp;    /* the newest t_enqueued given (submit) */
 nffi__registry nffi__live;
 int nffi__lat_all;      /* nffi_latency_all; worker-only, like submit */
 
@@ -292,14 +293,17 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
     t->req_len = req_len;
     if (NFFI_INST) {
         t->lat_w = nffi__lat_weight(rt);
-        /* A task the sampling left out, submitted in the turn that staged
-         * the one before it, takes that one's stamp: the turn's submits are
-         * queued together at its end anyway, and the clock read was most of
-         * what instrumentation cost a task at 32 live (inst_cost: ~25 of
-         * ~32 ns). Its age may read older by what the turn took so far; a
-         * sampled task's stamps (its latencies) stay exact. */
+        /* A task the sampling left out, submitted in a turn that staged one
+         * of its runtime's tasks already, takes the last stamp any task got
+         * (this turn's, then): the turn's submits are queued together at its
+         * end anyway, and the clock read was most of what instrumentation
+         * cost a task at 32 live (inst_cost: ~25 of ~32 ns). Its age may read
+         * older by what the turn took so far; stamps still never decrease in
+         * id order (nffi_tasks_count relies on it); a sampled task's stamps
+         * (its latencies) stay exact. */
         t->t_enqueued = t->lat_w == 0 && rt->stage_tail != NULL && nffi__kick_hook != NULL
-            ? rt->stage_tail->t_enqueued : nffi__now();
+            ? nffi__last_stamp : nffi__now();
+        nffi__last_stamp = t->t_enqueued;
     }
 
     if (nffi__stage(rt, t)) {

@@ -1026,6 +1026,31 @@ static void test_fast(void)
         nffi_fast_set_kick(NULL);
     }
 
+    /* Enqueue stamps never decrease in id order, across runtimes, though a
+     * staged task the sampling left out takes the last stamp given. */
+    {
+        nffi_runtime *ra = new_rt("stampa", 0), *rb = new_rt("stampb", 0);
+        nffi_fast_set_kick((void *)fake_kick);
+        nffi_task *sts[40];
+        for (int i = 0; i < 40; i++) {
+            sts[i] = nffi_task_submit(i % 2 ? rb : ra, "", 0, "s", 1, 0, &st);
+            if (i % 7 == 0)
+                usleep(50);
+        }
+        CHECK(ra->staged > 0 && rb->staged > 0);
+        static nffi_task_info sinfo[64];
+        int n = nffi_tasks(0, sinfo, 64), mono = 1;
+        for (int i = 1; i < n; i++)
+            mono &= sinfo[i].id > sinfo[i - 1].id && sinfo[i].t_enqueued >= sinfo[i - 1].t_enqueued;
+        CHECK(n >= 40 && mono && (!nffi_instrumented() || sinfo[0].t_enqueued > 0));
+        nffi_kick_pollers();
+        for (int i = 0; i < 40; i++)
+            CHECK(nffi_task_abandon(sts[i]) == 1);
+        nffi_fast_set_kick(NULL);
+        nffi_runtime_finish(ra);
+        nffi_runtime_finish(rb);
+    }
+
     /* A spinner that lost its CPU (here: spinning held, nobody spinning) does
      * not hold a batch: the kick wakes a sleeper for the tasks beyond the one
      * a spinner would take, and the sleepers wake each other for the rest. */
