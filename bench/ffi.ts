@@ -40,7 +40,7 @@ const ALL_VARIANTS: Variant[] = [
 
 const SIZES = envList('BENCH_SIZES', [64, 4096, 65536]);
 const CONCURRENCY = envList('BENCH_CONC', [1, 32]);
-const REPEATS = envList('BENCH_REPEATS', [3])[0]!;
+const REPEATS = envList('BENCH_REPEATS', [5])[0]!;
 // BENCH_WAYS=nffi,noinst runs only those rows (keys above); ratios that need a
 // row not run print '-'
 const WAYS = process.env.BENCH_WAYS?.split(',');
