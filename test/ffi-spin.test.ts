@@ -6,28 +6,11 @@
 // count every spin as found or lost; a worker pinned to one CPU (worker_cpu_affinity) never
 // spins. Every result stays byte-exact either way.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { http, useNginx } from './harness/nginx.js';
+import { useNginx } from './harness/nginx.js';
 import { FIXTURE_LUA } from './harness/ffi-app.js';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const FAST_BUILT = existsSync(`${ROOT}/native/build/libnffi_ngx.so`);
-
-const WAKE_HTTP = `
-init_worker_by_lua_block { require("wake_app").init_worker() }
-server {
-    listen 127.0.0.1:$PORT;
-    location / { content_by_lua_block { require("wake_app").route() } }
-}`;
-
-async function getJson(url: string): Promise<any> {
-  const res = await http(url);
-  const text = res.body.toString();
-  expect(res.status, text).toBe(200);
-  return JSON.parse(text);
-}
+import { FAST_BUILT, WAKE_HTTP, getJson } from './harness/wake-app.js';
 
 /** CPUs this process may run on (what the worker inherits from the master). */
 function allowedCpus(pid: number | 'self'): number[] {

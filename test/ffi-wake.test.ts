@@ -5,31 +5,12 @@
 // each path is asserted byte-exact under concurrency, with timeouts, unload and
 // reload, and the stats must name it. The fallback is forced with the binding's
 // test switch (NFFI_WAKE_FAULT) and per runtime (opts.wake = "pump").
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { http, useNginx, waitFor } from './harness/nginx.js';
+import { useNginx, waitFor } from './harness/nginx.js';
 import { FIXTURE_LUA } from './harness/ffi-app.js';
+import { FAST_BUILT, WAKE_HTTP, getJson } from './harness/wake-app.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-// What the binding needs for the eventfd path on this machine; Debian's nginx
-// uses epoll on Linux, so with the library built the path must come up.
-const FAST_BUILT = existsSync(`${ROOT}/native/build/libnffi_ngx.so`);
 const AUTO_PATH = FAST_BUILT ? 'eventfd' : 'pump';
-
-const WAKE_HTTP = `
-init_worker_by_lua_block { require("wake_app").init_worker() }
-server {
-    listen 127.0.0.1:$PORT;
-    location / { content_by_lua_block { require("wake_app").route() } }
-}`;
-
-async function getJson(url: string): Promise<any> {
-  const res = await http(url);
-  const text = res.body.toString();
-  expect(res.status, text).toBe(200);
-  return JSON.parse(text);
-}
 
 describe('the worker\'s own path', () => {
   const nginx = useNginx({ workers: 2, http: WAKE_HTTP, luaPath: [FIXTURE_LUA] });

@@ -738,6 +738,30 @@ static int fast_signalled(int fd, int timeout_ms)
     return poll(&p, 1, timeout_ms) == 1;
 }
 
+/* Waits up to a second until n of rt's pollers sleep in the queue's condvar. */
+static void wait_sleepers(nffi_runtime *rt, int n)
+{
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&rt->qlock);
+        int asleep = rt->sleepers;
+        pthread_mutex_unlock(&rt->qlock);
+        if (asleep >= n)
+            return;
+        usleep(1000);
+    }
+}
+
+/* Drains the eventfd until n semaphores were posted (fast_posted) or the time
+ * is up; returns how many were. */
+static int wait_posted(int fd, int n, int64_t within_ns)
+{
+    fast_n_posted = 0;
+    for (int64_t end = nffi_now_ns() + within_ns; fast_n_posted < n && nffi_now_ns() < end;)
+        if (fast_signalled(fd, 100))
+            nffi_fast_drain();
+    return fast_n_posted;
+}
+
 static int wait_hooks;
 static void count_wait_hook(void)
 {
@@ -925,14 +949,7 @@ static void test_fast(void)
         rt = new_rt("kick", 0);
         struct rthread kt[1];
         start_threads(kt, 1, rt, 0);
-        for (int i = 0; i < 1000; i++) {                 /* until the poller sleeps */
-            pthread_mutex_lock(&rt->qlock);
-            int asleep = rt->sleepers;
-            pthread_mutex_unlock(&rt->qlock);
-            if (asleep)
-                break;
-            usleep(1000);
-        }
+        wait_sleepers(rt, 1);
         fast_kicks = 0;
         nffi_fast_set_kick((void *)fake_kick);
         nffi_task *kts[8];
@@ -957,22 +974,11 @@ static void test_fast(void)
         for (int i = 0; i < 8; i++)
             nffi_task_release(kts[i]);
         /* a hook removed wakes what it had noted */
-        for (int i = 0; i < 1000; i++) {
-            pthread_mutex_lock(&rt->qlock);
-            int asleep = rt->sleepers;
-            pthread_mutex_unlock(&rt->qlock);
-            if (asleep)
-                break;
-            usleep(1000);
-        }
+        wait_sleepers(rt, 1);
         t = nffi_task_submit(rt, "", 0, "k", 1, 0, &st);
         CHECK(nffi_task_set_sema(t, &sema[20]) == 0 && fast_kicks == 2);
         nffi_fast_set_kick(NULL);
-        fast_n_posted = 0;
-        for (int64_t end = nffi_now_ns() + 10 * SEC; fast_n_posted < 1 && nffi_now_ns() < end;)
-            if (fast_signalled(fd, 100))
-                nffi_fast_drain();
-        CHECK(fast_n_posted == 1 && fast_posted[0] == &sema[20]);
+        CHECK(wait_posted(fd, 1, 10 * SEC) == 1 && fast_posted[0] == &sema[20]);
         nffi_task_release(t);
         nffi_runtime_finish(rt);
         CHECK(join_threads(kt, 1) == 9);
@@ -995,11 +1001,7 @@ static void test_fast(void)
         CHECK(nffi_task_abandon(s5[3]) == 1 && rt->staged == 2 && stats_of(rt).live == 4);
         nffi_kick_pollers();
         CHECK(rt->staged == 0 && rt->stage_head == NULL);
-        fast_n_posted = 0;
-        for (int64_t end = nffi_now_ns() + 10 * SEC; fast_n_posted < 4 && nffi_now_ns() < end;)
-            if (fast_signalled(fd, 100))
-                nffi_fast_drain();
-        CHECK(fast_n_posted == 4);
+        CHECK(wait_posted(fd, 4, 10 * SEC) == 4);
         int seen = 0;
         for (int i = 0; i < fast_n_posted; i++)
             seen |= 1 << (int)((char *)fast_posted[i] - &sema[24]);
@@ -1016,11 +1018,7 @@ static void test_fast(void)
         nffi_runtime_finish(rt);
         CHECK(rt->staged == 0);
         CHECK(join_threads(sth, 2) == 7);
-        fast_n_posted = 0;
-        for (int64_t end = nffi_now_ns() + 10 * SEC; fast_n_posted < 3 && nffi_now_ns() < end;)
-            if (fast_signalled(fd, 100))
-                nffi_fast_drain();
-        CHECK(fast_n_posted == 3);
+        CHECK(wait_posted(fd, 3, 10 * SEC) == 3);
         for (int i = 0; i < 3; i++)
             nffi_task_release(s5[i]);
         nffi_fast_set_kick(NULL);
@@ -1058,14 +1056,7 @@ static void test_fast(void)
         rt = new_rt("lostspin", 0);
         struct rthread lth[2];
         start_threads(lth, 2, rt, 0);
-        for (int i = 0; i < 1000; i++) {                /* until both sleep */
-            pthread_mutex_lock(&rt->qlock);
-            int asleep = rt->sleepers;
-            pthread_mutex_unlock(&rt->qlock);
-            if (asleep == 2)
-                break;
-            usleep(1000);
-        }
+        wait_sleepers(rt, 2);
         __atomic_store_n(&rt->spinning, 1, __ATOMIC_SEQ_CST);
         nffi_fast_set_kick((void *)fake_kick);
         nffi_task *l8[8];
@@ -1074,11 +1065,7 @@ static void test_fast(void)
             CHECK(nffi_task_set_sema(l8[i], &sema[40 + i]) == 0);
         }
         nffi_kick_pollers();
-        fast_n_posted = 0;
-        for (int64_t end = nffi_now_ns() + 2 * SEC; fast_n_posted < 8 && nffi_now_ns() < end;)
-            if (fast_signalled(fd, 100))
-                nffi_fast_drain();
-        CHECK(fast_n_posted == 8);
+        CHECK(wait_posted(fd, 8, 2 * SEC) == 8);
         __atomic_store_n(&rt->spinning, 0, __ATOMIC_SEQ_CST);
         for (int i = 0; i < 8; i++)
             nffi_task_release(l8[i]);
@@ -1103,27 +1090,17 @@ static void test_fast(void)
     do {                                                                                  \
         fb[i] = nffi_task_submit(rt, "", 0, big, (len), 0, &st);                          \
         CHECK(nffi_task_set_sema(fb[i], &sema[30 + (i)]) == 0);                           \
-        fast_n_posted = 0;                                                                \
-        for (int64_t end = nffi_now_ns() + 10 * SEC; fast_n_posted < 1 && nffi_now_ns() < end;) \
-            if (fast_signalled(fd, 100))                                                  \
-                nffi_fast_drain();                                                        \
         char *rsp_ = NULL;                                                                \
         size_t rsp_len_ = 0;                                                              \
-        CHECK(fast_n_posted == 1 && nffi_task_result(fb[i], &rsp_, &rsp_len_) == (int)((len) % 5)); \
+        CHECK(wait_posted(fd, 1, 10 * SEC) == 1 &&                                        \
+              nffi_task_result(fb[i], &rsp_, &rsp_len_) == (int)((len) % 5));             \
         CHECK(rsp_len_ == (len) && memcmp(rsp_, big, (len)) == 0);                        \
         served++;                                                                         \
     } while (0)
 #define FB_HELD() __atomic_load_n(&rt->freeback_bytes, __ATOMIC_ACQUIRE)
         FB_CALL(0, sizeof(big));
         FB_CALL(1, sizeof(big));
-        for (int i = 0; i < 1000; i++) {                /* until the poller sleeps */
-            pthread_mutex_lock(&rt->qlock);
-            int asleep = rt->sleepers;
-            pthread_mutex_unlock(&rt->qlock);
-            if (asleep)
-                break;
-            usleep(1000);
-        }
+        wait_sleepers(rt, 1);
         nffi_task_release(fb[0]);                       /* one still live: handed back */
         CHECK(FB_HELD() == (int64_t)sizeof(big) && rt->freeback != NULL);
         FB_CALL(2, 10);                                 /* the poller wakes and frees it */
