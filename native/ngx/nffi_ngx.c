@@ -90,12 +90,6 @@ __attribute__((visibility("default"))) void nffi_ngx_set_poll_us(int us)
     nffi_ngx_poll_miss = nffi_ngx_poll_skip = 0;
 }
 
-static void nffi_ngx_kick_handler(ngx_event_t *ev)
-{
-    (void) ev;
-    nffi_kick_pollers();
-}
-
 #ifdef HAVE_POSTED_DELAYED_EVENTS_PATCH
 /*
  * OpenResty's nginx resumes a coroutine that called ngx.sleep(0) from
@@ -103,10 +97,22 @@ static void nffi_ngx_kick_handler(ngx_event_t *ev)
  * posted there would wait for the next turn, whose epoll_wait blocks until
  * some other event, and the tasks it queues (libnffi stages them until the
  * kick) with it. This one, on ngx_posted_next_events, keeps that epoll_wait
- * from blocking; it finds nothing to do when the kick ran.
+ * from blocking; the kick takes it back when it runs in the same turn.
  */
 static ngx_event_t nffi_ngx_kick_next_ev;
 #endif
+
+static void nffi_ngx_kick_handler(ngx_event_t *ev)
+{
+    (void) ev;
+#ifdef HAVE_POSTED_DELAYED_EVENTS_PATCH
+    /* the kick ran in this turn: the backstop would only cost a turn */
+    if (ev != &nffi_ngx_kick_next_ev && nffi_ngx_kick_next_ev.posted) {
+        ngx_delete_posted_event(&nffi_ngx_kick_next_ev);
+    }
+#endif
+    nffi_kick_pollers();
+}
 
 static void nffi_ngx_kick_schedule(void)
 {

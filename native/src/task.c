@@ -77,14 +77,14 @@ static void nffi__freeback_take(nffi_runtime *rt);
  * in flight nothing contends for the arenas (it takes the stack back too). */
 static void nffi__rsp_free(nffi_runtime *rt, char *rsp, size_t len)
 {
-    if (rsp == NULL)
-        return;
     if (rt->live == 0) {
         free(rsp);
         nffi__freeback_take(rt);
         return;
     }
-    if (len < NFFI__FREEBACK_MIN || len > NFFI__FREEBACK_MAX || NFFI_LOAD(&rt->finished) ||
+    if (rsp == NULL)
+        return;
+    if (len < NFFI__FREEBACK_MIN || NFFI_LOAD(&rt->finished) ||
         __atomic_load_n(&rt->freeback_bytes, __ATOMIC_RELAXED) + (int64_t)len > NFFI__FREEBACK_CAP) {
         free(rsp);
         return;
@@ -194,6 +194,15 @@ static nffi_task *nffi__reject(nffi_runtime *rt, int *status, int code)
  */
 static void (*nffi__kick_hook)(void);
 
+/* 1 while a poller spins and its heartbeat is fresh (NFFI__SPIN_BEAT_NS): it
+ * will take the next task itself. The clock is read only while one spins. */
+static int nffi__spinner(nffi_runtime *rt)
+{
+    if (!__atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST))
+        return 0;
+    return nffi__now() - NFFI_LOAD(&rt->spin_beat) < NFFI__SPIN_BEAT_NS;
+}
+
 static int nffi__stage(nffi_runtime *rt, nffi_task *t)
 {
     if (nffi__kick_hook == NULL || (rt->stage_head == NULL && rt->live < NFFI__SPIN_LIVE_MAX))
@@ -298,11 +307,19 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
          * (this turn's, then): the turn's submits are queued together at its
          * end anyway, and the clock read was most of what instrumentation
          * cost a task at 32 live (inst_cost: ~25 of ~32 ns). Its age may read
-         * older by what the turn took so far; stamps still never decrease in
-         * id order (nffi_tasks_count relies on it); a sampled task's stamps
-         * (its latencies) stay exact. */
-        t->t_enqueued = t->lat_w == 0 && rt->stage_tail != NULL && nffi__kick_hook != NULL
-            ? nffi__last_stamp : nffi__now();
+         * older by what the turn took so far, one coarse tick at most; stamps
+         * still never decrease in id order (nffi_tasks_count relies on it); a
+         * sampled task's stamps (its latencies) stay exact. */
+        if (t->lat_w == 0 && rt->stage_tail != NULL && nffi__kick_hook != NULL) {
+            /* never older than the coarse clock (~3 ns a read, one 4 ms tick
+             * behind at most): a long handler between submits cannot age it */
+            struct timespec c;
+            clock_gettime(CLOCK_MONOTONIC_COARSE, &c);
+            int64_t coarse = (int64_t)c.tv_sec * 1000000000 + c.tv_nsec;
+            t->t_enqueued = coarse > nffi__last_stamp ? coarse : nffi__last_stamp;
+        } else {
+            t->t_enqueued = nffi__now();
+        }
         nffi__last_stamp = t->t_enqueued;
     }
 
@@ -326,8 +343,7 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
         NFFI_STORE(&rt->depth, rt->depth + 1);
         /* A spinning poller watches depth and needs no syscall; only a sleeper
          * does, for the tasks beyond the one an adaptive spinner takes. */
-        int wake = rt->sleepers > 0 &&
-                   rt->depth > __atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
+        int wake = rt->sleepers > 0 && rt->depth > nffi__spinner(rt);
         pthread_mutex_unlock(&rt->qlock);
         if (wake)
             nffi__wake_pollers(rt);
@@ -406,9 +422,9 @@ NFFI_EXPORT void nffi_kick_pollers(void)
         nffi__stage_flush_locked(rt);
         /* a task a spinner will take needs no sleeper; the others do, even
          * while one spins: a spinner that lost its CPU would hold them all
-         * until it runs again */
-        int wake = rt->sleepers > 0 &&
-                   rt->depth > __atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
+         * until it runs again. One whose heartbeat is older than
+         * NFFI__SPIN_BEAT_NS may have lost it: it counts as none. */
+        int wake = rt->sleepers > 0 && rt->depth > nffi__spinner(rt);
         pthread_mutex_unlock(&rt->qlock);
         /* one sleeper: it wakes the next while tasks remain (task_poll) */
         if (wake)
@@ -474,8 +490,10 @@ static int nffi__poll_spin(nffi_runtime *rt, int spin_us)
             return 1;
         nffi__cpu_relax();
         if ((i & 63) == 0) {
-            if (nffi__now() >= deadline)
+            int64_t now = nffi__now();
+            if (now >= deadline)
                 return 0;
+            NFFI_STORE(&rt->spin_beat, now);
             sched_yield();
         }
     }
@@ -497,6 +515,7 @@ static void nffi__poll_spin_adaptive(nffi_runtime *rt, int spin_us)
     if (!__atomic_compare_exchange_n(&rt->spinning, &idle, 1, 0, __ATOMIC_ACQUIRE,
                                      __ATOMIC_RELAXED))
         return;
+    NFFI_STORE(&rt->spin_beat, nffi__now());
     if (rt->spin_skip > 0) {
         rt->spin_skip--;
     } else if (nffi__poll_spin(rt, spin_us)) {
@@ -512,7 +531,8 @@ static void nffi__poll_spin_adaptive(nffi_runtime *rt, int spin_us)
 /* Like nffi__poll_spin, watching for lost time: 1 work came, 0 the time ran
  * out, -1 the CPU was taken away (see NFFI__SPIN_GAP_NS). The yield lets a
  * thread that shares this CPU run at once (another poller with a response to
- * make, say); that it ran shows as lost time, and the spins back off. */
+ * make, say); the time it ran is inside the next gap measured, so the spins
+ * back off. Each clock check is a heartbeat the kick reads (spin_beat). */
 static int nffi__poll_spin_watch(nffi_runtime *rt, int spin_us)
 {
     int64_t last = nffi__now(), deadline = last + (int64_t)spin_us * 1000;
@@ -527,8 +547,9 @@ static int nffi__poll_spin_watch(nffi_runtime *rt, int spin_us)
                 return -1;
             if (now >= deadline)
                 return 0;
+            NFFI_STORE(&rt->spin_beat, now);
             sched_yield();
-            last = nffi__now();
+            last = now;     /* what ran during the yield counts as lost */
         }
     }
 }
@@ -545,6 +566,7 @@ static void nffi__poll_spin_flight(nffi_runtime *rt)
     if (!__atomic_compare_exchange_n(&rt->spinning, &idle, 1, 0, __ATOMIC_ACQUIRE,
                                      __ATOMIC_RELAXED))
         return;
+    NFFI_STORE(&rt->spin_beat, nffi__now());
     if (rt->flight_skip > 0) {
         rt->flight_skip--;
     } else {
@@ -608,8 +630,7 @@ NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
     NFFI_STORE(&t->state, NFFI_TASK_POLLED);
     NFFI_BUMP(&rt->polled, 1);
     /* the next sleeper, for what is left (the kick woke only one) */
-    int wake = rt->sleepers > 0 &&
-               rt->depth > __atomic_load_n(&rt->spinning, __ATOMIC_SEQ_CST);
+    int wake = rt->sleepers > 0 && rt->depth > nffi__spinner(rt);
     pthread_mutex_unlock(&rt->qlock);
     if (wake)
         pthread_cond_signal(&rt->qcond);

@@ -1024,6 +1024,34 @@ static void test_fast(void)
         nffi_fast_set_kick(NULL);
     }
 
+    /* The worker takes the handed-back buffers back when its runtime's last
+     * live task goes, even one that brought no response. */
+    {
+        rt = new_rt("idleback", 0);
+        static char big2[2048];
+        memset(big2, 'g', sizeof(big2));
+        nffi_task *ib[3];
+        for (int i = 0; i < 3; i++)
+            ib[i] = nffi_task_submit(rt, "", 0, big2, sizeof(big2), 0, &st);
+        for (int i = 0; i < 3; i++) {
+            void *p = ngx_http_lua_ffi_task_poll(rt);
+            char *r = NULL;
+            if (i < 2) {
+                r = malloc(sizeof(big2));
+                memcpy(r, big2, sizeof(big2));
+            }
+            ngx_http_lua_ffi_respond(p, 0, r, i < 2 ? (int)sizeof(big2) : 0);
+        }
+        nffi_fast_drain();
+        CHECK(nffi_drain(got, 64) == 3);
+        nffi_task_release(ib[0]);
+        nffi_task_release(ib[1]);
+        CHECK(rt->freeback_bytes == 2 * (int64_t)sizeof(big2));
+        nffi_task_release(ib[2]);
+        CHECK(rt->freeback_bytes == 0 && rt->freeback == NULL);
+        nffi_runtime_finish(rt);
+    }
+
     /* Enqueue stamps never decrease in id order, across runtimes, though a
      * staged task the sampling left out takes the last stamp given. */
     {
@@ -1066,12 +1094,26 @@ static void test_fast(void)
         }
         nffi_kick_pollers();
         CHECK(wait_posted(fd, 8, 2 * SEC) == 8);
-        __atomic_store_n(&rt->spinning, 0, __ATOMIC_SEQ_CST);
         for (int i = 0; i < 8; i++)
             nffi_task_release(l8[i]);
+        /* Held with a stale heartbeat (a spinner off its CPU), even a task
+         * the spinner would take gets a sleeper: two queued at once (live),
+         * then one staged alone. */
+        __atomic_store_n(&rt->spin_beat, 0, __ATOMIC_SEQ_CST);
+        wait_sleepers(rt, 2);
+        for (int i = 0; i < 3; i++) {
+            l8[i] = nffi_task_submit(rt, "", 0, "l1", 2, 0, &st);
+            CHECK(nffi_task_set_sema(l8[i], &sema[40 + i]) == 0);
+            CHECK(l8[i]->staged == (i == 2));
+            nffi_kick_pollers();
+            CHECK(wait_posted(fd, 1, 2 * SEC) == 1 && fast_posted[0] == &sema[40 + i]);
+        }
+        for (int i = 0; i < 3; i++)
+            nffi_task_release(l8[i]);
+        __atomic_store_n(&rt->spinning, 0, __ATOMIC_SEQ_CST);
         nffi_fast_set_kick(NULL);
         nffi_runtime_finish(rt);
-        CHECK(join_threads(lth, 2) == 8);
+        CHECK(join_threads(lth, 2) == 11);
     }
 
     /* Response buffers of 1 KiB or more go back to a poller, which frees them
