@@ -15,7 +15,7 @@ const BENCH_LUA = join(ROOT, 'bench', 'lua');
 const UDS_ECHO = join(ROOT, 'native', 'build', 'uds_echo');
 
 interface Variant extends Way {
-  key: string; instance: 'inst' | 'noinst';
+  key: string; instance: 'inst' | 'noinst' | 'flight';
   optional?: boolean; // run only when BENCH_WAYS names it
 }
 
@@ -32,6 +32,9 @@ const ALL_VARIANTS: Variant[] = [
   { key: 'spin', label: 'nffi + spin', mode: 'nffi', instance: 'inst', query: 'cfg=spin&poll_spin=50&wait_spin=30' },
   { key: 'uds', label: 'unix socket', mode: 'uds', instance: 'inst' },
   { key: 'worker_thread', label: 'run_worker_thread', mode: 'worker_thread', instance: 'inst' },
+  // pollers that spin for the next batch from another CPU (NFFI_FLIGHT_SPIN_US=50, opt-in;
+  // its own instance: the variable is read when a runtime starts)
+  { key: 'flight', label: 'nffi + spin in flight', mode: 'nffi', instance: 'flight', optional: true },
   // four pollers, as run_worker_thread's pool has four threads (the other rows: one)
   { key: 'nffi4', label: 'nffi (4 pollers)', mode: 'nffi', instance: 'inst', query: 'cfg=4', optional: true },
   { key: 'pollspin', label: 'nffi + poll spin 20 µs', mode: 'nffi', instance: 'inst', query: 'cfg=pspin&poll_spin=20',
@@ -116,11 +119,13 @@ async function benchPlacement(place: Placement): Promise<void> {
   // the uninstrumented instance only when a row asks for it (BENCH_WAYS=…,noinst)
   const inst = await startNginx({ ...opts, http: benchHttp(false) });
   const noinst = VARIANTS.some((v) => v.instance === 'noinst') ? await startNginx({ ...opts, http: benchHttp(true) }) : undefined;
-  const instances = { inst, noinst };
+  const flight = VARIANTS.some((v) => v.instance === 'flight')
+    ? await startNginx({ ...opts, http: benchHttp(false), env: { NFFI_FLIGHT_SPIN_US: '50' } }) : undefined;
+  const instances = { inst, noinst, flight };
   try {
     if (place.apart) {
       for (const v of VARIANTS) await runOne(instances[v.instance]!, v, 64, 1, uds.path, undefined, 200);
-      for (const n of [inst, noinst]) if (n) placeApart(n, true);
+      for (const n of [inst, noinst, flight]) if (n) placeApart(n, true);
     }
     const rows: string[][] = [];
     const ratios: string[][] = [];
@@ -131,7 +136,7 @@ async function benchPlacement(place: Placement): Promise<void> {
         // interleave repeats so drift hits every variant alike
         for (let r = 0; r < REPEATS; r++) {
           for (const v of VARIANTS) {
-            const one = await runOne(instances[v.instance]!, v, size, conc, uds.path, v.instance === 'inst');
+            const one = await runOne(instances[v.instance]!, v, size, conc, uds.path, v.instance !== 'noinst');
             runs.set(v.label, [...(runs.get(v.label) ?? []), one]);
           }
         }
@@ -191,7 +196,7 @@ async function benchPlacement(place: Placement): Promise<void> {
         'eventfd drains/call', 'loop poll hits/call', 'signals/call', 'spins found/lost per call'], spent) + '\n');
     }
     if (place.apart) {
-      for (const n of [inst, noinst]) if (n) placeApart(n, false);
+      for (const n of [inst, noinst, flight]) if (n) placeApart(n, false);
     }
     if (place.apart) {
       process.stdout.write('\ninstrumentation: measured unpinned and pinned only\n');
@@ -205,6 +210,7 @@ async function benchPlacement(place: Placement): Promise<void> {
   } finally {
     await inst.stop();
     await noinst?.stop();
+    await flight?.stop();
     uds.proc.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }

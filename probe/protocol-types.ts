@@ -408,7 +408,7 @@ export namespace FFI {
     latency_sample_every?: number;
     /** Tasks whose latencies were stamped since the runtime started */
     latency_samples?: number;
-    /** While more than 2 of the runtime's calls are live, a poller that finds the queue empty may spin up to 50 µs for the worker's next batch instead of sleeping, from another CPU than the worker's only: the spins that found it */
+    /** With NFFI_FLIGHT_SPIN_US set in the worker's environment (off by default), while more than 2 of the runtime's calls are live a poller that finds the queue empty may spin that long for the worker's next batch instead of sleeping, from another CPU than the worker's only: the spins that found it */
     spins_in_flight?: number;
     /** Such spins that lost their CPU to something else on it (the host running another vCPU, another thread); after each the pollers sleep at once for their next 63 chances. Many lost: this machine does not give a spinning poller a CPU of its own */
     spins_lost?: number;

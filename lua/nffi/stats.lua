@@ -62,10 +62,10 @@ local function runtime_stats(C, st)
         -- instrumented); latency_samples: the tasks stamped
         latency_sample_every = tonumber(s.lat_sample_every),
         latency_samples = tonumber(s.lat_samples),
-        -- pollers' spins for the worker's next batch while many calls are in flight,
-        -- from another CPU than the worker's: those that found it, and those that lost
-        -- their CPU (then pollers sleep a while: a machine where spinning takes time
-        -- from the worker)
+        -- pollers' spins for the worker's next batch while many calls are in flight
+        -- (NFFI_FLIGHT_SPIN_US, off by default), from another CPU than the worker's:
+        -- those that found it, and those that lost their CPU (then pollers sleep a
+        -- while: a machine where spinning takes time from the worker)
         spins_in_flight = tonumber(s.spins_in_flight),
         spins_lost = tonumber(s.spins_lost),
         -- how responses reach this runtime's waiters, and why not the eventfd

@@ -75,7 +75,8 @@ typedef struct nffi_stats {
                                * of the runtime's are live (1: all; 0: no
                                * instrumentation); each stands for as many */
     uint64_t spins_in_flight; /* a poller's spins from another CPU than the worker's
-                               * that found its next batch (more than 2 live) */
+                               * that found its next batch (more than 2 live;
+                               * NFFI_FLIGHT_SPIN_US, off by default) */
     uint64_t spins_lost;   /* such spins that lost their CPU to something else on it
                             * (another vCPU, another thread): each stops them a while */
 } nffi_stats;

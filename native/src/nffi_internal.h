@@ -87,6 +87,7 @@ struct nffi_runtime {
     int spinning;               /* atomic: 1 while a poller spins adaptively */
     int spin_miss, spin_skip;   /* written by the poller holding spinning */
     int flight_miss, flight_skip; /* the same, for the spin in flight */
+    int flight_us;              /* NFFI_FLIGHT_SPIN_US; 0: pollers never spin in flight */
     uint64_t flight_hits, flight_lost; /* by the poller holding spinning; read by stats */
     int64_t spin_beat;          /* atomic: the spinner's clock at its last check */
 
@@ -142,17 +143,19 @@ struct nffi_runtime {
  * p99 3.9 ms vs 135 µs in one run at load 5). */
 #define NFFI__SPIN_LIVE_MAX 2
 /*
- * With more live, a poller that finds the queue empty spins this long for the
- * worker's next batch, one at a time, but only from another CPU than the
- * worker's, and only while its spin keeps its CPU: 64 rounds of the loop that
- * take longer than NFFI__SPIN_GAP_NS mean something else ran there (a vCPU
- * the host took away to run the worker's, or a thread of this guest), and
- * the next 63 chances sleep. Otherwise the worker's kick wakes a sleeping
- * poller on another CPU each turn: ~6 µs of the worker's time on the 2-vCPU
- * VM (4 KiB x 32, the worker and the pollers apart: try_to_wake_up under
- * pthread_cond_signal, 8% of the worker's samples).
+ * With more live and NFFI_FLIGHT_SPIN_US=<us> in the worker's environment, a
+ * poller that finds the queue empty spins that long for the worker's next
+ * batch, one at a time, but only from another CPU than the worker's, and only
+ * while its spin keeps its CPU: 64 rounds of the loop that take longer than
+ * NFFI__SPIN_GAP_NS mean something else ran there (a vCPU the host took away
+ * to run the worker's, or a thread of this guest), and the next 63 chances
+ * sleep. It saves the worker's kick the wake-up of a sleeping poller on
+ * another CPU (~6 µs of the worker's time on the 2-vCPU VM). Off by default:
+ * since the kick wakes a sleeper for every task beyond a spinner's one (a
+ * spinner may lose its CPU), 50 µs bought 2-7% of calls/s at 32 light threads
+ * unpinned and cost p99 in most runs (4 KiB: 257 against 164 µs; 64 KiB:
+ * 460-510 against 317-333 µs).
  */
-#define NFFI__FLIGHT_SPIN_US 50
 #define NFFI__SPIN_GAP_NS 20000
 /* The kick takes a spinner for one only while its heartbeat (each 64 rounds,
  * ~1.2 us on the 2-vCPU VM) is this fresh: one off its CPU wakes a sleeper. */

@@ -80,6 +80,11 @@ NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
     }
     /* any nonzero seed; the runtime's address differs between runtimes */
     rt->lat_rng = (uint32_t)((uintptr_t)rt >> 6) | 1;
+    const char *flight = getenv("NFFI_FLIGHT_SPIN_US");
+    if (flight != NULL) {
+        long us = strtol(flight, NULL, 10);
+        rt->flight_us = us > 0 ? (us > 1000 ? 1000 : (int)us) : 0;
+    }
     const char *spin = getenv("NFFI_POLL_SPIN_US");
     if (spin != NULL) {
         long us = strtol(spin, NULL, 10);

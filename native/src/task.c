@@ -554,7 +554,7 @@ static int nffi__poll_spin_watch(nffi_runtime *rt, int spin_us)
     }
 }
 
-/* The spin in flight (NFFI__FLIGHT_SPIN_US): from another CPU than the
+/* The spin in flight (NFFI_FLIGHT_SPIN_US, nffi_internal.h): from another CPU than the
  * worker's only, one poller at a time, backing off as the adaptive spin does,
  * at once all the way when the CPU was taken away. */
 static void nffi__poll_spin_flight(nffi_runtime *rt)
@@ -570,7 +570,7 @@ static void nffi__poll_spin_flight(nffi_runtime *rt)
     if (rt->flight_skip > 0) {
         rt->flight_skip--;
     } else {
-        int r = nffi__poll_spin_watch(rt, NFFI__FLIGHT_SPIN_US);
+        int r = nffi__poll_spin_watch(rt, rt->flight_us);
         if (r > 0) {
             rt->flight_miss = 0;
             NFFI_STORE(&rt->flight_hits, rt->flight_hits + 1);
@@ -599,7 +599,7 @@ NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
             nffi__poll_spin(rt, spin_us);
         else if (NFFI_LOAD(&rt->live) <= NFFI__SPIN_LIVE_MAX)
             nffi__poll_spin_adaptive(rt, spin_us);
-        else
+        else if (rt->flight_us > 0)
             nffi__poll_spin_flight(rt);
     }
 
