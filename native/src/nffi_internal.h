@@ -47,7 +47,6 @@ struct nffi_task {
     int state;                  /* NFFI_TASK_*; atomic (read by snapshots) */
     int direct;                 /* spin handshake; atomic */
     int abandoned;              /* worker-only */
-    int staged;                 /* worker-only: on rt's stage list, not queued yet */
     int resumed;                /* worker-only: latencies already recorded */
     int rc;                     /* atomic: written by respond, read by snapshots */
     uint32_t waiter;
@@ -207,6 +206,14 @@ NFFI_HIDDEN void nffi__sema_forget(nffi_task *t);
 NFFI_HIDDEN void nffi__wake_pollers(nffi_runtime *rt);
 /* Worker thread: rt's staged tasks join its queue now (task.c). */
 NFFI_HIDDEN void nffi__stage_flush(nffi_runtime *rt);
+/* Worker thread: t waits on its runtime's stage. While a runtime's stage is
+ * not empty every task it is given is staged, so the stage holds exactly its
+ * tasks from the stage's first one on (ids grow in submit order). */
+static inline int nffi__task_staged(const nffi_task *t)
+{
+    const nffi_task *h = t->rt->stage_head;
+    return h != NULL && t->id >= h->id;
+}
 /*
  * Response buffers of at least this many bytes are freed by a poller, not by
  * the worker (task.c), while the stack holds less than the cap. A response is

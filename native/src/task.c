@@ -203,19 +203,37 @@ static int nffi__spinner(nffi_runtime *rt)
     return nffi__now() - NFFI_LOAD(&rt->spin_beat) < NFFI__SPIN_BEAT_NS;
 }
 
+/* The pending queue and the stage are lists linked by qprev/qnext. */
+static void nffi__qappend(nffi_task **head, nffi_task **tail, nffi_task *t)
+{
+    t->qnext = NULL;
+    t->qprev = *tail;
+    if (*tail != NULL)
+        (*tail)->qnext = t;
+    else
+        *head = t;
+    *tail = t;
+}
+
+static void nffi__qunlink(nffi_task **head, nffi_task **tail, nffi_task *t)
+{
+    if (t->qprev != NULL)
+        t->qprev->qnext = t->qnext;
+    else
+        *head = t->qnext;
+    if (t->qnext != NULL)
+        t->qnext->qprev = t->qprev;
+    else
+        *tail = t->qprev;
+    t->qnext = t->qprev = NULL;
+}
+
 static int nffi__stage(nffi_runtime *rt, nffi_task *t)
 {
     if (nffi__kick_hook == NULL || (rt->stage_head == NULL && rt->live < NFFI__SPIN_LIVE_MAX))
         return 0;
     t->id = ++nffi__last_id;
-    t->staged = 1;
-    t->qnext = NULL;
-    t->qprev = rt->stage_tail;
-    if (rt->stage_tail != NULL)
-        rt->stage_tail->qnext = t;
-    else
-        rt->stage_head = t;
-    rt->stage_tail = t;
+    nffi__qappend(&rt->stage_head, &rt->stage_tail, t);
     NFFI_STORE(&rt->staged, rt->staged + 1);
     return 1;
 }
@@ -237,36 +255,13 @@ static void nffi__stage_flush_locked(nffi_runtime *rt)
     NFFI_STORE(&rt->staged, 0);
 }
 
-/* Worker thread: the staged tasks leave the stage (before they are queued). */
-static void nffi__stage_unmark(nffi_runtime *rt)
-{
-    for (nffi_task *t = rt->stage_head; t != NULL; t = t->qnext)
-        t->staged = 0;
-}
-
 void nffi__stage_flush(nffi_runtime *rt)
 {
     if (rt->stage_head == NULL)
         return;
-    nffi__stage_unmark(rt);
     pthread_mutex_lock(&rt->qlock);
     nffi__stage_flush_locked(rt);
     pthread_mutex_unlock(&rt->qlock);
-}
-
-static void nffi__stage_unlink(nffi_runtime *rt, nffi_task *t)
-{
-    if (t->qprev != NULL)
-        t->qprev->qnext = t->qnext;
-    else
-        rt->stage_head = t->qnext;
-    if (t->qnext != NULL)
-        t->qnext->qprev = t->qprev;
-    else
-        rt->stage_tail = t->qprev;
-    t->qnext = t->qprev = NULL;
-    t->staged = 0;
-    NFFI_STORE(&rt->staged, rt->staged - 1);
 }
 
 NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, size_t method_len,
@@ -334,12 +329,7 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
             return nffi__reject(rt, status, code);
         }
         t->id = ++nffi__last_id;
-        t->qprev = rt->qtail;
-        if (rt->qtail != NULL)
-            rt->qtail->qnext = t;
-        else
-            rt->qhead = t;
-        rt->qtail = t;
+        nffi__qappend(&rt->qhead, &rt->qtail, t);
         NFFI_STORE(&rt->depth, rt->depth + 1);
         /* A spinning poller watches depth and needs no syscall; only a sleeper
          * does, for the tasks beyond the one an adaptive spinner takes. */
@@ -417,7 +407,6 @@ NFFI_EXPORT void nffi_kick_pollers(void)
         nffi_runtime *next = rt->kick_next;
         rt->kick_next = NULL;
         rt->kick_pending = 0;
-        nffi__stage_unmark(rt);
         pthread_mutex_lock(&rt->qlock);
         nffi__stage_flush_locked(rt);
         /* a task a spinner will take needs no sleeper; the others do, even
@@ -619,12 +608,7 @@ NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
         slept = 1;
     }
     nffi_task *t = rt->qhead;
-    rt->qhead = t->qnext;
-    if (rt->qhead != NULL)
-        rt->qhead->qprev = NULL;
-    else
-        rt->qtail = NULL;
-    t->qnext = t->qprev = NULL;
+    nffi__qunlink(&rt->qhead, &rt->qtail, t);
     NFFI_STORE(&rt->depth, rt->depth - 1);
     /* Under qlock: abandon decides PENDING vs POLLED under the same lock. */
     NFFI_STORE(&t->state, NFFI_TASK_POLLED);
@@ -674,7 +658,7 @@ char *ngx_http_lua_nonblocking_ffi_get_req(void *task, int *len)
  */
 NFFI_EXPORT int nffi_task_spin(nffi_task *t, int64_t max_ns)
 {
-    if (t == NULL || max_ns <= 0 || t->abandoned || t->staged || !nffi__may_spin())
+    if (t == NULL || max_ns <= 0 || t->abandoned || nffi__task_staged(t) || !nffi__may_spin())
         return 0;
     int st = __atomic_load_n(&t->state, __ATOMIC_ACQUIRE);
     if (st == NFFI_TASK_DONE || st == NFFI_TASK_READY)
@@ -742,8 +726,9 @@ NFFI_EXPORT int nffi_task_abandon(nffi_task *t)
         NFFI_BUMP(&rt->timeouts, 1);
     /* Its waiter is gone: nothing may post the semaphore any more. */
     nffi__sema_forget(t);
-    if (t->staged) {
-        nffi__stage_unlink(rt, t);
+    if (nffi__task_staged(t)) {
+        nffi__qunlink(&rt->stage_head, &rt->stage_tail, t);
+        NFFI_STORE(&rt->staged, rt->staged - 1);
         nffi__task_free(t);
         return 1;
     }
@@ -757,14 +742,7 @@ NFFI_EXPORT int nffi_task_abandon(nffi_task *t)
         /* Decide under qlock: poll moves PENDING -> POLLED only while holding it. */
         pthread_mutex_lock(&rt->qlock);
         if (NFFI_LOAD(&t->state) == NFFI_TASK_PENDING) {
-            if (t->qprev != NULL)
-                t->qprev->qnext = t->qnext;
-            else
-                rt->qhead = t->qnext;
-            if (t->qnext != NULL)
-                t->qnext->qprev = t->qprev;
-            else
-                rt->qtail = t->qprev;
+            nffi__qunlink(&rt->qhead, &rt->qtail, t);
             NFFI_STORE(&rt->depth, rt->depth - 1);
             pthread_mutex_unlock(&rt->qlock);
             nffi__task_free(t);

@@ -997,7 +997,8 @@ static void test_fast(void)
             s5[i] = nffi_task_submit(rt, "", 0, "st", 2, 0, &st);
             CHECK(nffi_task_set_sema(s5[i], &sema[24 + i]) == 0);
         }
-        CHECK(rt->staged == 3 && !s5[1]->staged && s5[2]->staged && s5[4]->staged);
+        CHECK(rt->staged == 3 && !nffi__task_staged(s5[1]) && nffi__task_staged(s5[2]) &&
+              nffi__task_staged(s5[4]));
         CHECK(nffi_task_abandon(s5[3]) == 1 && rt->staged == 2 && stats_of(rt).live == 4);
         nffi_kick_pollers();
         CHECK(rt->staged == 0 && rt->stage_head == NULL);
@@ -1104,7 +1105,7 @@ static void test_fast(void)
         for (int i = 0; i < 3; i++) {
             l8[i] = nffi_task_submit(rt, "", 0, "l1", 2, 0, &st);
             CHECK(nffi_task_set_sema(l8[i], &sema[40 + i]) == 0);
-            CHECK(l8[i]->staged == (i == 2));
+            CHECK(nffi__task_staged(l8[i]) == (i == 2));
             nffi_kick_pollers();
             CHECK(wait_posted(fd, 1, 2 * SEC) == 1 && fast_posted[0] == &sema[40 + i]);
         }
