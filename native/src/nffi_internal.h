@@ -65,6 +65,12 @@ struct nffi_task {
     char req[];                 /* cap + 1 bytes, NUL-terminated */
 };
 
+/* A spin's back-off: miss spins in a row found nothing, skip chances left
+ * that sleep at once (see nffi__poll_spin_backoff). */
+typedef struct nffi__backoff {
+    int miss, skip;
+} nffi__backoff;
+
 struct nffi_runtime {
     /* qlock guards the pending queue (qhead/qtail), sleepers, and serializes
      * the PENDING -> POLLED transition against abandon. */
@@ -81,11 +87,11 @@ struct nffi_runtime {
     int spin_us;                /* atomic: set by the worker, read by pollers */
     /* Atomic. 1 while spin_us is the default (adaptive): then one poller at a
      * time spins (spinning), and a spin that found nothing makes the next
-     * ones skip (spin_miss in a row: skip 2^spin_miss - 1 chances). */
+     * ones skip (spin_backoff: k misses in a row skip 2^k - 1 chances). */
     int spin_adaptive;
     int spinning;               /* atomic: 1 while a poller spins adaptively */
-    int spin_miss, spin_skip;   /* written by the poller holding spinning */
-    int flight_miss, flight_skip; /* the same, for the spin in flight */
+    nffi__backoff spin_backoff; /* written by the poller holding spinning */
+    nffi__backoff flight_backoff; /* the same, for the spin in flight */
     int flight_us;              /* NFFI_FLIGHT_SPIN_US; 0: pollers never spin in flight */
     uint64_t flight_hits, flight_lost; /* by the poller holding spinning; read by stats */
     int64_t spin_beat;          /* atomic: the spinner's clock at its last check */

@@ -470,69 +470,21 @@ static int nffi__may_spin(void)
  * without yielding found the next task in 6 of 862 spins in one run (p50 as
  * never spinning); yielding, p50 7.3-9.7 µs against 12.8-13.1 never spinning,
  * p99 25-35 against 40, CPU per call 8-10 µs against 13.
- * Returns 1 when work (or finish) came, 0 when the time ran out. */
-static int nffi__poll_spin(nffi_runtime *rt, int spin_us)
-{
-    int64_t deadline = nffi__now() + (int64_t)spin_us * 1000;
-    for (unsigned i = 1;; i++) {
-        if (NFFI_LOAD(&rt->depth) > 0 || NFFI_LOAD(&rt->finished))
-            return 1;
-        nffi__cpu_relax();
-        if ((i & 63) == 0) {
-            int64_t now = nffi__now();
-            if (now >= deadline)
-                return 0;
-            NFFI_STORE(&rt->spin_beat, now);
-            sched_yield();
-        }
-    }
-}
-
-/* The default spin (NFFI__SPIN_DEFAULT_US), only while few calls are in
- * progress (live <= NFFI__SPIN_LIVE_MAX: the worker waits in epoll for the
- * response and comes back with the next call; with many, it is busy
- * resuming them and a spinner would only compete for the CPUs, and the
- * once-per-turn kick wakes a sleeper cheaply). One poller at a time, so that a
- * runtime's other pollers sleep instead of taking a second CPU; after k
- * spins in a row found nothing the next 2^k - 1 chances sleep at once, so a
- * runtime called now and then spins about once in 64 tasks. spinning is
- * cleared before the caller takes qlock: a submit that saw it set and woke
- * nobody is seen by the poller's own check of the queue under qlock. */
-static void nffi__poll_spin_adaptive(nffi_runtime *rt, int spin_us)
-{
-    int idle = 0;
-    if (!__atomic_compare_exchange_n(&rt->spinning, &idle, 1, 0, __ATOMIC_ACQUIRE,
-                                     __ATOMIC_RELAXED))
-        return;
-    NFFI_STORE(&rt->spin_beat, nffi__now());
-    if (rt->spin_skip > 0) {
-        rt->spin_skip--;
-    } else if (nffi__poll_spin(rt, spin_us)) {
-        rt->spin_miss = 0;
-    } else {
-        if (rt->spin_miss < NFFI__SPIN_MISS_MAX)
-            rt->spin_miss++;
-        rt->spin_skip = (1 << rt->spin_miss) - 1;
-    }
-    __atomic_store_n(&rt->spinning, 0, __ATOMIC_SEQ_CST);
-}
-
-/* Like nffi__poll_spin, watching for lost time: 1 work came, 0 the time ran
- * out, -1 the CPU was taken away (see NFFI__SPIN_GAP_NS). The yield lets a
- * thread that shares this CPU run at once (another poller with a response to
- * make, say); the time it ran is inside the next gap measured, so the spins
- * back off. Each clock check is a heartbeat the kick reads (spin_beat). */
-static int nffi__poll_spin_watch(nffi_runtime *rt, int spin_us)
+ * Returns 1 when work (or finish) came, 0 when the time ran out. watch: -1
+ * when the CPU was taken away (NFFI__SPIN_GAP_NS): the time a thread sharing
+ * this CPU ran during a yield is inside the next gap measured. Each clock
+ * check is a heartbeat the kick reads (spin_beat). */
+static int nffi__poll_spin(nffi_runtime *rt, int spin_us, int watch)
 {
     int64_t last = nffi__now(), deadline = last + (int64_t)spin_us * 1000;
     for (unsigned i = 1;; i++) {
         if (NFFI_LOAD(&rt->depth) > 0 || NFFI_LOAD(&rt->finished))
             /* work that came while this spin was off its CPU is no hit */
-            return nffi__now() - last > NFFI__SPIN_GAP_NS ? -1 : 1;
+            return watch && nffi__now() - last > NFFI__SPIN_GAP_NS ? -1 : 1;
         nffi__cpu_relax();
         if ((i & 63) == 0) {
             int64_t now = nffi__now();
-            if (now - last > NFFI__SPIN_GAP_NS)
+            if (watch && now - last > NFFI__SPIN_GAP_NS)
                 return -1;
             if (now >= deadline)
                 return 0;
@@ -543,37 +495,45 @@ static int nffi__poll_spin_watch(nffi_runtime *rt, int spin_us)
     }
 }
 
-/* The spin in flight (NFFI_FLIGHT_SPIN_US, nffi_internal.h): from another CPU than the
- * worker's only, one poller at a time, backing off as the adaptive spin does,
- * at once all the way when the CPU was taken away. */
+/* One poller at a time spins (spinning), so that a runtime's other pollers
+ * sleep instead of taking a second CPU; after k spins in a row found nothing
+ * the next 2^k - 1 chances sleep at once, and after one that lost its CPU
+ * (watch) the next 2^NFFI__SPIN_MISS_MAX - 1 do. spinning is cleared before
+ * the caller takes qlock: a submit or kick that saw it set and woke nobody is
+ * seen by the poller's own check of the queue under qlock. Returns the spin's
+ * result (nffi__poll_spin), 0 when it did not spin. */
+static int nffi__poll_spin_backoff(nffi_runtime *rt, nffi__backoff *b, int spin_us, int watch)
+{
+    int idle = 0;
+    if (!__atomic_compare_exchange_n(&rt->spinning, &idle, 1, 0, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return 0;
+    NFFI_STORE(&rt->spin_beat, nffi__now());
+    int r = 0;
+    if (b->skip > 0) {
+        b->skip--;
+    } else if ((r = nffi__poll_spin(rt, spin_us, watch)) > 0) {
+        b->miss = 0;
+    } else {
+        b->miss = r < 0 ? NFFI__SPIN_MISS_MAX : b->miss < NFFI__SPIN_MISS_MAX ? b->miss + 1 : b->miss;
+        b->skip = (1 << b->miss) - 1;
+    }
+    __atomic_store_n(&rt->spinning, 0, __ATOMIC_SEQ_CST);
+    return r;
+}
+
+/* The spin in flight (NFFI_FLIGHT_SPIN_US, nffi_internal.h): from another CPU
+ * than the worker's only, watching for lost time. */
 static void nffi__poll_spin_flight(nffi_runtime *rt)
 {
     int wcpu = NFFI_LOAD(&nffi__worker_cpu);
     if (wcpu < 0 || sched_getcpu() == wcpu)
         return;
-    int idle = 0;
-    if (!__atomic_compare_exchange_n(&rt->spinning, &idle, 1, 0, __ATOMIC_ACQUIRE,
-                                     __ATOMIC_RELAXED))
-        return;
-    NFFI_STORE(&rt->spin_beat, nffi__now());
-    if (rt->flight_skip > 0) {
-        rt->flight_skip--;
-    } else {
-        int r = nffi__poll_spin_watch(rt, rt->flight_us);
-        if (r > 0) {
-            rt->flight_miss = 0;
-            NFFI_STORE(&rt->flight_hits, rt->flight_hits + 1);
-        } else {
-            if (r < 0) {
-                rt->flight_miss = NFFI__SPIN_MISS_MAX;
-                NFFI_STORE(&rt->flight_lost, rt->flight_lost + 1);
-            } else if (rt->flight_miss < NFFI__SPIN_MISS_MAX) {
-                rt->flight_miss++;
-            }
-            rt->flight_skip = (1 << rt->flight_miss) - 1;
-        }
-    }
-    __atomic_store_n(&rt->spinning, 0, __ATOMIC_SEQ_CST);
+    int r = nffi__poll_spin_backoff(rt, &rt->flight_backoff, rt->flight_us, 1);
+    if (r > 0)
+        NFFI_STORE(&rt->flight_hits, rt->flight_hits + 1);
+    else if (r < 0)
+        NFFI_STORE(&rt->flight_lost, rt->flight_lost + 1);
 }
 
 NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
@@ -585,9 +545,12 @@ NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
     int spin_us = NFFI_LOAD(&rt->spin_us);
     if (spin_us > 0 && NFFI_LOAD(&rt->depth) == 0 && nffi__may_spin()) {
         if (!NFFI_LOAD(&rt->spin_adaptive))
-            nffi__poll_spin(rt, spin_us);
+            nffi__poll_spin(rt, spin_us, 0);
         else if (NFFI_LOAD(&rt->live) <= NFFI__SPIN_LIVE_MAX)
-            nffi__poll_spin_adaptive(rt, spin_us);
+            /* the default spin, for calls made one after another: the worker
+             * waits in epoll for the response and comes back with the next
+             * call; a runtime called now and then spins about once in 64 */
+            nffi__poll_spin_backoff(rt, &rt->spin_backoff, spin_us, 0);
         else if (rt->flight_us > 0)
             nffi__poll_spin_flight(rt);
     }
