@@ -48,6 +48,21 @@ NFFI_EXPORT int64_t nffi_thread_cpu_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static int nffi__clamp(long v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : (int)v;
+}
+
+/* A knob from the worker's environment: 1 and *out (clamped) when it is set. */
+static int nffi__env_int(const char *name, int lo, int hi, int *out)
+{
+    const char *v = getenv(name);
+    if (v == NULL)
+        return 0;
+    *out = nffi__clamp(strtol(v, NULL, 10), lo, hi);
+    return 1;
+}
+
 NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
 {
     static pthread_once_t tuned = PTHREAD_ONCE_INIT;
@@ -73,24 +88,12 @@ NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
     rt->spin_us = NFFI__SPIN_DEFAULT_US;
     rt->spin_adaptive = 1;
     rt->lat_every = NFFI__LAT_EVERY_DEFAULT;
-    const char *every = getenv("NFFI_LAT_SAMPLE");
-    if (every != NULL) {
-        long n = strtol(every, NULL, 10);
-        rt->lat_every = n > 1 ? (n > 65536 ? 65536 : (int)n) : 1;
-    }
+    nffi__env_int("NFFI_LAT_SAMPLE", 1, 65536, &rt->lat_every);
     /* any nonzero seed; the runtime's address differs between runtimes */
     rt->lat_rng = (uint32_t)((uintptr_t)rt >> 6) | 1;
-    const char *flight = getenv("NFFI_FLIGHT_SPIN_US");
-    if (flight != NULL) {
-        long us = strtol(flight, NULL, 10);
-        rt->flight_us = us > 0 ? (us > 1000 ? 1000 : (int)us) : 0;
-    }
-    const char *spin = getenv("NFFI_POLL_SPIN_US");
-    if (spin != NULL) {
-        long us = strtol(spin, NULL, 10);
-        rt->spin_us = us > 0 ? (us > 1000000 ? 1000000 : (int)us) : 0;
+    nffi__env_int("NFFI_FLIGHT_SPIN_US", 0, 1000, &rt->flight_us);
+    if (nffi__env_int("NFFI_POLL_SPIN_US", 0, 1000000, &rt->spin_us))
         rt->spin_adaptive = 0;
-    }
     return rt;
 }
 
@@ -117,14 +120,14 @@ NFFI_EXPORT void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us)
 {
     if (rt != NULL) {
         NFFI_STORE(&rt->spin_adaptive, 0);
-        NFFI_STORE(&rt->spin_us, spin_us > 0 ? (spin_us > 1000000 ? 1000000 : spin_us) : 0);
+        NFFI_STORE(&rt->spin_us, nffi__clamp(spin_us, 0, 1000000));
     }
 }
 
 NFFI_EXPORT void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every)
 {
     if (rt != NULL)
-        NFFI_STORE(&rt->lat_every, every > 1 ? (every > 65536 ? 65536 : every) : 1);
+        NFFI_STORE(&rt->lat_every, nffi__clamp(every, 1, 65536));
 }
 
 NFFI_EXPORT void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out)
