@@ -398,12 +398,15 @@ NFFI_EXPORT void nffi_kick_pollers(void)
     nffi_runtime *rt = nffi__kick_head;
     nffi__kick_head = NULL;
     nffi__kick_scheduled = 0;
-    if (rt != NULL && nffi__kick_hook != NULL) {
-        int cpu = sched_getcpu();
-        if (NFFI_LOAD(&nffi__worker_cpu) != cpu)
-            NFFI_STORE(&nffi__worker_cpu, cpu);
-    }
+    int cpu_known = 0;
     while (rt != NULL) {
+        /* only a runtime whose pollers may spin in flight needs the CPU */
+        if (rt->flight_us > 0 && !cpu_known && nffi__kick_hook != NULL) {
+            int cpu = sched_getcpu();
+            if (NFFI_LOAD(&nffi__worker_cpu) != cpu)
+                NFFI_STORE(&nffi__worker_cpu, cpu);
+            cpu_known = 1;
+        }
         nffi_runtime *next = rt->kick_next;
         rt->kick_next = NULL;
         rt->kick_pending = 0;
