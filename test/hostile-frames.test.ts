@@ -14,11 +14,11 @@ import { request, type ClientRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { oneLineError, runCli, startCli, stopCliAfterEach } from './harness/cli.js';
 import { FIXTURE_LUA } from './harness/ffi-app.js';
 import { http, useNginx, waitFor } from './harness/nginx.js';
+import { pinger, type Pinged } from './harness/pinger.js';
 import { frame, RawAgent, type AgentFrame } from './harness/raw-agent.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'nffi-hostile-'));
@@ -162,59 +162,7 @@ async function protocolCounts(): Promise<Record<string, number>> {
   return r.result.protocol;
 }
 
-// /ping is timed from a thread of its own, so the test's own work (building a 16 MiB frame,
-// parsing 5000 answers) never counts as the worker's stall.
-const PINGER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const http = require('node:http');
-let running = false;
-function once() {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const req = http.get(workerData.url, { agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode, ms: performance.now() - t0 }));
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', (e) => resolve({ status: 0, ms: performance.now() - t0, err: e.message }));
-  });
-}
-async function loop() {
-  let worst = 0, n = 0;
-  const failures = [];
-  while (running) {
-    const r = await once();
-    n++;
-    if (r.status !== 200) failures.push(r.err || r.status);
-    worst = Math.max(worst, r.ms);
-    await new Promise((res) => setTimeout(res, 5));
-  }
-  parentPort.postMessage({ worst, n, failures });
-}
-parentPort.on('message', (m) => {
-  if (m === 'start') { running = true; void loop(); parentPort.postMessage('started'); }
-  else running = false;
-});
-`;
-
-interface Pinged { worst: number; n: number; failures: unknown[] }
-let pinger: Worker | undefined;
-
-/** Times /ping back to back (in the pinger thread) until stopped: the longest answer, in ms. */
-async function pingLoop(): Promise<{ stop: () => Promise<Pinged> }> {
-  pinger ??= new Worker(PINGER, { eval: true, workerData: { url: nginx().url('/ping') } });
-  const w = pinger;
-  await new Promise<void>((resolve) => {
-    w.once('message', () => resolve());
-    w.postMessage('start');
-  });
-  return {
-    stop: () => new Promise<Pinged>((resolve) => {
-      w.once('message', (m: Pinged) => resolve(m));
-      w.postMessage('stop');
-    }),
-  };
-}
+const pingTimer = pinger(() => nginx().url('/ping'));
 
 async function lag(reset = false): Promise<{ cpu_ms: number; wall_ms: number; ticks: number }> {
   return JSON.parse((await http(nginx().url(`/lag${reset ? '?reset=1' : ''}`))).body.toString('utf8'));
@@ -241,7 +189,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await pinger?.terminate();
+  await pingTimer.close();
   for (const r of held) r.destroy();
   agent?.close();
   if (rows.length) {
@@ -289,7 +237,7 @@ async function runCase(c: Case): Promise<CaseRun> {
   a.frames.length = 0;
   const pings0 = a.pings;
   await lag(true);
-  const ping = await pingLoop();
+  const ping = await pingTimer.start();
   let pinged: Pinged | undefined;
   try {
     await run(a, steps);
