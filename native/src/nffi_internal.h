@@ -61,6 +61,9 @@ struct nffi_task {
     int64_t t_enqueued, t_polled, t_responded, t_resumed;
     char method[32];
     size_t req_len;
+    /* The caller's bytes when the request is borrowed (borrow.c), else NULL
+     * and the request is req[]; nffi__task_req says which. */
+    const char *borrowed;
     size_t cap;                 /* inline request capacity (a freelist class or exact) */
     char req[];                 /* cap + 1 bytes, NUL-terminated */
 };
@@ -205,6 +208,13 @@ NFFI_HIDDEN void nffi__hist_add(nffi__hist *h, int64_t v, uint64_t w);
 NFFI_HIDDEN double nffi__hist_quantile(const nffi__hist *h, double q);
 
 NFFI_HIDDEN void nffi__task_free(nffi_task *t);
+/* borrow.c: a borrowed request's task abandoned while held was freed. */
+NFFI_HIDDEN void nffi__borrow_note_freed(const nffi_task *t);
+
+static inline const char *nffi__task_req(const nffi_task *t)
+{
+    return t->borrowed != NULL ? t->borrowed : t->req;
+}
 /* The waiter of t gave up: forget its semaphore (wake.c). Worker thread. */
 NFFI_HIDDEN void nffi__sema_forget(nffi_task *t);
 /* Worker thread: wakes rt's sleeping pollers now, or once at the end of this

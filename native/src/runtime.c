@@ -185,7 +185,7 @@ void nffi__info(const nffi_task *t, nffi_task_info *o)
     memcpy(o->method, t->method, sizeof(o->method));
     if (NFFI_INST) {
         size_t n = t->req_len < sizeof(o->preview) ? t->req_len : sizeof(o->preview);
-        memcpy(o->preview, t->req, n);
+        memcpy(o->preview, nffi__task_req(t), n);
         o->preview_len = (uint32_t)n;
     }
 }

@@ -144,6 +144,8 @@ void nffi__task_free(nffi_task *t)
         g->tail = t->gprev;
     g->count--;
 
+    if (t->borrowed != NULL && t->abandoned)
+        nffi__borrow_note_freed(t);
     nffi__rsp_free(rt, t->rsp, t->rsp_len);
     nffi__task_recycle(t);
 }
@@ -264,9 +266,9 @@ void nffi__stage_flush(nffi_runtime *rt)
     pthread_mutex_unlock(&rt->qlock);
 }
 
-NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, size_t method_len,
-                                        const char *req, size_t req_len, uint32_t waiter,
-                                        int *status)
+static nffi_task *nffi__submit(nffi_runtime *rt, const char *method, size_t method_len,
+                               const char *req, size_t req_len, uint32_t waiter,
+                               int *status, int borrow)
 {
     int ignored;
     if (status == NULL)
@@ -281,7 +283,7 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
     if (NFFI_LOAD(&rt->depth) + rt->staged >= rt->max_queue)
         return nffi__reject(rt, status, NFFI_EFULL);
 
-    nffi_task *t = nffi__task_alloc(req_len);
+    nffi_task *t = nffi__task_alloc(borrow ? 0 : req_len);
     if (t == NULL) {
         *status = NFFI_ENOMEM;
         return NULL;
@@ -291,9 +293,14 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
     size_t ml = method_len < sizeof(t->method) ? method_len : sizeof(t->method) - 1;
     if (ml > 0)
         memcpy(t->method, method, ml);
-    if (req_len > 0)
-        memcpy(t->req, req, req_len);
-    t->req[req_len] = '\0';
+    if (borrow) {
+        t->borrowed = req_len > 0 ? req : "";
+        t->req[0] = '\0';
+    } else {
+        if (req_len > 0)
+            memcpy(t->req, req, req_len);
+        t->req[req_len] = '\0';
+    }
     t->req_len = req_len;
     if (NFFI_INST) {
         t->lat_w = nffi__lat_weight(rt);
@@ -359,6 +366,20 @@ NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, si
         NFFI_BUMP(&rt->enqueued, 1);
     *status = NFFI_OK;
     return t;
+}
+
+NFFI_EXPORT nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, size_t method_len,
+                                        const char *req, size_t req_len, uint32_t waiter,
+                                        int *status)
+{
+    return nffi__submit(rt, method, method_len, req, req_len, waiter, status, 0);
+}
+
+NFFI_EXPORT nffi_task *nffi_task_submit_borrowed(nffi_runtime *rt, const char *method,
+                                                 size_t method_len, const char *req,
+                                                 size_t req_len, uint32_t waiter, int *status)
+{
+    return nffi__submit(rt, method, method_len, req, req_len, waiter, status, 1);
 }
 
 /*
@@ -602,7 +623,8 @@ NFFI_EXPORT char *ngx_http_lua_ffi_get_req(void *task, int *len)
     }
     if (len != NULL)
         *len = t->req_len > INT_MAX ? INT_MAX : (int)t->req_len;
-    return t->req;
+    /* the ABI's char *: a borrowed request is read-only by the runtime's promise */
+    return (char *)nffi__task_req(t);
 }
 
 void *ngx_http_lua_nonblocking_ffi_task_poll(void *tq)

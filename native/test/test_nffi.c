@@ -126,6 +126,8 @@ static char *random_bytes(size_t n, unsigned *seed)
 
 /* ---------- tests ---------- */
 
+void test_borrow(void);    /* test_borrow.c */
+
 static void test_basics(void)
 {
     CHECK(strcmp(nffi_version(), "0.1.0") == 0);
@@ -1674,6 +1676,7 @@ int main(int argc, char **argv)
     test_watch();
     test_queue_full();
     test_abandon();
+    test_borrow();
     test_finish();
     test_snapshot();
     test_registry();

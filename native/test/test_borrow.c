@@ -1,0 +1,156 @@
+/* Borrowed requests (src/borrow.c), linked into test_nffi: the runtime reads
+ * the caller's bytes in place, and the caller learns when an abandoned task
+ * that still held them is freed. The main thread plays the worker. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "nffi.h"
+#include "check.h"
+
+/* runtimes are never freed: kept reachable for LSan (not static, or the
+ * store is optimized away) */
+nffi_runtime *test_borrow_rt;
+
+static int freed_ids(uint64_t *out, int max)
+{
+    int n = 0, k;
+    while (n < max && (k = nffi_borrow_freed(out + n, max - n)) > 0)
+        n += k;
+    return n;
+}
+
+static int drain_one(nffi_task **got)
+{
+    for (int i = 0; i < 20000; i++) {
+        if (nffi_drain(got, 1) == 1)
+            return 1;
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static int drain_none(void)
+{
+    nffi_task *got[1];
+    int n = 0;
+    for (int i = 0; i < 200; i++) {
+        n += nffi_drain(got, 1);
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+    return n == 0;
+}
+
+void test_borrow(void)
+{
+    nffi_runtime *rt = test_borrow_rt = nffi_runtime_new("borrow", 0);
+    uint64_t ids[8];
+    nffi_task *got[1];
+    int st, len;
+    CHECK(rt != NULL);
+
+    /* The runtime reads the very bytes handed in, NUL after them included;
+     * a copied request is not those bytes. */
+    static const char body[] = "borrowed\0bytes";
+    nffi_task *t = nffi_task_submit_borrowed(rt, "m", 1, body, sizeof(body) - 1, 0, &st);
+    CHECK(t != NULL && st == NFFI_OK);
+    void *p = ngx_http_lua_ffi_task_poll(rt);
+    char *req = ngx_http_lua_ffi_get_req(p, &len);
+    CHECK(p == t && req == body && len == (int)sizeof(body) - 1 && req[len] == '\0');
+    nffi_task_info info;
+    CHECK(nffi_runtime_tasks(rt, 0, &info, 1) == 1 && info.req_len == sizeof(body) - 1);
+    if (nffi_instrumented())                    /* the inspector's preview reads them too */
+        CHECK(info.preview_len == sizeof(body) - 1 && memcmp(info.preview, body, sizeof(body) - 1) == 0);
+    ngx_http_lua_ffi_respond(p, 0, strdup("ok"), 2);
+    CHECK(drain_one(got) && got[0] == t);
+    nffi_task_release(t);
+    CHECK(freed_ids(ids, 8) == 0);              /* the caller saw this one freed */
+
+    nffi_task *c = nffi_task_submit(rt, "m", 1, body, sizeof(body) - 1, 0, &st);
+    p = ngx_http_lua_ffi_task_poll(rt);
+    req = ngx_http_lua_ffi_get_req(p, &len);
+    CHECK(p == c && req != body && len == (int)sizeof(body) - 1 && memcmp(req, body, sizeof(body)) == 0);
+    ngx_http_lua_ffi_respond(p, 0, NULL, 0);
+    CHECK(drain_one(got) && got[0] == c);
+    nffi_task_release(c);
+
+    /* An empty request is "" either way, never NULL. */
+    t = nffi_task_submit_borrowed(rt, "m", 1, NULL, 0, 0, &st);
+    p = ngx_http_lua_ffi_task_poll(rt);
+    req = ngx_http_lua_ffi_get_req(p, &len);
+    CHECK(req != NULL && len == 0 && req[0] == '\0');
+    ngx_http_lua_ffi_respond(p, 0, NULL, 0);
+    CHECK(drain_one(got) && got[0] == t);
+    nffi_task_release(t);
+
+    /* Abandoned while PENDING or READY: freed at once (abandon says 1), so
+     * nothing is reported later. */
+    char *heap = strdup("pending");
+    t = nffi_task_submit_borrowed(rt, "m", 1, heap, 7, 0, &st);
+    CHECK(nffi_task_abandon(t) == 1);
+    t = nffi_task_submit_borrowed(rt, "m", 1, heap, 7, 0, &st);
+    p = ngx_http_lua_ffi_task_poll(rt);
+    ngx_http_lua_ffi_respond(p, 0, NULL, 0);
+    CHECK(drain_one(got) && got[0] == t && nffi_task_abandon(t) == 1);
+    CHECK(freed_ids(ids, 8) == 0);
+
+    /* Abandoned while a runtime thread holds it (POLLED) and while on the done
+     * list (DONE): the bytes must outlive it, and each id is reported once,
+     * only after the drain freed its task. */
+    nffi_task *held = nffi_task_submit_borrowed(rt, "m", 1, heap, 7, 0, &st);
+    uint64_t held_id = nffi_task_id(held);
+    void *ph = ngx_http_lua_ffi_task_poll(rt);
+    nffi_task *done = nffi_task_submit_borrowed(rt, "m", 1, heap, 7, 0, &st);
+    uint64_t done_id = nffi_task_id(done);
+    void *pd = ngx_http_lua_ffi_task_poll(rt);
+    ngx_http_lua_ffi_respond(pd, 0, strdup("late"), 4);
+    CHECK(ph == held && pd == done);
+    CHECK(nffi_task_abandon(held) == 0 && nffi_task_abandon(done) == 0);
+    CHECK(freed_ids(ids, 8) == 0);
+    CHECK(drain_none());                        /* frees `done` */
+    CHECK(freed_ids(ids, 8) == 1 && ids[0] == done_id);
+    /* the runtime still reads the caller's bytes, not some recycled buffer */
+    req = ngx_http_lua_ffi_get_req(ph, &len);
+    CHECK(req == heap && len == 7 && memcmp(req, "pending", 7) == 0);
+    ngx_http_lua_ffi_respond(ph, 0, NULL, 0);
+    CHECK(freed_ids(ids, 8) == 0);
+    CHECK(drain_none());
+    CHECK(freed_ids(ids, 8) == 1 && ids[0] == held_id);
+    CHECK(freed_ids(ids, 8) == 0);
+    free(heap);                                 /* ASan: nothing reads it after this */
+
+    /* Many at once, read back in small pages: every id once. */
+    enum { N = 100 };
+    uint64_t want[N];
+    void *polled[N];
+    for (int i = 0; i < N; i++) {
+        nffi_task *x = nffi_task_submit_borrowed(rt, "m", 1, "many", 4, 0, &st);
+        want[i] = nffi_task_id(x);
+        polled[i] = ngx_http_lua_ffi_task_poll(rt);
+        CHECK(polled[i] == x && nffi_task_abandon(x) == 0);
+    }
+    for (int i = 0; i < N; i++)
+        ngx_http_lua_ffi_respond(polled[i], 0, NULL, 0);
+    CHECK(drain_none());
+    uint64_t seen[N + 1];
+    int n = 0, k;
+    while ((k = nffi_borrow_freed(seen + n, 7)) > 0 && n + k <= N)
+        n += k;
+    CHECK(n == N && nffi_borrow_freed(seen, 1) == 0);
+    int all = 1;
+    for (int i = 0; i < N; i++) {
+        int found = 0;
+        for (int j = 0; j < n; j++)
+            found += seen[j] == want[i];
+        all &= found == 1;
+    }
+    CHECK(all);
+    CHECK(nffi_borrow_freed(NULL, 4) == 0 && nffi_borrow_freed(ids, 0) == 0);
+
+    nffi_stats s;
+    nffi_runtime_stats(rt, &s);
+    CHECK(s.live == 0 && s.depth == 0 && s.in_flight == 0);
+    nffi_runtime_finish(rt);
+}
