@@ -7,6 +7,7 @@ local native = require "nffi.native"
 local pump = require "nffi.pump"
 local fastwake = require "nffi.fastwake"
 local runtime = require "nffi.runtime"
+local anchor = require "nffi.anchor"
 local semaphore = require "ngx.semaphore"
 
 local ngx = ngx
@@ -23,6 +24,7 @@ local error = error
 local pcall = pcall
 local next = next
 local start_runtime = runtime.start_runtime
+local hold, release = anchor.hold, anchor.release
 local fast_active = fastwake.active
 
 local consts = native.consts
@@ -58,6 +60,41 @@ local status_buf = ffi_new("int[1]")
 local info_buf = ffi_new("nffi_task_info")
 local rsp_buf = ffi_new("char *[1]")
 local rsp_len_buf = ffi_new("size_t[1]")
+
+-- Requests a runtime reads in place (opts.readonly_request, at least
+-- BORROW_MIN bytes: a shorter copy costs less than holding the string) are
+-- held (anchor.lua) from submit until libnffi frees the task. call()'s frame
+-- holds them too, but not once its coroutine is killed while it waits (the
+-- runtime may not even have read the request yet), nor past a timeout that
+-- abandons a task a runtime thread still reads: libnffi frees that one later
+-- and names it in nffi_borrow_freed; late_slot maps its id to its slot.
+local BORROW_MIN = 256
+local lent_held = 0
+local late_slot = {}
+local borrowed_late = 0
+local FREED_MAX = 64
+local freed_buf = ffi_new("uint64_t[?]", FREED_MAX)
+
+local function lent_release(slot)
+    release(slot)
+    lent_held = lent_held - 1
+end
+
+local function borrowed_sweep(C)
+    local n = C.nffi_borrow_freed(freed_buf, FREED_MAX)
+    for i = 0, n - 1 do
+        local id = tonumber(freed_buf[i])
+        lent_release(late_slot[id])
+        late_slot[id] = nil
+    end
+    borrowed_late = borrowed_late - n
+end
+
+-- For tests and the curious: requests held now, and of them those whose
+-- tasks were abandoned while a runtime held them.
+function _M._borrowed()
+    return lent_held, borrowed_late
+end
 
 -- Semaphores are reused only after a wait that consumed its post: a timed-out
 -- waiter's semaphore may still receive a late post, so it is dropped.
@@ -98,11 +135,11 @@ function _M.coroutine_of(tag)
     return tag_co[tag]
 end
 
--- task id -> the semaphore libnffi posts when the task is READY. Anchored here
+-- The semaphore libnffi posts when the task is READY is held (anchor.lua)
 -- while C holds its address: a coroutine killed while waiting would otherwise
 -- let the GC free it, and lua-nginx-module reuses freed semaphores.
-local fast_anchor = {}
-_M._fast_waiting = fast_anchor   -- the inspector may count them
+-- fast_waiters: coroutines waiting so now.
+local fast_waiters = 0
 
 -- Waits until the task is READY (true) or timeout_s passes (false). fast: the
 -- eventfd path is up, libnffi posts the semaphore itself (nffi_task_set_sema);
@@ -110,9 +147,11 @@ _M._fast_waiting = fast_anchor   -- the inspector may count them
 local function wait_ready(C, t, id, timeout_s, fast)
     local sema = sema_get()
     if fast and C.nffi_task_set_sema(t, sema.sem) == 0 then
-        fast_anchor[id] = sema
+        local slot = hold(sema)
+        fast_waiters = fast_waiters + 1
         local ok = sema:wait(timeout_s)
-        fast_anchor[id] = nil
+        fast_waiters = fast_waiters - 1
+        release(slot)
         if not ok then
             return false    -- the caller abandons the task, which forgets sema
         end
@@ -230,8 +269,22 @@ local function call(st, method, req)
         pcall(hook, "enqueue", st.name, method, req)
     end
     local C = native.lib()
-    local t = C.nffi_task_submit(st.rt, method, #method, req, #req,
-                                 tag_of(co_running()), status_buf)
+    if borrowed_late > 0 then
+        borrowed_sweep(C)
+    end
+    local t, lent
+    if st.borrow and #req >= BORROW_MIN then
+        t = C.nffi_task_submit_borrowed(st.rt, method, #method, req, #req,
+                                        tag_of(co_running()), status_buf)
+        if t ~= nil then
+            lent = hold(req)
+            lent_held = lent_held + 1
+            st.lent = (st.lent or 0) + 1
+        end
+    else
+        t = C.nffi_task_submit(st.rt, method, #method, req, #req,
+                               tag_of(co_running()), status_buf)
+    end
     if t == nil then
         local status = status_buf[0]
         local ret
@@ -253,11 +306,18 @@ local function call(st, method, req)
     -- spin only when nobody else waits (on the pump or the eventfd): then the
     -- event loop has no other task completion to serve, and a short busy-wait
     -- beats two thread wake-ups
-    if not (st.spin_ns > 0 and next(waiting) == nil and next(fast_anchor) == nil
+    if not (st.spin_ns > 0 and next(waiting) == nil and fast_waiters == 0
             and C.nffi_task_spin(t, st.spin_ns) == 1) then
         local id = tonumber(C.nffi_task_id(t))
         if not wait_ready(C, t, id, st.timeout_s, not st.wake_forced and fast_active()) then
-            C.nffi_task_abandon(t)
+            if C.nffi_task_abandon(t) == 0 then
+                if lent then
+                    late_slot[id] = lent
+                    borrowed_late = borrowed_late + 1
+                end
+            elseif lent then
+                lent_release(lent)
+            end
             if worker_exiting() then
                 -- the pump may be idle waiting for this task: let it re-check;
                 -- the eventfd closes if nobody else waits on it
@@ -281,6 +341,9 @@ local function call(st, method, req)
     if hook then
         local lat = task_latency(C, t)
         C.nffi_task_release(t)
+        if lent then
+            lent_release(lent)
+        end
         rc = tonumber(rc)
         if rc == 0 then
             pcall(hook, "resume", st.name, method, req, true, res, 0, nil, lat)
@@ -290,6 +353,9 @@ local function call(st, method, req)
         return false, rc, res
     end
     C.nffi_task_release(t)
+    if lent then
+        lent_release(lent)
+    end
     if rc == 0 then
         return true, res, nil
     end
