@@ -3,15 +3,13 @@
 import { type NginxInstance } from '../scripts/nginx-instance.js';
 
 export interface Result {
-  mode: string; size: number; conc: number; calls: number; ops_per_s: number; p50_us: number; p99_us: number; cpu_us_per_call: number;
+  mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number; cpu_us_per_call: number;
   /** CPU of the worker's event-loop thread alone */
   worker_cpu_us_per_call: number;
   wake?: string; wake_reason?: string;
   lat_us?: { queue: number; service: number; wakeup: number };
   wake_per_call?: { wakeups: number; loop_hits: number; signals: number };
   spins_per_call?: { found: number; lost: number };
-  /** requests the runtime read in place (opts.readonly_request) */
-  in_place?: number;
   instrumented?: boolean;
 }
 
@@ -57,10 +55,6 @@ export async function runOne(nginx: NginxInstance, way: Way, size: number, conc:
   const text = await res.text();
   if (res.status !== 200) throw new Error(`${way.label} failed: ${res.status} ${text.slice(0, 300)}\n${nginx.errorLogTail(10)}`);
   const r = JSON.parse(text) as Result;
-  // a way that names read-in-place requests must have had them, every one from 256 bytes up
-  if (way.query?.includes('readonly=1') && (r.in_place ?? 0) !== (size >= 256 ? r.calls : 0)) {
-    throw new Error(`${way.label}: ${r.in_place ?? 0} of ${r.calls} requests of ${size} bytes were read in place`);
-  }
   if (way.mode === 'nffi' && instrumented !== undefined && r.instrumented !== instrumented) {
     throw new Error(`${way.label}: libnffi is ${r.instrumented ? '' : 'not '}instrumented in this instance`);
   }

@@ -30,8 +30,6 @@ const ALL_VARIANTS: Variant[] = [
   // the event loop never polls for a sequential call's response: nffi before that short poll
   { key: 'noloop', label: 'nffi (loop never polls)', mode: 'nffi', instance: 'inst', query: 'loop_poll=0', optional: true },
   { key: 'spin', label: 'nffi + spin', mode: 'nffi', instance: 'inst', query: 'cfg=spin&poll_spin=50&wait_spin=30' },
-  // a runtime that promised to only read its requests (opts.readonly_request): read in place
-  { key: 'ro', label: 'nffi, read-only request', mode: 'nffi', instance: 'inst', query: 'cfg=ro&readonly=1' },
   { key: 'uds', label: 'unix socket', mode: 'uds', instance: 'inst' },
   { key: 'worker_thread', label: 'run_worker_thread', mode: 'worker_thread', instance: 'inst' },
   // pollers that spin for the next batch from another CPU (NFFI_FLIGHT_SPIN_US=50, opt-in;
@@ -183,9 +181,6 @@ async function benchPlacement(place: Placement): Promise<void> {
           ratio('nffi', 'unix socket', ops),
           ratio('nffi + spin', 'unix socket', ops),
           ratio('nffi', 'run_worker_thread', ops),
-          ratio('nffi, read-only request', 'run_worker_thread', (r) => 1 / r.p99_us),
-          ratio('nffi, read-only request', 'unix socket', ops),
-          ratio('nffi, read-only request', 'run_worker_thread', ops),
         ]);
       }
     }
@@ -194,7 +189,7 @@ async function benchPlacement(place: Placement): Promise<void> {
     process.stdout.write('ratios (calls/s)\n');
     process.stdout.write(formatTable(
       ['bytes', 'conc', 'nffi/pump', 'nffi/nospin', 'cpu worker_thread/nffi', 'pump/worker_thread', 'p99 worker_thread/nffi', 'nffi/uds', 'nffi+spin/uds',
-        'nffi/worker_thread', 'p99 worker_thread/ro', 'ro/uds', 'ro/worker_thread'], ratios) + '\n');
+        'nffi/worker_thread'], ratios) + '\n');
     if (spent.length) {
       process.stdout.write('\nwhere a call\'s time goes (mean µs, from the runtime\'s own latency stats; the run above)\n');
       process.stdout.write(formatTable(['bytes', 'conc', 'way', 'queue', 'service', 'wake-up', 'p50 call',

@@ -412,10 +412,6 @@ export namespace FFI {
     spins_in_flight?: number;
     /** Such spins that lost their CPU to something else on it (the host running another vCPU, another thread); after each the pollers sleep at once for their next 63 chances. Many lost: this machine does not give a spinning poller a CPU of its own */
     spins_lost?: number;
-    /** Loaded with opts.readonly_request (the runtime promised to only read its requests): requests of 256 bytes or more reach it in place, the caller's Lua string, instead of a copy */
-    readonly_request?: boolean;
-    /** Requests that reached the runtime in place since it was loaded (see readonly_request) */
-    requests_in_place?: number;
     /** How responses reach this runtime's waiters: eventfd, an eventfd in nginx's event loop whose handler posts each waiter's semaphore (libnffi_ngx.so); pump, the pump light thread reading the wake socket */
     wake: "eventfd" | "pump";
     /** Why the pump and not the eventfd: the check that failed (nginx headers of another nginx, an event method other than epoll, libnffi_ngx.so not built, the worker exiting) or 'opts.wake = "pump"' */

@@ -29,9 +29,6 @@ export interface RuntimeRow {
    * their CPU: a machine where spinning takes time from the worker reads many lost. */
   spins_in_flight?: number;
   spins_lost?: number;
-  /** opts.readonly_request: large requests reach the runtime in place, and how many did. */
-  readonly_request?: boolean;
-  requests_in_place?: number;
 }
 
 export interface WorkerStats { pid: number; runtimes: RuntimeRow[] }
@@ -69,8 +66,6 @@ export function runtimeRow(r: FFI.RuntimeStats): RuntimeRow {
     ...(typeof r.wake_reason === 'string' ? { wake_reason: r.wake_reason } : {}),
     ...(typeof r.latency_sample_every === 'number' ? { latency_sample_every: r.latency_sample_every } : {}),
     ...(typeof r.spins_in_flight === 'number' ? { spins_in_flight: r.spins_in_flight, spins_lost: r.spins_lost ?? 0 } : {}),
-    ...(typeof r.readonly_request === 'boolean'
-      ? { readonly_request: r.readonly_request, requests_in_place: r.requests_in_place ?? 0 } : {}),
   };
 }
 

@@ -88,7 +88,7 @@ describe('probe against nginx with the agent', () => {
       // wake: how its responses wake their waiters (issue 15); the reason only where it is not eventfd
       expect(Object.keys(rt).filter((k) => k !== 'wake_reason').sort()).toEqual(
         ['completed', 'depth', 'enqueued', 'in_flight', 'latency_ms', 'latency_sample_every', 'name', 'rejected',
-          'readonly_request', 'requests_in_place', 'spins_in_flight', 'spins_lost', 'timeouts', 'wake'].sort());
+          'spins_in_flight', 'spins_lost', 'timeouts', 'wake'].sort());
       expect(rt.spins_in_flight).toBeGreaterThanOrEqual(0);
       expect(rt.spins_lost).toBeGreaterThanOrEqual(0);
       // latencies from 1 task in 16 while more than 4 are live (the instrumented libnffi's default)

@@ -51,7 +51,7 @@ local callers = {}
 function callers.nffi(opts)
     local rt = assert(nffi.load("nffi_echo", opts.cfg, {
         name = "bench", poll_spin_us = opts.poll_spin_us, wait_spin_us = opts.wait_spin_us,
-        wake = opts.wake, readonly_request = opts.readonly,
+        wake = opts.wake,
     }))
     opts.nffi_state = runtime.state_of[rt]
     return function(payload)
@@ -145,7 +145,6 @@ function _M.run()
         poll_spin_us = tonumber(var.arg_poll_spin), wait_spin_us = tonumber(var.arg_wait_spin),
         cfg = var.arg_cfg,
         wake = var.arg_wake,
-        readonly = var.arg_readonly == "1" or nil,
     }
     local size = tonumber(var.arg_size) or 64
     local conc = tonumber(var.arg_conc) or 1
@@ -161,7 +160,6 @@ function _M.run()
     end
 
     local sums0 = lat_sums(opts.nffi_state)
-    local lent0 = opts.nffi_state and (opts.nffi_state.lent or 0)
     local wake0 = mode == "nffi" and nffi.wake_stats and nffi.wake_stats()
     ngx.update_time()
     local t0 = now_ns()
@@ -207,8 +205,6 @@ function _M.run()
         spins_per_call = sums1 and {
             found = (sums1.spins - sums0.spins) / #lat, lost = (sums1.lost - sums0.lost) / #lat,
         } or nil,
-        -- requests the runtime read in place (opts.readonly_request) in this run
-        in_place = lent0 and (opts.nffi_state.lent or 0) - lent0 or nil,
         -- how nffi's responses reached the waiters in this run
         wake = mode == "nffi" and (opts.wake == "pump" and "pump" or wake_path()) or nil,
         wake_reason = mode == "nffi" and opts.wake ~= "pump" and nffi.wake_stats

@@ -86,8 +86,6 @@ function jsonRuntime(r: RuntimeView, rates: boolean) {
     ...(r.wake_reason !== undefined ? { wake_reason: r.wake_reason } : {}),
     ...(r.latency_sample_every !== undefined ? { latency_sample_every: r.latency_sample_every } : {}),
     ...(r.spins_in_flight !== undefined ? { spins_in_flight: r.spins_in_flight, spins_lost: r.spins_lost ?? 0 } : {}),
-    ...(r.readonly_request !== undefined
-      ? { readonly_request: r.readonly_request, requests_in_place: r.requests_in_place ?? 0 } : {}),
     ...(rates ? { rates: r.rates ? { enqueued_per_s: r.rates.enqueued, completed_per_s: r.rates.completed } : null } : {}),
   };
 }

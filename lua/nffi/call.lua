@@ -23,6 +23,8 @@ local type = type
 local error = error
 local pcall = pcall
 local next = next
+local newproxy = newproxy
+local getmetatable = getmetatable
 local start_runtime = runtime.start_runtime
 local hold, release = anchor.hold, anchor.release
 local fast_active = fastwake.active
@@ -61,13 +63,15 @@ local info_buf = ffi_new("nffi_task_info")
 local rsp_buf = ffi_new("char *[1]")
 local rsp_len_buf = ffi_new("size_t[1]")
 
--- Requests a runtime reads in place (opts.readonly_request, at least
--- BORROW_MIN bytes: a shorter copy costs less than holding the string) are
--- held (anchor.lua) from submit until libnffi frees the task. call()'s frame
--- holds them too, but not once its coroutine is killed while it waits (the
--- runtime may not even have read the request yet), nor past a timeout that
--- abandons a task a runtime thread still reads: libnffi frees that one later
--- and names it in nffi_borrow_freed; late_slot maps its id to its slot.
+-- Requests of BORROW_MIN bytes or more are lent to libnffi, not copied at
+-- submit: the runtime thread that polls the task copies them, on its own CPU
+-- (borrow.c says why). The string is held (anchor.lua) from submit until
+-- libnffi frees the task. call()'s frame holds it too, but not once its
+-- coroutine is killed while it waits (no poller may have taken the task yet),
+-- nor past a timeout that abandons a task a poller may still be copying:
+-- libnffi frees that one later and names it in nffi_borrow_freed; late_slot
+-- maps its id to its slot. Shorter requests are copied: that costs less than
+-- holding the string.
 local BORROW_MIN = 256
 local lent_held = 0
 local late_slot = {}
@@ -95,6 +99,24 @@ end
 function _M._borrowed()
     return lent_held, borrowed_late
 end
+
+-- At exit nginx closes the worker's Lua state, which frees every string, held
+-- or not, while runtime threads may still take tasks. lua_close runs every
+-- finalizer before it frees anything: this one has libnffi copy each lent
+-- request no poller took yet, and wait out copies in progress.
+local exit_guard = newproxy(true)
+local function quiesce(C)
+    C.nffi_borrow_quiesce()
+end
+getmetatable(exit_guard).__gc = function()
+    if lent_held > 0 then
+        local ok, C = pcall(native.lib)
+        if ok then
+            pcall(quiesce, C)
+        end
+    end
+end
+_M._exit_guard = exit_guard
 
 -- Semaphores are reused only after a wait that consumed its post: a timed-out
 -- waiter's semaphore may still receive a late post, so it is dropped.
@@ -273,13 +295,15 @@ local function call(st, method, req)
         borrowed_sweep(C)
     end
     local t, lent
-    if st.borrow and #req >= BORROW_MIN then
+    if #req >= BORROW_MIN then
+        -- held first: an error between a submit and the hold (out of memory)
+        -- would leave a poller copying a string nobody holds
+        lent = hold(req)
+        lent_held = lent_held + 1
         t = C.nffi_task_submit_borrowed(st.rt, method, #method, req, #req,
                                         tag_of(co_running()), status_buf)
-        if t ~= nil then
-            lent = hold(req)
-            lent_held = lent_held + 1
-            st.lent = (st.lent or 0) + 1
+        if t == nil then
+            lent_release(lent)
         end
     else
         t = C.nffi_task_submit(st.rt, method, #method, req, #req,

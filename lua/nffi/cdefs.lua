@@ -70,6 +70,7 @@ nffi_task *nffi_task_submit_borrowed(nffi_runtime *rt, const char *method,
                                      size_t method_len, const char *req, size_t req_len,
                                      uint32_t waiter, int *status);
 int nffi_borrow_freed(uint64_t *out, int max);
+int nffi_borrow_quiesce(void);
 uint64_t nffi_task_id(const nffi_task *t);
 int nffi_task_state(const nffi_task *t);
 int nffi_task_spin(nffi_task *t, int64_t max_ns);

@@ -68,9 +68,6 @@ local function runtime_stats(C, st)
         -- while: a machine where spinning takes time from the worker)
         spins_in_flight = tonumber(s.spins_in_flight),
         spins_lost = tonumber(s.spins_lost),
-        -- opts.readonly_request: requests of 256 bytes or more are read in place
-        readonly_request = st.borrow,
-        requests_in_place = st.lent or 0,
         -- how responses reach this runtime's waiters, and why not the eventfd
         wake = (not st.wake_forced and fastwake.active()) and "eventfd" or "pump",
         wake_reason = st.wake_forced or fastwake.reason(),

@@ -4,7 +4,8 @@
  * a stand-in for a runtime that falls behind; "gate=<ms>;rest" holds the
  * poller the same way until an "open;rest" request reaches any runtime of this
  * library in the process (or <ms> pass), so a test can keep a queue full for
- * as long as it needs and then let it drain). One thread polls and
+ * as long as it needs and then let it drain; "scribble;rest" echoes "rest"
+ * and then overwrites its whole request, as the ABI allows). One thread polls and
  * files tasks in a due-time min-heap; one responder thread sleeps until the
  * earliest is due, so thousands of concurrent delays cost two threads. */
 #include <pthread.h>
@@ -197,6 +198,18 @@ static void *poller(void *arg)
         if (len >= 5 && memcmp(req, "open;", 5) == 0) {
             gate_open();
             respond_echo(task, 5);
+            continue;
+        }
+        if (len >= 9 && memcmp(req, "scribble;", 9) == 0) {
+            /* the ABI's request is the runtime's to write into */
+            char *rest = malloc((size_t)len - 9 + 1);
+            if (rest != NULL)
+                memcpy(rest, req + 9, (size_t)len - 9);
+            memset(req, 'X', (size_t)len);
+            if (rest != NULL)
+                ngx_http_lua_ffi_respond(task, 0, rest, len - 9);
+            else
+                ngx_http_lua_ffi_respond(task, 1, NULL, 0);
             continue;
         }
         long ms = parse_ms(req, len, "delay", s->default_ms, &off);

@@ -156,17 +156,21 @@ void nffi_latency_all(int on);
  * set to NFFI_EFULL / NFFI_EFINISHED / NFFI_ENOMEM / NFFI_EINVAL. */
 nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, size_t method_len,
                             const char *req, size_t req_len, uint32_t waiter, int *status);
-/* As nffi_task_submit, but the runtime reads req in place, not a copy: for a
- * runtime that only reads its requests. req[req_len] must be '\0' (a Lua
- * string's is), and req must stay alive and unchanged until the task is
- * freed: nffi_task_release, an nffi_task_abandon that returns 1, or, after
- * one that returns 0, until nffi_borrow_freed hands back its id. */
+/* As nffi_task_submit, but req is copied into the task by the runtime thread
+ * that polls it, not now (the runtime gets a private copy either way). req
+ * must stay alive and unchanged until the task is freed: nffi_task_release,
+ * an nffi_task_abandon that returns 1, or, after one that returns 0, until
+ * nffi_borrow_freed hands back its id; or until nffi_borrow_quiesce. */
 nffi_task *nffi_task_submit_borrowed(nffi_runtime *rt, const char *method, size_t method_len,
                                      const char *req, size_t req_len, uint32_t waiter,
                                      int *status);
 /* Ids of borrowed-request tasks abandoned while held (abandon returned 0) and
  * freed since the last call, up to max; returns the count. Worker thread. */
 int nffi_borrow_freed(uint64_t *out, int max);
+/* Before the memory of borrowed requests goes for good with their tasks
+ * live (the worker's Lua state closing): copies every one no poller took yet
+ * and waits out copies in progress. Returns 1 when it had to wait. Worker. */
+int nffi_borrow_quiesce(void);
 uint64_t nffi_task_id(const nffi_task *t);
 int nffi_task_state(const nffi_task *t);
 /* Busy-waits up to max_ns for the response without going through the done list.

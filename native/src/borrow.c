@@ -1,18 +1,24 @@
 /*
- * Borrowed requests. A runtime that promised to only read its requests
- * (lua: opts.readonly_request) gets the caller's bytes in place instead of a
- * copy: nffi_task_submit_borrowed keeps the pointer. At 4 KiB x 32 with the
- * worker and its pollers on different CPUs, the copy was a tenth of the
- * worker's time per call: it writes into a recycled buffer whose lines the
- * poller read last, so each one crosses CPUs twice.
+ * Borrowed requests. nffi_task_submit_borrowed keeps the caller's pointer
+ * and the poller that takes the task copies the bytes into it, on its own
+ * CPU, instead of the worker copying them at submit. At 4 KiB x 32 with the
+ * worker and its pollers on different CPUs, the worker's copy was a tenth of
+ * its time per call: it wrote into a recycled buffer whose lines the poller
+ * had read last, so each one crossed CPUs twice. The runtime still gets a
+ * private, writable copy, as the lua-resty-ffi ABI promises.
  *
  * The caller keeps the bytes alive until the task is freed. It knows when,
  * except for a task abandoned while a runtime thread or the done list held
  * it (nffi_task_abandon returned 0): libnffi frees that one later, in a drain
  * the caller does not see. Those ids are noted here for nffi_borrow_freed.
- * Worker thread only, like every task's free.
+ * When the caller's memory goes for good with tasks still live (the worker's
+ * Lua state closing at exit), nffi_borrow_quiesce copies what no poller took.
+ * Worker thread only, but for nffi__borrow_copy.
  */
+#include <sched.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "nffi_internal.h"
 
@@ -48,4 +54,44 @@ NFFI_EXPORT int nffi_borrow_freed(uint64_t *out, int max)
         nffi__freed_cap = 0;
     }
     return n;
+}
+
+/* The runtime thread that polled t, before handing it out. The task is
+ * POLLED: only this thread writes req[] now, and clearing `borrowed` last
+ * (release) tells the worker the copy is whole. */
+void nffi__borrow_copy(nffi_task *t)
+{
+    memcpy(t->req, t->borrowed, t->req_len);
+    t->req[t->req_len] = '\0';
+    __atomic_store_n(&t->borrowed, NULL, __ATOMIC_RELEASE);
+}
+
+NFFI_EXPORT int nffi_borrow_quiesce(void)
+{
+    int waited = 0;
+    for (nffi_task *t = nffi__live.head; t != NULL; t = t->gnext) {
+        if (__atomic_load_n(&t->borrowed, __ATOMIC_ACQUIRE) == NULL)
+            continue;
+        nffi_runtime *rt = t->rt;
+        /* staged tasks are the worker's alone; a queued one is PENDING
+         * while poll has not moved it, decided under qlock */
+        int staged = nffi__task_staged(t);
+        if (!staged)
+            pthread_mutex_lock(&rt->qlock);
+        if (staged || NFFI_LOAD(&t->state) == NFFI_TASK_PENDING) {
+            memcpy(t->req, t->borrowed, t->req_len);
+            t->req[t->req_len] = '\0';
+            __atomic_store_n(&t->borrowed, NULL, __ATOMIC_RELEASE);
+        }
+        if (!staged)
+            pthread_mutex_unlock(&rt->qlock);
+        /* POLLED: its poller is copying; a memcpy's time, unless the thread
+         * lost its CPU */
+        while (__atomic_load_n(&t->borrowed, __ATOMIC_ACQUIRE) != NULL) {
+            struct timespec ts = {0, 20000};
+            nanosleep(&ts, NULL);
+            waited = 1;
+        }
+    }
+    return waited;
 }

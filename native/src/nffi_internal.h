@@ -48,6 +48,7 @@ struct nffi_task {
     int direct;                 /* spin handshake; atomic */
     int abandoned;              /* worker-only */
     int resumed;                /* worker-only: latencies already recorded */
+    int lent;                   /* worker-only: submitted borrowed (borrow.c) */
     int rc;                     /* atomic: written by respond, read by snapshots */
     uint32_t waiter;
     /* Weight of its latencies in the histograms: 0 = not stamped past
@@ -61,8 +62,10 @@ struct nffi_task {
     int64_t t_enqueued, t_polled, t_responded, t_resumed;
     char method[32];
     size_t req_len;
-    /* The caller's bytes when the request is borrowed (borrow.c), else NULL
-     * and the request is req[]; nffi__task_req says which. */
+    /* The caller's bytes while a borrowed request (borrow.c) waits for the
+     * poller that copies them into req[]; NULL once copied, or for a request
+     * copied at submit. Set before the task is queued; cleared (release) by
+     * that poller, or under qlock by nffi_borrow_quiesce while PENDING. */
     const char *borrowed;
     size_t cap;                 /* inline request capacity (a freelist class or exact) */
     char req[];                 /* cap + 1 bytes, NUL-terminated */
@@ -210,10 +213,15 @@ NFFI_HIDDEN double nffi__hist_quantile(const nffi__hist *h, double q);
 NFFI_HIDDEN void nffi__task_free(nffi_task *t);
 /* borrow.c: a borrowed request's task abandoned while held was freed. */
 NFFI_HIDDEN void nffi__borrow_note_freed(const nffi_task *t);
+/* borrow.c: the poller copies a borrowed request into the task. */
+NFFI_HIDDEN void nffi__borrow_copy(nffi_task *t);
 
+/* The request's bytes, for the worker (snapshots): the caller's until the
+ * poller's copy is complete. */
 static inline const char *nffi__task_req(const nffi_task *t)
 {
-    return t->borrowed != NULL ? t->borrowed : t->req;
+    const char *b = __atomic_load_n(&t->borrowed, __ATOMIC_ACQUIRE);
+    return b != NULL ? b : t->req;
 }
 /* The waiter of t gave up: forget its semaphore (wake.c). Worker thread. */
 NFFI_HIDDEN void nffi__sema_forget(nffi_task *t);

@@ -144,7 +144,7 @@ void nffi__task_free(nffi_task *t)
         g->tail = t->gprev;
     g->count--;
 
-    if (t->borrowed != NULL && t->abandoned)
+    if (t->lent && t->abandoned)
         nffi__borrow_note_freed(t);
     nffi__rsp_free(rt, t->rsp, t->rsp_len);
     nffi__task_recycle(t);
@@ -283,7 +283,7 @@ static nffi_task *nffi__submit(nffi_runtime *rt, const char *method, size_t meth
     if (NFFI_LOAD(&rt->depth) + rt->staged >= rt->max_queue)
         return nffi__reject(rt, status, NFFI_EFULL);
 
-    nffi_task *t = nffi__task_alloc(borrow ? 0 : req_len);
+    nffi_task *t = nffi__task_alloc(req_len);
     if (t == NULL) {
         *status = NFFI_ENOMEM;
         return NULL;
@@ -293,9 +293,10 @@ static nffi_task *nffi__submit(nffi_runtime *rt, const char *method, size_t meth
     size_t ml = method_len < sizeof(t->method) ? method_len : sizeof(t->method) - 1;
     if (ml > 0)
         memcpy(t->method, method, ml);
-    if (borrow) {
-        t->borrowed = req_len > 0 ? req : "";
-        t->req[0] = '\0';
+    if (borrow && req_len > 0) {
+        /* the poller that takes it copies it (nffi__borrow_copy) */
+        t->borrowed = req;
+        t->lent = 1;
     } else {
         if (req_len > 0)
             memcpy(t->req, req, req_len);
@@ -608,6 +609,8 @@ NFFI_EXPORT void *ngx_http_lua_ffi_task_poll(void *tq)
     /* what was handed back while this poller slept */
     if (slept)
         nffi__freeback_take(rt);
+    if (__atomic_load_n(&t->borrowed, __ATOMIC_RELAXED) != NULL)
+        nffi__borrow_copy(t);
     if (NFFI_INST && t->lat_w != 0)
         NFFI_STORE(&t->t_polled, nffi__now());
     return t;
@@ -623,8 +626,8 @@ NFFI_EXPORT char *ngx_http_lua_ffi_get_req(void *task, int *len)
     }
     if (len != NULL)
         *len = t->req_len > INT_MAX ? INT_MAX : (int)t->req_len;
-    /* the ABI's char *: a borrowed request is read-only by the runtime's promise */
-    return (char *)nffi__task_req(t);
+    /* polled: a borrowed request was copied here by the poller */
+    return t->req;
 }
 
 void *ngx_http_lua_nonblocking_ffi_task_poll(void *tq)
