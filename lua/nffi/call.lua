@@ -23,6 +23,7 @@ local type = type
 local error = error
 local pcall = pcall
 local next = next
+local pairs = pairs
 local newproxy = newproxy
 local getmetatable = getmetatable
 local start_runtime = runtime.start_runtime
@@ -163,16 +164,53 @@ end
 -- fast_waiters: coroutines waiting so now.
 local fast_waiters = 0
 
+-- A light thread killed while it waits (ngx.thread.kill, its request
+-- finalized) never comes back for its task: the task stayed live for good,
+-- its semaphore and lent request held. Each wait is recorded by its
+-- semaphore's slot; every SWEEP_EVERY-th wait gives up those whose coroutine
+-- the GC has collected (tag_co forgets it then), as a timeout would.
+local SWEEP_EVERY = 1024
+local wait_tag, wait_task, wait_lent = {}, {}, {}
+local waits = 0
+
+local function sweep_dead(C)
+    for slot, tag in pairs(wait_tag) do
+        if tag and tag_co[tag] == nil then
+            local t, lent = wait_task[slot], wait_lent[slot]
+            wait_tag[slot], wait_task[slot], wait_lent[slot] = false, false, false
+            fast_waiters = fast_waiters - 1
+            local id = tonumber(C.nffi_task_id(t))
+            if C.nffi_task_abandon(t) == 0 then
+                if lent then
+                    late_slot[id] = lent
+                    borrowed_late = borrowed_late + 1
+                end
+            elseif lent then
+                lent_release(lent)
+            end
+            release(slot)
+        end
+    end
+end
+
 -- Waits until the task is READY (true) or timeout_s passes (false). fast: the
 -- eventfd path is up, libnffi posts the semaphore itself (nffi_task_set_sema);
--- otherwise the pump posts it, found in `waiting`.
-local function wait_ready(C, t, id, timeout_s, fast)
+-- otherwise the pump posts it, found in `waiting`. tag: the waiting
+-- coroutine's; lent: the slot of its lent request, if any.
+local function wait_ready(C, t, id, timeout_s, fast, tag, lent)
     local sema = sema_get()
     if fast and C.nffi_task_set_sema(t, sema.sem) == 0 then
+        waits = waits + 1
+        if waits >= SWEEP_EVERY then
+            waits = 0
+            sweep_dead(C)
+        end
         local slot = hold(sema)
+        wait_tag[slot], wait_task[slot], wait_lent[slot] = tag, t, lent or false
         fast_waiters = fast_waiters + 1
         local ok = sema:wait(timeout_s)
         fast_waiters = fast_waiters - 1
+        wait_tag[slot], wait_task[slot], wait_lent[slot] = false, false, false
         release(slot)
         if not ok then
             return false    -- the caller abandons the task, which forgets sema
@@ -295,19 +333,20 @@ local function call(st, method, req)
         borrowed_sweep(C)
     end
     local t, lent
+    local tag = tag_of(co_running())
     if #req >= BORROW_MIN then
         -- held first: an error between a submit and the hold (out of memory)
         -- would leave a poller copying a string nobody holds
         lent = hold(req)
         lent_held = lent_held + 1
         t = C.nffi_task_submit_borrowed(st.rt, method, #method, req, #req,
-                                        tag_of(co_running()), status_buf)
+                                        tag, status_buf)
         if t == nil then
             lent_release(lent)
         end
     else
         t = C.nffi_task_submit(st.rt, method, #method, req, #req,
-                               tag_of(co_running()), status_buf)
+                               tag, status_buf)
     end
     if t == nil then
         local status = status_buf[0]
@@ -333,7 +372,8 @@ local function call(st, method, req)
     if not (st.spin_ns > 0 and next(waiting) == nil and fast_waiters == 0
             and C.nffi_task_spin(t, st.spin_ns) == 1) then
         local id = tonumber(C.nffi_task_id(t))
-        if not wait_ready(C, t, id, st.timeout_s, not st.wake_forced and fast_active()) then
+        if not wait_ready(C, t, id, st.timeout_s, not st.wake_forced and fast_active(),
+                          tag, lent) then
             if C.nffi_task_abandon(t) == 0 then
                 if lent then
                     late_slot[id] = lent
