@@ -95,6 +95,19 @@ local function borrowed_sweep(C)
     borrowed_late = borrowed_late - n
 end
 
+-- A task whose waiter gave up (timeout) or is gone (sweep_dead): abandoned,
+-- and its lent request let go now or once libnffi frees it.
+local function give_up(C, t, id, lent)
+    if C.nffi_task_abandon(t) == 0 then
+        if lent then
+            late_slot[id] = lent
+            borrowed_late = borrowed_late + 1
+        end
+    elseif lent then
+        lent_release(lent)
+    end
+end
+
 -- For tests and the curious: requests held now, and of them those whose
 -- tasks were abandoned while a runtime held them.
 function _M._borrowed()
@@ -179,15 +192,7 @@ local function sweep_dead(C)
             local t, lent = wait_task[slot], wait_lent[slot]
             wait_tag[slot], wait_task[slot], wait_lent[slot] = false, false, false
             fast_waiters = fast_waiters - 1
-            local id = tonumber(C.nffi_task_id(t))
-            if C.nffi_task_abandon(t) == 0 then
-                if lent then
-                    late_slot[id] = lent
-                    borrowed_late = borrowed_late + 1
-                end
-            elseif lent then
-                lent_release(lent)
-            end
+            give_up(C, t, tonumber(C.nffi_task_id(t)), lent)
             release(slot)
         end
     end
@@ -374,14 +379,7 @@ local function call(st, method, req)
         local id = tonumber(C.nffi_task_id(t))
         if not wait_ready(C, t, id, st.timeout_s, not st.wake_forced and fast_active(),
                           tag, lent) then
-            if C.nffi_task_abandon(t) == 0 then
-                if lent then
-                    late_slot[id] = lent
-                    borrowed_late = borrowed_late + 1
-                end
-            elseif lent then
-                lent_release(lent)
-            end
+            give_up(C, t, id, lent)
             if worker_exiting() then
                 -- the pump may be idle waiting for this task: let it re-check;
                 -- the eventfd closes if nobody else waits on it
