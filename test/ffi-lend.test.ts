@@ -8,7 +8,16 @@
 // and a heap refilled with strings of its size. (Worker exit, where the whole
 // Lua state goes: native/test/test_borrow.c and test/ffi-reload.test.ts.)
 import { describe, expect, it } from 'vitest';
-import { useNginx } from './harness/nginx.js';
+import { useNginx, waitFor } from './harness/nginx.js';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 import { FIXTURE_LUA, FFI_APP_HTTP } from './harness/ffi-app.js';
 
 const nginx = useNginx({ workers: 1, http: FFI_APP_HTTP, luaPath: [FIXTURE_LUA] });
@@ -44,15 +53,27 @@ describe('lent requests', () => {
     expect(doc.after).toEqual({ ok: true, anchored: 0, late: 0 });
   });
 
-  it('a waiter killed while its task waits in the queue: the request stays intact through a full GC, then the task is given up', async () => {
-    const doc = await getJson('/lend_abandon?how=kill');
+  it.each(['eventfd', 'pump'])('a waiter killed while its task waits in the queue (%s path): the request stays intact through a full GC, then the task is given up', async (wake) => {
+    const doc = await getJson(`/lend_abandon?how=kill&wake=${wake}`);
     expect(doc.abandoned).toEqual({ anchored: 1, late: 0 });
     expect(doc.task).toEqual({ state: 'pending', intact: true });
     // the poller took it after the holder and copied intact bytes: the worker keeps serving
     expect(doc.after).toMatchObject({ ok: true, res_len: 300 });
     // nobody comes back for that task: once its coroutine is collected, a sweep frees it and
     // lets the request go (it was READY by then: freed at once, nothing late)
-    expect(await getJson('/lend_sweep')).toEqual({ anchored: 0, late: 0, slow_lend_live: 0 });
+    const swept = await getJson('/lend_sweep');
+    expect(swept).toMatchObject({ anchored: 0, late: 0 });
+    expect(Object.values(swept.live)).toEqual(wake === 'pump' ? [0, 0] : [0]);
     expect(await getJson('/lend_many?size=4096&n=5&conc=8')).toEqual({ calls: 40, bad: 0, anchored: 0, late: 0 });
+  });
+
+  it('a worker exit with a lent task no runtime thread took: copied before the Lua state closes', async () => {
+    const old = nginx().workerPids();
+    expect(await getJson('/lend_park?ms=3000')).toEqual({ anchored: 1 });
+    await nginx().reload();
+    await waitFor(() => old.every((p) => !isAlive(p)), { timeout: 10_000, what: 'the old worker to exit' });
+    const log = nginx().errorLog();
+    expect(log).toContain('nffi: 1 lent request no runtime thread had taken copied before the Lua state closed');
+    expect(log).not.toMatch(/exited on signal/);
   });
 });

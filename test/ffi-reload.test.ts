@@ -36,8 +36,9 @@ describe('reload under load', () => {
   it('two reloads while 16 clients call the runtimes: zero failures, no leaked task', async () => {
     let finish!: () => void;
     const stop = new Promise<void>((resolve) => { finish = resolve; });
-    // every third request's calls are lent (256 bytes and up: copied by the poller), so workers
-    // exit with lent tasks in flight, their Lua state closing under them
+    // every third request's calls are lent (256 bytes and up: copied by the poller) across the
+    // reloads (a graceful exit waits for requests: ffi-lend.test.ts has one with a lent task
+    // still queued when the Lua state closes)
     const running = load((i) => `/many?rt=${i % 2 ? 'echo' : 'echo_mt'}&n=20&id=${i}${i % 3 ? '' : '&pad=4096'}`, 16, stop);
 
     const before = nginx().workerPids();

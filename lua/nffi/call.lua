@@ -180,22 +180,46 @@ local fast_waiters = 0
 -- A light thread killed while it waits (ngx.thread.kill, its request
 -- finalized) never comes back for its task: the task stayed live for good,
 -- its semaphore and lent request held. Each wait is recorded by its
--- semaphore's slot; every SWEEP_EVERY-th wait gives up those whose coroutine
--- the GC has collected (tag_co forgets it then), as a timeout would.
+-- semaphore's slot (wait_pump: the task id a pump wait is filed under in
+-- `waiting`, false on the eventfd path); every SWEEP_EVERY-th wait gives up
+-- those whose coroutine the GC has collected (tag_co forgets it then), as a
+-- timeout would.
 local SWEEP_EVERY = 1024
-local wait_tag, wait_task, wait_lent = {}, {}, {}
+local wait_tag, wait_task, wait_lent, wait_pump = {}, {}, {}, {}
 local waits = 0
 
 local function sweep_dead(C)
     for slot, tag in pairs(wait_tag) do
         if tag and tag_co[tag] == nil then
-            local t, lent = wait_task[slot], wait_lent[slot]
+            local t, lent, pump_id = wait_task[slot], wait_lent[slot], wait_pump[slot]
             wait_tag[slot], wait_task[slot], wait_lent[slot] = false, false, false
-            fast_waiters = fast_waiters - 1
+            if pump_id then
+                waiting[pump_id] = nil
+            else
+                fast_waiters = fast_waiters - 1
+            end
             give_up(C, t, tonumber(C.nffi_task_id(t)), lent)
             release(slot)
         end
     end
+end
+
+-- Records a wait (sweep_dead); returns the slot that holds its semaphore.
+local function wait_begin(C, sema, tag, t, lent, pump_id)
+    waits = waits + 1
+    if waits >= SWEEP_EVERY then
+        waits = 0
+        sweep_dead(C)
+    end
+    local slot = hold(sema)
+    wait_tag[slot], wait_task[slot], wait_lent[slot] = tag, t, lent or false
+    wait_pump[slot] = pump_id or false
+    return slot
+end
+
+local function wait_end(slot)
+    wait_tag[slot], wait_task[slot], wait_lent[slot] = false, false, false
+    release(slot)
 end
 
 -- Waits until the task is READY (true) or timeout_s passes (false). fast: the
@@ -205,18 +229,11 @@ end
 local function wait_ready(C, t, id, timeout_s, fast, tag, lent)
     local sema = sema_get()
     if fast and C.nffi_task_set_sema(t, sema.sem) == 0 then
-        waits = waits + 1
-        if waits >= SWEEP_EVERY then
-            waits = 0
-            sweep_dead(C)
-        end
-        local slot = hold(sema)
-        wait_tag[slot], wait_task[slot], wait_lent[slot] = tag, t, lent or false
+        local slot = wait_begin(C, sema, tag, t, lent)
         fast_waiters = fast_waiters + 1
         local ok = sema:wait(timeout_s)
         fast_waiters = fast_waiters - 1
-        wait_tag[slot], wait_task[slot], wait_lent[slot] = false, false, false
-        release(slot)
+        wait_end(slot)
         if not ok then
             return false    -- the caller abandons the task, which forgets sema
         end
@@ -229,7 +246,9 @@ local function wait_ready(C, t, id, timeout_s, fast, tag, lent)
     end
     waiting[id] = sema
     if pump.ensure() then
+        local slot = wait_begin(C, sema, tag, t, lent, id)
         local ok = sema:wait(timeout_s)
+        wait_end(slot)
         if ok then
             sema_put(sema)
             return true

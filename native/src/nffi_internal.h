@@ -215,6 +215,7 @@ NFFI_HIDDEN void nffi__task_free(nffi_task *t);
 NFFI_HIDDEN void nffi__borrow_note_freed(const nffi_task *t);
 /* borrow.c: the poller copies a borrowed request into the task. */
 NFFI_HIDDEN void nffi__borrow_copy(nffi_task *t);
+NFFI_HIDDEN extern int nffi__borrow_copy_delay_us;      /* tests only */
 
 /* The request's bytes, for the worker (snapshots): the caller's until the
  * poller's copy is complete. */

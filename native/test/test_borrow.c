@@ -3,6 +3,7 @@
  * them is freed, and nffi_borrow_quiesce copies what no poller took before the
  * caller's memory goes. The main thread plays the worker. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,7 +13,8 @@
 
 /* runtimes are never freed: kept reachable for LSan (not static, or the
  * store is optimized away) */
-nffi_runtime *test_borrow_rt;
+nffi_runtime *test_borrow_rt, *test_borrow_rt2;
+enum { SZ0 = 300 };
 
 static int freed_ids(uint64_t *out, int max)
 {
@@ -117,6 +119,31 @@ static void quiesce_cases(nffi_runtime *rt)
         ngx_http_lua_ffi_respond(p, 0, NULL, 0);
         CHECK(drain_one(got) && got[0] == q[i]);
         nffi_task_release(got[0]);
+    }
+
+    /* a poller that took a task and has not copied it yet: quiesce waits */
+    {
+        struct echo_th one = {.rt = rt};
+        __atomic_store_n(&nffi__borrow_copy_delay_us, 30000, __ATOMIC_RELAXED);
+        pthread_create(&one.th, NULL, echo_loop, &one);
+        char *b = malloc(SZ0);
+        memset(b, 'd', SZ0);
+        nffi_task *d = nffi_task_submit_borrowed(rt, "m", 1, b, SZ0, 0, &st);
+        while (nffi_task_state(d) == NFFI_TASK_PENDING)
+            sched_yield();
+        CHECK(nffi_borrow_quiesce() == 1);      /* waited for the copy */
+        memset(b, 0x7f, SZ0);
+        free(b);
+        __atomic_store_n(&nffi__borrow_copy_delay_us, 0, __ATOMIC_RELAXED);
+        char *rsp;
+        size_t rlen;
+        CHECK(drain_one(got) && got[0] == d);
+        nffi_task_result(got[0], &rsp, &rlen);
+        CHECK(rlen == SZ0 && rsp[0] == 'd' && rsp[SZ0 - 1] == 'd');
+        nffi_task_release(got[0]);
+        nffi_runtime_finish(rt);
+        pthread_join(one.th, NULL);
+        rt = test_borrow_rt2 = nffi_runtime_new("borrow2", 0);
     }
 
     /* pollers copying while the worker quiesces */
