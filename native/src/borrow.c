@@ -60,9 +60,17 @@ NFFI_EXPORT int nffi_borrow_freed(uint64_t *out, int max)
  * it where nffi_borrow_quiesce must wait for it. 0 outside tests. */
 int nffi__borrow_copy_delay_us;
 
-/* The runtime thread that polled t, before handing it out. The task is
- * POLLED: only this thread writes req[] now, and clearing `borrowed` last
- * (release) tells the worker the copy is whole. */
+/* The caller's bytes into the task; clearing `borrowed` last (release)
+ * tells the worker the copy is whole. Whoever calls it owns req[] then. */
+static void nffi__copy_in(nffi_task *t)
+{
+    memcpy(t->req, t->borrowed, t->req_len);
+    t->req[t->req_len] = '\0';
+    __atomic_store_n(&t->borrowed, NULL, __ATOMIC_RELEASE);
+}
+
+/* The runtime thread that polled t (POLLED: only it writes req[] now),
+ * before handing it out. */
 void nffi__borrow_copy(nffi_task *t)
 {
     int delay = __atomic_load_n(&nffi__borrow_copy_delay_us, __ATOMIC_RELAXED);
@@ -70,9 +78,7 @@ void nffi__borrow_copy(nffi_task *t)
         struct timespec ts = {0, (long)delay * 1000};
         nanosleep(&ts, NULL);
     }
-    memcpy(t->req, t->borrowed, t->req_len);
-    t->req[t->req_len] = '\0';
-    __atomic_store_n(&t->borrowed, NULL, __ATOMIC_RELEASE);
+    nffi__copy_in(t);
 }
 
 NFFI_EXPORT int nffi_borrow_quiesce(void)
@@ -88,9 +94,7 @@ NFFI_EXPORT int nffi_borrow_quiesce(void)
         if (!staged)
             pthread_mutex_lock(&rt->qlock);
         if (staged || NFFI_LOAD(&t->state) == NFFI_TASK_PENDING) {
-            memcpy(t->req, t->borrowed, t->req_len);
-            t->req[t->req_len] = '\0';
-            __atomic_store_n(&t->borrowed, NULL, __ATOMIC_RELEASE);
+            nffi__copy_in(t);
             copied++;
         }
         if (!staged)
