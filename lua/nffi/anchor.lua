@@ -10,7 +10,7 @@ local _M = { _VERSION = "0.1.0" }
 -- size and nothing rehashes). Only written: holding is all it is for.
 local held = {}     -- luacheck: ignore 241
 local free = {}     -- slots let go, a stack
-local nfree, nslots, live = 0, 0, 0
+local nfree, nslots = 0, 0
 
 -- Keeps obj alive; returns the slot to let go of it with.
 function _M.hold(obj)
@@ -23,7 +23,6 @@ function _M.hold(obj)
         slot = nslots
     end
     held[slot] = obj
-    live = live + 1
     return slot
 end
 
@@ -31,12 +30,6 @@ function _M.release(slot)
     held[slot] = false
     nfree = nfree + 1
     free[nfree] = slot
-    live = live - 1
-end
-
--- Objects held now.
-function _M.count()
-    return live
 end
 
 return _M

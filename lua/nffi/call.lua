@@ -108,6 +108,14 @@ local function give_up(C, t, id, lent)
     end
 end
 
+-- A READY task's result is taken: it and its lent request go.
+local function task_done(C, t, lent)
+    C.nffi_task_release(t)
+    if lent then
+        lent_release(lent)
+    end
+end
+
 -- For tests and the curious: requests held now, and of them those whose
 -- tasks were abandoned while a runtime held them.
 function _M._borrowed()
@@ -188,18 +196,22 @@ local SWEEP_EVERY = 1024
 local wait_tag, wait_task, wait_lent, wait_pump = {}, {}, {}, {}
 local waits = 0
 
+local function wait_end(slot)
+    wait_tag[slot], wait_task[slot], wait_lent[slot] = false, false, false
+    release(slot)
+end
+
 local function sweep_dead(C)
     for slot, tag in pairs(wait_tag) do
         if tag and tag_co[tag] == nil then
             local t, lent, pump_id = wait_task[slot], wait_lent[slot], wait_pump[slot]
-            wait_tag[slot], wait_task[slot], wait_lent[slot] = false, false, false
+            wait_end(slot)
             if pump_id then
                 waiting[pump_id] = nil
             else
                 fast_waiters = fast_waiters - 1
             end
             give_up(C, t, tonumber(C.nffi_task_id(t)), lent)
-            release(slot)
         end
     end
 end
@@ -215,11 +227,6 @@ local function wait_begin(C, sema, tag, t, lent, pump_id)
     wait_tag[slot], wait_task[slot], wait_lent[slot] = tag, t, lent or false
     wait_pump[slot] = pump_id or false
     return slot
-end
-
-local function wait_end(slot)
-    wait_tag[slot], wait_task[slot], wait_lent[slot] = false, false, false
-    release(slot)
 end
 
 -- Waits until the task is READY (true) or timeout_s passes (false). fast: the
@@ -421,10 +428,7 @@ local function call(st, method, req)
     hook = task_hook
     if hook then
         local lat = task_latency(C, t)
-        C.nffi_task_release(t)
-        if lent then
-            lent_release(lent)
-        end
+        task_done(C, t, lent)
         rc = tonumber(rc)
         if rc == 0 then
             pcall(hook, "resume", st.name, method, req, true, res, 0, nil, lat)
@@ -433,10 +437,7 @@ local function call(st, method, req)
         pcall(hook, "resume", st.name, method, req, false, res, rc, res, lat)
         return false, rc, res
     end
-    C.nffi_task_release(t)
-    if lent then
-        lent_release(lent)
-    end
+    task_done(C, t, lent)
     if rc == 0 then
         return true, res, nil
     end
