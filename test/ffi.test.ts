@@ -136,4 +136,36 @@ describe('instrumentation', () => {
       expect(lat.total.p99).toBeGreaterThanOrEqual(lat.service.p50);
     }
   });
+
+  it('a runtime loaded with instrument = false serves byte-exact, unstamped and uncounted', async () => {
+    const docs = await Promise.all(Array.from({ length: 20 }, (_, i) => getJson(`/many?rt=quiet&n=10&id=q${i}`)));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => getJson(`/many?rt=stats&n=1&id=i${i}`)));
+    expect(docs.map((d) => [d.mismatches, d.failures])).toEqual(docs.map(() => [0, 0]));
+    // each worker publishes its stats now and then: wait for the calls to show
+    const doc = await waitFor(async () => {
+      const d = await getJson('/stats');
+      const polled = d.workers.flatMap((w: any) => w.runtimes.filter((r: any) => r.name === 'quiet_echo'))
+        .reduce((n: number, r: any) => n + r.polled, 0);
+      return polled === 200 ? d : undefined;
+    }, { timeout: 3000, what: 'quiet_echo to count 200 polled calls' });
+    const quiet = doc.workers.flatMap((w: any) => w.runtimes.filter((r: any) => r.name === 'quiet_echo'));
+    expect(quiet.length).toBeGreaterThan(0);
+    for (const r of quiet) {
+      // what libnffi_noinst shows: no sampling, no latencies, no counts but the pollers'
+      expect(r).toMatchObject({ latency_sample_every: 0, latency_samples: 0, enqueued: 0, completed: 0,
+                                live: 0, depth: 0, in_flight: 0 });
+      expect(r.latency_ms.total.count).toBe(0);
+    }
+    // the instrumented runtimes of the same workers still are
+    const other = doc.workers.flatMap((w: any) => w.runtimes.filter((r: any) => r.name === 'stats_echo'));
+    expect(other.length).toBeGreaterThan(0);
+    for (const r of other) expect(r.latency_sample_every).toBe(16);
+    expect(other.reduce((n: number, r: any) => n + r.latency_ms.total.count, 0)).toBeGreaterThan(0);
+  });
+
+  it('an opts.instrument that is not a boolean is a clear error', async () => {
+    const doc = await getJson('/load_bad_instrument');
+    expect(doc.ok).toBe(false);
+    expect(doc.err).toMatch(/nffi\.load: opts\.instrument must be a boolean$/);
+  });
 });

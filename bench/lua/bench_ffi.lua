@@ -49,9 +49,13 @@ end
 local callers = {}
 
 function callers.nffi(opts)
-    local rt = assert(nffi.load("nffi_echo", opts.cfg, {
-        name = "bench", poll_spin_us = opts.poll_spin_us, wait_spin_us = opts.wait_spin_us,
-        wake = opts.wake,
+    -- inst=0: a runtime of its own that opted out of instrumentation, beside the
+    -- instrumented one in the same worker (its cfg "1" is the default's one poller
+    -- under another key: runtimes are one per library and cfg)
+    local noinst = opts.instrument == false
+    local rt = assert(nffi.load("nffi_echo", noinst and (opts.cfg or "1") or opts.cfg, {
+        name = noinst and "bench_noinst" or "bench", poll_spin_us = opts.poll_spin_us,
+        wait_spin_us = opts.wait_spin_us, wake = opts.wake, instrument = not noinst,
     }))
     opts.nffi_state = runtime.state_of[rt]
     return function(payload)
@@ -113,6 +117,8 @@ local function lat_sums(st)
     end
     -- the pollers' spins in flight: found the next batch, lost their CPU
     out.spins, out.lost = tonumber(lat_buf.spins_in_flight), tonumber(lat_buf.spins_lost)
+    -- 0: this runtime's tasks are not instrumented (the build, or the runtime opted out)
+    out.every = tonumber(lat_buf.lat_sample_every)
     return out
 end
 
@@ -145,6 +151,7 @@ function _M.run()
         poll_spin_us = tonumber(var.arg_poll_spin), wait_spin_us = tonumber(var.arg_wait_spin),
         cfg = var.arg_cfg,
         wake = var.arg_wake,
+        instrument = var.arg_inst ~= "0",
     }
     local size = tonumber(var.arg_size) or 64
     local conc = tonumber(var.arg_conc) or 1
@@ -190,6 +197,10 @@ function _M.run()
         loop_hits = (wake1.loop_hits - wake0.loop_hits) / #lat,
         signals = (wake1.signals - wake0.signals) / #lat,
     }
+    local instrumented = nffi.instrumented()
+    if sums1 then
+        instrumented = sums1.every > 0
+    end
     table_sort(lat)
     ngx.say(cjson.encode({
         mode = mode, size = size, conc = conc, calls = #lat,
@@ -198,7 +209,8 @@ function _M.run()
         worker_cpu_us_per_call = worker_cpu_us / #lat,
         p50_us = quantile(lat, 0.5) / 1000,
         p99_us = quantile(lat, 0.99) / 1000,
-        instrumented = nffi.instrumented(),
+        -- nffi: whether libnffi says the runtime's tasks were
+        instrumented = instrumented,
         -- nffi, instrumented: mean µs a call spent queued, served, waking its waiter
         lat_us = means,
         wake_per_call = per_call,

@@ -9,7 +9,10 @@
  *           no wake-up in it (those cost microseconds and the same in both
  *           builds: they would bury the difference in the shared VM's noise);
  *           x1 one task at a time (every task stamped), x32 32 live at once
- *           (latencies sampled, as at 32 light threads);
+ *           (latencies sampled, as at 32 light threads); a third runtime, of
+ *           the instrumented build but opted out (nffi.load's opts.instrument
+ *           = false), shows what bench/ffi-instrumentation.ts's in-worker
+ *           comparison leaves out;
  * and the pieces instrumentation can be made of, each in a loop of its own:
  * a CLOCK_MONOTONIC read and its alternatives, an atomic add on a line of
  * this thread's and on a line another thread adds to.
@@ -48,6 +51,7 @@ typedef struct lib {
     void (*stats)(const nffi_runtime *, nffi_stats *);
     void (*set_kick)(void *);
     void (*kick)(void);
+    int (*set_instrumented)(nffi_runtime *, int);
 } lib;
 
 /* The event loop's kick: the batch's submits wait on the stage until it runs. */
@@ -84,6 +88,7 @@ static void lib_open(lib *l, const char *dir, const char *file)
     l->poll = sym(l, "ngx_http_lua_ffi_task_poll");
     l->set_kick = sym(l, "nffi_fast_set_kick");
     l->kick = sym(l, "nffi_kick_pollers");
+    l->set_instrumented = sym(l, "nffi_runtime_set_instrumented");
     l->get_req = sym(l, "ngx_http_lua_ffi_get_req");
     l->respond = sym(l, "ngx_http_lua_ffi_respond");
     l->instrumented = sym(l, "nffi_instrumented");
@@ -128,6 +133,10 @@ static void echo_one(lib *l, void *task)
 
 static double run_inline(lib *l, nffi_runtime *rt, long tasks, int batch)
 {
+    /* this runtime's tasks: the build's, unless it opted out */
+    nffi_stats s00;
+    l->stats(rt, &s00);
+    int inst = l->instrumented() && s00.lat_sample_every != 0;
     nffi_task *t[BATCH_MAX], *out[BATCH_MAX];
     nffi_stats s0;
     l->stats(rt, &s0);
@@ -167,8 +176,9 @@ static double run_inline(lib *l, nffi_runtime *rt, long tasks, int batch)
     uint64_t done = s.resumed - s0.resumed, counted = s.lat_count[NFFI_LAT_TOTAL] - s0.lat_count[NFFI_LAT_TOTAL];
     /* sampled, the weighted count estimates the tasks: within 20% over 10,000s */
     if (s.live != 0 || s.in_flight != 0 || s.polled != s.responded ||
-        (l->instrumented() && (batch == 1 ? counted != done
-                                          : counted < done * 8 / 10 || counted > done * 12 / 10))) {
+        (inst && (batch == 1 ? counted != done
+                             : counted < done * 8 / 10 || counted > done * 12 / 10)) ||
+        (!inst && (done != 0 || counted != 0))) {
         fprintf(stderr, "inst_cost: %s: stats do not add up (live %lld, in flight %lld, %llu done, %llu counted)\n",
                 l->name, (long long)s.live, (long long)s.in_flight, (unsigned long long)done,
                 (unsigned long long)counted);
@@ -282,6 +292,12 @@ int main(int argc, char **argv)
         return 1;
     }
     nffi_runtime *rti = li.runtime_new("inline", 0), *rtn = ln.runtime_new("inline", 0);
+    /* the instrumented build, this runtime opted out (nffi.load's opts.instrument = false) */
+    nffi_runtime *rto = li.runtime_new("opted-out", 0);
+    if (li.set_instrumented(rto, 0) != NFFI_OK) {
+        fprintf(stderr, "inst_cost: a new runtime could not opt out of instrumentation\n");
+        return 1;
+    }
     printf("inst_cost: %ld tasks of %zu bytes a repeat, %d repeats, CPU time of this thread\n",
            tasks, sizeof(payload), repeats);
     double cost = 0;
@@ -291,17 +307,21 @@ int main(int argc, char **argv)
         long n = tasks / batch * batch;
         run_inline(&li, rti, n / 10 / batch * batch + batch, batch);   /* warm: freelists, caches */
         run_inline(&ln, rtn, n / 10 / batch * batch + batch, batch);
-        double ii[64], in[64], id[64];
+        run_inline(&li, rto, n / 10 / batch * batch + batch, batch);
+        double ii[64], in[64], id[64], io[64], od[64];
         for (int r = 0; r < repeats; r++) {
             /* alternate which goes first: a drift within a repeat hits both alike */
             if (r & 1) {
                 in[r] = run_inline(&ln, rtn, n, batch);
+                io[r] = run_inline(&li, rto, n, batch);
                 ii[r] = run_inline(&li, rti, n, batch);
             } else {
                 ii[r] = run_inline(&li, rti, n, batch);
+                io[r] = run_inline(&li, rto, n, batch);
                 in[r] = run_inline(&ln, rtn, n, batch);
             }
             id[r] = ii[r] - in[r];
+            od[r] = io[r] - in[r];
         }
         char what[64];
         snprintf(what, sizeof(what), "inline x%d: ns/task, instrumented", batch);
@@ -310,6 +330,12 @@ int main(int argc, char **argv)
         range(what, in, repeats, "ns");
         snprintf(what, sizeof(what), "inline x%d: instrumentation (paired)", batch);
         double c = range(what, id, repeats, "ns");
+        /* what the bench's in-worker comparison leaves out: the opted-out
+         * runtime's own checks against the build without any */
+        snprintf(what, sizeof(what), "inline x%d: ns/task, runtime opted out", batch);
+        range(what, io, repeats, "ns");
+        snprintf(what, sizeof(what), "inline x%d: opted out - noinst (paired)", batch);
+        range(what, od, repeats, "ns");
         if (batch == 1)
             cost = c;
     }

@@ -61,6 +61,7 @@ int64_t nffi_tasks_count(uint64_t after_id, int64_t enq_before_ns, int max_visit
                          uint64_t *next_after);
 void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
 void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every);
+int nffi_runtime_set_instrumented(nffi_runtime *rt, int on);
 void nffi_latency_all(int on);
 
 nffi_task *nffi_task_submit(nffi_runtime *rt, const char *method, size_t method_len,

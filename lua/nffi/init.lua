@@ -11,7 +11,7 @@
 --
 -- nffi.load(lib, cfg, opts) is the same loader answering nil, "message" where
 -- ngx.load_ffi raises or returns a bare rc. nffi adds opts.timeout (ms: then
--- false, "timeout"), name, wake, poll_spin_us and wait_spin_us; opts.unpin is
+-- false, "timeout"), name, wake, poll_spin_us, wait_spin_us and instrument; opts.unpin is
 -- accepted and does nothing (the library stays loaded). README.md "Coming from
 -- lua-resty-ffi" lists every difference and why.
 -- In parts: runtime.lua keeps and starts the runtimes, call.lua makes a call
@@ -125,6 +125,9 @@ local function load_runtime(lib, cfg, opts, strict, init_order)
     if opts.wake ~= nil and opts.wake ~= "auto" and opts.wake ~= "pump" then
         error("nffi.load: opts.wake must be \"auto\" or \"pump\"", 2)
     end
+    if opts.instrument ~= nil and type(opts.instrument) ~= "boolean" then
+        error("nffi.load: opts.instrument must be a boolean", 2)
+    end
     local st = {
         key = key,
         lib = lib,
@@ -137,6 +140,8 @@ local function load_runtime(lib, cfg, opts, strict, init_order)
         spin_ns = (opts.wait_spin_us or 0) * 1000,
         -- the pump even where the worker's eventfd path is up (tests, comparisons)
         wake_forced = opts.wake == "pump" and 'opts.wake = "pump"' or nil,
+        -- false: this runtime's tasks go unstamped and uncounted, as in libnffi_noinst
+        instrument = opts.instrument,
         handle = handle,  -- pinned: runtime threads run its code until exit
         init = init,
     }

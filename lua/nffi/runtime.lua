@@ -133,6 +133,10 @@ local function start_runtime(st)
     if st.spin_us then
         C.nffi_runtime_set_poll_spin(rt, st.spin_us)
     end
+    if st.instrument == false then
+        -- no task exists yet, so this cannot fail
+        C.nffi_runtime_set_instrumented(rt, 0)
+    end
     local cfg_buf
     if st.cfg then
         -- a writable copy: the ABI takes char *, and runtimes may not keep it

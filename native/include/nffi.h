@@ -147,6 +147,11 @@ void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
 /* Latencies of 1 in every tasks (<= 1: all) while more than 4 of the runtime's
  * tasks are live; fewer live, all are stamped. Default 16, or NFFI_LAT_SAMPLE. */
 void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every);
+/* on == 0: rt's tasks go uninstrumented, as in libnffi_noinst: no stamps,
+ * latencies or counters (enqueued, completed, timeouts, rejected, late stay 0;
+ * stats say lat_sample_every 0). Before rt's first task only (else
+ * NFFI_EINVAL). Worker thread. */
+int nffi_runtime_set_instrumented(nffi_runtime *rt, int on);
 /* on != 0: every task of every runtime is stamped whatever the sampling (the
  * task hook reports each task's latencies). Worker thread. */
 void nffi_latency_all(int on);

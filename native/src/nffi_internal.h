@@ -15,6 +15,10 @@
 #else
 #define NFFI_INST 1
 #endif
+/* A runtime's tasks are instrumented unless the build is not or the runtime
+ * opted out before its first task (nffi_runtime_set_instrumented): then they
+ * cost what libnffi_noinst's cost (the pollers' stamps follow lat_w, 0). */
+#define NFFI_INST_RT(rt) (NFFI_INST && (rt)->inst)
 
 /* Relaxed atomics: enough for counters and snapshot fields that are only read
  * for display; ordering-sensitive places spell out their own memory order. */
@@ -107,6 +111,7 @@ struct nffi_runtime {
     nffi_task *live_head, *live_tail;
     uint64_t enqueued, rejected, timeouts, resumed, late;
     int64_t live;
+    int inst;                   /* 0: opted out (NFFI_INST_RT); fixed before the first task */
     /* Latency sampling (see NFFI__LAT_ALL_LIVE): 1 in lat_every tasks is
      * stamped past t_enqueued while many are live; lat_rng picks which;
      * lat_samples counts the tasks whose latencies were recorded. */

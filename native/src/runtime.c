@@ -87,6 +87,7 @@ NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
     rt->max_queue = max_queue > 0 ? max_queue : 65536;
     rt->spin_us = NFFI__SPIN_DEFAULT_US;
     rt->spin_adaptive = 1;
+    rt->inst = 1;
     rt->lat_every = NFFI__LAT_EVERY_DEFAULT;
     nffi__env_int("NFFI_LAT_SAMPLE", 1, 65536, &rt->lat_every);
     /* any nonzero seed; the runtime's address differs between runtimes */
@@ -130,6 +131,16 @@ NFFI_EXPORT void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every)
         NFFI_STORE(&rt->lat_every, nffi__clamp(every, 1, 65536));
 }
 
+NFFI_EXPORT int nffi_runtime_set_instrumented(nffi_runtime *rt, int on)
+{
+    /* fixed before the first task: a task stamped by one setting and
+     * counted by the other would unbalance the counters */
+    if (rt == NULL || NFFI_LOAD(&rt->polled) != 0 || rt->live != 0 || rt->stage_head != NULL)
+        return NFFI_EINVAL;
+    rt->inst = on != 0;
+    return NFFI_OK;
+}
+
 NFFI_EXPORT void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out)
 {
     if (out == NULL)
@@ -151,7 +162,7 @@ NFFI_EXPORT void nffi_runtime_stats(const nffi_runtime *rt, nffi_stats *out)
     out->depth = NFFI_LOAD(&rt->depth) + NFFI_LOAD(&rt->staged);
     out->live = NFFI_LOAD(&rt->live);
     out->lat_samples = NFFI_LOAD(&rt->lat_samples);
-    out->lat_sample_every = NFFI_INST ? NFFI_LOAD(&rt->lat_every) : 0;
+    out->lat_sample_every = NFFI_INST_RT(rt) ? NFFI_LOAD(&rt->lat_every) : 0;
     out->spins_in_flight = NFFI_LOAD(&rt->flight_hits);
     out->spins_lost = NFFI_LOAD(&rt->flight_lost);
     for (int k = 0; k < 4; k++) {

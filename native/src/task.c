@@ -173,7 +173,7 @@ NFFI_EXPORT void nffi_latency_all(int on)
 
 static nffi_task *nffi__reject(nffi_runtime *rt, int *status, int code)
 {
-    if (NFFI_INST)
+    if (NFFI_INST_RT(rt))
         NFFI_BUMP(&rt->rejected, 1);
     *status = code;
     return NULL;
@@ -303,7 +303,7 @@ static nffi_task *nffi__submit(nffi_runtime *rt, const char *method, size_t meth
         t->req[req_len] = '\0';
     }
     t->req_len = req_len;
-    if (NFFI_INST) {
+    if (NFFI_INST_RT(rt)) {
         t->lat_w = nffi__lat_weight(rt);
         /* A task the sampling left out, submitted in a turn that staged one
          * of its runtime's tasks already, takes the last stamp any task got
@@ -363,7 +363,7 @@ static nffi_task *nffi__submit(nffi_runtime *rt, const char *method, size_t meth
         g->head = t;
     g->tail = t;
     g->count++;
-    if (NFFI_INST)
+    if (NFFI_INST_RT(rt))
         NFFI_BUMP(&rt->enqueued, 1);
     *status = NFFI_OK;
     return t;
@@ -687,7 +687,7 @@ NFFI_EXPORT int nffi_task_result(nffi_task *t, char **rsp, size_t *rsp_len)
             *rsp_len = 0;
         return NFFI_EINVAL;
     }
-    if (NFFI_INST && !t->resumed) {
+    if (NFFI_INST_RT(t->rt) && !t->resumed) {
         nffi_runtime *rt = t->rt;
         uint64_t w = t->lat_w;
         if (w != 0) {
@@ -713,7 +713,7 @@ NFFI_EXPORT int nffi_task_abandon(nffi_task *t)
     if (t == NULL)
         return 0;
     nffi_runtime *rt = t->rt;
-    if (NFFI_INST)
+    if (NFFI_INST_RT(rt))
         NFFI_BUMP(&rt->timeouts, 1);
     /* Its waiter is gone: nothing may post the semaphore any more. */
     nffi__sema_forget(t);

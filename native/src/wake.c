@@ -273,7 +273,7 @@ NFFI_EXPORT int nffi_drain(nffi_task **out, int max)
             nffi__backlog_tail = NULL;
         t->dnext = NULL;
         if (t->abandoned) {
-            if (NFFI_INST)
+            if (NFFI_INST_RT(t->rt))
                 NFFI_BUMP(&t->rt->late, 1);
             nffi__task_free(t);
             continue;
@@ -301,7 +301,7 @@ static int nffi__fast_deliver(void)
         nffi_task *next = t->dnext;
         t->dnext = NULL;
         if (t->abandoned) {
-            if (NFFI_INST)
+            if (NFFI_INST_RT(t->rt))
                 NFFI_BUMP(&t->rt->late, 1);
             nffi__task_free(t);
         } else if (t->sema != NULL) {

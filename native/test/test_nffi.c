@@ -253,6 +253,53 @@ static void test_roundtrip(void)
     roundtrip(0, 1);
 }
 
+/* A runtime that opted out of instrumentation serves byte-exact as any other,
+ * with what libnffi_noinst gives: no stamps, no latencies, no counters but the
+ * pollers' and live; the choice is fixed once it has a task. */
+static void test_opt_out(void)
+{
+    enum { N = 200, NT = 2 };
+    nffi_runtime *rt = new_rt("opt-out", 0);
+    CHECK(nffi_runtime_set_instrumented(NULL, 0) == NFFI_EINVAL);
+    CHECK(nffi_runtime_set_instrumented(rt, 0) == NFFI_OK);
+    nffi_latency_all(1);        /* asked for every task's latencies: still none */
+    struct rthread th[NT];
+    start_threads(th, NT, rt, 1);
+    static nffi_task *tasks[N], *got[N];
+    char req[N][16];
+    int ok = 1, st;
+    for (int i = 0; i < N; i++) {
+        snprintf(req[i], sizeof(req[i]), "opt-out %d", i);
+        tasks[i] = nffi_task_submit(rt, "echo", 4, req[i], strlen(req[i]), (uint32_t)i, &st);
+        ok &= tasks[i] != NULL && st == NFFI_OK;
+        nffi_task_info info;
+        ok &= nffi_task_get_info(tasks[i], &info) == NFFI_OK && info.t_enqueued == 0;
+    }
+    CHECK(ok);
+    /* a task exists: the choice can no longer change */
+    CHECK(nffi_runtime_set_instrumented(rt, 1) == NFFI_EINVAL);
+    CHECK(drain_wait(got, N, 60 * SEC) == N);
+    ok = 1;
+    for (int k = 0; k < N; k++) {
+        uint64_t i = nffi_task_id(got[k]) - nffi_task_id(tasks[0]);
+        char *rsp;
+        size_t rlen;
+        int rc = nffi_task_result(got[k], &rsp, &rlen);
+        ok &= i < N && rc == (int)(strlen(req[i]) % 5) && rlen == strlen(req[i]) &&
+              memcmp(rsp, req[i], rlen) == 0;
+        nffi_task_release(got[k]);
+    }
+    CHECK(ok);
+    nffi_latency_all(0);
+    nffi_stats s = stats_of(rt);
+    CHECK(s.polled == N && s.responded == N && s.live == 0 && s.depth == 0);
+    CHECK(s.enqueued == 0 && s.resumed == 0 && s.lat_samples == 0 && s.lat_sample_every == 0);
+    for (int k = 0; k < 4; k++)
+        CHECK(s.lat_count[k] == 0 && s.lat_sum_ns[k] == 0);
+    nffi_runtime_finish(rt);
+    CHECK(join_threads(th, NT) == N);
+}
+
 static void test_queue_full(void)
 {
     nffi_runtime *rt = new_rt("full", 3);
@@ -1681,6 +1728,7 @@ int main(int argc, char **argv)
     test_snapshot();
     test_registry();
     test_roundtrip();
+    test_opt_out();
     test_spin_paths();
     test_spin();
     test_examples();
