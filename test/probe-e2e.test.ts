@@ -75,6 +75,27 @@ describe('probe against nginx with the agent', () => {
     await parked;
   });
 
+  it('tasks --older-than skips the unstamped tasks of a runtime that opted out of instrumentation', async () => {
+    const parked = http(nginx().url('/park_mixed?ms=4000'), { timeout: 15_000 });
+    const older = await waitFor(async () => {
+      const r = await runCli(['tasks', String(nginx().masterPid), '--older-than', '100ms', '--json']);
+      if (r.status !== 0) throw new Error(r.stderr);
+      const ts = json(r.stdout).workers.flatMap((w: any) => w.tasks);
+      return ts.some((t: any) => t.runtime === 'e2e_timed') ? ts : undefined;
+    }, { timeout: 3_000, interval: 100, what: 'the instrumented runtime\'s task older than 100 ms' });
+    // the opted-out task came first (a lower id) and has no age: older than nothing
+    expect(older.filter((t: any) => t.runtime === 'e2e_quiet')).toEqual([]);
+    const all = json((await runCli(['tasks', String(nginx().masterPid), '--json'])).stdout)
+      .workers.flatMap((w: any) => w.tasks);
+    const quiet = all.find((t: any) => t.runtime === 'e2e_quiet');
+    const timed = all.find((t: any) => t.runtime === 'e2e_timed');
+    expect(quiet).toMatchObject({ method: 'wait', state: 'polled' });
+    expect(quiet.age_ms).toBeNull();
+    expect(quiet.id).toBeLessThan(timed.id);
+    expect(timed.age_ms).toBeGreaterThanOrEqual(100);
+    expect((await parked).body.toString()).toMatch(/^true parked true parked/);
+  });
+
   it('queue MASTER --json has the documented runtime shape', async () => {
     await http(nginx().url('/park?ms=10'));
     await http(nginx().url('/park?ms=10'));
@@ -91,8 +112,9 @@ describe('probe against nginx with the agent', () => {
           'spins_in_flight', 'spins_lost', 'timeouts', 'wake'].sort());
       expect(rt.spins_in_flight).toBeGreaterThanOrEqual(0);
       expect(rt.spins_lost).toBeGreaterThanOrEqual(0);
-      // latencies from 1 task in 16 while more than 4 are live (the instrumented libnffi's default)
-      expect(rt.latency_sample_every).toBe(16);
+      // latencies from 1 task in 16 while more than 4 are live (the instrumented libnffi's default);
+      // 0 for the runtime of an earlier test that opted out of instrumentation
+      expect(rt.latency_sample_every).toBe(rt.name === 'e2e_quiet' ? 0 : 16);
       expect(['eventfd', 'pump']).toContain(rt.wake);
       if (rt.wake === 'pump') expect(rt.wake_reason).toEqual(expect.any(String));
       else expect(rt.wake_reason).toBeUndefined();

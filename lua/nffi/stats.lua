@@ -157,35 +157,43 @@ end
 -- the order they were enqueued, each as tasks_page gives it. With
 -- enq_before_ns (nffi.now_ns() clock), only the tasks enqueued by then: they
 -- come first, since that order is also the order of their stamps. Returns the
--- page and whether it ends the walk (no further task, or a younger one next).
--- The agent pages with the last id: each call costs O(max), however many tasks
+-- page, whether it ends the walk (no further task, or a younger one next), and
+-- the id to go on after: the last task visited, which with enq_before_ns may be
+-- one left out (a task of a runtime that opted out of instrumentation has no
+-- stamp, so no age: it is older than nothing).
+-- The agent pages with that id: each call costs O(max), however many tasks
 -- are live, so no single step holds the worker long.
 function _M.tasks_since(after_id, max, enq_before_ns)
     max = math_min(max or PAGE_MAX, PAGE_MAX)
     local out = {}
     if max <= 0 then
-        return out, false
+        return out, false, after_id
     end
     local C = native.lib()
+    if enq_before_ns and C.nffi_instrumented() == 0 then
+        -- an uninstrumented libnffi stamps no task: none is older than anything
+        return out, true, after_id
+    end
     local buf = page_scratch(max)
     local n = C.nffi_tasks(after_id or 0, buf, max)
     local now = tonumber(C.nffi_now_ns())
     local st
+    local visited = after_id
     for i = 0, n - 1 do
         local info = buf[i]
-        if enq_before_ns then
-            local enq = tonumber(info.t_enqueued)
-            -- no stamp (an uninstrumented libnffi): no task is older than anything
-            if enq == 0 or enq > enq_before_ns then
-                return out, true
+        local enq = enq_before_ns and tonumber(info.t_enqueued)
+        if enq and enq > enq_before_ns then
+            return out, true, visited
+        end
+        visited = tonumber(info.id)
+        if enq ~= 0 then
+            if not st or st.rt ~= info.runtime then
+                st = state_by_rt(info.runtime) or { name = "?" }
             end
+            out[#out + 1] = task_entry(st, info, now)
         end
-        if not st or st.rt ~= info.runtime then
-            st = state_by_rt(info.runtime) or { name = "?" }
-        end
-        out[#out + 1] = task_entry(st, info, now)
     end
-    return out, n < max
+    return out, n < max, visited
 end
 
 local next_buf = ffi_new("uint64_t[1]")

@@ -14,6 +14,20 @@ server {
             ngx.say(tostring(ok), " ", tostring(res))
         }
     }
+    # the same, twice in one worker: first on a runtime that opted out of instrumentation
+    # (its task has no age), then on an instrumented one
+    location = /park_mixed {
+        content_by_lua_block {
+            local nffi = require("nffi")
+            local quiet = nffi.load("nffi_slow", "0#quiet", { name = "e2e_quiet", instrument = false })
+            local timed = nffi.load("nffi_slow", "0#timed", { name = "e2e_timed" })
+            local req = "delay=" .. (tonumber(ngx.var.arg_ms) or 1500) .. ";parked"
+            local th = ngx.thread.spawn(function() return quiet:wait(req) end)
+            local ok, res = timed:wait(req)
+            local ok2, res2 = select(2, ngx.thread.wait(th))
+            ngx.say(tostring(ok), " ", tostring(res), " ", tostring(ok2), " ", tostring(res2))
+        }
+    }
     location = /sleep {
         content_by_lua_block { ngx.sleep(tonumber(ngx.var.arg_s) or 2) ngx.say("ok") }
     }

@@ -89,6 +89,19 @@ local function count(nffi, enq_before, b)
     return total
 end
 
+-- Whether a task after `after` matches, a bounded stretch at a time.
+local function more(nffi, after, enq_before, b)
+    repeat
+        local n, nxt = nffi.tasks_count(after, enq_before, COUNT_VISIT)
+        if n > 0 then
+            return true
+        end
+        after = nxt
+        b:check()
+    until not after
+    return false
+end
+
 -- params: older_than_ms, max (default and limit 1000), after_id (go on after
 -- this task), total (false: skip the count; later pages need none), skip
 -- (globs: each waiter's frames from its application code, Lua.getCoroutines').
@@ -131,20 +144,17 @@ function _M.get_tasks(params, b)
     while true do
         if n == max then
             -- one more that matches means this answer is cut short
-            if #nffi.tasks_since(after, 1, enq_before) > 0 then
-                res.truncated = true
-            end
+            res.truncated = more(nffi, after, enq_before, b) or nil
             break
         end
-        local page, last = nffi.tasks_since(after, math_min(PAGE, max - n), enq_before)
+        local page, last, visited = nffi.tasks_since(after, math_min(PAGE, max - n), enq_before)
         for i = 1, #page do
             n = n + 1
             tasks[n] = task_out(nffi, page[i], skip, b, st)
             b:check()  -- each task reads a stack: read the clock every time
         end
-        if #page > 0 then
-            after = page[#page].id
-        end
+        -- past the tasks left out too (no stamp), or a page of them would be read again
+        after = visited or (#page > 0 and page[#page].id) or after
         if last then
             break
         end
