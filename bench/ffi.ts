@@ -55,7 +55,7 @@ if (VARIANTS.length === 0) throw new Error(`BENCH_WAYS=${process.env.BENCH_WAYS}
 const INST_AA = process.env.BENCH_INST_AA === '1';
 // BENCH_INST_PAIRS=N: fresh instances for the instrumentation table (0: no table);
 // BENCH_INST_ROUNDS=N: rounds of both runtimes in each
-const INST_PAIRS = (process.env.BENCH_INST_PAIRS === '0') ? 0 : envList('BENCH_INST_PAIRS', [5])[0]!;
+const INST_PAIRS = (process.env.BENCH_INST_PAIRS === '0') ? 0 : envList('BENCH_INST_PAIRS', [6])[0]!;
 const INST_ROUNDS = envList('BENCH_INST_ROUNDS', [6])[0]!;
 
 // Where the worker (and the runtime threads it starts, which inherit its CPU mask) runs.

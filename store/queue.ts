@@ -23,7 +23,7 @@ export interface RuntimeRow {
    * not eventfd; absent from agents before it. */
   wake?: string;
   wake_reason?: string;
-  /** Latencies come from 1 task in this many while more than 4 are live (1: every task). */
+  /** Latencies come from 1 task in this many beyond one a millisecond (1: every task). */
   latency_sample_every?: number;
   /** Pollers' spins for the worker's next batch (many calls in flight), and those that lost
    * their CPU: a machine where spinning takes time from the worker reads many lost. */

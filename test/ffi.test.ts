@@ -159,7 +159,7 @@ describe('instrumentation', () => {
     // the instrumented runtimes of the same workers still are
     const other = doc.workers.flatMap((w: any) => w.runtimes.filter((r: any) => r.name === 'stats_echo'));
     expect(other.length).toBeGreaterThan(0);
-    for (const r of other) expect(r.latency_sample_every).toBe(16);
+    for (const r of other) expect(r.latency_sample_every).toBe(64);
     expect(other.reduce((n: number, r: any) => n + r.latency_ms.total.count, 0)).toBeGreaterThan(0);
   });
 

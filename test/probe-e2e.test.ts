@@ -112,9 +112,9 @@ describe('probe against nginx with the agent', () => {
           'spins_in_flight', 'spins_lost', 'timeouts', 'wake'].sort());
       expect(rt.spins_in_flight).toBeGreaterThanOrEqual(0);
       expect(rt.spins_lost).toBeGreaterThanOrEqual(0);
-      // latencies from 1 task in 16 while more than 4 are live (the instrumented libnffi's default);
+      // latencies from 1 task in 64 beyond one a millisecond (the instrumented libnffi's default);
       // 0 for the runtime of an earlier test that opted out of instrumentation
-      expect(rt.latency_sample_every).toBe(rt.name === 'e2e_quiet' ? 0 : 16);
+      expect(rt.latency_sample_every).toBe(rt.name === 'e2e_quiet' ? 0 : 64);
       expect(['eventfd', 'pump']).toContain(rt.wake);
       if (rt.wake === 'pump') expect(rt.wake_reason).toEqual(expect.any(String));
       else expect(rt.wake_reason).toBeUndefined();

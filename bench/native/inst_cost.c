@@ -8,7 +8,7 @@
  *           the path length of a task, CPU ns per task, with no waiting and
  *           no wake-up in it (those cost microseconds and the same in both
  *           builds: they would bury the difference in the shared VM's noise);
- *           x1 one task at a time (every task stamped), x32 32 live at once
+ *           x1 one task at a time, x32 32 live at once
  *           (latencies sampled, as at 32 light threads); a third runtime, of
  *           the instrumented build but opted out (nffi.load's opts.instrument
  *           = false), shows what bench/ffi-instrumentation.ts's in-worker
@@ -127,7 +127,7 @@ static void echo_one(lib *l, void *task)
 
 /* ns per task, everything on this thread: batch tasks submitted, then
  * polled and answered, drained, their results taken. batch 1 is the
- * sequential call (every task stamped); 32 is 32 light threads' worth live at
+ * sequential call; 32 is 32 light threads' worth live at
  * once, where the latencies are sampled (nffi_internal.h). */
 #define BATCH_MAX 64
 
@@ -174,10 +174,10 @@ static double run_inline(lib *l, nffi_runtime *rt, long tasks, int batch)
     nffi_stats s;
     l->stats(rt, &s);
     uint64_t done = s.resumed - s0.resumed, counted = s.lat_count[NFFI_LAT_TOTAL] - s0.lat_count[NFFI_LAT_TOTAL];
-    /* sampled, the weighted count estimates the tasks: within 20% over 10,000s */
+    /* sampled (a task a millisecond, 1 in 64 of the rest), the weighted
+     * count estimates the tasks: within 20% over 100,000s */
     if (s.live != 0 || s.in_flight != 0 || s.polled != s.responded ||
-        (inst && (batch == 1 ? counted != done
-                             : counted < done * 8 / 10 || counted > done * 12 / 10)) ||
+        (inst && (counted < done * 8 / 10 || counted > done * 12 / 10)) ||
         (!inst && (done != 0 || counted != 0))) {
         fprintf(stderr, "inst_cost: %s: stats do not add up (live %lld, in flight %lld, %llu done, %llu counted)\n",
                 l->name, (long long)s.live, (long long)s.in_flight, (unsigned long long)done,
@@ -341,9 +341,10 @@ int main(int argc, char **argv)
     }
     nffi_stats st;
     li.stats(rti, &st);
-    printf("%-44s 1 in %lld while more than 4 live\n", "latency sampling", (long long)st.lat_sample_every);
+    printf("%-44s 1 in %lld beyond one task a millisecond\n", "latency sampling", (long long)st.lat_sample_every);
     double clock = pieces(repeats);
-    /* a task has 4 stamps: enqueued, polled, responded, resumed */
-    printf("%-44s %8.1f ns of %.1f (x1)\n", "4 stamps (4 x clock read) in instrumentation", 4 * clock, cost);
+    /* a stamped task has 4: enqueued, polled, responded, resumed; at this
+     * loop's rate 1 in 64 is stamped, and one a millisecond */
+    printf("%-44s %8.1f ns (instrumentation at x1: %.1f)\n", "a stamped task's 4 stamps (4 x clock read)", 4 * clock, cost);
     return 0;
 }

@@ -57,7 +57,7 @@ local function runtime_stats(C, st)
         live = tonumber(s.live),
         max_queue = st.max_queue,
         latency_ms = lat,
-        -- while more than 4 of its tasks are live, 1 in this many has its latencies
+        -- past the one task a millisecond that is always stamped, 1 in this many has its latencies
         -- stamped and stands for as many in latency_ms (1: every task; 0: not
         -- instrumented); latency_samples: the tasks stamped
         latency_sample_every = tonumber(s.lat_sample_every),

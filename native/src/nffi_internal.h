@@ -112,11 +112,13 @@ struct nffi_runtime {
     uint64_t enqueued, rejected, timeouts, resumed, late;
     int64_t live;
     int inst;                   /* 0: opted out (NFFI_INST_RT); fixed before the first task */
-    /* Latency sampling (see NFFI__LAT_ALL_LIVE): 1 in lat_every tasks is
-     * stamped past t_enqueued while many are live; lat_rng picks which;
-     * lat_samples counts the tasks whose latencies were recorded. */
+    /* Latency sampling (see NFFI__LAT_GAP_NS): a task is stamped past
+     * t_enqueued when lat_last (the last stamped task's t_enqueued) is old
+     * enough, else 1 in lat_every, lat_rng picking which; lat_samples counts
+     * the tasks whose latencies were recorded. */
     int lat_every;
     uint32_t lat_rng;
+    int64_t lat_last;
     uint64_t lat_samples;
     /* Written by runtime threads on every task: a cache line of their own,
      * apart from what the worker writes on every task (live, hist).
@@ -181,18 +183,24 @@ struct nffi_runtime {
  * Latency sampling. Every task gets its t_enqueued stamp (ages in the task
  * views, --older-than, the cross-worker sort), and every counter counts every
  * task. The three other stamps (polled, responded, resumed) and the histograms
- * cost three clock reads a task, ~75 ns of the ~1.4-1.8 us of CPU a call takes
- * at 64 B x 32 on the 2-vCPU VM (bench/native/inst_cost): so while at most
- * NFFI__LAT_ALL_LIVE tasks of a runtime are live every task is stamped, and
- * beyond that 1 in lat_every (NFFI__LAT_EVERY_DEFAULT, NFFI_LAT_SAMPLE=<n>,
- * 1 = all), picked at random (a fixed stride would alias with the batches of
- * a steady load), each weighted by lat_every in the histograms so that counts,
- * sums and quantiles estimate every task's (the weights undo the bias towards
- * quiet periods, where all are stamped). While a task hook is armed
- * (nffi_latency_all) every task is stamped: it reports each one's latencies.
+ * cost three clock reads a task and four histogram lines, ~110-150 ns: 1-2% of
+ * a sequential call (~10 us on the 2-vCPU VM), and ~75 ns of the ~1.1 us of
+ * CPU a call takes at 64 B x 32 (bench/native/inst_cost). So a task is
+ * stamped when its runtime's last stamped task was enqueued NFFI__LAT_GAP_NS
+ * or more before it (at up to ~1,000 calls/s, every task), and else 1 in
+ * lat_every (NFFI__LAT_EVERY_DEFAULT, NFFI_LAT_SAMPLE=<n>, 1 = all), picked
+ * at random (a fixed stride would alias with the batches of a steady load).
+ * In the histograms a task the gap picked weighs 1 and one the draw picked
+ * lat_every: each is weighted by the inverse of the chance it had, given the
+ * tasks before it, so counts, sums and quantiles estimate every task's (the
+ * weights undo the bias towards quiet periods, where all are stamped). While
+ * a task hook is armed (nffi_latency_all) every task is stamped: it reports
+ * each one's latencies. (Until issue 15's last round, "few live" meant stamp
+ * all: 4 or fewer; a sequential caller at 100,000 calls/s paid all four
+ * stamps on every call.)
  */
-#define NFFI__LAT_ALL_LIVE 4
-#define NFFI__LAT_EVERY_DEFAULT 16
+#define NFFI__LAT_GAP_NS 1000000
+#define NFFI__LAT_EVERY_DEFAULT 64
 NFFI_HIDDEN extern int nffi__lat_all;
 
 /* Where the last walks of the process-wide live registry stopped (nffi_tasks,

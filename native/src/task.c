@@ -150,22 +150,6 @@ void nffi__task_free(nffi_task *t)
     nffi__task_recycle(t);
 }
 
-/* The weight of a new task's latencies: 1 (every task stamped while few are
- * live, or when asked for all), else lat_every for 1 in lat_every tasks at
- * random and 0 for the others. See NFFI__LAT_ALL_LIVE. Worker thread. */
-static uint32_t nffi__lat_weight(nffi_runtime *rt)
-{
-    int every = rt->lat_every;
-    if (every <= 1 || nffi__lat_all || rt->live < NFFI__LAT_ALL_LIVE)
-        return 1;
-    uint32_t x = rt->lat_rng;           /* xorshift32: a few cycles, never 0 */
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    rt->lat_rng = x;
-    return x < UINT32_MAX / (uint32_t)every ? (uint32_t)every : 0;
-}
-
 NFFI_EXPORT void nffi_latency_all(int on)
 {
     nffi__lat_all = on != 0;
@@ -266,6 +250,56 @@ void nffi__stage_flush(nffi_runtime *rt)
     pthread_mutex_unlock(&rt->qlock);
 }
 
+/* The random draw of the sampling: the weight of a task it picks, lat_every,
+ * or 0. See NFFI__LAT_GAP_NS. Worker thread. */
+static uint32_t nffi__lat_draw(nffi_runtime *rt, int every)
+{
+    uint32_t x = rt->lat_rng;           /* xorshift32: a few cycles, never 0 */
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    rt->lat_rng = x;
+    return x < UINT32_MAX / (uint32_t)every ? (uint32_t)every : 0;
+}
+
+/* Stamps t's t_enqueued and picks whether its latencies are stamped too, and
+ * with what weight (t->lat_w; 0: not). Worker thread. */
+static void nffi__lat_pick(nffi_runtime *rt, nffi_task *t)
+{
+    int every = rt->lat_every;
+    uint32_t w = every <= 1 || nffi__lat_all ? 1 : nffi__lat_draw(rt, every);
+    int64_t now;
+    /* A task the draw left out, submitted in a turn that staged one of its
+     * runtime's tasks already, takes the last stamp any task got (this
+     * turn's, then): the turn's submits are queued together at its end
+     * anyway, and the clock read was most of what instrumentation cost a
+     * task at 32 live (inst_cost: ~25 of ~32 ns). Its age may read older by
+     * what the turn took so far, one coarse tick at most; stamps still never
+     * decrease in id order (nffi_tasks_count relies on it); a sampled task's
+     * stamps (its latencies) stay exact. */
+    if (w == 0 && rt->stage_tail != NULL && nffi__kick_hook != NULL) {
+        /* never older than the coarse clock (~3 ns a read, one 4 ms tick
+         * behind at most): a long handler between submits cannot age it */
+        struct timespec c;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &c);
+        int64_t coarse = (int64_t)c.tv_sec * 1000000000 + c.tv_nsec;
+        now = coarse > nffi__last_stamp ? coarse : nffi__last_stamp;
+        if (now - rt->lat_last >= NFFI__LAT_GAP_NS) {
+            w = 1;                      /* the gap picks it: an exact stamp */
+            now = nffi__now();
+        }
+    } else {
+        now = nffi__now();
+        if (now - rt->lat_last >= NFFI__LAT_GAP_NS)
+            w = 1;
+    }
+    t->t_enqueued = now;
+    nffi__last_stamp = now;
+    t->lat_w = w;
+    if (w != 0)
+        rt->lat_last = now;
+}
+
 static nffi_task *nffi__submit(nffi_runtime *rt, const char *method, size_t method_len,
                                const char *req, size_t req_len, uint32_t waiter,
                                int *status, int borrow)
@@ -303,28 +337,8 @@ static nffi_task *nffi__submit(nffi_runtime *rt, const char *method, size_t meth
         t->req[req_len] = '\0';
     }
     t->req_len = req_len;
-    if (NFFI_INST_RT(rt)) {
-        t->lat_w = nffi__lat_weight(rt);
-        /* A task the sampling left out, submitted in a turn that staged one
-         * of its runtime's tasks already, takes the last stamp any task got
-         * (this turn's, then): the turn's submits are queued together at its
-         * end anyway, and the clock read was most of what instrumentation
-         * cost a task at 32 live (inst_cost: ~25 of ~32 ns). Its age may read
-         * older by what the turn took so far, one coarse tick at most; stamps
-         * still never decrease in id order (nffi_tasks_count relies on it); a
-         * sampled task's stamps (its latencies) stay exact. */
-        if (t->lat_w == 0 && rt->stage_tail != NULL && nffi__kick_hook != NULL) {
-            /* never older than the coarse clock (~3 ns a read, one 4 ms tick
-             * behind at most): a long handler between submits cannot age it */
-            struct timespec c;
-            clock_gettime(CLOCK_MONOTONIC_COARSE, &c);
-            int64_t coarse = (int64_t)c.tv_sec * 1000000000 + c.tv_nsec;
-            t->t_enqueued = coarse > nffi__last_stamp ? coarse : nffi__last_stamp;
-        } else {
-            t->t_enqueued = nffi__now();
-        }
-        nffi__last_stamp = t->t_enqueued;
-    }
+    if (NFFI_INST_RT(rt))
+        nffi__lat_pick(rt, t);
 
     if (nffi__stage(rt, t)) {
         nffi__wake_pollers(rt);

@@ -218,14 +218,15 @@ static void roundtrip(int every, int all)
         CHECK(s.enqueued == N && s.polled == N && s.responded == N && s.resumed == N);
         CHECK(s.rejected == 0 && s.timeouts == 0 && s.late == 0);
         int exact = every == 1 || all;
-        CHECK(s.lat_sample_every == (every > 0 ? every : 16));
+        CHECK(s.lat_sample_every == (every > 0 ? every : 64));
         if (exact) {
             CHECK(s.lat_samples == N);
         } else {
-            /* the first 4 tasks (few live) and ~1 in 16 of the rest, each of
-             * those standing for 16: the count estimates N (5 sigma: +-1100) */
-            CHECK(s.lat_samples > 4 && s.lat_samples < N / 4);
-            CHECK(s.lat_count[NFFI_LAT_TOTAL] > N / 2 && s.lat_count[NFFI_LAT_TOTAL] < 2 * N);
+            /* the submits take a few ms: a task a millisecond, and ~1 in 64 of
+             * the rest standing for 64 each, so the count estimates N (~47
+             * drawn: +-440 a sigma; the bounds are 5 sigma and more) */
+            CHECK(s.lat_samples >= 1 && s.lat_samples < N / 4);
+            CHECK(s.lat_count[NFFI_LAT_TOTAL] > N / 4 && s.lat_count[NFFI_LAT_TOTAL] < 4 * N);
         }
         for (int k = 0; k < 4; k++) {
             CHECK(s.lat_count[k] == (exact ? N : s.lat_count[NFFI_LAT_TOTAL]) && s.lat_max_ns[k] > 0);
@@ -251,6 +252,54 @@ static void test_roundtrip(void)
     roundtrip(1, 0);
     roundtrip(0, 0);
     roundtrip(0, 1);
+}
+
+/* A runtime's calls 1 ms or more apart are every one stamped, each standing
+ * for itself; a burst past that is sampled, its count estimated. */
+static void test_lat_gap(void)
+{
+    enum { SPACED = 20, BURST = 4000 };
+    nffi_runtime *rt = new_rt("gap", 0);
+    struct rthread th[1];
+    start_threads(th, 1, rt, 0);
+    static nffi_task *got[BURST];
+    int ok = 1, st;
+    for (int i = 0; i < SPACED; i++) {
+        nffi_task *t = nffi_task_submit(rt, "spaced", 6, "x", 1, 0, &st);
+        ok &= t != NULL && drain_wait(got, 1, 10 * SEC) == 1 && got[0] == t;
+        nffi_task_result(t, NULL, NULL);
+        nffi_task_release(t);
+        usleep(1200);
+    }
+    CHECK(ok);
+    nffi_stats s = stats_of(rt);
+    if (INST) {
+        CHECK(s.lat_samples == SPACED && s.lat_count[NFFI_LAT_TOTAL] == SPACED);
+    } else {
+        CHECK(s.lat_samples == 0 && s.lat_count[NFFI_LAT_TOTAL] == 0);
+    }
+    static nffi_task *burst[BURST];
+    for (int i = 0; i < BURST; i++) {
+        burst[i] = nffi_task_submit(rt, "burst", 5, "y", 1, 0, &st);
+        ok &= burst[i] != NULL;
+    }
+    CHECK(ok);
+    CHECK(drain_wait(got, BURST, 60 * SEC) == BURST);
+    for (int i = 0; i < BURST; i++) {
+        nffi_task_result(got[i], NULL, NULL);
+        nffi_task_release(got[i]);
+    }
+    nffi_stats b = stats_of(rt);
+    if (INST) {
+        uint64_t samples = b.lat_samples - s.lat_samples;
+        uint64_t counted = b.lat_count[NFFI_LAT_TOTAL] - s.lat_count[NFFI_LAT_TOTAL];
+        /* ~1 in 64 and one a millisecond of the burst's submits: far fewer than
+         * all; the weighted count ~4000 (+-510 a sigma; the bounds are ~5) */
+        CHECK(samples >= 1 && samples < BURST / 8);
+        CHECK(counted > BURST / 3 && counted < BURST * 3);
+    }
+    nffi_runtime_finish(rt);
+    CHECK(join_threads(th, 1) == SPACED + BURST);
 }
 
 /* A runtime that opted out of instrumentation serves byte-exact as any other,
@@ -1729,6 +1778,7 @@ int main(int argc, char **argv)
     test_registry();
     test_roundtrip();
     test_opt_out();
+    test_lat_gap();
     test_spin_paths();
     test_spin();
     test_examples();

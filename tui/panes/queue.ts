@@ -37,7 +37,7 @@ export interface QueueRow {
   latency: FFI.LatencySummary;
   depthHistory: (number | undefined)[];
   rateHistory: (number | undefined)[];
-  /** Latencies from 1 task in this many while more than 4 are live (0: not said). */
+  /** Latencies from 1 task in this many beyond one a millisecond (0: not said). */
   sampleEvery: number;
 }
 
@@ -141,7 +141,7 @@ export class QueuePane extends TablePane<QueueRow> {
 
   info(): string {
     const n = this.table.counts.shown;
-    // libnffi stamps 1 task in N while more than 4 are live: the percentiles are estimates then
+    // libnffi stamps 1 task in N beyond one a millisecond: the percentiles are estimates then
     const every = Math.max(0, ...this.rows.map((r) => r.sampleEvery));
     return `${n} runtime${n === 1 ? '' : 's'}${this.aggregated ? ', all workers' : ''}${every > 1 ? `, latency 1/${every} sampled` : ''}`;
   }
