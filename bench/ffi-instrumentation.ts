@@ -1,28 +1,34 @@
-// What instrumentation costs, measured apart from the main table, inside one worker: two
-// runtimes of the same library side by side, one instrumented and one that opted out
+// What instrumentation costs, measured apart from the main table, inside one worker:
+// runtimes of the same library side by side, two instrumented and one that opted out
 // (nffi.load's opts.instrument = false: no stamps, latencies or counters, what
 // libnffi_noinst costs; bench/native/inst_cost shows the two alike to a nanosecond or so).
+// The two instrumented ones against each other are an A/A control, printed beside the cost:
+// what this table reads when there is nothing to find.
 //
 // Why not two nginx instances, one loading libnffi_noinst: on the 2-vCPU VM two identical
 // instances differ by up to a third for their whole lives (an A/A control, both
 // uninstrumented, pinned to one CPU: of 8 fresh pairs 4 within ±1.2%, one at 6.3%, 3 at
 // 32–43%, each steady over its rounds: which memory a process got, not which code it ran),
-// ten times the cost this
-// table is asked to resolve. In one worker both runtimes share that luck. Each pair is a
-// fresh instance (so the median over pairs is not one placement's luck either), warmed up,
-// then `rounds` rounds of both runtimes, which goes first alternating.
+// ten times the cost this table is asked to resolve. In one worker the runtimes share that
+// luck. Each instance is fresh (so the median over instances is not one placement's luck
+// either) and warmed up, then runs `rounds` rounds of the three runtimes.
 import { formatTable } from '../cli/format/table.js';
 import { startNginx, type NginxOptions } from '../scripts/nginx-instance.js';
-import { benchHttp, medianOf, runOne, type Result, type Way } from './ffi-run.js';
+import { benchHttp, callsFor, medianOf, runOne, type Result, type Way } from './ffi-run.js';
 
-// Two runtimes of the echo library with one poller each, under two keys ("1" and "01"
-// parse alike). Which of the two is instrumented alternates from instance to instance, and
-// the one that plays that part is also the one started first: an A/A control (both
-// instrumented) read the first-started runtime of a worker ~1% slower at 32 coroutines.
-const KEYS = ['1', '01'] as const;
+// Three runtimes of the echo library with one poller each, under three keys ("1", "01" and
+// "001" parse alike). Which key plays which part rotates from instance to instance, and the
+// order the three run in goes through all six from round to round: with the parts and the
+// order fixed, a worker's first-started runtime read ~1% slower pinned at 32 coroutines, and
+// unpinned at one coroutine the A/A control read 3-6% when the runtimes started in one order.
+// Unpinned, the single-coroutine rows stay noisy (each poller's CPU is the scheduler's pick):
+// read the cost against the A/A beside it.
+const KEYS = ['1', '01', '001'] as const;
+const ORDERS = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1], [2, 1, 0], [1, 0, 2]] as const;
 function way(key: string, instrumented: boolean): Way {
-  return instrumented ? { label: `nffi (cfg ${key}, instrumented)`, mode: 'nffi', query: `cfg=${key}` }
-    : { label: `nffi (cfg ${key}, not instrumented)`, mode: 'nffi', query: `cfg=${key}&inst=0` };
+  const cfg = `cfg=${encodeURIComponent(key)}`;
+  return instrumented ? { label: `nffi (cfg ${key}, instrumented)`, mode: 'nffi', query: cfg }
+    : { label: `nffi (cfg ${key}, not instrumented)`, mode: 'nffi', query: `${cfg}&inst=0` };
 }
 
 export interface InstrumentationRun {
@@ -30,14 +36,14 @@ export interface InstrumentationRun {
   uds: string;
   sizes: number[];
   concs: number[];
-  pairs: number;
+  instances: number;
   rounds: number;
-  /** Both runtimes instrumented: what two identical runtimes read as (the noise floor). */
-  aa: boolean;
+  /** Each measurement makes this many times the main table's calls. */
+  lengthen: number;
 }
 
 // A run meant instrumented must have recorded latencies, and one that was not must not:
-// otherwise the pair compared something other than the instrumentation.
+// otherwise the table compared something other than the instrumentation.
 function checkRecorded(r: Result, instrumented: boolean, label: string): void {
   if (r.instrumented !== instrumented) throw new Error(`${label}: libnffi says its tasks were ${r.instrumented ? '' : 'not '}instrumented`);
   if (instrumented && !r.lat_us) throw new Error(`${label}: recorded no latencies: the instrumentation did not run`);
@@ -49,43 +55,49 @@ function pct(xs: number[]): string {
   return `${medianOf(s).toFixed(1)}% (${s[0]!.toFixed(1)}..${s[s.length - 1]!.toFixed(1)})`;
 }
 
-interface PairCost { ops: number; cpu: number; instOps: number; baseOps: number }
+/** One instance's medians over its rounds, for one row. */
+interface Medians { cost: number; costCpu: number; aa: number; aaCpu: number; instOps: number; baseOps: number }
 
 export async function instrumentationTable(run: InstrumentationRun): Promise<string> {
-  const costs = new Map<string, PairCost[]>();
-  for (let k = 0; k < run.pairs; k++) {
+  const byRow = new Map<string, Medians[]>();
+  for (let k = 0; k < run.instances; k++) {
     const n = await startNginx({ ...run.nginx, http: benchHttp(false) });
     try {
-      // instance k: KEYS[k % 2] is the measured (instrumented) runtime and starts first
-      const INST = way(KEYS[k % 2]!, true);
-      const base = way(KEYS[(k + 1) % 2]!, run.aa);
+      // instance k: which key is the first instrumented runtime, the second, the opted-out one
+      const key = (part: number) => KEYS[(k + part) % 3]!;
+      const ways = [way(key(0), true), way(key(1), true), way(key(2), false)];
       let row = 0;
       for (const size of run.sizes) {
         for (const conc of run.concs) {
-          const go = async (way: Way, inst: boolean) => {
-            const r = await runOne(n, way, size, conc, run.uds);
-            checkRecorded(r, inst, way.label);
+          const go = async (w: Way, inst: boolean) => {
+            const r = await runOne(n, w, size, conc, run.uds, undefined, callsFor(size, conc) * run.lengthen);
+            checkRecorded(r, inst, w.label);
             return r;
           };
-          // warm-up: both runtimes started (the measured one first), their traces compiled,
-          // their buffers grown
-          await go(INST, true);
-          await go(base, run.aa);
-          const ops: number[] = [], cpu: number[] = [], io: number[] = [], bo: number[] = [];
+          // warm-up: the runtimes started (in the first row; the order goes through all six
+          // over six instances: which poller starts first may decide where it runs), the
+          // worker's traces compiled, its buffers grown
+          for (const i of ORDERS[k % ORDERS.length]!) await go(ways[i]!, i < 2);
+          const cost: number[] = [], costCpu: number[] = [], aa: number[] = [], aaCpu: number[] = [];
+          const io: number[] = [], bo: number[] = [];
           for (let r = 0; r < run.rounds; r++) {
-            const first = (k + row + r) % 2 === 0;
-            let a: Result, b: Result;
-            if (first) { a = await go(INST, true); b = await go(base, run.aa); }
-            else { b = await go(base, run.aa); a = await go(INST, true); }
-            ops.push((1 - a.ops_per_s / b.ops_per_s) * 100);
-            cpu.push((a.cpu_us_per_call / b.cpu_us_per_call - 1) * 100);
-            io.push(a.ops_per_s);
+            const got: Result[] = [];
+            for (const i of ORDERS[(k + row + r) % ORDERS.length]!) got[i] = await go(ways[i]!, i < 2);
+            const [a, a2, b] = got as [Result, Result, Result];
+            const instOps = (a.ops_per_s + a2.ops_per_s) / 2;
+            cost.push((1 - instOps / b.ops_per_s) * 100);
+            costCpu.push(((a.cpu_us_per_call + a2.cpu_us_per_call) / 2 / b.cpu_us_per_call - 1) * 100);
+            aa.push((1 - a.ops_per_s / a2.ops_per_s) * 100);
+            aaCpu.push((a.cpu_us_per_call / a2.cpu_us_per_call - 1) * 100);
+            io.push(instOps);
             bo.push(b.ops_per_s);
           }
           row++;
-          const key = `${size}/${conc}`;
-          costs.set(key, [...(costs.get(key) ?? []),
-            { ops: medianOf(ops), cpu: medianOf(cpu), instOps: medianOf(io), baseOps: medianOf(bo) }]);
+          const rk = `${size}/${conc}`;
+          byRow.set(rk, [...(byRow.get(rk) ?? []), {
+            cost: medianOf(cost), costCpu: medianOf(costCpu), aa: medianOf(aa), aaCpu: medianOf(aaCpu),
+            instOps: medianOf(io), baseOps: medianOf(bo),
+          }]);
         }
       }
     } finally {
@@ -95,19 +107,19 @@ export async function instrumentationTable(run: InstrumentationRun): Promise<str
   const rows: string[][] = [];
   for (const size of run.sizes) {
     for (const conc of run.concs) {
-      const ps = costs.get(`${size}/${conc}`)!;
+      const ms = byRow.get(`${size}/${conc}`)!;
       rows.push([
         String(size), String(conc),
-        medianOf(ps.map((p) => p.instOps)).toFixed(0),
-        medianOf(ps.map((p) => p.baseOps)).toFixed(0),
-        pct(ps.map((p) => p.ops)),
-        pct(ps.map((p) => p.cpu)),
+        medianOf(ms.map((m) => m.instOps)).toFixed(0),
+        medianOf(ms.map((m) => m.baseOps)).toFixed(0),
+        pct(ms.map((m) => m.cost)), pct(ms.map((m) => m.aa)),
+        pct(ms.map((m) => m.costCpu)), pct(ms.map((m) => m.aaCpu)),
       ]);
     }
   }
-  const title = `instrumentation: ${run.pairs} fresh instances × ${run.rounds} rounds, in each worker an instrumented`
-    + ` runtime against ${run.aa ? 'a second instrumented one [BENCH_INST_AA: an A/A control]' : 'one that opted out'}`
-    + '; cost = median over instances (min..max) of each one\'s median over rounds';
-  return `${title}\n${formatTable(['bytes', 'conc', `calls/s inst`, `calls/s ${run.aa ? 'other' : 'noinst'}`,
-    'cost: calls/s', 'cost: cpu/call'], rows)}\n`;
+  const title = `instrumentation: ${run.instances} fresh instances × ${run.rounds} rounds; in each worker two instrumented`
+    + ' runtimes (their mean) against one that opted out, and the two against each other (A/A: the noise floor);'
+    + ' each cell the median over instances (min..max) of each one\'s median over rounds';
+  return `${title}\n${formatTable(['bytes', 'conc', 'calls/s inst', 'calls/s noinst',
+    'cost: calls/s', 'A/A: calls/s', 'cost: cpu/call', 'A/A: cpu/call'], rows)}\n`;
 }

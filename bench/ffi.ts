@@ -50,13 +50,12 @@ const WAYS = process.env.BENCH_WAYS?.split(',');
 const VARIANTS = ALL_VARIANTS.filter((v) => (WAYS ? WAYS.includes(v.key) : !v.optional));
 if (VARIANTS.length === 0) throw new Error(`BENCH_WAYS=${process.env.BENCH_WAYS}: none of ${ALL_VARIANTS.map((v) => v.key).join(',')}`);
 
-// BENCH_INST_AA=1: the instrumentation table compares two instrumented runtimes, an A/A
-// control (what two identical runtimes in one worker read as)
-const INST_AA = process.env.BENCH_INST_AA === '1';
-// BENCH_INST_PAIRS=N: fresh instances for the instrumentation table (0: no table);
-// BENCH_INST_ROUNDS=N: rounds of both runtimes in each
-const INST_PAIRS = (process.env.BENCH_INST_PAIRS === '0') ? 0 : envList('BENCH_INST_PAIRS', [6])[0]!;
+// BENCH_INST_INSTANCES=N: fresh instances for the instrumentation table (0: no table);
+// BENCH_INST_ROUNDS=N: rounds of the three runtimes in each (6: every order once)
+const INST_INSTANCES = (process.env.BENCH_INST_INSTANCES === '0') ? 0 : envList('BENCH_INST_INSTANCES', [6])[0]!;
 const INST_ROUNDS = envList('BENCH_INST_ROUNDS', [6])[0]!;
+// BENCH_INST_LENGTHEN=N: each of its measurements makes N times the main table's calls
+const INST_LENGTHEN = envList('BENCH_INST_LENGTHEN', [3])[0]!;
 
 // Where the worker (and the runtime threads it starts, which inherit its CPU mask) runs.
 interface Placement {
@@ -202,12 +201,12 @@ async function benchPlacement(place: Placement): Promise<void> {
     }
     if (place.apart) {
       process.stdout.write('\ninstrumentation: measured unpinned and pinned only\n');
-    } else if (INST_PAIRS > 0) {
+    } else if (INST_INSTANCES > 0) {
       process.stdout.write('\n' + await instrumentationTable({
-        nginx: opts, uds: uds.path, sizes: SIZES, concs: CONCURRENCY, pairs: INST_PAIRS, rounds: INST_ROUNDS, aa: INST_AA,
+        nginx: opts, uds: uds.path, sizes: SIZES, concs: CONCURRENCY, instances: INST_INSTANCES, rounds: INST_ROUNDS, lengthen: INST_LENGTHEN,
       }));
     } else {
-      process.stdout.write('\ninstrumentation: not measured (BENCH_INST_PAIRS=0)\n');
+      process.stdout.write('\ninstrumentation: not measured (BENCH_INST_INSTANCES=0)\n');
     }
   } finally {
     await inst.stop();
