@@ -106,10 +106,13 @@ struct nffi_runtime {
     uint64_t flight_hits, flight_lost; /* by the poller holding spinning; read by stats */
     int64_t spin_beat;          /* atomic: the spinner's clock at its last check */
 
-    /* Worker-only from here (plus relaxed readers of the counters). */
-    char *name;
-    nffi_task *live_head, *live_tail;
-    uint64_t enqueued, rejected, timeouts, resumed, late;
+    /* Worker-only from here (plus relaxed readers of the counters). What
+     * every submit and result touch, instrumentation's included, is one line
+     * of its own: not the pollers' above (spin_beat is written while one
+     * spins). The bench read no difference pinned at 32 coroutines (within
+     * its +-1%); it costs nothing. */
+    nffi_task *live_head __attribute__((aligned(64)));
+    nffi_task *live_tail;
     int64_t live;
     int inst;                   /* 0: opted out (NFFI_INST_RT); fixed before the first task */
     /* Latency sampling (see NFFI__LAT_GAP_NS): a task is stamped past
@@ -119,7 +122,11 @@ struct nffi_runtime {
     int lat_every;
     uint32_t lat_rng;
     int64_t lat_last;
+    uint64_t enqueued, resumed;
+    /* touched now and then */
+    uint64_t rejected, timeouts, late;
     uint64_t lat_samples;
+    char *name;
     /* Written by runtime threads on every task: a cache line of their own,
      * apart from what the worker writes on every task (live, hist).
      * responded: atomic RMW (several pollers may respond at once), on this
