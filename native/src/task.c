@@ -266,33 +266,36 @@ static uint32_t nffi__lat_draw(nffi_runtime *rt, int every)
  * with what weight (t->lat_w; 0: not). Worker thread. */
 static void nffi__lat_pick(nffi_runtime *rt, nffi_task *t)
 {
-    int every = rt->lat_every;
-    uint32_t w = every <= 1 || nffi__lat_all ? 1 : nffi__lat_draw(rt, every);
+    /* A task submitted in a turn that staged one of its runtime's tasks
+     * already is stamped with the last stamp any task got (this turn's,
+     * then) unless it is sampled: the turn's submits are queued together at
+     * its end anyway, and the clock read was most of what instrumentation
+     * cost a task at 32 live (inst_cost: ~25 of ~32 ns). Its age may read
+     * older by what the turn took so far, one coarse tick at most; stamps
+     * still never decrease in id order (nffi_tasks_count relies on it); a
+     * sampled task's stamps (its latencies) stay exact. */
+    int staged = rt->stage_tail != NULL && nffi__kick_hook != NULL;
     int64_t now;
-    /* A task the draw left out, submitted in a turn that staged one of its
-     * runtime's tasks already, takes the last stamp any task got (this
-     * turn's, then): the turn's submits are queued together at its end
-     * anyway, and the clock read was most of what instrumentation cost a
-     * task at 32 live (inst_cost: ~25 of ~32 ns). Its age may read older by
-     * what the turn took so far, one coarse tick at most; stamps still never
-     * decrease in id order (nffi_tasks_count relies on it); a sampled task's
-     * stamps (its latencies) stay exact. */
-    if (w == 0 && rt->stage_tail != NULL && nffi__kick_hook != NULL) {
+    if (staged) {
         /* never older than the coarse clock (~3 ns a read, one 4 ms tick
          * behind at most): a long handler between submits cannot age it */
         struct timespec c;
         clock_gettime(CLOCK_MONOTONIC_COARSE, &c);
         int64_t coarse = (int64_t)c.tv_sec * 1000000000 + c.tv_nsec;
         now = coarse > nffi__last_stamp ? coarse : nffi__last_stamp;
-        if (now - rt->lat_last >= NFFI__LAT_GAP_NS) {
-            w = 1;                      /* the gap picks it: an exact stamp */
-            now = nffi__now();
-        }
     } else {
         now = nffi__now();
-        if (now - rt->lat_last >= NFFI__LAT_GAP_NS)
-            w = 1;
     }
+    /* The gap is decided on the clock this task is stamped with, before
+     * the draw: a task the gap picks was certain to be (weight 1), any
+     * other had 1 chance in lat_every (weight lat_every). Deciding the gap
+     * on an exact clock only for tasks the draw picked gave some of those
+     * weight 1, and counts read 0.5-0.9 of the tasks with long turns. */
+    int every = rt->lat_every;
+    uint32_t w = every <= 1 || nffi__lat_all || now - rt->lat_last >= NFFI__LAT_GAP_NS
+        ? 1 : nffi__lat_draw(rt, every);
+    if (w != 0 && staged)
+        now = nffi__now();              /* a sampled task's stamps are exact */
     t->t_enqueued = now;
     nffi__last_stamp = now;
     t->lat_w = w;
