@@ -71,7 +71,8 @@ export function runtimeRow(r: FFI.RuntimeStats): RuntimeRow {
 
 /** Rates between two samples of one runtime. */
 export function ratesBetween(prev: { at: number; row: RuntimeRow } | undefined, at: number, row: RuntimeRow): Rates | null {
-  if (!prev) return null;
+  // not instrumented (libnffi_noinst, or instrument = false): nothing counted, no rate
+  if (!prev || row.latency_sample_every === 0) return null;
   const secs = (at - prev.at) / 1000;
   const enq = row.enqueued - prev.row.enqueued;
   const done = row.completed - prev.row.completed;

@@ -69,6 +69,14 @@ describe('queue', () => {
     expect(formatQueue(QUEUE).split('\n')[0]).not.toContain('enq/s');
   });
 
+  it('a runtime that is not instrumented shows - for what it does not count, not 0', () => {
+    const quiet = runtime('quiet', { enqueued: 0, completed: 0, timeouts: 0, rejected: 0, latency_sample_every: 0, rates: null });
+    const lines = formatQueue([{ pid: 40003, runtimes: [quiet, runtime('echo', { latency_sample_every: 64 })] }], { rates: true, width: 200 }).split('\n');
+    expect(lines[0]).toMatch(/enqueued +enq\/s +completed +done\/s +timeouts +rejected/);
+    expect(lines[1]).toMatch(/ quiet +3 +2 +- +- +- +- +- +- /);
+    expect(lines[2]).toMatch(/ echo +3 +2 +123456 +251 +123400 +249 +4 +0 /);
+  });
+
   it('--watch --json: rates in each line; one sample has none', () => {
     const doc = queueJson(QUEUE, { rates: true }) as { workers: any[] };
     expect(doc.workers[0].runtimes[0].rates).toEqual({ enqueued_per_s: 250.5, completed_per_s: 249 });

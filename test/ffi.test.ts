@@ -167,5 +167,8 @@ describe('instrumentation', () => {
     const doc = await getJson('/load_bad_instrument');
     expect(doc.ok).toBe(false);
     expect(doc.err).toMatch(/nffi\.load: opts\.instrument must be a boolean$/);
+    // the same where the runtime was already made by an earlier load
+    expect(doc).toMatchObject({ made: true, ok2: false });
+    expect(doc.err2).toMatch(/nffi\.load: opts\.instrument must be a boolean$/);
   });
 });

@@ -56,6 +56,9 @@ describe('queue: rates and history', () => {
     expect(ratesBetween({ at: 0, row: row(10, 10) }, 1_000, row(5, 5))).toBeNull();
     expect(ratesBetween({ at: 1_000, row: row(10, 10) }, 1_000, row(20, 20))).toBeNull();
     expect(ratesBetween({ at: 0, row: row(10, 10) }, 2_000, row(30, 12))).toEqual({ enqueued: 10, completed: 1 });
+    // a runtime that is not instrumented counts nothing: no rate, rather than 0/s
+    const quiet = { ...row(0, 0), latency_sample_every: 0 };
+    expect(ratesBetween({ at: 0, row: quiet }, 2_000, quiet)).toBeNull();
   });
 
   it('the history of each runtime is bounded, oldest first; a worker that left takes its own with it', async () => {

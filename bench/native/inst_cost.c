@@ -174,10 +174,15 @@ static double run_inline(lib *l, nffi_runtime *rt, long tasks, int batch)
     nffi_stats s;
     l->stats(rt, &s);
     uint64_t done = s.resumed - s0.resumed, counted = s.lat_count[NFFI_LAT_TOTAL] - s0.lat_count[NFFI_LAT_TOTAL];
-    /* sampled (a task a millisecond, 1 in 64 of the rest), the weighted
-     * count estimates the tasks: within 20% over 100,000s */
+    /* sampled (a task a millisecond, 1 in `every` of the rest, each standing
+     * for `every`), the weighted count estimates the tasks: within 6 sigma
+     * of the draws, every * sqrt(done / every) a sigma */
+    uint64_t every = s.lat_sample_every > 0 ? (uint64_t)s.lat_sample_every : 1, r = 1;
+    while (r * r < done / every)
+        r++;
+    uint64_t tol = 6 * every * r + every;
     if (s.live != 0 || s.in_flight != 0 || s.polled != s.responded ||
-        (inst && (counted < done * 8 / 10 || counted > done * 12 / 10)) ||
+        (inst && (counted + tol < done || counted > done + tol)) ||
         (!inst && (done != 0 || counted != 0))) {
         fprintf(stderr, "inst_cost: %s: stats do not add up (live %lld, in flight %lld, %llu done, %llu counted)\n",
                 l->name, (long long)s.live, (long long)s.in_flight, (unsigned long long)done,

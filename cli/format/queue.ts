@@ -29,6 +29,9 @@ const over = (warn: number, bad: number) => (cell: string): Style | undefined =>
   return v >= bad ? 'red' : v >= warn ? 'yellow' : undefined;
 };
 const nonZero = (style: Style) => (cell: string): Style | undefined => (cell !== '0' && cell !== '-' ? style : undefined);
+// A runtime that is not instrumented (libnffi_noinst, or loaded with instrument = false) counts
+// none of these: '-', not a 0 that reads as idle.
+const counted = (r: RuntimeRow, n: number): string => (r.latency_sample_every === 0 ? '-' : String(n));
 
 interface QueueColumn extends Column {
   cell: (r: RuntimeRow & { rates?: RuntimeView['rates'] }) => string;
@@ -40,12 +43,12 @@ const COLUMNS: QueueColumn[] = [
   { title: 'runtime', min: 8, cell: (r) => r.name },
   { title: 'depth', align: 'right', cell: (r) => String(r.depth), style: over(DEPTH_WARN, DEPTH_BAD) },
   { title: 'in flight', align: 'right', priority: 1, cell: (r) => String(r.in_flight) },
-  { title: 'enqueued', align: 'right', priority: 2, cell: (r) => String(r.enqueued) },
+  { title: 'enqueued', align: 'right', priority: 2, cell: (r) => counted(r, r.enqueued) },
   { title: 'enq/s', align: 'right', priority: 1, rates: true, cell: (r) => rate(r.rates?.enqueued) },
-  { title: 'completed', align: 'right', priority: 2, cell: (r) => String(r.completed) },
+  { title: 'completed', align: 'right', priority: 2, cell: (r) => counted(r, r.completed) },
   { title: 'done/s', align: 'right', priority: 1, rates: true, cell: (r) => rate(r.rates?.completed) },
-  { title: 'timeouts', align: 'right', priority: 3, cell: (r) => String(r.timeouts), style: nonZero('yellow') },
-  { title: 'rejected', align: 'right', priority: 4, cell: (r) => String(r.rejected), style: nonZero('red') },
+  { title: 'timeouts', align: 'right', priority: 3, cell: (r) => counted(r, r.timeouts), style: nonZero('yellow') },
+  { title: 'rejected', align: 'right', priority: 4, cell: (r) => counted(r, r.rejected), style: nonZero('red') },
   { title: 'p50 ms', align: 'right', priority: 5, cell: (r) => ms(r.latency_ms.total.p50) },
   { title: 'p99 ms', align: 'right', cell: (r) => ms(r.latency_ms.total.p99), style: over(P99_WARN_MS, P99_BAD_MS) },
   { title: 'queue p99', align: 'right', priority: 6, cell: (r) => ms(r.latency_ms.queue.p99), style: over(P99_WARN_MS, P99_BAD_MS) },

@@ -98,6 +98,15 @@ local function load_runtime(lib, cfg, opts, strict, init_order)
         error("nffi.load: cfg must be a string or nil", 2)
     end
     opts = opts or {}
+    -- checked before the runtime is looked up: a bad option is an error even
+    -- where a load of the same lib&cfg already made the runtime (whose
+    -- options, like its cfg, are the first load's)
+    if opts.wake ~= nil and opts.wake ~= "auto" and opts.wake ~= "pump" then
+        error("nffi.load: opts.wake must be \"auto\" or \"pump\"", 2)
+    end
+    if opts.instrument ~= nil and type(opts.instrument) ~= "boolean" then
+        error("nffi.load: opts.instrument must be a boolean", 2)
+    end
     local key = cfg and (lib .. "&" .. cfg) or lib
     local existing = runtimes[key]
     if existing then
@@ -122,12 +131,6 @@ local function load_runtime(lib, cfg, opts, strict, init_order)
     end
 
     local max_queue = opts.max_queue or DEFAULT_MAX_QUEUE
-    if opts.wake ~= nil and opts.wake ~= "auto" and opts.wake ~= "pump" then
-        error("nffi.load: opts.wake must be \"auto\" or \"pump\"", 2)
-    end
-    if opts.instrument ~= nil and type(opts.instrument) ~= "boolean" then
-        error("nffi.load: opts.instrument must be a boolean", 2)
-    end
     local st = {
         key = key,
         lib = lib,

@@ -71,9 +71,10 @@ typedef struct nffi_stats {
     uint64_t lat_sum_ns[4];
     uint64_t lat_max_ns[4]; /* of the tasks stamped */
     uint64_t lat_samples;  /* tasks whose latencies were stamped and recorded */
-    int64_t lat_sample_every; /* 1 in this many tasks is stamped while more than 4
-                               * of the runtime's are live (1: all; 0: no
-                               * instrumentation); each stands for as many */
+    int64_t lat_sample_every; /* beyond a task a millisecond (each standing for
+                               * itself), 1 in this many tasks is stamped and
+                               * stands for as many (1: all; 0: not
+                               * instrumented: the build, or the runtime) */
     uint64_t spins_in_flight; /* a poller's spins from another CPU than the worker's
                                * that found its next batch (more than 2 live;
                                * NFFI_FLIGHT_SPIN_US, off by default) */
@@ -150,8 +151,8 @@ void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
 void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every);
 /* on == 0: rt's tasks go uninstrumented, as in libnffi_noinst: no stamps,
  * latencies or counters (enqueued, completed, timeouts, rejected, late stay 0;
- * stats say lat_sample_every 0). Before rt's first task only (else
- * NFFI_EINVAL). Worker thread. */
+ * stats say lat_sample_every 0). Before rt's first submit only (else
+ * NFFI_EINVAL), even one refused. Worker thread. */
 int nffi_runtime_set_instrumented(nffi_runtime *rt, int on);
 /* on != 0: every task of every runtime is stamped whatever the sampling (the
  * task hook reports each task's latencies). Worker thread. */

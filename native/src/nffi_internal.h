@@ -18,7 +18,9 @@
 /* A runtime's tasks are instrumented unless the build is not or the runtime
  * opted out before its first task (nffi_runtime_set_instrumented): then they
  * cost what libnffi_noinst's cost (the pollers' stamps follow lat_w, 0). */
-#define NFFI_INST_RT(rt) (NFFI_INST && (rt)->inst)
+#define NFFI_INST_RT(rt) (NFFI_INST && ((rt)->inst & NFFI__INST_ON))
+#define NFFI__INST_ON 1
+#define NFFI__INST_FIXED 2         /* a task was submitted: inst can no longer change */
 
 /* Relaxed atomics: enough for counters and snapshot fields that are only read
  * for display; ordering-sensitive places spell out their own memory order. */
@@ -106,15 +108,15 @@ struct nffi_runtime {
     uint64_t flight_hits, flight_lost; /* by the poller holding spinning; read by stats */
     int64_t spin_beat;          /* atomic: the spinner's clock at its last check */
 
-    /* Worker-only from here (plus relaxed readers of the counters). What
-     * every submit and result touch, instrumentation's included, is one line
-     * of its own: not the pollers' above (spin_beat is written while one
-     * spins). The bench read no difference pinned at 32 coroutines (within
-     * its +-1%); it costs nothing. */
+    /* Worker-only from here (plus relaxed readers of the counters). The
+     * live list and instrumentation's per-task fields share one line, apart
+     * from the pollers' above (spin_beat is written while one spins); a
+     * submit still touches depth and the stage fields too. The bench read
+     * no difference pinned at 32 coroutines (within its +-1%). */
     nffi_task *live_head __attribute__((aligned(64)));
     nffi_task *live_tail;
     int64_t live;
-    int inst;                   /* 0: opted out (NFFI_INST_RT); fixed before the first task */
+    int inst;                   /* NFFI__INST_ON unless opted out; NFFI__INST_FIXED from the first submit */
     /* Latency sampling (see NFFI__LAT_GAP_NS): a task is stamped past
      * t_enqueued when lat_last (the last stamped task's t_enqueued) is old
      * enough, else 1 in lat_every, lat_rng picking which; lat_samples counts
@@ -187,9 +189,9 @@ struct nffi_runtime {
 #define NFFI__SPIN_BEAT_NS 5000
 
 /*
- * Latency sampling. Every task gets its t_enqueued stamp (ages in the task
- * views, --older-than, the cross-worker sort), and every counter counts every
- * task. The three other stamps (polled, responded, resumed) and the histograms
+ * Latency sampling. Every task of an instrumented runtime gets its t_enqueued
+ * stamp (ages in the task views, --older-than, the cross-worker sort), and
+ * every counter counts every such task. The three other stamps (polled, responded, resumed) and the histograms
  * cost three clock reads a task and four histogram lines, ~110-150 ns: 1-2% of
  * a sequential call (~10 us on the 2-vCPU VM), and ~75 ns of the ~1.1 us of
  * CPU a call takes at 64 B x 32 (bench/native/inst_cost). So a task is

@@ -87,7 +87,7 @@ NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
     rt->max_queue = max_queue > 0 ? max_queue : 65536;
     rt->spin_us = NFFI__SPIN_DEFAULT_US;
     rt->spin_adaptive = 1;
-    rt->inst = 1;
+    rt->inst = NFFI__INST_ON;
     rt->lat_every = NFFI__LAT_EVERY_DEFAULT;
     nffi__env_int("NFFI_LAT_SAMPLE", 1, 65536, &rt->lat_every);
     /* any nonzero seed; the runtime's address differs between runtimes */
@@ -133,11 +133,11 @@ NFFI_EXPORT void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every)
 
 NFFI_EXPORT int nffi_runtime_set_instrumented(nffi_runtime *rt, int on)
 {
-    /* fixed before the first task: a task stamped by one setting and
+    /* fixed from the first submit: a task stamped by one setting and
      * counted by the other would unbalance the counters */
-    if (rt == NULL || NFFI_LOAD(&rt->polled) != 0 || rt->live != 0 || rt->stage_head != NULL)
+    if (rt == NULL || (rt->inst & NFFI__INST_FIXED))
         return NFFI_EINVAL;
-    rt->inst = on != 0;
+    rt->inst = on != 0 ? NFFI__INST_ON : 0;
     return NFFI_OK;
 }
 

@@ -165,8 +165,9 @@ static void test_basics(void)
     CHECK(m == NULL && ml == 0 && u == NULL && ul == 0);
 }
 
-/* every: the latency sampling (0: the default, 16, and N tasks live at once:
- * sampled); all: nffi_latency_all, every task stamped whatever the sampling. */
+/* every: the latency sampling (0: the default, 64, and N tasks submitted in a
+ * few ms: sampled); all: nffi_latency_all, every task stamped whatever the
+ * sampling. */
 static void roundtrip(int every, int all)
 {
     enum { N = 3000, NT = 4 };
@@ -365,6 +366,16 @@ static void test_opt_out(void)
     enum { N = 200, NT = 2 };
     nffi_runtime *rt = new_rt("opt-out", 0);
     CHECK(nffi_runtime_set_instrumented(NULL, 0) == NFFI_EINVAL);
+    {
+        /* a submit fixes the choice, even of a task gone at once */
+        nffi_runtime *late = new_rt("opt-out-late", 0);
+        int st0;
+        nffi_task *t0 = nffi_task_submit(late, "a", 1, "b", 1, 0, &st0);
+        CHECK(t0 != NULL);
+        nffi_task_abandon(t0);
+        CHECK(nffi_runtime_set_instrumented(late, 0) == NFFI_EINVAL);
+        nffi_runtime_finish(late);
+    }
     CHECK(nffi_runtime_set_instrumented(rt, 0) == NFFI_OK);
     nffi_latency_all(1);        /* asked for every task's latencies: still none */
     struct rthread th[NT];
