@@ -1,8 +1,8 @@
 // What instrumentation costs, measured apart from the main table, inside one worker:
-// runtimes of the same library side by side, two instrumented and one that opted out
+// runtimes of the same library side by side, two instrumented and two that opted out
 // (nffi.load's opts.instrument = false: no stamps, latencies or counters, what
 // libnffi_noinst costs; bench/native/inst_cost shows the two alike to a nanosecond or so).
-// The two instrumented ones against each other are an A/A control, printed beside the cost:
+// Two mixed pairs against each other are an A/A control, printed beside the cost:
 // what this table reads when there is nothing to find.
 //
 // Why not two nginx instances, one loading libnffi_noinst: on the 2-vCPU VM two identical
@@ -11,20 +11,27 @@
 // 32–43%, each steady over its rounds: which memory a process got, not which code it ran),
 // ten times the cost this table is asked to resolve. In one worker the runtimes share that
 // luck. Each instance is fresh (so the median over instances is not one placement's luck
-// either) and warmed up, then runs `rounds` rounds of the three runtimes.
+// either) and warmed up, then runs `rounds` rounds of the four runtimes.
 import { formatTable } from '../cli/format/table.js';
 import { startNginx, type NginxOptions } from '../scripts/nginx-instance.js';
 import { benchHttp, callsFor, medianOf, runOne, type Result, type Way } from './ffi-run.js';
 
-// Three runtimes of the echo library with one poller each, under three keys ("1", "01" and
-// "001" parse alike). Which key plays which part rotates from instance to instance, and the
-// order the three run in goes through all six from round to round: with the parts and the
-// order fixed, a worker's first-started runtime read ~1% slower pinned at 32 coroutines, and
-// unpinned at one coroutine the A/A control read 3-6% when the runtimes started in one order.
-// Unpinned, the single-coroutine rows stay noisy (each poller's CPU is the scheduler's pick):
-// read the cost against the A/A beside it.
-const KEYS = ['1', '01', '001'] as const;
-const ORDERS = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1], [2, 1, 0], [1, 0, 2]] as const;
+// Four runtimes of the echo library with one poller each, under four keys ("1", "01", "001"
+// and "0001" parse alike): two instrumented, two opted out. A runtime keeps its luck for its
+// life (where its poller runs, where its memory lies): in one worker, three runtimes of one
+// kind read up to 10% apart over ten rounds. So the cost compares two against two, and the
+// A/A control two mixed pairs (one of each kind in each, so the instrumentation cancels):
+// with one opted-out runtime against the mean of two instrumented, a slow runtime moved the
+// cost by its whole luck two times in three and the A/A by half of it, and the cost read
+// above the A/A wherever the rows were noisy. Which key plays which part rotates from instance
+// to instance, and the order of the four goes through a balanced Latin square (each runtime
+// in each place once, each after each other once) from round to round and, for the start,
+// from instance to instance: with the parts and the order fixed, a worker's first-started
+// runtime read ~1% slower pinned at 32 coroutines, and unpinned at one coroutine the A/A read
+// 3-6%.
+const KEYS = ['1', '01', '001', '0001'] as const;
+const ORDERS = [[0, 1, 3, 2], [1, 2, 0, 3], [2, 3, 1, 0], [3, 0, 2, 1]] as const;
+const INSTRUMENTED = [true, true, false, false] as const;
 function way(key: string, instrumented: boolean): Way {
   const cfg = `cfg=${encodeURIComponent(key)}`;
   return instrumented ? { label: `nffi (cfg ${key}, instrumented)`, mode: 'nffi', query: cfg }
@@ -63,34 +70,35 @@ export async function instrumentationTable(run: InstrumentationRun): Promise<str
   for (let k = 0; k < run.instances; k++) {
     const n = await startNginx({ ...run.nginx, http: benchHttp(false) });
     try {
-      // instance k: which key is the first instrumented runtime, the second, the opted-out one
-      const key = (part: number) => KEYS[(k + part) % 3]!;
-      const ways = [way(key(0), true), way(key(1), true), way(key(2), false)];
+      // instance k: which key plays which part (instrumented, instrumented, not, not)
+      const ways = INSTRUMENTED.map((inst, part) => way(KEYS[(k + part) % KEYS.length]!, inst));
       let row = 0;
       for (const size of run.sizes) {
         for (const conc of run.concs) {
-          const go = async (w: Way, inst: boolean) => {
+          const go = async (i: number) => {
+            const w = ways[i]!;
             const r = await runOne(n, w, size, conc, run.uds, undefined, callsFor(size, conc) * run.lengthen);
-            checkRecorded(r, inst, w.label);
+            checkRecorded(r, INSTRUMENTED[i]!, w.label);
             return r;
           };
-          // warm-up: the runtimes started (in the first row; the order goes through all six
-          // over six instances: which poller starts first may decide where it runs), the
-          // worker's traces compiled, its buffers grown
-          for (const i of ORDERS[k % ORDERS.length]!) await go(ways[i]!, i < 2);
+          // warm-up: the runtimes started (in the first row, in an order that goes round the
+          // square over the instances: which poller starts first may decide where it runs),
+          // the worker's traces compiled, its buffers grown
+          for (const i of ORDERS[k % ORDERS.length]!) await go(i);
           const cost: number[] = [], costCpu: number[] = [], aa: number[] = [], aaCpu: number[] = [];
           const io: number[] = [], bo: number[] = [];
           for (let r = 0; r < run.rounds; r++) {
             const got: Result[] = [];
-            for (const i of ORDERS[(k + row + r) % ORDERS.length]!) got[i] = await go(ways[i]!, i < 2);
-            const [a, a2, b] = got as [Result, Result, Result];
-            const instOps = (a.ops_per_s + a2.ops_per_s) / 2;
-            cost.push((1 - instOps / b.ops_per_s) * 100);
-            costCpu.push(((a.cpu_us_per_call + a2.cpu_us_per_call) / 2 / b.cpu_us_per_call - 1) * 100);
-            aa.push((1 - a.ops_per_s / a2.ops_per_s) * 100);
-            aaCpu.push((a.cpu_us_per_call / a2.cpu_us_per_call - 1) * 100);
-            io.push(instOps);
-            bo.push(b.ops_per_s);
+            for (const i of ORDERS[(k + row + r) % ORDERS.length]!) got[i] = await go(i);
+            const [a1, a2, b1, b2] = got as [Result, Result, Result, Result];
+            const mean = (x: Result, y: Result, of: (r: Result) => number) => (of(x) + of(y)) / 2;
+            const ops = (x: Result) => x.ops_per_s, cpu = (x: Result) => x.cpu_us_per_call;
+            cost.push((1 - mean(a1, a2, ops) / mean(b1, b2, ops)) * 100);
+            costCpu.push((mean(a1, a2, cpu) / mean(b1, b2, cpu) - 1) * 100);
+            aa.push((1 - mean(a1, b1, ops) / mean(a2, b2, ops)) * 100);
+            aaCpu.push((mean(a1, b1, cpu) / mean(a2, b2, cpu) - 1) * 100);
+            io.push(mean(a1, a2, ops));
+            bo.push(mean(b1, b2, ops));
           }
           row++;
           const rk = `${size}/${conc}`;
@@ -118,7 +126,7 @@ export async function instrumentationTable(run: InstrumentationRun): Promise<str
     }
   }
   const title = `instrumentation: ${run.instances} fresh instances × ${run.rounds} rounds; in each worker two instrumented`
-    + ' runtimes (their mean) against one that opted out, and the two against each other (A/A: the noise floor);'
+    + ' runtimes against two that opted out (means of two), and two mixed pairs against each other (A/A: the noise floor);'
     + ' each cell the median over instances (min..max) of each one\'s median over rounds';
   return `${title}\n${formatTable(['bytes', 'conc', 'calls/s inst', 'calls/s noinst',
     'cost: calls/s', 'A/A: calls/s', 'cost: cpu/call', 'A/A: cpu/call'], rows)}\n`;

@@ -51,11 +51,11 @@ const VARIANTS = ALL_VARIANTS.filter((v) => (WAYS ? WAYS.includes(v.key) : !v.op
 if (VARIANTS.length === 0) throw new Error(`BENCH_WAYS=${process.env.BENCH_WAYS}: none of ${ALL_VARIANTS.map((v) => v.key).join(',')}`);
 
 // BENCH_INST_INSTANCES=N: fresh instances for the instrumentation table (0: no table);
-// BENCH_INST_ROUNDS=N: rounds of the three runtimes in each (6: every order once)
-const INST_INSTANCES = (process.env.BENCH_INST_INSTANCES === '0') ? 0 : envList('BENCH_INST_INSTANCES', [6])[0]!;
-const INST_ROUNDS = envList('BENCH_INST_ROUNDS', [6])[0]!;
+// BENCH_INST_ROUNDS=N: rounds of the four runtimes in each (4: each in each place once)
+const INST_INSTANCES = (process.env.BENCH_INST_INSTANCES === '0') ? 0 : envList('BENCH_INST_INSTANCES', [8])[0]!;
+const INST_ROUNDS = envList('BENCH_INST_ROUNDS', [4])[0]!;
 // BENCH_INST_LENGTHEN=N: each of its measurements makes N times the main table's calls
-const INST_LENGTHEN = envList('BENCH_INST_LENGTHEN', [3])[0]!;
+const INST_LENGTHEN = envList('BENCH_INST_LENGTHEN', [2])[0]!;
 
 // Where the worker (and the runtime threads it starts, which inherit its CPU mask) runs.
 interface Placement {

@@ -404,7 +404,7 @@ export namespace FFI {
     max_queue: number;
     /** latencies per phase, ms */
     latency_ms: LatencySummary;
-    /** Beyond one task a millisecond (always stamped, each standing for itself), 1 in this many tasks (at random) has its latencies stamped and stands for as many in latency_ms; 1: every task (NFFI_LAT_SAMPLE=1, or a task breakpoint armed); 0: not instrumented (a libnffi built without it, or a runtime loaded with instrument = false: enqueued, completed, timeouts and rejected are not counted either) */
+    /** Beyond one task a millisecond (always stamped, each standing for itself), 1 in this many tasks (at random) has its latencies stamped and stands for as many in latency_ms; 1: every task (NFFI_LAT_SAMPLE=1; an armed task breakpoint stamps every task too, at weight 1, but this still says the runtime's own rate); 0: not instrumented (a libnffi built without it, or a runtime loaded with instrument = false: enqueued, completed, timeouts and rejected are not counted either) */
     latency_sample_every?: number;
     /** Tasks whose latencies were stamped since the runtime started */
     latency_samples?: number;

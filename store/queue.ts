@@ -33,7 +33,8 @@ export interface RuntimeRow {
 
 export interface WorkerStats { pid: number; runtimes: RuntimeRow[] }
 
-/** Per second, since the previous sample; null on a runtime's first sample or after a reset. */
+/** Per second, since the previous sample; null on a runtime's first sample, after a reset, or for a
+ * runtime that is not instrumented (it counts nothing). */
 export interface Rates { enqueued: number; completed: number }
 
 export interface RuntimeView extends RuntimeRow { rates: Rates | null }

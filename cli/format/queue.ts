@@ -79,7 +79,7 @@ export function formatQueue(workers: WorkerStats[], opts: QueueFormat = {}): str
 
 /** A runtime as --json prints it: the counters and the p50/p99 of each latency phase; with
  * rates (--watch), enqueued and completed per second since the previous sample (null on the
- * first, or after the runtime was loaded again). */
+ * first, after the runtime was loaded again, or for a runtime that is not instrumented). */
 function jsonRuntime(r: RuntimeView, rates: boolean) {
   const lat = Object.fromEntries(PHASES.map((p) => [p, { p50: r.latency_ms[p].p50, p99: r.latency_ms[p].p99 }]));
   return {

@@ -16,7 +16,7 @@
 #define NFFI_INST 1
 #endif
 /* A runtime's tasks are instrumented unless the build is not or the runtime
- * opted out before its first task (nffi_runtime_set_instrumented): then they
+ * opted out before its first submit (nffi_runtime_set_instrumented): then they
  * cost what libnffi_noinst's cost (the pollers' stamps follow lat_w, 0). */
 #define NFFI_INST_RT(rt) (NFFI_INST && ((rt)->inst & NFFI__INST_ON))
 #define NFFI__INST_ON 1

@@ -274,7 +274,9 @@ static void nffi__lat_pick(nffi_runtime *rt, nffi_task *t)
      * older by what the turn took so far, one coarse tick at most; stamps
      * still never decrease in id order (nffi_tasks_count relies on it); a
      * sampled task's stamps (its latencies) stay exact. */
-    int staged = rt->stage_tail != NULL && nffi__kick_hook != NULL;
+    int every = rt->lat_every;
+    int all = every <= 1 || nffi__lat_all;      /* every task sampled: the exact clock */
+    int staged = !all && rt->stage_tail != NULL && nffi__kick_hook != NULL;
     int64_t now;
     if (staged) {
         /* never older than the coarse clock (~3 ns a read, one 4 ms tick
@@ -286,14 +288,14 @@ static void nffi__lat_pick(nffi_runtime *rt, nffi_task *t)
     } else {
         now = nffi__now();
     }
-    /* The gap is decided on the clock this task is stamped with, before
-     * the draw: a task the gap picks was certain to be (weight 1), any
-     * other had 1 chance in lat_every (weight lat_every). Deciding the gap
-     * on an exact clock only for tasks the draw picked gave some of those
-     * weight 1, and counts read 0.5-0.9 of the tasks with long turns. */
-    int every = rt->lat_every;
-    uint32_t w = every <= 1 || nffi__lat_all || now - rt->lat_last >= NFFI__LAT_GAP_NS
-        ? 1 : nffi__lat_draw(rt, every);
+    /* The gap is decided on one clock for every task, the one an unsampled
+     * task is stamped with, before the draw: a task the gap picks was
+     * certain to be (weight 1), any other had 1 chance in lat_every (weight
+     * lat_every). Deciding it on an exact clock only for the tasks the draw
+     * picked gave some of those weight 1, and counts read 0.5-0.9 of the
+     * tasks with long turns. (On the staged path that clock may lag by a
+     * coarse tick, so the gap may come that much late inside a long turn.) */
+    uint32_t w = all || now - rt->lat_last >= NFFI__LAT_GAP_NS ? 1 : nffi__lat_draw(rt, every);
     if (w != 0 && staged)
         now = nffi__now();              /* a sampled task's stamps are exact */
     t->t_enqueued = now;
