@@ -271,7 +271,7 @@ static void nffi__lat_pick(nffi_runtime *rt, nffi_task *t)
      * then) unless it is sampled: the turn's submits are queued together at
      * its end anyway, and the clock read was most of what instrumentation
      * cost a task at 32 live (inst_cost: ~25 of ~32 ns). Its age may read
-     * older by what the turn took so far, one coarse tick at most; stamps
+     * older by what the turn took so far, the coarse clock's lag at most; stamps
      * still never decrease in id order (nffi_tasks_count relies on it); a
      * sampled task's stamps (its latencies) stay exact. */
     int every = rt->lat_every;
@@ -279,8 +279,9 @@ static void nffi__lat_pick(nffi_runtime *rt, nffi_task *t)
     int staged = !all && rt->stage_tail != NULL && nffi__kick_hook != NULL;
     int64_t now;
     if (staged) {
-        /* never older than the coarse clock (~3 ns a read, one 4 ms tick
-         * behind at most): a long handler between submits cannot age it */
+        /* never older than the coarse clock (~3 ns a read; it lags the exact
+         * one by up to ~7 ms on the 2-vCPU VM, one to two 4 ms ticks, more
+         * than clock_getres says): a long handler cannot age it further */
         struct timespec c;
         clock_gettime(CLOCK_MONOTONIC_COARSE, &c);
         int64_t coarse = (int64_t)c.tv_sec * 1000000000 + c.tv_nsec;
@@ -293,8 +294,8 @@ static void nffi__lat_pick(nffi_runtime *rt, nffi_task *t)
      * certain to be (weight 1), any other had 1 chance in lat_every (weight
      * lat_every). Deciding it on an exact clock only for the tasks the draw
      * picked gave some of those weight 1, and counts read 0.5-0.9 of the
-     * tasks with long turns. (On the staged path that clock may lag by a
-     * coarse tick, so the gap may come that much late inside a long turn.) */
+     * tasks with long turns. (On the staged path that clock may lag the
+     * exact one, so the gap may come that much late in a long turn.) */
     uint32_t w = all || now - rt->lat_last >= NFFI__LAT_GAP_NS ? 1 : nffi__lat_draw(rt, every);
     if (w != 0 && staged)
         now = nffi__now();              /* a sampled task's stamps are exact */
