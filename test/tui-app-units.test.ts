@@ -14,7 +14,7 @@ import { TasksPane } from '../tui/panes/tasks.js';
 import { HitRing } from '../tui/panes/hits.js';
 import { stackFrameNode } from '../tui/panes/values.js';
 import { makeTheme } from '../tui/style.js';
-import { aggregate, type QueueRow } from '../tui/panes/queue.js';
+import { aggregate, QueuePane, type QueueRow } from '../tui/panes/queue.js';
 import { History, Sampler, type Snapshot } from '../tui/sampler.js';
 import { DEFAULT_THRESHOLDS, depthLevel, scaled, thresholds } from '../tui/thresholds.js';
 import { FakeClient } from './harness/fake-client.js';
@@ -294,6 +294,32 @@ describe('queue rows over all workers', () => {
     expect(echo!.latency.total).toEqual({ p50: 2.25, p99: 9, max: 9, count: 20 });
     // a worker whose latencies come from 1 task in 16 makes the aggregate an estimate too
     expect(echo!.sampleEvery).toBe(16);
+  });
+
+  it('a runtime that is not instrumented shows - for timeouts and rejected, not 0', () => {
+    const quiet = (pid: number): QueueRow => ({ ...row(pid, 'quiet', 2, 0, []), timeouts: 0, rejected: 0, timeoutsRising: false,
+      enqueued: null, completed: null, sampleEvery: 0, uncounted: true });
+    // over all workers too, while every worker's runtime of that name is uncounted
+    expect(aggregate([quiet(1), quiet(2)])[0]!.uncounted).toBe(true);
+    expect(aggregate([quiet(1), row(2, 'quiet', 1, 1, [])])[0]!.uncounted).toBeUndefined();
+    const host = {
+      now: () => 0, theme: makeTheme({ color: false, unicode: true }), utc: true, thresholds: DEFAULT_THRESHOLDS,
+      setThresholds: () => undefined, paused: false, step: () => false, info: () => undefined, error: () => undefined,
+      update: () => undefined,
+    } as unknown as PaneHost;
+    const pane = new QueuePane(host);
+    pane.setRows([quiet(1), row(1, 'echo', 3, 2, [])]);
+    const lines = pane.table.render(120, 4, { theme: host.theme, focused: true, now: 0 })
+      .map((l) => l.spans.map((s) => s.text).join('').trimEnd());
+    const head = lines[0]!;
+    const cell = (name: string, col: string) => {
+      const line = lines.find((l) => l.includes(` ${name} `) || l.startsWith(name))!;
+      const end = head.indexOf(col) + col.length;
+      return line.slice(end - 4, end).trim();
+    };
+    expect(head).toMatch(/tmo +rej/);
+    expect([cell('quiet', 'tmo'), cell('quiet', 'rej')]).toEqual(['-', '-']);
+    expect([cell('echo', 'tmo'), cell('echo', 'rej')]).toEqual(['1', '0']);
   });
 });
 

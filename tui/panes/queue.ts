@@ -37,8 +37,11 @@ export interface QueueRow {
   latency: FFI.LatencySummary;
   depthHistory: (number | undefined)[];
   rateHistory: (number | undefined)[];
-  /** Latencies from 1 task in this many beyond one a millisecond (0: not said). */
+  /** Latencies from 1 task in this many beyond one a millisecond (0: not said, or not instrumented). */
   sampleEvery: number;
+  /** Not instrumented (libnffi_noinst, or loaded with instrument = false): timeouts and rejected
+   * are not counted, so they show '-', not a 0 that reads as none. */
+  uncounted?: boolean;
 }
 
 /** Past samples of one runtime, as the sparklines take them. */
@@ -70,6 +73,7 @@ export function queueRows(snap: Snapshot, prev: Snapshot | undefined, history: H
         depthHistory: points.map((p) => p.depth),
         rateHistory: points.map((p) => p.completed_per_s ?? undefined),
         sampleEvery: r.latency_sample_every ?? 0,
+        ...(r.latency_sample_every === 0 && { uncounted: true }),
       });
     }
   }
@@ -119,6 +123,7 @@ export function aggregate(rows: QueueRow[]): QueueRow[] {
     depthHistory: sumSeries(rs, (r) => r.depthHistory),
     rateHistory: sumSeries(rs, (r) => r.rateHistory),
     sampleEvery: Math.max(...rs.map((r) => r.sampleEvery)),
+    ...(rs.every((r) => r.uncounted) && { uncounted: true }),
   }));
 }
 
@@ -187,6 +192,7 @@ function columns(host: PaneHost): Column<QueueRow>[] {
   });
   const rising = (n: number, up: boolean): Cell => ({ text: fmtCount(n, 4), ...(up ? { role: 'bad' as const } : n === 0 ? { role: 'dim' as const } : {}) });
   const rate = (v: number | null, w: number): Cell => (v === null ? { text: '-', role: 'dim' } : { text: fmtRate(v, w) });
+  const NOT_COUNTED: Cell = { text: '-', role: 'dim' };
   const spark = (values: (number | undefined)[], w: number, depth: boolean) =>
     sparkSpans(values, { width: w, marks: host.theme.glyphs.spark, ...(depth && { thresholds: depthLimits(t()) }) });
   return [
@@ -200,8 +206,10 @@ function columns(host: PaneHost): Column<QueueRow>[] {
       cell: (r) => rate(r.enqueued, 6) },
     { id: 'done', title: 'done/s', width: 6, align: 'right', priority: 2, sortKey: 'c', descending: true, sortValue: (r) => r.completed ?? -1,
       cell: (r) => rate(r.completed, 6) },
-    { id: 'tmo', title: 'tmo', width: 4, align: 'right', priority: 3, sortValue: (r) => r.timeouts, cell: (r) => rising(r.timeouts, r.timeoutsRising) },
-    { id: 'rej', title: 'rej', width: 4, align: 'right', priority: 3, sortValue: (r) => r.rejected, cell: (r) => rising(r.rejected, r.rejectedRising) },
+    { id: 'tmo', title: 'tmo', width: 4, align: 'right', priority: 3, sortValue: (r) => (r.uncounted ? -1 : r.timeouts),
+      cell: (r) => (r.uncounted ? NOT_COUNTED : rising(r.timeouts, r.timeoutsRising)) },
+    { id: 'rej', title: 'rej', width: 4, align: 'right', priority: 3, sortValue: (r) => (r.uncounted ? -1 : r.rejected),
+      cell: (r) => (r.uncounted ? NOT_COUNTED : rising(r.rejected, r.rejectedRising)) },
     lat('total', 'p50', 'p50', 6, 4),
     lat('total', 'p99', 'p99', 6, 0, 'l'),
     { id: 'dspark', title: 'depth 60s', width: 12, minWidth: 6, maxWidth: 60, flex: true, priority: 2,
