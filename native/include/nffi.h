@@ -146,7 +146,8 @@ int64_t nffi_tasks_count(uint64_t after_id, int64_t enq_before_ns, int max_visit
  * never spins. */
 void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
 /* Latencies of 1 in every tasks (<= 1: all), beyond the task a millisecond
- * that is always stamped (the first 1 ms or more after the last stamped one).
+ * that is always stamped (the first 1 ms or more after the last stamped one,
+ * by the coarse clock: as late as its lag, one to two ticks).
  * Default 64, or NFFI_LAT_SAMPLE. */
 void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every);
 /* on == 0: rt's tasks go uninstrumented, as in libnffi_noinst: no stamps,

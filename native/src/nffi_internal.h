@@ -190,13 +190,16 @@ struct nffi_runtime {
 
 /*
  * Latency sampling. Every task of an instrumented runtime gets its t_enqueued
- * stamp (ages in the task views, --older-than, the cross-worker sort), and
- * every counter counts every such task. The three other stamps (polled, responded, resumed) and the histograms
- * cost three clock reads a task and four histogram lines, ~110-150 ns: 1-2% of
- * a sequential call (~10 us on the 2-vCPU VM), and ~75 ns of the ~1.1 us of
- * CPU a call takes at 64 B x 32 (bench/native/inst_cost). So a task is
- * stamped when its runtime's last stamped task was enqueued NFFI__LAT_GAP_NS
- * or more before it (at up to ~1,000 calls/s, every task), and else 1 in
+ * stamp (ages in the task views, --older-than, the cross-worker sort), from
+ * the coarse clock unless it is sampled (nffi__lat_pick), and every counter
+ * counts every such task. The three other stamps (polled, responded,
+ * resumed), an exact enqueue stamp and the histograms cost four clock reads
+ * a task and four histogram lines, ~110-150 ns: 1-2% of a sequential call
+ * (~10 us on the 2-vCPU VM), and ~75 ns of the ~1.1 us of CPU a call takes
+ * at 64 B x 32 (bench/native/inst_cost). So a task is stamped when its
+ * runtime's last stamped task was enqueued NFFI__LAT_GAP_NS or more before
+ * it by the coarse clock (calls ~1 ms plus that clock's lag apart, every one),
+ * and else 1 in
  * lat_every (NFFI__LAT_EVERY_DEFAULT, NFFI_LAT_SAMPLE=<n>, 1 = all), picked
  * at random (a fixed stride would alias with the batches of a steady load).
  * In the histograms a task the gap picked weighs 1 and one the draw picked

@@ -266,44 +266,43 @@ static uint32_t nffi__lat_draw(nffi_runtime *rt, int every)
  * with what weight (t->lat_w; 0: not). Worker thread. */
 static void nffi__lat_pick(nffi_runtime *rt, nffi_task *t)
 {
-    /* A task submitted in a turn that staged one of its runtime's tasks
-     * already is stamped with the last stamp any task got (this turn's,
-     * then) unless it is sampled: the turn's submits are queued together at
-     * its end anyway, and the clock read was most of what instrumentation
-     * cost a task at 32 live (inst_cost: ~25 of ~32 ns). Its age may read
-     * older by what the turn took so far, the coarse clock's lag at most; stamps
-     * still never decrease in id order (nffi_tasks_count relies on it); a
-     * sampled task's stamps (its latencies) stay exact. */
     int every = rt->lat_every;
-    int all = every <= 1 || nffi__lat_all;      /* every task sampled: the exact clock */
-    int staged = !all && rt->stage_tail != NULL && nffi__kick_hook != NULL;
-    int64_t now;
-    if (staged) {
-        /* never older than the coarse clock (~3 ns a read; it lags the exact
-         * one by up to ~7 ms on the 2-vCPU VM, one to two 4 ms ticks, more
-         * than clock_getres says): a long handler cannot age it further */
-        struct timespec c;
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &c);
-        int64_t coarse = (int64_t)c.tv_sec * 1000000000 + c.tv_nsec;
-        now = coarse > nffi__last_stamp ? coarse : nffi__last_stamp;
-    } else {
-        now = nffi__now();
+    if (every <= 1 || nffi__lat_all) {  /* every task sampled: the exact clock */
+        int64_t now = nffi__now();
+        t->t_enqueued = nffi__last_stamp = rt->lat_last = now;
+        t->lat_w = 1;
+        return;
     }
-    /* The gap is decided on one clock for every task, the one an unsampled
-     * task is stamped with, before the draw: a task the gap picks was
-     * certain to be (weight 1), any other had 1 chance in lat_every (weight
-     * lat_every). Deciding it on an exact clock only for the tasks the draw
-     * picked gave some of those weight 1, and counts read 0.5-0.9 of the
-     * tasks with long turns. (On the staged path that clock may lag the
-     * exact one, so the gap may come that much late in a long turn.) */
-    uint32_t w = all || now - rt->lat_last >= NFFI__LAT_GAP_NS ? 1 : nffi__lat_draw(rt, every);
-    if (w != 0 && staged)
-        now = nffi__now();              /* a sampled task's stamps are exact */
+    /* A task is stamped from the coarse clock (~4 ns a read) unless it is
+     * sampled: never older than the last stamp any task got, nor than the
+     * coarse clock (up to ~7 ms behind here: one to two 4 ms ticks), so a
+     * long handler between submits cannot age it; stamps never decrease in
+     * id order (nffi_tasks_count relies on it). Its age may read older by up
+     * to that lag. A sampled task's stamps (its latencies) are exact. The
+     * exact clock read on every submit was most of what instrumentation cost
+     * a task at 32 live (inst_cost: ~25 of ~32 ns), and at one coroutine
+     * unpinned it cost calls/s 4.1-5.8% against an A/A of 0.2-2.1% (two
+     * runs of 32 instances, 64 B and 4 KiB); from the coarse clock, 1.5-3.7%
+     * against 0.8-2.7%. Why a 26 ns read costs that much there, I have not
+     * found. */
+    struct timespec c;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &c);
+    int64_t coarse = (int64_t)c.tv_sec * 1000000000 + c.tv_nsec;
+    int64_t now = coarse > nffi__last_stamp ? coarse : nffi__last_stamp;
+    /* The gap is decided on that clock for every task, before the draw: a
+     * task the gap picks was certain to be (weight 1), any other had 1
+     * chance in lat_every (weight lat_every). (Deciding it on an exact clock
+     * only for the tasks the draw picked gave some of those weight 1, and
+     * counts read 0.5-0.9 of the tasks with long turns.) The coarse clock's
+     * lag makes the gap come up to that much late. */
+    uint32_t w = now - rt->lat_last >= NFFI__LAT_GAP_NS ? 1 : nffi__lat_draw(rt, every);
+    if (w != 0) {
+        now = nffi__now();
+        rt->lat_last = now;
+    }
     t->t_enqueued = now;
     nffi__last_stamp = now;
     t->lat_w = w;
-    if (w != 0)
-        rt->lat_last = now;
 }
 
 static nffi_task *nffi__submit(nffi_runtime *rt, const char *method, size_t method_len,
