@@ -199,9 +199,9 @@ struct nffi_runtime {
  * at 64 B x 32 (bench/native/inst_cost). So a task is stamped when its
  * runtime's last stamped task was enqueued NFFI__LAT_GAP_NS or more before
  * it by the coarse clock (calls ~1 ms plus that clock's lag apart, every one),
- * and else 1 in
- * lat_every (NFFI__LAT_EVERY_DEFAULT, NFFI_LAT_SAMPLE=<n>, 1 = all), picked
- * at random (a fixed stride would alias with the batches of a steady load).
+ * and else 1 in lat_every (NFFI__LAT_EVERY_DEFAULT, NFFI_LAT_SAMPLE=<n>,
+ * 1 = all), picked at random (a fixed stride would alias with the batches of
+ * a steady load).
  * In the histograms a task the gap picked weighs 1 and one the draw picked
  * lat_every: each is weighted by the inverse of the chance it had, given the
  * tasks before it, so counts, sums and quantiles estimate every task's (the

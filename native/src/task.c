@@ -267,12 +267,7 @@ static uint32_t nffi__lat_draw(nffi_runtime *rt, int every)
 static void nffi__lat_pick(nffi_runtime *rt, nffi_task *t)
 {
     int every = rt->lat_every;
-    if (every <= 1 || nffi__lat_all) {  /* every task sampled: the exact clock */
-        int64_t now = nffi__now();
-        t->t_enqueued = nffi__last_stamp = rt->lat_last = now;
-        t->lat_w = 1;
-        return;
-    }
+    int all = every <= 1 || nffi__lat_all;      /* every task sampled: no coarse read */
     /* A task is stamped from the coarse clock (~4 ns a read) unless it is
      * sampled: never older than the last stamp any task got, nor than the
      * coarse clock (up to ~7 ms behind here: one to two 4 ms ticks), so a
@@ -285,17 +280,20 @@ static void nffi__lat_pick(nffi_runtime *rt, nffi_task *t)
      * runs of 32 instances, 64 B and 4 KiB); from the coarse clock, 1.5-3.7%
      * against 0.8-2.7%. Why a 26 ns read costs that much there, I have not
      * found. */
-    struct timespec c;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &c);
-    int64_t coarse = (int64_t)c.tv_sec * 1000000000 + c.tv_nsec;
-    int64_t now = coarse > nffi__last_stamp ? coarse : nffi__last_stamp;
+    int64_t now = 0;
+    if (!all) {
+        struct timespec c;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &c);
+        int64_t coarse = (int64_t)c.tv_sec * 1000000000 + c.tv_nsec;
+        now = coarse > nffi__last_stamp ? coarse : nffi__last_stamp;
+    }
     /* The gap is decided on that clock for every task, before the draw: a
      * task the gap picks was certain to be (weight 1), any other had 1
      * chance in lat_every (weight lat_every). (Deciding it on an exact clock
      * only for the tasks the draw picked gave some of those weight 1, and
      * counts read 0.5-0.9 of the tasks with long turns.) The coarse clock's
      * lag makes the gap come up to that much late. */
-    uint32_t w = now - rt->lat_last >= NFFI__LAT_GAP_NS ? 1 : nffi__lat_draw(rt, every);
+    uint32_t w = all || now - rt->lat_last >= NFFI__LAT_GAP_NS ? 1 : nffi__lat_draw(rt, every);
     if (w != 0) {
         now = nffi__now();
         rt->lat_last = now;
