@@ -77,29 +77,20 @@ local function whole(v)
     return type(v) == "number" and v >= 0 and v <= 9007199254740991 and v == math_floor(v)
 end
 
--- Matching tasks in the worker, counted a bounded stretch at a time.
-local function count(nffi, enq_before, b)
-    local total, after = 0, 0
+-- Matching tasks in the worker after `after`, counted a bounded stretch at a
+-- time; with `any`, only until a stretch has one (is there one more?).
+local function count(nffi, enq_before, b, after, any)
+    local total = 0
     repeat
         local n, nxt = nffi.tasks_count(after, enq_before, COUNT_VISIT)
         total = total + n
-        after = nxt
-        b:check()
-    until not after
-    return total
-end
-
--- Whether a task after `after` matches, a bounded stretch at a time.
-local function more(nffi, after, enq_before, b)
-    repeat
-        local n, nxt = nffi.tasks_count(after, enq_before, COUNT_VISIT)
-        if n > 0 then
-            return true
+        if any and total > 0 then
+            break
         end
         after = nxt
         b:check()
     until not after
-    return false
+    return total
 end
 
 -- params: older_than_ms, max (default and limit 1000), after_id (go on after
@@ -139,12 +130,12 @@ function _M.get_tasks(params, b)
     end
     -- "older than" is fixed when the request starts, not slice by slice
     local enq_before = older and nffi.now_ns() - older * 1e6 or nil
-    local total = params.total ~= false and count(nffi, enq_before, b) or nil
+    local total = params.total ~= false and count(nffi, enq_before, b, 0) or nil
     local n = 0
     while true do
         if n == max then
             -- one more that matches means this answer is cut short
-            res.truncated = more(nffi, after, enq_before, b) or nil
+            res.truncated = count(nffi, enq_before, b, after, true) > 0 or nil
             break
         end
         local page, last, visited = nffi.tasks_since(after, math_min(PAGE, max - n), enq_before)
@@ -154,7 +145,7 @@ function _M.get_tasks(params, b)
             b:check()  -- each task reads a stack: read the clock every time
         end
         -- past the tasks left out too (no stamp), or a page of them would be read again
-        after = visited or (#page > 0 and page[#page].id) or after
+        after = visited
         if last then
             break
         end
