@@ -152,8 +152,10 @@ void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
 void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every);
 /* on == 0: rt's tasks go uninstrumented, as in libnffi_noinst: no stamps,
  * latencies or counters (enqueued, completed, timeouts, rejected, late stay 0;
- * stats say lat_sample_every 0). Before rt's first submit only (else
- * NFFI_EINVAL), even one refused for a full or finished queue. Worker thread. */
+ * stats say lat_sample_every 0). on != 0 (the default): instrumented. A change
+ * only while no task of rt is live (else NFFI_EINVAL; setting what it already
+ * is always succeeds): each task is counted by one setting, so the counters
+ * stay balanced and cover the tasks submitted while on. Worker thread. */
 int nffi_runtime_set_instrumented(nffi_runtime *rt, int on);
 /* on != 0: every task of every runtime is stamped whatever the sampling (the
  * task hook reports each task's latencies). Worker thread. */

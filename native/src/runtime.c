@@ -133,11 +133,17 @@ NFFI_EXPORT void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every)
 
 NFFI_EXPORT int nffi_runtime_set_instrumented(nffi_runtime *rt, int on)
 {
-    /* fixed from the first submit: a task stamped by one setting and
-     * counted by the other would unbalance the counters */
-    if (rt == NULL || (rt->inst & NFFI__INST_FIXED))
+    if (rt == NULL)
         return NFFI_EINVAL;
-    rt->inst = on != 0 ? NFFI__INST_ON : 0;
+    int want = on != 0 ? NFFI__INST_ON : 0;
+    if (rt->inst == want)
+        return NFFI_OK;
+    /* only while no task of rt is live (staged, queued, held, or abandoned
+     * and not yet drained): each task is stamped and counted by one setting,
+     * so the counters stay balanced (completed + timeouts = enqueued - live) */
+    if (rt->live != 0)
+        return NFFI_EINVAL;
+    rt->inst = want;
     return NFFI_OK;
 }
 

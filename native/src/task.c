@@ -314,7 +314,6 @@ static nffi_task *nffi__submit(nffi_runtime *rt, const char *method, size_t meth
         *status = NFFI_EINVAL;
         return NULL;
     }
-    rt->inst |= NFFI__INST_FIXED;
     /* Fail fast before copying what may be a large request; rechecked below. */
     if (__atomic_load_n(&rt->finished, __ATOMIC_ACQUIRE))
         return nffi__reject(rt, status, NFFI_EFINISHED);

@@ -370,20 +370,24 @@ static void test_lat_staged(void)
 
 /* A runtime that opted out of instrumentation serves byte-exact as any other,
  * with what libnffi_noinst gives: no stamps, no latencies, no counters but the
- * pollers' and live; the choice is fixed once it has a task. */
+ * pollers' and live; the choice changes only while none of its tasks is live. */
 static void test_opt_out(void)
 {
     enum { N = 200, NT = 2 };
     nffi_runtime *rt = new_rt("opt-out", 0);
     CHECK(nffi_runtime_set_instrumented(NULL, 0) == NFFI_EINVAL);
     {
-        /* a submit fixes the choice, even of a task gone at once */
+        /* a live task (even one no poller took) holds the choice; once it is
+         * gone, the choice may change */
         nffi_runtime *late = new_rt("opt-out-late", 0);
         int st0;
         nffi_task *t0 = nffi_task_submit(late, "a", 1, "b", 1, 0, &st0);
         CHECK(t0 != NULL);
-        nffi_task_abandon(t0);
         CHECK(nffi_runtime_set_instrumented(late, 0) == NFFI_EINVAL);
+        CHECK(nffi_runtime_set_instrumented(late, 1) == NFFI_OK);   /* what it is */
+        nffi_task_abandon(t0);
+        CHECK(nffi_runtime_set_instrumented(late, 0) == NFFI_OK);
+        CHECK(stats_of(late).lat_sample_every == 0);
         nffi_runtime_finish(late);
     }
     CHECK(nffi_runtime_set_instrumented(rt, 0) == NFFI_OK);
@@ -421,8 +425,21 @@ static void test_opt_out(void)
     CHECK(s.enqueued == 0 && s.resumed == 0 && s.lat_samples == 0 && s.lat_sample_every == 0);
     for (int k = 0; k < 4; k++)
         CHECK(s.lat_count[k] == 0 && s.lat_sum_ns[k] == 0);
+    /* idle again: instrumented from here on, the counters cover those tasks */
+    CHECK(nffi_runtime_set_instrumented(rt, 1) == NFFI_OK);
+    nffi_task *t = nffi_task_submit(rt, "echo", 4, "on", 2, 0, &st);
+    nffi_task_info info;
+    CHECK(t != NULL && nffi_task_get_info(t, &info) == NFFI_OK && (info.t_enqueued != 0) == INST);
+    CHECK(drain_wait(got, 1, 60 * SEC) == 1 && got[0] == t);
+    char *rsp;
+    size_t rlen;
+    CHECK(nffi_task_result(t, &rsp, &rlen) == 2 && rlen == 2 && memcmp(rsp, "on", 2) == 0);
+    nffi_task_release(t);
+    s = stats_of(rt);
+    CHECK(s.enqueued == (INST ? 1u : 0u) && s.resumed == (INST ? 1u : 0u) && s.live == 0);
+    CHECK(s.lat_sample_every == (INST ? 64 : 0) && s.polled == N + 1);
     nffi_runtime_finish(rt);
-    CHECK(join_threads(th, NT) == N);
+    CHECK(join_threads(th, NT) == N + 1);
 }
 
 static void test_queue_full(void)
