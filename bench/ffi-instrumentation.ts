@@ -1,41 +1,31 @@
-// What instrumentation costs, measured apart from the main table, inside one worker:
-// runtimes of the same library side by side, two instrumented and two that opted out
-// (nffi.load's opts.instrument = false: no stamps, latencies or counters, what
-// libnffi_noinst costs; bench/native/inst_cost shows the two alike to a nanosecond or so).
-// Two mixed pairs against each other are an A/A control, printed beside the cost:
-// what this table reads when there is nothing to find.
+// What instrumentation costs, measured apart from the main table: one runtime of the echo
+// library in one worker, its instrumentation turned on for some runs and off for others
+// (nffi_runtime_set_instrumented between runs, while it is idle: off is what libnffi_noinst
+// costs, bench/native/inst_cost shows the two alike to a nanosecond or so). Two runs of each
+// setting per round; the two mixed pairs against each other are an A/A control, printed
+// beside the cost: what this table reads when there is nothing to find.
 //
-// Why not two nginx instances, one loading libnffi_noinst: on the 2-vCPU VM two identical
-// instances differ by up to a third for their whole lives (an A/A control, both
-// uninstrumented, pinned to one CPU: of 8 fresh pairs 4 within ±1.2%, one at 6.3%, 3 at
-// 32–43%, each steady over its rounds: which memory a process got, not which code it ran),
-// ten times the cost this table is asked to resolve. In one worker the runtimes share that
-// luck. Each instance is fresh (so the median over instances is not one placement's luck
-// either) and warmed up, then runs `rounds` rounds of the four runtimes.
+// Why one runtime against itself. Two nginx instances, one loading libnffi_noinst, differ by
+// up to a third for their whole lives on the 2-vCPU VM (an A/A, both uninstrumented, pinned:
+// of 8 fresh pairs 4 within ±1.2%, one at 6.3%, 3 at 32–43%, each steady over its rounds).
+// Runtimes in one worker keep a luck of their own too (where their poller runs, where their
+// memory lies): with two instrumented runtimes against two that opted out, one worker's
+// runtimes read up to 20% apart at one coroutine unpinned, steady over rounds, and over 32
+// instances the cost's spread was -12.6..27.1% around a median of 1.8%. A runtime compared
+// with itself carries its luck to both sides. Each instance is fresh (so the median over
+// instances is not one placement's luck either) and warmed up, then runs `rounds` rounds.
+//
+// The order of the four runs goes through a balanced Latin square (each run in each place once,
+// each after each other once) from round to round and, for the start, from instance to
+// instance: with the order fixed, a worker's first run read ~1% slower pinned at 32 coroutines.
 import { formatTable } from '../cli/format/table.js';
 import { startNginx, type NginxOptions } from '../scripts/nginx-instance.js';
 import { benchHttp, callsFor, medianOf, runOne, type Result, type Way } from './ffi-run.js';
 
-// Four runtimes of the echo library with one poller each, under four keys ("1", "01", "001"
-// and "0001" parse alike): two instrumented, two opted out. A runtime keeps its luck for its
-// life (where its poller runs, where its memory lies): in one worker, three runtimes of one
-// kind read up to 10% apart over ten rounds. So the cost compares two against two, and the
-// A/A control two mixed pairs (one of each kind in each, so the instrumentation cancels):
-// with one opted-out runtime against the mean of two instrumented, a slow runtime moved the
-// cost by its whole luck two times in three and the A/A by half of it, and the cost read
-// above the A/A wherever the rows were noisy. Which key plays which part rotates from instance
-// to instance, and the order of the four goes through a balanced Latin square (each runtime
-// in each place once, each after each other once) from round to round and, for the start,
-// from instance to instance: with the parts and the order fixed, a worker's first-started
-// runtime read ~1% slower pinned at 32 coroutines, and unpinned at one coroutine the A/A read
-// 3-6%.
-const KEYS = ['1', '01', '001', '0001'] as const;
 const ORDERS = [[0, 1, 3, 2], [1, 2, 0, 3], [2, 3, 1, 0], [3, 0, 2, 1]] as const;
 const INSTRUMENTED = [true, true, false, false] as const;
-function way(key: string, instrumented: boolean): Way {
-  const cfg = `cfg=${encodeURIComponent(key)}`;
-  return instrumented ? { label: `nffi (cfg ${key}, instrumented)`, mode: 'nffi', query: cfg }
-    : { label: `nffi (cfg ${key}, not instrumented)`, mode: 'nffi', query: `${cfg}&inst=0` };
+function way(instrumented: boolean): Way {
+  return { label: `nffi (${instrumented ? '' : 'not '}instrumented)`, mode: 'nffi', query: `inst=${instrumented ? 1 : 0}` };
 }
 
 export interface InstrumentationRun {
@@ -70,8 +60,7 @@ export async function instrumentationTable(run: InstrumentationRun): Promise<str
   for (let k = 0; k < run.instances; k++) {
     const n = await startNginx({ ...run.nginx, http: benchHttp(false) });
     try {
-      // instance k: which key plays which part (instrumented, instrumented, not, not)
-      const ways = INSTRUMENTED.map((inst, part) => way(KEYS[(k + part) % KEYS.length]!, inst));
+      const ways = INSTRUMENTED.map(way);
       let row = 0;
       for (const size of run.sizes) {
         for (const conc of run.concs) {
@@ -81,9 +70,7 @@ export async function instrumentationTable(run: InstrumentationRun): Promise<str
             checkRecorded(r, INSTRUMENTED[i]!, w.label);
             return r;
           };
-          // warm-up: the runtimes started (in the first row, in an order that goes round the
-          // square over the instances: which poller starts first may decide where it runs),
-          // the worker's traces compiled, its buffers grown
+          // warm-up: the runtime started, the worker's traces compiled, its buffers grown
           for (const i of ORDERS[k % ORDERS.length]!) await go(i);
           const cost: number[] = [], costCpu: number[] = [], aa: number[] = [], aaCpu: number[] = [];
           const io: number[] = [], bo: number[] = [];
@@ -125,8 +112,8 @@ export async function instrumentationTable(run: InstrumentationRun): Promise<str
       ]);
     }
   }
-  const title = `instrumentation: ${run.instances} fresh instances × ${run.rounds} rounds; in each worker two instrumented`
-    + ' runtimes against two that opted out (means of two), and two mixed pairs against each other (A/A: the noise floor);'
+  const title = `instrumentation: ${run.instances} fresh instances × ${run.rounds} rounds; in each round one runtime`
+    + ' runs twice instrumented and twice not (means of two), and two mixed pairs against each other (A/A: the noise floor);'
     + ' each cell the median over instances (min..max) of each one\'s median over rounds';
   return `${title}\n${formatTable(['bytes', 'conc', 'calls/s inst', 'calls/s noinst',
     'cost: calls/s', 'A/A: calls/s', 'cost: cpu/call', 'A/A: cpu/call'], rows)}\n`;

@@ -51,7 +51,7 @@ const VARIANTS = ALL_VARIANTS.filter((v) => (WAYS ? WAYS.includes(v.key) : !v.op
 if (VARIANTS.length === 0) throw new Error(`BENCH_WAYS=${process.env.BENCH_WAYS}: none of ${ALL_VARIANTS.map((v) => v.key).join(',')}`);
 
 // BENCH_INST_INSTANCES=N: fresh instances for the instrumentation table (0: no table);
-// BENCH_INST_ROUNDS=N: rounds of the four runtimes in each (4: each in each place once)
+// BENCH_INST_ROUNDS=N: rounds of its four runs in each (4: each in each place once)
 const INST_INSTANCES = (process.env.BENCH_INST_INSTANCES === '0') ? 0 : envList('BENCH_INST_INSTANCES', [8])[0]!;
 const INST_ROUNDS = envList('BENCH_INST_ROUNDS', [4])[0]!;
 // BENCH_INST_LENGTHEN=N: each of its measurements makes N times the main table's calls

@@ -47,17 +47,22 @@ local function thread_cpu_ns()
 end
 
 local callers = {}
+local INST_ARG = { ["0"] = false, ["1"] = true }   -- inst=: off, on; else as it is
 
 function callers.nffi(opts)
-    -- inst=0: a runtime of its own that opted out of instrumentation, beside the
-    -- instrumented one in the same worker (its cfg "1" is the default's one poller
-    -- under another key: runtimes are one per library and cfg)
-    local noinst = opts.instrument == false
-    local rt = assert(nffi.load("nffi_echo", noinst and (opts.cfg or "1") or opts.cfg, {
-        name = noinst and "bench_noinst" or "bench", poll_spin_us = opts.poll_spin_us,
-        wait_spin_us = opts.wait_spin_us, wake = opts.wake, instrument = not noinst,
+    local rt = assert(nffi.load("nffi_echo", opts.cfg, {
+        name = "bench", poll_spin_us = opts.poll_spin_us,
+        wait_spin_us = opts.wait_spin_us, wake = opts.wake,
     }))
-    opts.nffi_state = runtime.state_of[rt]
+    local st = runtime.state_of[rt]
+    opts.nffi_state = st
+    -- inst=0|1: the runtime's instrumentation off or on for this run (it is
+    -- idle between runs; each of conc light threads asks again, a no-op), so
+    -- the instrumentation table compares one runtime with itself
+    if opts.instrument ~= nil and st.rt and
+            C.nffi_runtime_set_instrumented(st.rt, opts.instrument and 1 or 0) ~= 0 then
+        error("could not set the runtime's instrumentation: tasks live")
+    end
     return function(payload)
         local ok, res = rt:echo(payload)
         return ok and res
@@ -151,7 +156,7 @@ function _M.run()
         poll_spin_us = tonumber(var.arg_poll_spin), wait_spin_us = tonumber(var.arg_wait_spin),
         cfg = var.arg_cfg,
         wake = var.arg_wake,
-        instrument = var.arg_inst ~= "0",
+        instrument = INST_ARG[var.arg_inst or ""],
     }
     local size = tonumber(var.arg_size) or 64
     local conc = tonumber(var.arg_conc) or 1
