@@ -1,50 +1,65 @@
 // What instrumentation costs, measured apart from the main table: one runtime of the echo
-// library in one worker, its instrumentation turned on for some runs and off for others
-// (nffi_runtime_set_instrumented between runs, while it is idle: off is what libnffi_noinst
-// costs, bench/native/inst_cost shows the two alike to a nanosecond or so). Two runs of each
-// setting per round; the two mixed pairs against each other are an A/A control, printed
-// beside the cost: what this table reads when there is nothing to find.
+// library in one worker, its instrumentation turned on and off between blocks of calls inside
+// one request (bench/lua/bench_inst.lua: nffi_runtime_set_instrumented while the runtime is
+// idle; off is what libnffi_noinst costs, bench/native/inst_cost shows the two alike to a
+// nanosecond or so). Blocks of ~2-5 ms go ABBA BAAB …, so a drift, or a change of where the
+// poller runs, falls on both settings alike. The first two blocks of each group against the
+// last two (one of each setting in both) are an A/A control, printed beside the cost: what
+// this table reads when there is nothing to find.
 //
-// Why one runtime against itself. Two nginx instances, one loading libnffi_noinst, differ by
-// up to a third for their whole lives on the 2-vCPU VM (an A/A, both uninstrumented, pinned:
-// of 8 fresh pairs 4 within ±1.2%, one at 6.3%, 3 at 32–43%, each steady over its rounds).
+// How it got here, each step a confound that measuring showed. Two nginx instances, one
+// loading libnffi_noinst, differ by up to a third for their whole lives on the 2-vCPU VM (an
+// A/A, both uninstrumented, pinned: of 8 fresh pairs 4 within ±1.2%, one at 6.3%, 3 at 32–43%).
 // Runtimes in one worker keep a luck of their own too (where their poller runs, where their
-// memory lies): with two instrumented runtimes against two that opted out, one worker's
-// runtimes read up to 20% apart at one coroutine unpinned, steady over rounds, and over 32
-// instances the cost's spread was -12.6..27.1% around a median of 1.8%. A runtime compared
-// with itself carries its luck to both sides. Each instance is fresh (so the median over
-// instances is not one placement's luck either) and warmed up, then runs `rounds` rounds.
-//
-// The order of the four runs goes through a balanced Latin square (each run in each place once,
-// each after each other once) from round to round and, for the start, from instance to
-// instance: with the order fixed, a worker's first run read ~1% slower pinned at 32 coroutines.
+// memory lies): two instrumented runtimes against two that opted out spread −12.6..27.1% over
+// 32 instances at one coroutine unpinned, around a median of 1.8%. One runtime against itself
+// in separate requests, ~80 ms a setting, still spread −4.4..8.6% over 8 instances there and
+// read 1.7–3.5% in three runs: a sequential caller's speed follows the placement of the worker
+// and its poller, which changes every few hundred milliseconds. Each instance is fresh (so the
+// median over instances is not one placement's luck either) and warmed up, then runs `rounds`
+// requests of `blocks` blocks.
 import { formatTable } from '../cli/format/table.js';
-import { startNginx, type NginxOptions } from '../scripts/nginx-instance.js';
-import { benchHttp, callsFor, medianOf, runOne, type Result, type Way } from './ffi-run.js';
-
-const ORDERS = [[0, 1, 3, 2], [1, 2, 0, 3], [2, 3, 1, 0], [3, 0, 2, 1]] as const;
-const INSTRUMENTED = [true, true, false, false] as const;
-function way(instrumented: boolean): Way {
-  return { label: `nffi (${instrumented ? '' : 'not '}instrumented)`, mode: 'nffi', query: `inst=${instrumented ? 1 : 0}` };
-}
+import { startNginx, type NginxInstance, type NginxOptions } from '../scripts/nginx-instance.js';
+import { benchHttp, callsFor, medianOf } from './ffi-run.js';
 
 export interface InstrumentationRun {
   nginx: Omit<NginxOptions, 'http'>;
-  uds: string;
   sizes: number[];
   concs: number[];
   instances: number;
   rounds: number;
-  /** Each measurement makes this many times the main table's calls. */
+  /** Blocks a request, a multiple of 4 (ABBA or BAAB each). */
+  blocks: number;
+  /** Each request makes this many times the main table's calls. */
   lengthen: number;
 }
 
-// A run meant instrumented must have recorded latencies, and one that was not must not:
-// otherwise the table compared something other than the instrumentation.
-function checkRecorded(r: Result, instrumented: boolean, label: string): void {
-  if (r.instrumented !== instrumented) throw new Error(`${label}: libnffi says its tasks were ${r.instrumented ? '' : 'not '}instrumented`);
-  if (instrumented && !r.lat_us) throw new Error(`${label}: recorded no latencies: the instrumentation did not run`);
-  if (!instrumented && r.lat_us) throw new Error(`${label}: recorded latencies while not instrumented`);
+/** What bench_inst.lua answers. */
+interface Interleaved {
+  calls: number; ops_on: number; ops_off: number;
+  /** medians over the request's groups of four blocks */
+  cost_pct: number; cost_cpu_pct: number; aa_pct: number; aa_cpu_pct: number;
+  recorded_on: number; recorded_off: number; settings_held: boolean;
+}
+
+/** Blocks for a row: up to `most`, a multiple of 4, each at least 32 calls a light thread
+ * (a block starts and ends with its threads: shorter ones would time mostly that). */
+export function blocksFor(calls: number, conc: number, most: number): number {
+  return Math.max(4, Math.min(most, Math.floor(calls / (conc * 32) / 4) * 4));
+}
+
+async function interleaved(n: NginxInstance, size: number, conc: number, calls: number, blocks: number): Promise<Interleaved> {
+  const res = await fetch(n.url(`/bench_inst?size=${size}&conc=${conc}&n=${calls}&blocks=${blocks}`));
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`instrumentation ${size} B × ${conc} failed: ${res.status} ${text.slice(0, 300)}\n${n.errorLogTail(10)}`);
+  const r = JSON.parse(text) as Interleaved;
+  // the blocks meant instrumented must have recorded latencies and the others none:
+  // otherwise the table compared something other than the instrumentation
+  const what = `instrumentation ${size} B × ${conc}`;
+  if (!r.settings_held) throw new Error(`${what}: libnffi did not report the setting each block asked for`);
+  if (r.recorded_on === 0) throw new Error(`${what}: the instrumented blocks recorded no latencies: the instrumentation did not run`);
+  if (r.recorded_off !== 0) throw new Error(`${what}: ${r.recorded_off} latencies recorded while not instrumented`);
+  return r;
 }
 
 function pct(xs: number[]): string {
@@ -52,7 +67,7 @@ function pct(xs: number[]): string {
   return `${medianOf(s).toFixed(1)}% (${s[0]!.toFixed(1)}..${s[s.length - 1]!.toFixed(1)})`;
 }
 
-/** One instance's medians over its rounds, for one row. */
+/** One instance's medians over its requests, for one row. */
 interface Medians { cost: number; costCpu: number; aa: number; aaCpu: number; instOps: number; baseOps: number }
 
 export async function instrumentationTable(run: InstrumentationRun): Promise<string> {
@@ -60,38 +75,20 @@ export async function instrumentationTable(run: InstrumentationRun): Promise<str
   for (let k = 0; k < run.instances; k++) {
     const n = await startNginx({ ...run.nginx, http: benchHttp(false) });
     try {
-      const ways = INSTRUMENTED.map(way);
-      let row = 0;
       for (const size of run.sizes) {
         for (const conc of run.concs) {
-          const go = async (i: number) => {
-            const w = ways[i]!;
-            const r = await runOne(n, w, size, conc, run.uds, undefined, callsFor(size, conc) * run.lengthen);
-            checkRecorded(r, INSTRUMENTED[i]!, w.label);
-            return r;
-          };
+          const calls = callsFor(size, conc) * run.lengthen;
+          const blocks = blocksFor(calls, conc, run.blocks);
           // warm-up: the runtime started, the worker's traces compiled, its buffers grown
-          for (const i of ORDERS[k % ORDERS.length]!) await go(i);
-          const cost: number[] = [], costCpu: number[] = [], aa: number[] = [], aaCpu: number[] = [];
-          const io: number[] = [], bo: number[] = [];
-          for (let r = 0; r < run.rounds; r++) {
-            const got: Result[] = [];
-            for (const i of ORDERS[(k + row + r) % ORDERS.length]!) got[i] = await go(i);
-            const [a1, a2, b1, b2] = got as [Result, Result, Result, Result];
-            const mean = (x: Result, y: Result, of: (r: Result) => number) => (of(x) + of(y)) / 2;
-            const ops = (x: Result) => x.ops_per_s, cpu = (x: Result) => x.cpu_us_per_call;
-            cost.push((1 - mean(a1, a2, ops) / mean(b1, b2, ops)) * 100);
-            costCpu.push((mean(a1, a2, cpu) / mean(b1, b2, cpu) - 1) * 100);
-            aa.push((1 - mean(a1, b1, ops) / mean(a2, b2, ops)) * 100);
-            aaCpu.push((mean(a1, b1, cpu) / mean(a2, b2, cpu) - 1) * 100);
-            io.push(mean(a1, a2, ops));
-            bo.push(mean(b1, b2, ops));
-          }
-          row++;
+          await interleaved(n, size, conc, Math.ceil(calls / 4), blocks);
+          const got: Interleaved[] = [];
+          for (let r = 0; r < run.rounds; r++) got.push(await interleaved(n, size, conc, calls, blocks));
+          const of = (f: (r: Interleaved) => number) => medianOf(got.map(f));
           const rk = `${size}/${conc}`;
           byRow.set(rk, [...(byRow.get(rk) ?? []), {
-            cost: medianOf(cost), costCpu: medianOf(costCpu), aa: medianOf(aa), aaCpu: medianOf(aaCpu),
-            instOps: medianOf(io), baseOps: medianOf(bo),
+            cost: of((r) => r.cost_pct), costCpu: of((r) => r.cost_cpu_pct),
+            aa: of((r) => r.aa_pct), aaCpu: of((r) => r.aa_cpu_pct),
+            instOps: of((r) => r.ops_on), baseOps: of((r) => r.ops_off),
           }]);
         }
       }
@@ -112,9 +109,10 @@ export async function instrumentationTable(run: InstrumentationRun): Promise<str
       ]);
     }
   }
-  const title = `instrumentation: ${run.instances} fresh instances × ${run.rounds} rounds; in each round one runtime`
-    + ' runs twice instrumented and twice not (means of two), and two mixed pairs against each other (A/A: the noise floor);'
-    + ' each cell the median over instances (min..max) of each one\'s median over rounds';
+  const title = `instrumentation: ${run.instances} fresh instances × ${run.rounds} requests of up to ${run.blocks} blocks;`
+    + ' one runtime, its instrumentation on and off block by block (ABBA BAAB …), and the first two blocks of each'
+    + ' four against the last two (A/A: the noise floor); a request reads the median over its groups of four, each cell'
+    + ' the median over instances (min..max) of each one\'s median over its requests';
   return `${title}\n${formatTable(['bytes', 'conc', 'calls/s inst', 'calls/s noinst',
     'cost: calls/s', 'A/A: calls/s', 'cost: cpu/call', 'A/A: cpu/call'], rows)}\n`;
 }

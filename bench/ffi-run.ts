@@ -4,6 +4,8 @@ import { type NginxInstance } from '../scripts/nginx-instance.js';
 
 export interface Result {
   mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number; cpu_us_per_call: number;
+  /** the rest of the tail, for a look (the tables print p50 and p99) */
+  p90_us: number; p999_us: number; max_us: number;
   /** CPU of the worker's event-loop thread alone */
   worker_cpu_us_per_call: number;
   wake?: string; wake_reason?: string;
@@ -40,6 +42,7 @@ ${init}
 server {
     listen 127.0.0.1:$PORT;
     location = /bench { content_by_lua_block { require("bench_ffi").run() } }
+    location = /bench_inst { content_by_lua_block { require("bench_inst").run() } }
 }`;
 }
 

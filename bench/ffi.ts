@@ -43,7 +43,7 @@ const ALL_VARIANTS: Variant[] = [
 
 const SIZES = envList('BENCH_SIZES', [64, 4096, 65536]);
 const CONCURRENCY = envList('BENCH_CONC', [1, 32]);
-const REPEATS = envList('BENCH_REPEATS', [5])[0]!;
+const REPEATS = envList('BENCH_REPEATS', [9])[0]!;
 // BENCH_WAYS=nffi,noinst runs only those rows (keys above); ratios that need a
 // row not run print '-'
 const WAYS = process.env.BENCH_WAYS?.split(',');
@@ -51,11 +51,13 @@ const VARIANTS = ALL_VARIANTS.filter((v) => (WAYS ? WAYS.includes(v.key) : !v.op
 if (VARIANTS.length === 0) throw new Error(`BENCH_WAYS=${process.env.BENCH_WAYS}: none of ${ALL_VARIANTS.map((v) => v.key).join(',')}`);
 
 // BENCH_INST_INSTANCES=N: fresh instances for the instrumentation table (0: no table);
-// BENCH_INST_ROUNDS=N: rounds of its four runs in each (4: each in each place once)
-const INST_INSTANCES = (process.env.BENCH_INST_INSTANCES === '0') ? 0 : envList('BENCH_INST_INSTANCES', [8])[0]!;
-const INST_ROUNDS = envList('BENCH_INST_ROUNDS', [4])[0]!;
+// BENCH_INST_ROUNDS=N: requests in each, each one interleaving the two settings
+const INST_INSTANCES = (process.env.BENCH_INST_INSTANCES === '0') ? 0 : envList('BENCH_INST_INSTANCES', [16])[0]!;
+const INST_ROUNDS = envList('BENCH_INST_ROUNDS', [6])[0]!;
 // BENCH_INST_LENGTHEN=N: each of its measurements makes N times the main table's calls
 const INST_LENGTHEN = envList('BENCH_INST_LENGTHEN', [2])[0]!;
+// BENCH_INST_BLOCKS=N: at most N blocks a request, on and off in turn (a multiple of 4)
+const INST_BLOCKS = envList('BENCH_INST_BLOCKS', [128])[0]!;
 
 // Where the worker (and the runtime threads it starts, which inherit its CPU mask) runs.
 interface Placement {
@@ -203,7 +205,8 @@ async function benchPlacement(place: Placement): Promise<void> {
       process.stdout.write('\ninstrumentation: measured unpinned and pinned only\n');
     } else if (INST_INSTANCES > 0) {
       process.stdout.write('\n' + await instrumentationTable({
-        nginx: opts, uds: uds.path, sizes: SIZES, concs: CONCURRENCY, instances: INST_INSTANCES, rounds: INST_ROUNDS, lengthen: INST_LENGTHEN,
+        nginx: opts, sizes: SIZES, concs: CONCURRENCY, instances: INST_INSTANCES, rounds: INST_ROUNDS, blocks: INST_BLOCKS,
+        lengthen: INST_LENGTHEN,
       }));
     } else {
       process.stdout.write('\ninstrumentation: not measured (BENCH_INST_INSTANCES=0)\n');

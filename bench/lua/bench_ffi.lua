@@ -47,23 +47,17 @@ local function thread_cpu_ns()
     return tonumber(cpu_ts.tv_sec) * 1e9 + tonumber(cpu_ts.tv_nsec)
 end
 
+-- bench_inst.lua's too
+_M.process_cpu_ns = process_cpu_ns
+
 local callers = {}
-local INST_ARG = { ["0"] = false, ["1"] = true }   -- inst=: off, on; else as it is
 
 function callers.nffi(opts)
     local rt = assert(nffi.load("nffi_echo", opts.cfg, {
         name = "bench", poll_spin_us = opts.poll_spin_us,
         wait_spin_us = opts.wait_spin_us, wake = opts.wake,
     }))
-    local st = runtime.state_of[rt]
-    opts.nffi_state = st
-    -- inst=0|1: the runtime's instrumentation off or on for this run (it is
-    -- idle between runs; each of conc light threads asks again, a no-op), so
-    -- the instrumentation table compares one runtime with itself
-    if opts.instrument ~= nil and st.rt and
-            C.nffi_runtime_set_instrumented(st.rt, opts.instrument and 1 or 0) ~= 0 then
-        error("could not set the runtime's instrumentation: tasks live")
-    end
+    opts.nffi_state = runtime.state_of[rt]
     return function(payload)
         local ok, res = rt:echo(payload)
         return ok and res
@@ -157,7 +151,6 @@ function _M.run()
         poll_spin_us = tonumber(var.arg_poll_spin), wait_spin_us = tonumber(var.arg_wait_spin),
         cfg = var.arg_cfg,
         wake = var.arg_wake,
-        instrument = INST_ARG[var.arg_inst or ""],
     }
     local size = tonumber(var.arg_size) or 64
     local conc = tonumber(var.arg_conc) or 1
@@ -217,7 +210,9 @@ function _M.run()
         worker_cpu_us_per_call = worker_cpu_us / #lat,
         p50_us = quantile(lat, 0.5) / 1000,
         p99_us = quantile(lat, 0.99) / 1000,
-        p90_us = quantile(lat, 0.9) / 1000, p999_us = quantile(lat, 0.999) / 1000, max_us = lat[#lat] / 1000,
+        -- the rest of the tail, for a look at where it starts (not in the tables)
+        p90_us = quantile(lat, 0.9) / 1000, p999_us = quantile(lat, 0.999) / 1000,
+        max_us = lat[#lat] / 1000,
         -- nffi: whether libnffi says the runtime's tasks were
         instrumented = instrumented,
         -- nffi, instrumented: mean µs a call spent queued, served, waking its waiter
