@@ -150,12 +150,13 @@ void nffi_runtime_set_poll_spin(nffi_runtime *rt, int spin_us);
  * by the coarse clock: as late as its lag, one to two ticks).
  * Default 64, or NFFI_LAT_SAMPLE. */
 void nffi_runtime_set_lat_sample(nffi_runtime *rt, int every);
-/* on == 0: rt's tasks go uninstrumented, as in libnffi_noinst: no stamps,
- * latencies or counters (enqueued, completed, timeouts, rejected, late stay 0;
- * stats say lat_sample_every 0). on != 0 (the default): instrumented. A change
- * only while no task of rt is live (else NFFI_EINVAL; setting what it already
- * is always succeeds): each task is counted by one setting, so the counters
- * stay balanced and cover the tasks submitted while on. Worker thread. */
+/* on == 0: rt's tasks go uninstrumented, as in libnffi_noinst: no stamps or
+ * latencies, and enqueued, resumed, timeouts, rejected and late do not move
+ * (0 for a runtime never on; stats say lat_sample_every 0). on != 0 (the
+ * default): instrumented. A change only while no task of rt is live (else
+ * NFFI_EINVAL; setting what it already is always succeeds): each task is
+ * counted from submit to free by one setting, so the counters stay balanced
+ * and cover the tasks submitted while on. Worker thread. */
 int nffi_runtime_set_instrumented(nffi_runtime *rt, int on);
 /* on != 0: every task of every runtime is stamped whatever the sampling (the
  * task hook reports each task's latencies). Worker thread. */

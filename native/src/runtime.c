@@ -138,9 +138,10 @@ NFFI_EXPORT int nffi_runtime_set_instrumented(nffi_runtime *rt, int on)
     int want = on != 0 ? NFFI__INST_ON : 0;
     if (rt->inst == want)
         return NFFI_OK;
-    /* only while no task of rt is live (staged, queued, held, or abandoned
-     * and not yet drained): each task is stamped and counted by one setting,
-     * so the counters stay balanced (completed + timeouts = enqueued - live) */
+    /* only while no task of rt is live (staged, queued, held, resumed and
+     * not released, or abandoned and not yet drained): every task is then
+     * stamped and counted from submit to free by one setting: no counter
+     * counts part of a task's life (its submit but not its end, say) */
     if (rt->live != 0)
         return NFFI_EINVAL;
     rt->inst = want;

@@ -275,11 +275,7 @@ static void nffi__lat_pick(nffi_runtime *rt, nffi_task *t)
      * id order (nffi_tasks_count relies on it). Its age may read older by up
      * to that lag. A sampled task's stamps (its latencies) are exact. The
      * exact clock read on every submit was most of what instrumentation cost
-     * a task at 32 live (inst_cost: ~25 of ~32 ns), and at one coroutine
-     * unpinned it cost calls/s 4.1-5.8% against an A/A of 0.2-2.1% (two
-     * runs of 32 instances, 64 B and 4 KiB); from the coarse clock, 1.5-3.7%
-     * against 0.8-2.7%. Why a 26 ns read costs that much there, I have not
-     * found. */
+     * a task at 32 live (inst_cost: ~25 of ~32 ns). */
     int64_t now = 0;
     if (!all) {
         struct timespec c;

@@ -388,6 +388,21 @@ static void test_opt_out(void)
         nffi_task_abandon(t0);
         CHECK(nffi_runtime_set_instrumented(late, 0) == NFFI_OK);
         CHECK(stats_of(late).lat_sample_every == 0);
+        /* abandoned while a runtime thread holds it: it holds the choice until
+         * the response is drained, and is counted late by the setting it was
+         * submitted with */
+        CHECK(nffi_runtime_set_instrumented(late, 1) == NFFI_OK);
+        nffi_task *t1 = nffi_task_submit(late, "a", 1, "c", 1, 0, &st0);
+        CHECK(t1 != NULL && ngx_http_lua_ffi_task_poll(late) == t1);
+        CHECK(nffi_task_abandon(t1) == 0);
+        CHECK(nffi_runtime_set_instrumented(late, 0) == NFFI_EINVAL);
+        ngx_http_lua_ffi_respond(t1, 0, NULL, 0);
+        nffi_task *none[1];
+        CHECK(nffi_drain(none, 1) == 0);
+        nffi_stats ls = stats_of(late);
+        /* t0 and t1 timed out, both submitted while on */
+        CHECK(ls.live == 0 && ls.late == (INST ? 1u : 0u) && ls.timeouts == (INST ? 2u : 0u));
+        CHECK(nffi_runtime_set_instrumented(late, 0) == NFFI_OK);
         nffi_runtime_finish(late);
     }
     CHECK(nffi_runtime_set_instrumented(rt, 0) == NFFI_OK);
@@ -405,7 +420,7 @@ static void test_opt_out(void)
         ok &= nffi_task_get_info(tasks[i], &info) == NFFI_OK && info.t_enqueued == 0;
     }
     CHECK(ok);
-    /* a task exists: the choice can no longer change */
+    /* tasks are live: the choice cannot change now */
     CHECK(nffi_runtime_set_instrumented(rt, 1) == NFFI_EINVAL);
     CHECK(drain_wait(got, N, 60 * SEC) == N);
     ok = 1;
