@@ -2,9 +2,9 @@
 // library in one worker, its instrumentation turned on and off between blocks of calls inside
 // one request (bench/lua/bench_inst.lua: nffi_runtime_set_instrumented while the runtime is
 // idle; off is what libnffi_noinst costs, bench/native/inst_cost shows the two alike to a
-// nanosecond or so). Blocks of ~2-5 ms go ABBA BAAB …, so a drift, or a change of where the
-// poller runs, falls on both settings alike. The first two blocks of each group against the
-// last two (one of each setting in both) are an A/A control, printed beside the cost: what
+// nanosecond or so). Blocks of ~0.5-5 ms go in units of 8, A B B A B A A B, so a drift, or a
+// change of where the poller runs, falls on both settings alike. Blocks 1 3 6 8 against 2 4 5 7
+// of each unit (two of each setting in both) are an A/A control, printed beside the cost: what
 // this table reads when there is nothing to find.
 //
 // How it got here, each step a confound that measuring showed. Two nginx instances, one
@@ -28,7 +28,7 @@ export interface InstrumentationRun {
   concs: number[];
   instances: number;
   rounds: number;
-  /** Blocks a request, a multiple of 4 (ABBA or BAAB each). */
+  /** Blocks a request at most (units of 8: A B B A B A A B). */
   blocks: number;
   /** Each request makes this many times the main table's calls. */
   lengthen: number;
@@ -37,15 +37,22 @@ export interface InstrumentationRun {
 /** What bench_inst.lua answers. */
 interface Interleaved {
   calls: number; ops_on: number; ops_off: number;
-  /** medians over the request's groups of four blocks */
+  /** medians over the request's units of eight blocks */
   cost_pct: number; cost_cpu_pct: number; aa_pct: number; aa_cpu_pct: number;
   recorded_on: number; recorded_off: number; settings_held: boolean;
 }
 
-/** Blocks for a row: up to `most`, a multiple of 4, each at least 32 calls a light thread
- * (a block starts and ends with its threads: shorter ones would time mostly that). */
-export function blocksFor(calls: number, conc: number, most: number): number {
-  return Math.max(4, Math.min(most, Math.floor(calls / (conc * 32) / 4) * 4));
+// A request's blocks come in units of 8 (bench_inst.lua), each block at least 32 calls a light
+// thread (a block starts and ends with its threads: shorter ones would time mostly that), and
+// at least 8 units a request: its answer is the median over them.
+const UNIT = 8, MIN_UNITS = 8, PER_THREAD = 32;
+
+/** Calls and blocks for a row: at least `calls`, and as many blocks as fit, up to `most`. */
+export function blocksFor(calls: number, conc: number, most: number): { calls: number; blocks: number } {
+  const cap = Math.floor(most / UNIT) * UNIT;
+  if (cap < UNIT * MIN_UNITS) throw new Error(`BENCH_INST_BLOCKS=${most}: at least ${UNIT * MIN_UNITS} (units of ${UNIT})`);
+  const n = Math.max(calls, UNIT * MIN_UNITS * conc * PER_THREAD);
+  return { calls: n, blocks: Math.min(cap, Math.floor(n / (conc * PER_THREAD) / UNIT) * UNIT) };
 }
 
 async function interleaved(n: NginxInstance, size: number, conc: number, calls: number, blocks: number): Promise<Interleaved> {
@@ -77,10 +84,9 @@ export async function instrumentationTable(run: InstrumentationRun): Promise<str
     try {
       for (const size of run.sizes) {
         for (const conc of run.concs) {
-          const calls = callsFor(size, conc) * run.lengthen;
-          const blocks = blocksFor(calls, conc, run.blocks);
+          const { calls, blocks } = blocksFor(callsFor(size, conc) * run.lengthen, conc, run.blocks);
           // warm-up: the runtime started, the worker's traces compiled, its buffers grown
-          await interleaved(n, size, conc, Math.ceil(calls / 4), blocks);
+          await interleaved(n, size, conc, Math.ceil(calls / 4), UNIT * MIN_UNITS);
           const got: Interleaved[] = [];
           for (let r = 0; r < run.rounds; r++) got.push(await interleaved(n, size, conc, calls, blocks));
           const of = (f: (r: Interleaved) => number) => medianOf(got.map(f));
@@ -110,9 +116,9 @@ export async function instrumentationTable(run: InstrumentationRun): Promise<str
     }
   }
   const title = `instrumentation: ${run.instances} fresh instances × ${run.rounds} requests of up to ${run.blocks} blocks;`
-    + ' one runtime, its instrumentation on and off block by block (ABBA BAAB …), and the first two blocks of each'
-    + ' four against the last two (A/A: the noise floor); a request reads the median over its groups of four, each cell'
-    + ' the median over instances (min..max) of each one\'s median over its requests';
+    + ' one runtime, its instrumentation on and off block by block (units of 8: A B B A B A A B), and blocks 1 3 6 8'
+    + ' against 2 4 5 7 (A/A: the noise floor); a request reads the median over its units, each cell the median over'
+    + ' instances (min..max) of each one\'s median over its requests';
   return `${title}\n${formatTable(['bytes', 'conc', 'calls/s inst', 'calls/s noinst',
     'cost: calls/s', 'A/A: calls/s', 'cost: cpu/call', 'A/A: cpu/call'], rows)}\n`;
 }

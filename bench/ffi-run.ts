@@ -66,5 +66,6 @@ export async function runOne(nginx: NginxInstance, way: Way, size: number, conc:
 
 export function medianOf(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }

@@ -56,7 +56,7 @@ const INST_INSTANCES = (process.env.BENCH_INST_INSTANCES === '0') ? 0 : envList(
 const INST_ROUNDS = envList('BENCH_INST_ROUNDS', [6])[0]!;
 // BENCH_INST_LENGTHEN=N: each of its measurements makes N times the main table's calls
 const INST_LENGTHEN = envList('BENCH_INST_LENGTHEN', [2])[0]!;
-// BENCH_INST_BLOCKS=N: at most N blocks a request, on and off in turn (a multiple of 4)
+// BENCH_INST_BLOCKS=N: at most N blocks a request, on and off in turn (units of 8, at least 64)
 const INST_BLOCKS = envList('BENCH_INST_BLOCKS', [128])[0]!;
 
 // Where the worker (and the runtime threads it starts, which inherit its CPU mask) runs.

@@ -1,8 +1,8 @@
 -- What instrumentation costs, timed inside one worker: one runtime of the echo
 -- library, its instrumentation turned on and off between blocks of calls
--- (nffi_runtime_set_instrumented, while it is idle), blocks interleaved
--- ABBA BAAB ... so that a drift or a change of placement in the middle of a
--- request falls on both settings alike. Separate requests a setting each
+-- (nffi_runtime_set_instrumented, while it is idle), in units of 8 blocks,
+-- A B B A B A A B, so that a drift or a change of placement in the middle of
+-- a request falls on both settings alike. Separate requests a setting each
 -- (~80 ms apart) read a runtime's changes of placement as cost: at one
 -- coroutine unpinned, per-instance costs spread -4..9% around ~2%.
 local ffi = require "ffi"
@@ -31,8 +31,15 @@ local now_ns = C.nffi_now_ns
 local process_cpu_ns = bench_ffi.process_cpu_ns
 local stats_buf = ffi.new("nffi_stats")
 
--- block b of a group of 4: A B B A in even groups, B A A B in odd ones
-local PATTERN = { [0] = { true, false, false, true }, [1] = { false, true, true, false } }
+-- The blocks of a unit of 8 (A: instrumented): A B B A B A A B. The two
+-- settings' positions have equal sums and equal sums of squares, so a drift
+-- over the unit, straight or curved, falls on both alike; each has one block
+-- that does not follow a toggle (3 and 7).
+local PATTERN = { true, false, false, true, false, true, true, false }
+-- The A/A's two sides: blocks 1 3 6 8 against 2 4 5 7. Each holds two blocks
+-- of each setting, one of the two that follow no toggle, and positions of
+-- equal sums: the cost's contrast with the instrumentation taken out.
+local AA_X = { true, false, true, false, false, true, false, true }
 
 local function median(xs)
     table_sort(xs)
@@ -81,12 +88,16 @@ function _M.run()
     local size = tonumber(var.arg_size) or 64
     local conc = tonumber(var.arg_conc) or 1
     local n = tonumber(var.arg_n) or 20000
-    local blocks = tonumber(var.arg_blocks) or 32
-    if blocks % 4 ~= 0 or blocks < 4 then
+    local blocks = tonumber(var.arg_blocks) or 64
+    if blocks % 8 ~= 0 or blocks < 8 then
         ngx.status = 400
-        return ngx.say("blocks: a multiple of 4")
+        return ngx.say("blocks: a multiple of 8")
     end
     local per_block = floor(n / blocks / conc) * conc
+    if per_block == 0 then
+        ngx.status = 400
+        return ngx.say("n: fewer calls than blocks x conc")
+    end
     local rt = assert(nffi.load("nffi_echo", var.arg_cfg, { name = "bench" }))
     local st = runtime.state_of[rt]
     local payload = str_rep("a", size)
@@ -96,39 +107,46 @@ function _M.run()
         block(rt, payload, conc, per_block)
     end
 
-    -- each group of four blocks is one estimate (two blocks of each setting,
-    -- ABBA or BAAB); a request answers the median over its groups, since a
-    -- block now and then runs at a third of the speed (the poller moved, the
-    -- host took the vCPU) and a sum would carry it whole
+    -- each unit of 8 blocks is one estimate; a request answers the median
+    -- over its units, since a block now and then runs at a third of the
+    -- speed (the poller moved, the host took the vCPU) and a sum would carry
+    -- it whole
     local t = { [true] = 0, [false] = 0 }      -- ns per setting, whole request
     local rec = { [true] = 0, [false] = 0 }    -- latencies recorded during them
     local cost, cost_cpu, aa, aa_cpu = {}, {}, {}, {}
     local every_ok = true
-    local gt, gc = {}, {}                      -- this group's blocks: ns, CPU ns
+    local ut, uc = {}, {}                      -- this unit's blocks: ns, CPU ns
     for b = 0, blocks - 1 do
-        local on = PATTERN[floor(b / 4) % 2][b % 4 + 1]
+        local k = b % 8 + 1
+        local on = PATTERN[k]
         set_inst(st, on)
         local r0, inst = recorded(st)
         every_ok = every_ok and inst == on
         local c0, t0 = process_cpu_ns(), now_ns()
         block(rt, payload, conc, per_block)
         local dt = tonumber(now_ns() - t0)
-        gt[b % 4 + 1], gc[b % 4 + 1] = dt, process_cpu_ns() - c0
+        ut[k], uc[k] = dt, process_cpu_ns() - c0
         t[on] = t[on] + dt
         rec[on] = rec[on] + (recorded(st) - r0)
-        if b % 4 == 3 then
-            -- blocks 1 and 4 of an ABBA group are on; 2 and 3 of a BAAB one
-            local outer = PATTERN[floor(b / 4) % 2][1]
-            local t_out, t_in = gt[1] + gt[4], gt[2] + gt[3]
-            local c_out, c_in = gc[1] + gc[4], gc[2] + gc[3]
-            local t_on, t_off = outer and t_out or t_in, outer and t_in or t_out
-            local c_on, c_off = outer and c_out or c_in, outer and c_in or c_out
-            local g = #cost + 1
+        if k == 8 then
+            local t_on, t_off, c_on, c_off = 0, 0, 0, 0
+            local t_x, t_y, c_x, c_y = 0, 0, 0, 0
+            for j = 1, 8 do
+                if PATTERN[j] then
+                    t_on, c_on = t_on + ut[j], c_on + uc[j]
+                else
+                    t_off, c_off = t_off + ut[j], c_off + uc[j]
+                end
+                if AA_X[j] then
+                    t_x, c_x = t_x + ut[j], c_x + uc[j]
+                else
+                    t_y, c_y = t_y + ut[j], c_y + uc[j]
+                end
+            end
+            local u = #cost + 1
             -- in calls/s: 1 - on's over off's; in CPU a call: on's over off's - 1
-            cost[g], cost_cpu[g] = (1 - t_off / t_on) * 100, (c_on / c_off - 1) * 100
-            -- the A/A: blocks 1-2 against 3-4, one of each setting in both
-            aa[g] = (1 - (gt[3] + gt[4]) / (gt[1] + gt[2])) * 100
-            aa_cpu[g] = ((gc[1] + gc[2]) / (gc[3] + gc[4]) - 1) * 100
+            cost[u], cost_cpu[u] = (1 - t_off / t_on) * 100, (c_on / c_off - 1) * 100
+            aa[u], aa_cpu[u] = (1 - t_y / t_x) * 100, (c_x / c_y - 1) * 100
         end
     end
     set_inst(st, true)
