@@ -47,8 +47,23 @@ local function thread_cpu_ns()
     return tonumber(cpu_ts.tv_sec) * 1e9 + tonumber(cpu_ts.tv_nsec)
 end
 
+-- fn(...) in conc light threads at once; returns when all have, raises what
+-- one raised
+local function in_threads(conc, fn, ...)
+    local threads = {}
+    for i = 1, conc do
+        threads[i] = spawn(fn, ...)
+    end
+    for i = 1, conc do
+        local ok, err = wait(threads[i])
+        if not ok then
+            error(err)
+        end
+    end
+end
+
 -- bench_inst.lua's too
-_M.process_cpu_ns = process_cpu_ns
+_M.process_cpu_ns, _M.in_threads = process_cpu_ns, in_threads
 
 local callers = {}
 
@@ -175,16 +190,7 @@ function _M.run()
     if conc == 1 then
         loop(make, opts, payload, n, lat)
     else
-        local threads = {}
-        for i = 1, conc do
-            threads[i] = spawn(loop, make, opts, payload, floor(n / conc), lat)
-        end
-        for i = 1, conc do
-            local ok, err = wait(threads[i])
-            if not ok then
-                error(err)
-            end
-        end
+        in_threads(conc, loop, make, opts, payload, floor(n / conc), lat)
     end
     local elapsed_s = tonumber(now_ns() - t0) / 1e9
     local cpu_us = (process_cpu_ns() - cpu0) / 1e3

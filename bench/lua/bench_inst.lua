@@ -14,8 +14,6 @@ local cjson = require "cjson.safe"
 
 local ngx = ngx
 local var = ngx.var
-local spawn = ngx.thread.spawn
-local wait = ngx.thread.wait
 local str_rep = string.rep
 local floor = math.floor
 local table_sort = table.sort
@@ -29,6 +27,7 @@ local _M = {}
 local C = native.lib()
 local now_ns = C.nffi_now_ns
 local process_cpu_ns = bench_ffi.process_cpu_ns
+local in_threads = bench_ffi.in_threads
 local stats_buf = ffi.new("nffi_stats")
 
 -- The blocks of a unit of 8 (A: instrumented): A B B A B A A B. The two
@@ -60,16 +59,7 @@ local function block(rt, payload, conc, n)
     if conc == 1 then
         return calls(rt, payload, n)
     end
-    local threads = {}
-    for i = 1, conc do
-        threads[i] = spawn(calls, rt, payload, floor(n / conc))
-    end
-    for i = 1, conc do
-        local ok, err = wait(threads[i])
-        if not ok then
-            error(err)
-        end
-    end
+    in_threads(conc, calls, rt, payload, floor(n / conc))
 end
 
 -- tasks whose latencies the runtime recorded so far, and whether it is instrumented
