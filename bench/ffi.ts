@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { startNginx, type NginxInstance } from '../scripts/nginx-instance.js';
 import { formatTable } from '../cli/format/table.js';
 import { benchHttp, envList, medianOf, runOne, type Result, type Way } from './ffi-run.js';
-import { instrumentationTable } from './ffi-instrumentation.js';
+import { blocksFor, instrumentationTable } from './ffi-instrumentation.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BENCH_LUA = join(ROOT, 'bench', 'lua');
@@ -221,6 +221,8 @@ async function benchPlacement(place: Placement): Promise<void> {
 }
 
 export async function runFfiBench(): Promise<void> {
+  // a bad BENCH_INST_BLOCKS fails now, not after the main table
+  if (INST_INSTANCES > 0) blocksFor(1, 1, INST_BLOCKS);
   const only = process.env.BENCH_PLACEMENTS?.split(',');
   for (const place of PLACEMENTS) {
     const named = only?.some((o) => place.label.startsWith(o));
