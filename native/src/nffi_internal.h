@@ -19,8 +19,7 @@
  * opted out (nffi_runtime_set_instrumented, while none of its tasks is live):
  * then they cost what libnffi_noinst's cost (the pollers' stamps follow
  * lat_w, 0). */
-#define NFFI_INST_RT(rt) (NFFI_INST && ((rt)->inst & NFFI__INST_ON))
-#define NFFI__INST_ON 1
+#define NFFI_INST_RT(rt) (NFFI_INST && (rt)->inst)
 
 /* Relaxed atomics: enough for counters and snapshot fields that are only read
  * for display; ordering-sensitive places spell out their own memory order. */
@@ -116,7 +115,7 @@ struct nffi_runtime {
     nffi_task *live_head __attribute__((aligned(64)));
     nffi_task *live_tail;
     int64_t live;
-    int inst;                   /* NFFI__INST_ON unless opted out */
+    int inst;                   /* 1 unless opted out */
     /* Latency sampling (see NFFI__LAT_GAP_NS): a task is stamped past
      * t_enqueued when lat_last (the last stamped task's t_enqueued) is old
      * enough, else 1 in lat_every, lat_rng picking which; lat_samples counts

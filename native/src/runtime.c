@@ -87,7 +87,7 @@ NFFI_EXPORT nffi_runtime *nffi_runtime_new(const char *name, int max_queue)
     rt->max_queue = max_queue > 0 ? max_queue : 65536;
     rt->spin_us = NFFI__SPIN_DEFAULT_US;
     rt->spin_adaptive = 1;
-    rt->inst = NFFI__INST_ON;
+    rt->inst = 1;
     rt->lat_every = NFFI__LAT_EVERY_DEFAULT;
     nffi__env_int("NFFI_LAT_SAMPLE", 1, 65536, &rt->lat_every);
     /* any nonzero seed; the runtime's address differs between runtimes */
@@ -135,7 +135,7 @@ NFFI_EXPORT int nffi_runtime_set_instrumented(nffi_runtime *rt, int on)
 {
     if (rt == NULL)
         return NFFI_EINVAL;
-    int want = on != 0 ? NFFI__INST_ON : 0;
+    int want = on != 0;
     if (rt->inst == want)
         return NFFI_OK;
     /* only while no task of rt is live (staged, queued, held, resumed and
