@@ -4,8 +4,6 @@ import { type NginxInstance } from '../scripts/nginx-instance.js';
 
 export interface Result {
   mode: string; size: number; conc: number; ops_per_s: number; p50_us: number; p99_us: number; cpu_us_per_call: number;
-  /** the rest of the tail, for a look (the tables print p50 and p99) */
-  p90_us: number; p999_us: number; max_us: number;
   /** CPU of the worker's event-loop thread alone */
   worker_cpu_us_per_call: number;
   wake?: string; wake_reason?: string;

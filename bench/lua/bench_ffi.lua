@@ -69,8 +69,8 @@ local callers = {}
 
 function callers.nffi(opts)
     local rt = assert(nffi.load("nffi_echo", opts.cfg, {
-        name = "bench", poll_spin_us = opts.poll_spin_us,
-        wait_spin_us = opts.wait_spin_us, wake = opts.wake,
+        name = "bench", poll_spin_us = opts.poll_spin_us, wait_spin_us = opts.wait_spin_us,
+        wake = opts.wake,
     }))
     opts.nffi_state = runtime.state_of[rt]
     return function(payload)
@@ -216,9 +216,6 @@ function _M.run()
         worker_cpu_us_per_call = worker_cpu_us / #lat,
         p50_us = quantile(lat, 0.5) / 1000,
         p99_us = quantile(lat, 0.99) / 1000,
-        -- the rest of the tail, for a look at where it starts (not in the tables)
-        p90_us = quantile(lat, 0.9) / 1000, p999_us = quantile(lat, 0.999) / 1000,
-        max_us = lat[#lat] / 1000,
         -- nffi: whether libnffi says the runtime's tasks were
         instrumented = instrumented,
         -- nffi, instrumented: mean µs a call spent queued, served, waking its waiter

@@ -40,6 +40,19 @@ local PATTERN = { true, false, false, true, false, true, true, false }
 -- equal sums: the cost's contrast with the instrumentation taken out.
 local AA_X = { true, false, true, false, false, true, false, true }
 
+-- the sums of a unit's blocks on each side of a split: where side[j], and not
+local function sides(xs, side)
+    local yes, no = 0, 0
+    for j = 1, 8 do
+        if side[j] then
+            yes = yes + xs[j]
+        else
+            no = no + xs[j]
+        end
+    end
+    return yes, no
+end
+
 local function median(xs)
     table_sort(xs)
     local m = #xs
@@ -119,20 +132,10 @@ function _M.run()
         t[on] = t[on] + dt
         rec[on] = rec[on] + (recorded(st) - r0)
         if k == 8 then
-            local t_on, t_off, c_on, c_off = 0, 0, 0, 0
-            local t_x, t_y, c_x, c_y = 0, 0, 0, 0
-            for j = 1, 8 do
-                if PATTERN[j] then
-                    t_on, c_on = t_on + ut[j], c_on + uc[j]
-                else
-                    t_off, c_off = t_off + ut[j], c_off + uc[j]
-                end
-                if AA_X[j] then
-                    t_x, c_x = t_x + ut[j], c_x + uc[j]
-                else
-                    t_y, c_y = t_y + ut[j], c_y + uc[j]
-                end
-            end
+            local t_on, t_off = sides(ut, PATTERN)
+            local c_on, c_off = sides(uc, PATTERN)
+            local t_x, t_y = sides(ut, AA_X)
+            local c_x, c_y = sides(uc, AA_X)
             local u = #cost + 1
             -- in calls/s: 1 - on's over off's; in CPU a call: on's over off's - 1
             cost[u], cost_cpu[u] = (1 - t_off / t_on) * 100, (c_on / c_off - 1) * 100
